@@ -1,0 +1,1 @@
+"""Raw event logs in, samples out: readers, the behaviour simulator and the sample builder."""

@@ -1,0 +1,192 @@
+"""The feature manifest: the complete, machine-readable spec of the encoding that travels with a model.
+
+A port of the encoder to Kotlin or Swift reads this file and nothing else: bucket rules, screen
+segmentation, vocabularies, padding and OOV ids, tensor names, dtypes, shapes and column order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dipn import __version__
+from dipn.errors import DipnValidationError
+from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
+from dipn.features.spec import (
+    OOV_ID,
+    PAD_ID,
+    SEQUENCE_GROUPS,
+    FeatureConfig,
+    FeatureSpec,
+    Group,
+    Kind,
+    StepRule,
+)
+from dipn.features.vocabulary import Vocabulary
+
+MANIFEST_FORMAT = 1
+
+# The column whose id is non-zero exactly on real (non-padded) steps of each view.
+MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
+
+
+def vocab_key(spec: FeatureSpec) -> str:
+    return f"{spec.group.value}.{spec.name}"
+
+
+@dataclass(frozen=True)
+class FeatureManifest:
+    """Encoder configuration plus the vocabularies built from training logs."""
+
+    config: FeatureConfig = field(default_factory=FeatureConfig)
+    vocabularies: dict[str, Vocabulary] = field(default_factory=dict)
+
+    def vocabulary(self, spec: FeatureSpec) -> Vocabulary:
+        try:
+            return self.vocabularies[vocab_key(spec)]
+        except KeyError:
+            raise DipnValidationError(
+                f"the manifest has no vocabulary for {vocab_key(spec)}; build it from training logs"
+            ) from None
+
+    def with_vocabularies(self, vocabularies: dict[str, Vocabulary]) -> FeatureManifest:
+        for key, vocab in vocabularies.items():
+            group, name = key.split(".", 1)
+            capacity = self.config.spec(group, name).vocab_size
+            if len(vocab) > capacity:
+                raise DipnValidationError(
+                    f"vocabulary {key} has {len(vocab)} values, Table 3 allows {capacity}"
+                )
+        return replace(self, vocabularies=dict(vocabularies))
+
+    # ---- serialization -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        cfg = self.config
+        features = []
+        for group in cfg.groups:
+            for column, spec in enumerate(cfg.group(group)):
+                features.append(
+                    {
+                        "group": spec.group.value,
+                        "name": spec.name,
+                        "column": column,
+                        "kind": spec.kind.value,
+                        "source": spec.source,
+                        "vocab_size": spec.vocab_size,
+                        "num_embeddings": spec.num_embeddings,
+                        "embed_dim": spec.embed_dim,
+                        **({"categories": list(spec.categories)} if spec.categories else {}),
+                    }
+                )
+        inputs = [
+            {
+                "name": g.value,
+                "dtype": "int32",
+                "shape": [cfg.sequence_length, cfg.width(g)] if g in SEQUENCE_GROUPS else [cfg.width(g)],
+                "columns": [s.name for s in cfg.group(g)],
+                **({"mask_column": MASK_FEATURE[g]} if g in SEQUENCE_GROUPS else {}),
+            }
+            for g in cfg.groups
+        ]
+        return {
+            "format": MANIFEST_FORMAT,
+            "dipn_version": __version__,
+            "ids": {
+                "padding": PAD_ID,
+                "oov": OOV_ID,
+                "value_to_id": "id = value + 1 for buckets and categories; "
+                "vocabularies: id = 2 + index in the vocabulary list, unknown = oov",
+                "not_applicable": "a field that does not apply to an event (tap position of a "
+                "swipe, button of a page tap) has id 0",
+            },
+            "sequence": {
+                "length": cfg.sequence_length,
+                "padding": "left: the most recent event is the last row",
+                "order": "ascending timestamp; ties keep the log's order",
+            },
+            "rules": {
+                "time_gap": {
+                    "rule": "step",
+                    "f_s": cfg.time_gap.f_s,
+                    "f_b": cfg.time_gap.f_b,
+                    "buckets": STEP_BUCKETS,
+                    "input": "ms since the previous event of the same view and user; none -> "
+                    "infinite (bucket 19); negative -> bucket 0",
+                },
+                "swipe_duration": {
+                    "rule": "step",
+                    "f_s": cfg.duration.f_s,
+                    "f_b": cfg.duration.f_b,
+                    "buckets": STEP_BUCKETS,
+                },
+                "step": "y = floor(x/f_s) if x < f_b; floor(x/f_b + 9) if x < 10 f_b; else 19",
+                "screen": {
+                    "segments_x": cfg.screen_segments_x,
+                    "segments_y": cfg.screen_segments_y,
+                    "rule": "floor(coord / screen_extent * segments), clamped to the screen",
+                },
+                "swipe_length": "floor(|end - start| / extent * segments) clamped to segments-1, "
+                "plus segments when end < start (left / up)",
+                "direction": "0 when end >= start (right / down), 1 otherwise",
+                "stay_time": {
+                    "buckets": STAY_TIME_BUCKETS,
+                    "rule": "seconds s: floor(s) below 120; 120 + floor((s-120)/10) below 600; "
+                    "168 + floor((s-600)/60) below 1200; else 178",
+                },
+                "hour": {"rule": "hour of day of ts", "utc_offset_minutes": cfg.utc_offset_minutes},
+                "count": "min(count, vocab_size - 1)",
+                "level": "clip(level, 0, vocab_size - 1)",
+            },
+            "features": features,
+            "inputs": inputs,
+            "vocabularies": {k: v.to_json() for k, v in sorted(self.vocabularies.items())},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureManifest:
+        if data.get("format") != MANIFEST_FORMAT:
+            raise DipnValidationError(
+                f"feature manifest format {data.get('format')!r} is not {MANIFEST_FORMAT}"
+            )
+        rules = data["rules"]
+        features = tuple(
+            FeatureSpec(
+                name=f["name"],
+                group=Group(f["group"]),
+                kind=Kind(f["kind"]),
+                vocab_size=f["vocab_size"],
+                embed_dim=f["embed_dim"],
+                source=f["source"],
+                categories=tuple(f.get("categories", ())),
+            )
+            for f in data["features"]
+        )
+        groups = tuple(Group(i["name"]) for i in data["inputs"])
+        config = FeatureConfig(
+            features=features,
+            sequence_length=data["sequence"]["length"],
+            screen_segments_x=rules["screen"]["segments_x"],
+            screen_segments_y=rules["screen"]["segments_y"],
+            time_gap=StepRule(rules["time_gap"]["f_s"], rules["time_gap"]["f_b"]),
+            duration=StepRule(rules["swipe_duration"]["f_s"], rules["swipe_duration"]["f_b"]),
+            utc_offset_minutes=rules["hour"]["utc_offset_minutes"],
+            groups=groups,
+        )
+        vocabs = {k: Vocabulary.from_json(v) for k, v in data["vocabularies"].items()}
+        return cls(config=config, vocabularies=vocabs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureManifest:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DipnValidationError(f"{path}: not a readable feature manifest ({exc})") from exc
+        return cls.from_dict(data)

@@ -1,0 +1,164 @@
+"""The paper's Table 3 as typed feature specs: the single source of vocab sizes and embedding dims.
+
+Every other module (encoder, samples, models, converters, device runtime) reads sizes from here or
+from a feature manifest written from here; no size is typed twice.
+
+Id layout, the same for every feature:
+  0          padding (left-padded steps of a sequence) and "not applicable" (e.g. the tap
+             position of a swipe event, the button of a page tap);
+  1..V       buckets and fixed categories: id = value + 1 (see ``value_to_id``);
+  vocabularies (pages, buttons, categories): 1 = out of vocabulary, 2..V+1 the known values.
+V is the paper's "Dictionary Dim"; the embedding table therefore has V + 1 rows (V + 2 for
+vocabularies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+PAD_ID = 0
+OOV_ID = 1
+SEQUENCE_LENGTH = 256
+
+
+class Kind(str, Enum):
+    """How raw values become ids; each kind is one function of ``dipn.features.buckets``."""
+
+    STEP = "step"  # section 3.1 step function (time gap, swipe duration)
+    SCREEN_X = "screen_x"  # position on a 17-segment screen width
+    SCREEN_Y = "screen_y"  # position on a 25-segment screen height
+    SWIPE_LENGTH_X = "swipe_length_x"  # signed length in 2 x 17 segments
+    SWIPE_LENGTH_Y = "swipe_length_y"  # signed length in 2 x 25 segments
+    DIRECTION = "direction"  # right/left, up/down
+    CATEGORY = "category"  # fixed enumeration (action type, event type, browse type)
+    VOCABULARY = "vocabulary"  # strings mapped through a vocabulary built from training logs
+    STAY_TIME = "stay_time"  # browse page stay time, 179 buckets
+    HOUR = "hour"  # hour of day of the event
+    COUNT = "count"  # history counts, capped
+    LEVEL = "level"  # profile levels, clipped
+
+
+class Group(str, Enum):
+    SWIPE = "swipe"
+    TAP = "tap"
+    BROWSE = "browse"
+    HISTORY = "history"
+    PROFILE = "profile"
+
+
+SEQUENCE_GROUPS = (Group.SWIPE, Group.TAP, Group.BROWSE)
+STATIC_GROUPS = (Group.HISTORY, Group.PROFILE)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One row of Table 3."""
+
+    name: str
+    group: Group
+    kind: Kind
+    vocab_size: int  # the paper's "Dictionary Dim"
+    embed_dim: int  # the paper's "Embedding Dim"
+    source: str  # raw column it is computed from (for a reader of the manifest)
+    categories: tuple[str, ...] = ()  # for Kind.CATEGORY: raw value of id 1, 2, ...
+
+    @property
+    def num_embeddings(self) -> int:
+        """Rows of the embedding table: padding + values (+ OOV for vocabularies)."""
+        return self.vocab_size + (2 if self.kind is Kind.VOCABULARY else 1)
+
+
+SWIPE_ACTIONS = ("open_page", "leave_page", "swipe", "tap")
+TAP_EVENTS = ("page", "button")
+BROWSE_ACTIONS = ("browse", "search", "collect", "cart", "purchase")
+
+S, T, B, H, P = Group.SWIPE, Group.TAP, Group.BROWSE, Group.HISTORY, Group.PROFILE
+
+# Table 3, in the paper's order; the order within a group is the column order of the tensors.
+TABLE3: tuple[FeatureSpec, ...] = (
+    # (a) swipe-interactive behaviour
+    FeatureSpec("page", S, Kind.VOCABULARY, 224, 32, "page"),
+    FeatureSpec("action", S, Kind.CATEGORY, 4, 4, "type", SWIPE_ACTIONS),
+    FeatureSpec("time_gap", S, Kind.STEP, 20, 8, "ts"),
+    FeatureSpec("tap_x", S, Kind.SCREEN_X, 17, 8, "x"),
+    FeatureSpec("tap_y", S, Kind.SCREEN_Y, 25, 8, "y"),
+    FeatureSpec("swipe_start_x", S, Kind.SCREEN_X, 17, 8, "x0"),
+    FeatureSpec("swipe_start_y", S, Kind.SCREEN_Y, 25, 8, "y0"),
+    FeatureSpec("swipe_end_x", S, Kind.SCREEN_X, 17, 8, "x1"),
+    FeatureSpec("swipe_end_y", S, Kind.SCREEN_Y, 25, 8, "y1"),
+    FeatureSpec("swipe_length_x", S, Kind.SWIPE_LENGTH_X, 34, 8, "x1 - x0"),
+    FeatureSpec("swipe_length_y", S, Kind.SWIPE_LENGTH_Y, 50, 16, "y1 - y0"),
+    FeatureSpec("swipe_right_left", S, Kind.DIRECTION, 2, 2, "x1 - x0"),
+    FeatureSpec("swipe_up_down", S, Kind.DIRECTION, 2, 2, "y1 - y0"),
+    FeatureSpec("swipe_duration", S, Kind.STEP, 20, 8, "duration_ms"),
+    # (b) tap-interactive behaviour
+    FeatureSpec("event", T, Kind.CATEGORY, 2, 2, "event", TAP_EVENTS),
+    FeatureSpec("page", T, Kind.VOCABULARY, 200, 16, "page"),
+    FeatureSpec("button", T, Kind.VOCABULARY, 500, 32, "button"),
+    # (c) browse-interactive behaviour
+    FeatureSpec("type", B, Kind.CATEGORY, 6, 4, "action", BROWSE_ACTIONS),
+    FeatureSpec("leaf_category", B, Kind.VOCABULARY, 19011, 32, "leaf_category"),
+    FeatureSpec("top_category", B, Kind.VOCABULARY, 102, 16, "top_category"),
+    FeatureSpec("page", B, Kind.VOCABULARY, 181, 16, "page"),
+    FeatureSpec("stay_time", B, Kind.STAY_TIME, 179, 16, "stay_ms"),
+    FeatureSpec("hour", B, Kind.HOUR, 25, 4, "ts"),
+    # (d) user history: collect (C.F.), add-to-cart (A.F.), purchase (P.F.) frequencies
+    FeatureSpec("collect_week", H, Kind.COUNT, 20, 8, "collect_7d"),
+    FeatureSpec("collect_year", H, Kind.COUNT, 100, 16, "collect_365d"),
+    FeatureSpec("cart_week", H, Kind.COUNT, 20, 8, "cart_7d"),
+    FeatureSpec("cart_year", H, Kind.COUNT, 100, 16, "cart_365d"),
+    FeatureSpec("purchase_week", H, Kind.COUNT, 20, 8, "purchase_7d"),
+    FeatureSpec("purchase_year", H, Kind.COUNT, 100, 16, "purchase_365d"),
+    # (e) user profile
+    FeatureSpec("age_level", P, Kind.LEVEL, 9, 4, "age_level"),
+    FeatureSpec("gender", P, Kind.LEVEL, 3, 2, "gender"),
+    FeatureSpec("buyer_star", P, Kind.LEVEL, 17, 8, "buyer_star"),
+    FeatureSpec("tm_level", P, Kind.LEVEL, 6, 4, "tm_level"),
+    FeatureSpec("vip_level", P, Kind.LEVEL, 8, 4, "vip_level"),
+    FeatureSpec("phone_price", P, Kind.LEVEL, 11, 4, "phone_price_level"),
+)
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """Parameters of the section 3.1 step function."""
+
+    f_s: float
+    f_b: float
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything the encoder needs besides vocabularies; defaults are the paper's."""
+
+    features: tuple[FeatureSpec, ...] = TABLE3
+    sequence_length: int = SEQUENCE_LENGTH
+    screen_segments_x: int = 17
+    screen_segments_y: int = 25
+    time_gap: StepRule = StepRule(f_s=100.0, f_b=1000.0)
+    duration: StepRule = StepRule(f_s=25.0, f_b=250.0)
+    # Hour of day is read in this fixed offset from UTC (the logs' market: UTC+8 for Taobao).
+    utc_offset_minutes: int = 0
+    groups: tuple[Group, ...] = field(default=(S, T, B, H, P))
+
+    def group(self, group: Group | str) -> tuple[FeatureSpec, ...]:
+        group = Group(group)
+        return tuple(f for f in self.features if f.group is group)
+
+    def spec(self, group: Group | str, name: str) -> FeatureSpec:
+        for f in self.group(group):
+            if f.name == name:
+                return f
+        raise KeyError(f"no feature {name!r} in group {Group(group).value!r}")
+
+    def width(self, group: Group | str) -> int:
+        """Number of id columns of a group's tensor."""
+        return len(self.group(group))
+
+
+def value_to_id(values: np.ndarray) -> np.ndarray:
+    """The one place where a 0-based value becomes a 1-based id, keeping 0 free for padding."""
+    return np.asarray(values, dtype=np.int32) + 1
