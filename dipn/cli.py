@@ -1,0 +1,42 @@
+"""The ``dipn`` command line: one entry point, one subcommand per stage of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dipn import __version__
+from dipn.commands import build_samples, demo, inspect, simulate
+from dipn.errors import DipnValidationError
+
+COMMANDS = (simulate, build_samples, inspect, demo)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dipn",
+        description="On-device purchase-intent prediction (DIPN, KDD'19): simulate or read raw "
+        "swipe/tap/browse logs, build samples, train, convert for phones, run on the device, "
+        "allocate coupons.",
+    )
+    parser.add_argument("--version", action="version", version=f"dipn {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DipnValidationError as exc:
+        print(f"dipn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dipn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

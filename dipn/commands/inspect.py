@@ -1,0 +1,102 @@
+"""``dipn inspect``: show what the model sees, decoded back into words."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from dipn.errors import DipnValidationError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="print a sample's decoded events view by view, or summarize a raw log / manifest",
+        description="PATH may be a sample directory (from build-samples): prints one sample's "
+        "labels, history, profile and last events of each view, decoded through the feature "
+        "manifest; a raw log file (.csv/.jsonl/.parquet): prints its size and first rows; or a "
+        "features.json manifest: prints the feature table.",
+    )
+    p.add_argument("path", type=Path)
+    p.add_argument("--sample", type=int, default=0, help="index of the sample within the split (default 0)")
+    p.add_argument("--split", choices=["train", "eval", "all"], default="all")
+    p.add_argument("--events", type=int, default=12, help="last events shown per view (default 12; 0 = all)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if not path.exists():
+        raise DipnValidationError(f"{path}: no such file or directory")
+    if path.is_dir():
+        print(render_sample(path, args.sample, args.split, args.events))
+    elif path.name.endswith(".json"):
+        print(render_manifest(path))
+    else:
+        print(render_raw(path))
+    return 0
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def render_sample(root: Path, index: int, split: str, events: int) -> str:
+    from dipn.data.store import SEQUENCE_VIEWS, SampleStore
+    from dipn.features.decode import describe
+
+    store = SampleStore(root)
+    pool = store.indices(None if split == "all" else split)
+    if not 0 <= index < len(pool):
+        raise DipnValidationError(f"sample {index} out of range: the {split} split has {len(pool)} samples")
+    i = int(pool[index])
+    b = store.batch(np.array([i]))
+    manifest = store.manifest
+    cfg = manifest.config
+    user = store.users[int(b["user_index"][0])]
+    out = [
+        f"sample {i} ({'eval' if store.split[i] else 'train'}), user {user}, cut at {_when(int(b['cut_ts'][0]))}",
+        f"labels: realtime (1 h) = {int(b['realtime'][0])}, longterm (24 h) = {int(b['longterm'][0])}",
+    ]
+    for group in ("history", "profile"):
+        specs = cfg.group(group)
+        row = b[group][0]
+        out.append(f"{group}: " + ", ".join(f"{s.name}={describe(s, int(v), manifest)}" for s, v in zip(specs, row, strict=True)))
+    for view in SEQUENCE_VIEWS:
+        ids = b[view][0]
+        real = ids[ids[:, 0] != 0] if view != "swipe" else ids[ids[:, 1] != 0]
+        shown = real if events == 0 else real[-events:]
+        specs = cfg.group(view)
+        out.append(f"\n{view}: {len(real)} real of {cfg.sequence_length} steps; last {len(shown)}:")
+        table = [[s.name for s in specs]] + [[describe(s, int(v), manifest) for s, v in zip(specs, row, strict=True)] for row in shown]
+        widths = [max(len(r[c]) for r in table) for c in range(len(specs))]
+        out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in table]
+    return "\n".join(out)
+
+
+def render_manifest(path: Path) -> str:
+    from dipn.features import FeatureManifest
+
+    manifest = FeatureManifest.load(path)
+    rows = [f"{'group':8s} {'feature':18s} {'kind':15s} {'vocab':>6s} {'rows':>6s} {'dim':>4s}"]
+    for f in manifest.config.features:
+        rows.append(f"{f.group.value:8s} {f.name:18s} {f.kind.value:15s} {f.vocab_size:6d} {f.num_embeddings:6d} {f.embed_dim:4d}")
+    rows.append("vocabularies: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(manifest.vocabularies.items())))
+    return "\n".join(rows)
+
+
+def render_raw(path: Path) -> str:
+    import polars as pl
+
+    from dipn.data.readers import read_view
+    from dipn.data.schema import VIEWS
+
+    view = next((v for v in VIEWS if path.name.startswith(v)), None)
+    if view is None:
+        raise DipnValidationError(f"{path.name}: name a raw log swipe.*, tap.*, browse.*, history.* or profile.*")
+    result = read_view(path, view, lenient=True)
+    with pl.Config(tbl_rows=10, tbl_cols=20, tbl_width_chars=160):
+        return f"{view} log {path}: {result.report}\n{result.frame.head(10)}"

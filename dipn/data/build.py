@@ -1,0 +1,284 @@
+"""Raw logs -> samples: encode every event once, cut, label, split by time, write shards."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from dipn.data.cuts import HOUR_MS, CutWindow, cut_window, sample_cuts
+from dipn.data.frames import to_columns
+from dipn.data.keys import key_user, user_time_key
+from dipn.data.readers import read_dataset
+from dipn.data.schema import TIME_COLUMN
+from dipn.data.store import SEQUENCE_VIEWS, STORE_FORMAT, SampleStore
+from dipn.errors import DipnValidationError
+from dipn.features import (
+    SEQUENCE_ENCODERS,
+    STATIC_ENCODERS,
+    FeatureConfig,
+    FeatureManifest,
+    Kind,
+    Vocabulary,
+    previous_timestamps,
+    vocab_key,
+)
+from dipn.features.spec import BROWSE_ACTIONS, value_to_id
+
+
+_BROWSE_TYPE = [s.name for s in FeatureConfig().group("browse")].index("type")
+_PURCHASE_ID = int(value_to_id(BROWSE_ACTIONS.index("purchase")))
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Sample-building settings; defaults follow the paper's section 6.1."""
+
+    cuts_per_day: float = 28.0  # about 400 groups per user over 14 days
+    eval_days: float = 1.0  # the last day is evaluation
+    realtime_hours: float = 1.0
+    longterm_hours: float = 24.0
+    seed: int = 0
+    users_per_shard: int = 5000
+    lenient: bool = False
+    utc_offset_minutes: int = 0
+
+
+def build_samples(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    config: BuildConfig = BuildConfig(),
+    manifest: FeatureManifest | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build a sample directory (see ``dipn.data.store``) from a directory of raw logs.
+
+    Vocabularies are built from the training part of the logs (events before the evaluation
+    period) unless a manifest is given, e.g. to encode new logs for an existing model.
+    """
+    started = time.perf_counter()
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    steps = tqdm(total=6, desc="build-samples", unit="step", disable=not progress)
+
+    steps.set_postfix_str("reading")
+    results = read_dataset(raw_dir, lenient=config.lenient)
+    frames = {view: r.frame for view, r in results.items()}
+    if not any(v in frames for v in SEQUENCE_VIEWS):
+        raise DipnValidationError(f"{raw_dir}: no swipe, tap or browse log found")
+    read_reports = {view: str(r.report) for view, r in results.items()}
+    steps.update()
+
+    steps.set_postfix_str("indexing users")
+    users = _all_users(frames)
+    frames = {v: _with_user_index(f, users) for v, f in frames.items()}
+    base_ms, last_ms = _time_range(frames)
+    meta_path = raw_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    window = cut_window(base_ms, last_ms, config.eval_days, meta)
+    steps.update()
+
+    steps.set_postfix_str("vocabularies")
+    if manifest is None:
+        feature_config = FeatureConfig(utc_offset_minutes=config.utc_offset_minutes)
+        manifest = build_vocabularies(frames, FeatureManifest(feature_config), window.eval_start_ms)
+    steps.update()
+
+    steps.set_postfix_str("encoding events")
+    encoded = {v: _encode_view(frames, v, manifest, base_ms) for v in SEQUENCE_VIEWS}
+    steps.update()
+
+    steps.set_postfix_str("cutting and labelling")
+    cuts = _cuts(encoded, window, config, base_ms)
+    samples = _samples(cuts, encoded, frames, manifest, users, window, config, base_ms)
+    steps.update()
+
+    steps.set_postfix_str("writing")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.save(out_dir / "features.json")
+    np.save(out_dir / "users.npy", users)
+    shards = _write_shards(out_dir, encoded, samples, len(users), config.users_per_shard)
+    steps.update()
+    steps.close()
+
+    info = {
+        "format": STORE_FORMAT,
+        "source": str(raw_dir.resolve()),
+        "build": asdict(config),
+        "users": len(users),
+        "views_present": sorted(frames),
+        "events": {v: int(len(encoded[v]["ids"])) for v in SEQUENCE_VIEWS},
+        "window": {"start_ms": window.start_ms, "eval_start_ms": window.eval_start_ms, "end_ms": window.end_ms},
+        "labels": {"realtime": f"purchase in (t, t + {config.realtime_hours:g} h]",
+                   "longterm": f"purchase in (t, t + {config.longterm_hours:g} h]"},  # fmt: skip
+        "read_reports": read_reports,
+        "shards": shards,
+    }
+    (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
+    store = SampleStore(out_dir)
+    info["splits"] = store.split_counts()
+    info["build_seconds"] = round(time.perf_counter() - started, 2)
+    (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def build_vocabularies(
+    frames: dict[str, pl.DataFrame], manifest: FeatureManifest, before_ms: int
+) -> FeatureManifest:
+    """Most frequent values of each vocabulary feature in the logs before ``before_ms``."""
+    vocabs = {}
+    for spec in manifest.config.features:
+        if spec.kind is not Kind.VOCABULARY:
+            continue
+        frame = frames.get(spec.group.value)
+        counts: Counter[str] = Counter()
+        if frame is not None:
+            train = frame.filter(pl.col("ts") < before_ms)[spec.source].drop_nulls()
+            vc = train.value_counts()
+            counts = Counter(dict(zip(vc[spec.source].to_list(), vc["count"].to_list(), strict=True)))
+        vocabs[vocab_key(spec)] = Vocabulary.build(counts, spec.vocab_size)
+    return manifest.with_vocabularies(vocabs)
+
+
+def _all_users(frames: dict[str, pl.DataFrame]) -> np.ndarray:
+    ids = pl.concat([f.select("user_id") for f in frames.values()])["user_id"].unique().sort()
+    return ids.to_numpy().astype(str)
+
+
+def _with_user_index(frame: pl.DataFrame, users: np.ndarray) -> pl.DataFrame:
+    index = pl.Series(np.arange(len(users), dtype=np.int64))
+    return frame.with_columns(
+        pl.col("user_id").replace_strict(pl.Series(users), index, return_dtype=pl.Int64).alias("_uidx")
+    )
+
+
+def _time_range(frames: dict[str, pl.DataFrame]) -> tuple[int, int]:
+    lo, hi = [], []
+    for view, frame in frames.items():
+        if view in TIME_COLUMN and len(frame):
+            lo.append(int(frame[TIME_COLUMN[view]].min()))
+            hi.append(int(frame[TIME_COLUMN[view]].max()))
+    return min(lo), max(hi)
+
+
+def _encode_view(
+    frames: dict[str, pl.DataFrame], view: str, manifest: FeatureManifest, base_ms: int
+) -> dict[str, np.ndarray]:
+    width = manifest.config.width(view)
+    frame = frames.get(view)
+    if frame is None or len(frame) == 0:
+        empty = np.zeros(0, np.int64)
+        return {"ids": np.zeros((0, width), np.int16), "ts": empty, "user": empty, "keys": empty}
+    user = frame["_uidx"].to_numpy()
+    ts = frame["ts"].to_numpy().astype(np.int64)
+    ids = SEQUENCE_ENCODERS[view](to_columns(frame, view), manifest, previous_timestamps(ts, user))
+    return {"ids": ids.astype(np.int16), "ts": ts, "user": user, "keys": user_time_key(user, ts, base_ms)}
+
+
+def _cuts(
+    encoded: dict[str, dict[str, np.ndarray]], window: CutWindow, config: BuildConfig, base_ms: int
+) -> dict[str, np.ndarray]:
+    user = np.concatenate([encoded[v]["user"] for v in SEQUENCE_VIEWS])
+    ts = np.concatenate([encoded[v]["ts"] for v in SEQUENCE_VIEWS])
+    cut_user, cut_ts = sample_cuts(user, ts, window, config.cuts_per_day, config.seed)
+    return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
+
+
+def _samples(
+    cuts: dict[str, np.ndarray],
+    encoded: dict[str, dict[str, np.ndarray]],
+    frames: dict[str, pl.DataFrame],
+    manifest: FeatureManifest,
+    users: np.ndarray,
+    window: CutWindow,
+    config: BuildConfig,
+    base_ms: int,
+) -> dict[str, np.ndarray]:
+    keys, length = cuts["keys"], manifest.config.sequence_length
+    user_first = user_time_key(cuts["user"], np.full(len(keys), base_ms), base_ms)
+    bounds = np.zeros((len(keys), len(SEQUENCE_VIEWS), 2), np.int64)
+    for v, view in enumerate(SEQUENCE_VIEWS):
+        view_keys = encoded[view]["keys"]
+        hi = np.searchsorted(view_keys, keys, side="right")
+        lo = np.searchsorted(view_keys, user_first, side="left")
+        bounds[:, v] = np.stack([np.maximum(lo, hi - length), hi], axis=-1)
+    labels = np.stack(
+        [_purchase_within(keys, encoded, config.realtime_hours * HOUR_MS),
+         _purchase_within(keys, encoded, config.longterm_hours * HOUR_MS)], axis=-1
+    ).astype(np.uint8)  # fmt: skip
+    return {
+        "user": cuts["user"],
+        "ts": cuts["ts"],
+        "bounds": bounds,
+        "history": _history_at(keys, frames.get("history"), manifest, base_ms),
+        "profile": _profile_of(cuts["user"], frames.get("profile"), manifest, len(users)),
+        "labels": labels,
+        "split": window.split_of(cuts["ts"]),
+    }
+
+
+def _purchase_within(keys: np.ndarray, encoded: dict, horizon_ms: float) -> np.ndarray:
+    """Whether the user purchases in (t, t + horizon] (eq. 5-6 labels)."""
+    browse = encoded["browse"]
+    is_purchase = browse["ids"][:, _BROWSE_TYPE] == _PURCHASE_ID
+    pkeys = browse["keys"][is_purchase]
+    after = np.searchsorted(pkeys, keys, side="right")
+    upto = np.searchsorted(pkeys, keys + np.int64(horizon_ms), side="right")
+    return upto > after
+
+
+def _history_at(
+    keys: np.ndarray, frame: pl.DataFrame | None, manifest: FeatureManifest, base_ms: int
+) -> np.ndarray:
+    """The latest history snapshot taken at or before each cut; padding when there is none."""
+    out = np.zeros((len(keys), manifest.config.width("history")), np.int16)
+    if frame is None or len(frame) == 0:
+        return out
+    frame = frame.filter(pl.col("as_of_ts") >= base_ms).sort(["_uidx", "as_of_ts"])
+    hkeys = user_time_key(frame["_uidx"].to_numpy(), frame["as_of_ts"].to_numpy(), base_ms)
+    ids = STATIC_ENCODERS["history"](to_columns(frame, "history"), manifest)
+    pos = np.searchsorted(hkeys, keys, side="right") - 1
+    ok = (pos >= 0) & (key_user(hkeys[np.maximum(pos, 0)]) == key_user(keys))
+    out[ok] = ids[pos[ok]]
+    return out
+
+
+def _profile_of(
+    cut_user: np.ndarray, frame: pl.DataFrame | None, manifest: FeatureManifest, n_users: int
+) -> np.ndarray:
+    per_user = np.zeros((n_users, manifest.config.width("profile")), np.int16)
+    if frame is not None and len(frame):
+        per_user[frame["_uidx"].to_numpy()] = STATIC_ENCODERS["profile"](to_columns(frame, "profile"), manifest)
+    return per_user[cut_user]
+
+
+def _write_shards(
+    out_dir: Path, encoded: dict, samples: dict[str, np.ndarray], n_users: int, users_per_shard: int
+) -> list[dict[str, Any]]:
+    shards = []
+    for s, first in enumerate(range(0, max(n_users, 1), users_per_shard)):
+        last = min(first + users_per_shard, n_users)
+        path = out_dir / f"shard-{s:05d}"
+        path.mkdir(exist_ok=True)
+        sel = (samples["user"] >= first) & (samples["user"] < last)
+        bounds = samples["bounds"][sel].copy()
+        for v, view in enumerate(SEQUENCE_VIEWS):
+            users = encoded[view]["user"]
+            lo, hi = np.searchsorted(users, [first, last])
+            np.save(path / f"{view}.npy", encoded[view]["ids"][lo:hi])
+            np.save(path / f"{view}_ts.npy", encoded[view]["ts"][lo:hi])
+            bounds[:, v] -= lo
+        np.save(path / "bounds.npy", bounds)
+        np.save(path / "cut_user.npy", samples["user"][sel])
+        np.save(path / "cut_ts.npy", samples["ts"][sel])
+        for name in ("history", "profile", "labels", "split"):
+            np.save(path / f"{name}.npy", samples[name][sel])
+        shards.append({"name": path.name, "users": [first, last], "samples": int(sel.sum())})
+    return shards
+

@@ -1,0 +1,499 @@
+"""DIPN: Deep Intent Prediction Network (Guo et al., KDD'19, section 4), top to bottom in one file.
+
+Per view (swipe, tap, browse; ids of shape (B, T=256, F), left-padded, most recent event last):
+  embeddings (Table 3, concatenated)  -> fully connected "reshape" (section 4.1), zeroed on padded
+  steps -> Bi-GRU, d = 32 (eq. 1; run over the padding as PyTorch does, no packing)
+  -> intra-view attention (eq. 2-3), masked softmax over real steps.
+Then inter-view attention IA(., .) (eq. 4) for (swipe, browse), (swipe, tap), (tap, browse);
+the reduced attention outputs, each view's last forward and backward states, and the history and
+profile embeddings are concatenated and fed into two branches of fully connected layers: the
+real-time (1 h) and long-term (1 d) logits; loss = L_short + L_long (eq. 5-6).
+
+Padding. A step is real iff its mask column (``MASK_FEATURE``) is non-zero. The FC output is
+multiplied by the mask, so ids at padded steps cannot reach the GRU; GRU outputs at padded steps
+are masked out of every softmax and every reduction. The "last backward state" is the backward
+GRU's output at the first real step (its state after reading every real event and no padding),
+picked with a one-hot built from the mask; the last forward state is the output at step T-1. A
+view that is all padding contributes zeros and never NaN (masked softmax uses a finite -1e9 and
+is multiplied by the mask; means divide by max(count, 1)). No data-dependent Python control flow:
+the graph is fixed by the configuration, so ``torch.jit.trace`` and the legacy ONNX exporter see
+one path, and a TF re-expression can copy it line by line.
+
+Reduction of the attention outputs (ours; the paper flattens them). The paper flattens the
+(n x 2d) outputs of the hierarchical attention layer before the fully connected branches. At
+n = 256, 2d = 64 that is 16,384 values per output, six outputs, about 98 k inputs: a first layer
+of 128 units would be 12.6 M weights per branch, about 25 MB at int8, against the paper's 2 MB
+model. We reduce over the step axis instead:
+  * intra-view (eq. 3): v_t = h_t * a_t. We pool sum_t a_t h_t, which is exactly the masked sum of
+    v over steps, i.e. classic attention-weighted pooling. It is independent of sequence length.
+  * inter-view (eq. 4): r = A_x * A_y has one row per query step; we take the masked mean over the
+    steps where both views are real (rows are aligned by position from the end: both sequences end
+    at the same cut time). If either view is empty the pair contributes zeros.
+Scale of v (ours, ``rescale_intra_view``). Read literally, v_t = a_t h_t with a_t ~ 1/n, so v is
+~1/256 of h; eq. (4)'s dot products between two such v are then ~1e-5 (the softmax is uniform
+whatever the data) and r = A_x * A_y is ~1e-6: features a head cannot use. By default we feed
+eq. (4) with v_t = (n a_t) h_t, n = number of real steps: uniform attention leaves h unchanged,
+so the 1/sqrt(2d) scaling of eq. (4) means what it does in a Transformer. The pooled intra-view
+output is sum_t a_t h_t either way. ``rescale_intra_view=False`` gives the literal reading.
+Head inputs use both attention levels: each view's pooled v (its own evidence, kept when the other
+view of a pair is empty) and each pair's pooled r. This makes the ablations one switch each:
+no intra-view attention = uniform a (v = h); no inter-view = drop r; no attention = both.
+
+Single-task models (``tasks`` of one element) build one branch; ``forward`` still returns
+(logit_realtime, logit_longterm), the absent task's logit being zeros of the same shape (B,),
+and ``multitask_loss`` only counts the configured tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dipn.errors import DipnValidationError
+from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.models.embeddings import GroupEmbedding, check_group_ids, mask_column
+
+TASKS = ("realtime", "longterm")  # order of the logits returned by forward
+VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse")
+STATICS = tuple(g.value for g in STATIC_GROUPS)  # ("history", "profile")
+MERGED = "merged"  # early fusion: the three views merged by timestamp, columns swipe|tap|browse
+INPUT_ORDER = (*VIEWS, MERGED, *STATICS)
+INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
+_NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0
+
+
+@dataclass(frozen=True)
+class DIPNConfig:
+    """Architecture and variant switches; defaults are the paper's full DIPN."""
+
+    views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
+    use_history: bool = True
+    use_profile: bool = True
+    early_fusion: bool = False  # one Bi-GRU over the timestamp-merged sequence ("merged")
+    hidden_size: int = 32  # d of the Bi-GRU (section 6.1)
+    reshape_dim: int = 64  # width of the FC after the concatenated embeddings (section 4.1)
+    intra_view_attention: bool = True  # eq. (2)-(3); off: a_t uniform, v = h
+    inter_view_attention: bool = True  # eq. (4)
+    inter_view_pairs: tuple[tuple[str, str], ...] = INTER_VIEW_PAIRS
+    rescale_intra_view: bool = True  # v_t = n a_t h_t (see module docstring); False: v_t = a_t h_t
+    head_hidden: tuple[int, ...] = (128, 64)  # each branch: FC layers before the logit
+    dropout: float = 0.0
+    tasks: tuple[str, ...] = TASKS  # ("realtime",) or ("longterm",): no multi-task
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.views if v not in VIEWS]
+        if unknown or len(set(self.views)) != len(self.views):
+            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
+        for pair in self.inter_view_pairs:
+            if len(pair) != 2 or pair[0] == pair[1] or any(v not in VIEWS for v in pair):
+                raise DipnValidationError(f"inter_view_pairs: {pair} is not a pair of two views")
+        if not self.tasks or any(t not in TASKS for t in self.tasks) or len(set(self.tasks)) != len(self.tasks):
+            raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
+        if self.early_fusion and (set(self.views) != set(VIEWS) or self.inter_view_attention):
+            raise DipnValidationError(
+                "early_fusion merges all three views into one sequence: it needs views = "
+                f"{VIEWS} and inter_view_attention=False"
+            )
+        if not (self.views or self.use_history or self.use_profile):
+            raise DipnValidationError("the configuration uses no input at all")
+        if self.hidden_size < 1 or self.reshape_dim < 1 or not 0.0 <= self.dropout < 1.0:
+            raise DipnValidationError("hidden_size and reshape_dim must be >= 1, dropout in [0, 1)")
+
+    @property
+    def sequences(self) -> tuple[str, ...]:
+        """Sequence inputs that get their own FC + Bi-GRU + intra-view attention."""
+        if self.early_fusion:
+            return (MERGED,)
+        return tuple(v for v in VIEWS if v in self.views)
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Inter-view pairs actually computed: both views present, attention on."""
+        if not self.inter_view_attention or self.early_fusion:
+            return ()
+        return tuple(p for p in self.inter_view_pairs if p[0] in self.views and p[1] in self.views)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        statics = tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile)) if used)
+        return tuple(n for n in INPUT_ORDER if n in self.sequences or n in statics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DIPNConfig:
+        """Inverse of ``to_dict``, also after a JSON round trip (lists back to tuples)."""
+        known = {f.name for f in fields(cls)}
+        extra = set(data) - known
+        if extra:
+            raise DipnValidationError(f"unknown DIPNConfig field(s): {sorted(extra)}")
+
+        def tuples(value: Any) -> Any:
+            return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+        return cls(**{k: tuples(v) for k, v in data.items()})
+
+
+_FULL = DIPNConfig()
+
+# Every row of the paper's Tables 4, 5 and 6 (GBDT and RNN+DNN live in their own modules).
+VARIANTS: dict[str, DIPNConfig] = {
+    "dipn": _FULL,
+    "early_fusion": replace(_FULL, early_fusion=True, inter_view_attention=False),
+    "no_attention": replace(_FULL, intra_view_attention=False, inter_view_attention=False),
+    "no_inter_view": replace(_FULL, inter_view_attention=False),
+    "no_intra_view": replace(_FULL, intra_view_attention=False),
+    "no_multitask": replace(_FULL, tasks=("realtime",)),
+    "no_multitask_longterm": replace(_FULL, tasks=("longterm",)),
+    "no_profile": replace(_FULL, use_profile=False),
+    "no_history": replace(_FULL, use_history=False),
+    "no_browse": replace(_FULL, views=("swipe", "tap")),
+    "no_swipe": replace(_FULL, views=("tap", "browse")),
+    "no_tap": replace(_FULL, views=("swipe", "browse")),
+    "only_profile": replace(_FULL, views=(), use_history=False),
+    "only_history": replace(_FULL, views=(), use_profile=False),
+    "only_browse": replace(_FULL, views=("browse",), use_history=False, use_profile=False),
+    "only_swipe": replace(_FULL, views=("swipe",), use_history=False, use_profile=False),
+    "only_tap": replace(_FULL, views=("tap",), use_history=False, use_profile=False),
+}
+
+# Where each variant is reported in the paper: (table, row).
+PAPER_ROWS: dict[str, tuple[str, str]] = {
+    "dipn": ("4", "DIPN"),
+    "early_fusion": ("4", "DIPN-early-fusion"),
+    "no_attention": ("4", "DIPN-no-attention"),
+    "no_inter_view": ("4", "DIPN-no-inter-view-attention"),
+    "no_intra_view": ("4", "DIPN-no-intra-view-attention"),
+    "no_multitask": ("4, 5", "DIPN-no-multi-task (real-time)"),
+    "no_multitask_longterm": ("5", "DIPN-no-multi-task (long-term)"),
+    **{f"no_{s}": ("6", f"DIPN w/o {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
+    **{f"only_{s}": ("6", f"DIPN w/ {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
+}
+
+
+# ---- building blocks ---------------------------------------------------------------------------
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over the last axis restricted to mask == 1; all-masked rows give zeros, not NaN."""
+    weights = torch.softmax(scores.masked_fill(mask == 0, _NEG), dim=-1)
+    return weights * mask
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D), (B, T) -> (B, D): mean over the real steps, zeros for an all-padding row."""
+    total = torch.matmul(mask.unsqueeze(1), values).squeeze(1)
+    return total / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def last_states(outputs: Tensor, mask: Tensor, hidden_size: int) -> Tensor:
+    """Bi-RNN outputs (B, T, 2d) -> (B, 2d): [forward state at step T-1, backward state at the
+    first real step]; zeros for an all-padding view. Needs left padding (mask 0...0 1...1)."""
+    forward_last = outputs[:, -1, :hidden_size] * mask[:, -1:]
+    previous = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1)
+    first_real = mask * (1.0 - previous)  # one-hot at the first real step
+    backward_first = torch.matmul(first_real.unsqueeze(1), outputs[..., hidden_size:]).squeeze(1)
+    return torch.cat([forward_last, backward_first], dim=-1)
+
+
+class IntraViewAttention(nn.Module):
+    """eq. (2): a_t = softmax_t(h_t W_a h_n), h_n the last forward state; eq. (3): v_t = h_t a_t."""
+
+    def __init__(self, hidden_size: int, rescale: bool) -> None:
+        super().__init__()
+        self.w_a = nn.Linear(hidden_size, 2 * hidden_size, bias=False)  # W_a in R^{2d x d}
+        self.rescale = rescale
+
+    def forward(self, h: Tensor, last_forward: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns v (B, T, 2d) and the pooled sum_t a_t h_t (B, 2d)."""
+        query = self.w_a(last_forward).unsqueeze(-1)  # (B, 2d, 1): W_a h_n
+        scores = torch.matmul(h, query).squeeze(-1)  # (B, T): h_t W_a h_n, eq. (2)
+        weights = masked_softmax(scores, mask)
+        pooled = torch.matmul(weights.unsqueeze(1), h).squeeze(1)
+        if self.rescale:
+            weights = weights * mask.sum(dim=1, keepdim=True)
+        return h * weights.unsqueeze(-1), pooled  # eq. (3)
+
+
+def inter_view_attention(v_x: Tensor, mask_x: Tensor, v_y: Tensor, mask_y: Tensor, scale: float) -> Tensor:
+    """eq. (4): IA(v_x, v_y) = A_x(v_y, v_x, v_x) * A_y(v_x, v_y, v_y), reduced to (B, 2d).
+
+    A_x(v_y, v_x, v_x) = softmax(v_y v_x^T / sqrt(2d)) v_x: queries from y, keys masked to real
+    steps of x; A_y symmetrically (the same score matrix, transposed). Row t of the product pairs
+    query step t of each view; the mean runs over the rows where both views are real.
+    """
+    scores = torch.matmul(v_y, v_x.transpose(1, 2)) * scale  # (B, T_y, T_x)
+    attended_x = torch.matmul(masked_softmax(scores, mask_x.unsqueeze(1)), v_x)  # (B, T_y, 2d)
+    attended_y = torch.matmul(masked_softmax(scores.transpose(1, 2), mask_y.unsqueeze(1)), v_y)
+    return masked_mean(attended_x * attended_y, mask_x * mask_y)
+
+
+def mlp_branch(in_dim: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
+    """One task branch of section 4.4: fully connected layers -> one logit."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, 1))
+    return nn.Sequential(*layers)
+
+
+class TaskHeads(nn.Module):
+    """One branch per configured task; returns (logit_realtime, logit_longterm), zeros if absent."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float, tasks: Sequence[str]) -> None:
+        super().__init__()
+        self.tasks = tuple(tasks)
+        self.branches = nn.ModuleDict({t: mlp_branch(in_dim, hidden, dropout) for t in self.tasks})
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        logits = {t: self.branches[t](features).squeeze(-1) for t in self.tasks}
+        some = logits[self.tasks[0]]
+        realtime = logits.get("realtime", torch.zeros_like(some))
+        longterm = logits.get("longterm", torch.zeros_like(some))
+        return realtime, longterm
+
+
+def multitask_loss(
+    logits: Sequence[Tensor],
+    labels: Mapping[str, Tensor] | Sequence[Tensor],
+    tasks: Sequence[str] = TASKS,
+) -> Tensor:
+    """eq. (5)-(6): L_global = L_short + L_long, each a mean BCE with logits; only ``tasks`` count.
+
+    ``logits`` = (logit_realtime, logit_longterm) as returned by ``forward``; ``labels`` either a
+    mapping with keys "realtime" / "longterm" or a pair in the same order. Labels are 0/1 floats.
+    """
+    if not tasks:
+        raise DipnValidationError("multitask_loss needs at least one task")
+    total = logits[0].new_zeros(())
+    for task in tasks:
+        index = TASKS.index(task)
+        label = labels[task] if isinstance(labels, Mapping) else labels[index]
+        total = total + F.binary_cross_entropy_with_logits(logits[index], label.to(logits[index].dtype))
+    return total
+
+
+class PositionalInputs(nn.Module):
+    """``model(*tensors)`` in ``model.input_names`` order: what jit.trace and ONNX export call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = tuple(model.input_names)
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model(**dict(zip(self.input_names, inputs)))
+
+
+# ---- the model ---------------------------------------------------------------------------------
+class DIPN(nn.Module):
+    def __init__(self, config: DIPNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or DIPNConfig()
+        self.feature_config = fc = feature_config or FeatureConfig()
+        self.input_names = config.input_names
+        self.tasks = config.tasks
+        missing = [g for g in self._groups_needed() if g not in fc.groups]
+        if missing:
+            raise DipnValidationError(f"the feature config has no group(s) {[g.value for g in missing]}")
+        d = config.hidden_size
+
+        self.embeddings = nn.ModuleDict({g.value: GroupEmbedding.for_group(fc, g) for g in self._groups_needed()})
+        # Columns (into the sequence tensor) whose non-zero id marks a real step.
+        self._mask_columns: dict[str, tuple[int, ...]] = {}
+        self._merged_slices: tuple[tuple[str, int, int], ...] = ()
+        if config.early_fusion:
+            offset, slices, columns = 0, [], []
+            for view in VIEWS:
+                width = fc.width(view)
+                slices.append((view, offset, offset + width))
+                columns.append(offset + mask_column(fc, view))
+                offset += width
+            self._merged_slices = tuple(slices)
+            self._mask_columns[MERGED] = tuple(columns)
+        else:
+            for view in config.sequences:
+                self._mask_columns[view] = (mask_column(fc, view),)
+
+        self.reshape = nn.ModuleDict(
+            {
+                s: nn.Sequential(nn.Linear(self._sequence_embedding_dim(s), config.reshape_dim), nn.ReLU())
+                for s in config.sequences
+            }
+        )
+        self.grus = nn.ModuleDict(
+            {s: nn.GRU(config.reshape_dim, d, batch_first=True, bidirectional=True) for s in config.sequences}
+        )
+        self.intra_attention = nn.ModuleDict(
+            {s: IntraViewAttention(d, config.rescale_intra_view) for s in config.sequences}
+            if config.intra_view_attention
+            else {}
+        )
+        self._scale = 1.0 / float(np.sqrt(2 * d))  # eq. (4): 1 / sqrt(2d)
+
+        head_in = 2 * (2 * d) * len(config.sequences) + 2 * d * len(config.pairs)
+        head_in += sum(self.embeddings[s].output_dim for s in STATICS if s in self.input_names)
+        self.head_input_dim = head_in
+        self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
+
+    def _groups_needed(self) -> tuple[Group, ...]:
+        views = VIEWS if self.config.early_fusion else self.config.views
+        statics = [s for s, used in zip(STATICS, (self.config.use_history, self.config.use_profile)) if used]
+        return tuple(Group(g) for g in (*[v for v in VIEWS if v in views], *statics))
+
+    def _sequence_embedding_dim(self, sequence: str) -> int:
+        if sequence == MERGED:
+            return sum(self.embeddings[v].output_dim for v in VIEWS)
+        return self.embeddings[sequence].output_dim
+
+    def _embed_sequence(self, sequence: str, ids: Tensor) -> Tensor:
+        if sequence == MERGED:
+            return torch.cat([self.embeddings[v](ids[..., a:b]) for v, a, b in self._merged_slices], dim=-1)
+        return self.embeddings[sequence](ids)
+
+    def _mask(self, sequence: str, ids: Tensor) -> Tensor:
+        real = None
+        for column in self._mask_columns[sequence]:
+            nonzero = ids[..., column] != 0
+            real = nonzero if real is None else real | nonzero
+        return real.to(torch.float32)
+
+    def encode_sequence(self, sequence: str, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Embeddings -> FC (zeroed on padding) -> Bi-GRU: outputs h (B, T, 2d) and mask (B, T)."""
+        mask = self._mask(sequence, ids)
+        x = self.reshape[sequence](self._embed_sequence(sequence, ids)) * mask.unsqueeze(-1)
+        h, _ = self.grus[sequence](x)
+        return h, mask
+
+    def forward(
+        self,
+        swipe: Tensor | None = None,
+        tap: Tensor | None = None,
+        browse: Tensor | None = None,
+        history: Tensor | None = None,
+        profile: Tensor | None = None,
+        merged: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,)."""
+        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile, MERGED: merged}
+        for name in self.input_names:
+            if given[name] is None:
+                raise DipnValidationError(f"this DIPN variant needs input {name!r}; it uses {self.input_names}")
+        d = self.config.hidden_size
+        features: list[Tensor] = []
+        v: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
+        for sequence in self.config.sequences:
+            h, mask = self.encode_sequence(sequence, given[sequence])
+            if self.config.intra_view_attention:
+                v[sequence], pooled = self.intra_attention[sequence](h, h[:, -1, :d], mask)
+            else:
+                v[sequence], pooled = h * mask.unsqueeze(-1), masked_mean(h, mask)
+            masks[sequence] = mask
+            features += [pooled, last_states(h, mask, d)]
+        for x, y in self.config.pairs:
+            features.append(inter_view_attention(v[x], masks[x], v[y], masks[y], self._scale))
+        for static in STATICS:
+            if static in self.input_names:
+                features.append(self.embeddings[static](given[static]))
+        return self.heads(torch.cat(features, dim=-1))
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Validate a batch at the boundary (names, shapes, id ranges), naming what is wrong."""
+        check_inputs(self.feature_config, self.input_names, inputs)
+
+    def positional(self) -> PositionalInputs:
+        return PositionalInputs(self)
+
+
+def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inputs: Mapping[str, Any]) -> None:
+    """Shared by every torch model: each needed input present, well shaped, ids in range."""
+    missing = [n for n in input_names if inputs.get(n) is None]
+    if missing:
+        raise DipnValidationError(f"missing input(s) {missing}; the model uses {tuple(input_names)}")
+    batch = len(inputs[input_names[0]])
+    for name in input_names:
+        if name != MERGED:
+            check_group_ids(feature_config, name, inputs[name], batch)
+            continue
+        ids = inputs[name]
+        width = sum(feature_config.width(v) for v in VIEWS)
+        shape = tuple(ids.shape)
+        if len(shape) != 3 or shape[1:] != (feature_config.sequence_length, width) or shape[0] != batch:
+            raise DipnValidationError(
+                f"input 'merged' must have shape ({batch}, {feature_config.sequence_length}, {width}), got {shape}"
+            )
+        offset = 0
+        for view in VIEWS:
+            w = feature_config.width(view)
+            check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
+            offset += w
+
+
+# ---- size accounting ---------------------------------------------------------------------------
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters by component: "embeddings.<group>" per group, then each top-level module
+    (DIPN: reshape = the FC after the embeddings, grus, intra_attention, heads). Sums to the total."""
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        parts = name.split(".")
+        key = ".".join(parts[:2]) if parts[0] == "embeddings" else parts[0]
+        counts[key] = counts.get(key, 0) + parameter.numel()
+    return counts
+
+
+def size_estimate_mb(model: nn.Module) -> dict[str, float]:
+    """fp32 size, and an int8 estimate in the ONNX Runtime dynamic-quantization style: embedding and
+    Linear weight matrices at 1 byte plus an fp32 scale per output channel; RNN weights and all
+    biases stay fp32 (ORT has no GRU/LSTM quantization). Graph overhead is not included."""
+    fp32 = int8 = 0
+    for module in model.modules():
+        own = list(module.named_parameters(recurse=False))
+        for name, parameter in own:
+            n = parameter.numel()
+            fp32 += 4 * n
+            if isinstance(module, nn.Embedding | nn.Linear) and name == "weight":
+                int8 += n + 4 * parameter.shape[0]
+            else:
+                int8 += 4 * n
+    return {"fp32_mb": fp32 / 1e6, "int8_mb": int8 / 1e6}
+
+
+def build_dipn(variant: str | DIPNConfig | None = None, feature_config: FeatureConfig | None = None) -> DIPN:
+    """A DIPN from a preset name of ``VARIANTS`` or a config (None: the full model)."""
+    if variant is None or isinstance(variant, DIPNConfig):
+        return DIPN(variant, feature_config)
+    if variant not in VARIANTS:
+        raise DipnValidationError(f"unknown DIPN variant {variant!r}; known: {sorted(VARIANTS)}")
+    return DIPN(VARIANTS[variant], feature_config)
+
+
+__all__ = [
+    "DIPN",
+    "INTER_VIEW_PAIRS",
+    "MERGED",
+    "PAPER_ROWS",
+    "TASKS",
+    "VARIANTS",
+    "DIPNConfig",
+    "IntraViewAttention",
+    "PositionalInputs",
+    "TaskHeads",
+    "build_dipn",
+    "check_inputs",
+    "inter_view_attention",
+    "last_states",
+    "masked_mean",
+    "masked_softmax",
+    "multitask_loss",
+    "parameter_counts",
+    "size_estimate_mb",
+]

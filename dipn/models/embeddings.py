@@ -1,0 +1,119 @@
+"""Embedding layer of section 4.1: one table per feature of Table 3, concatenated per group.
+
+Tables are declared TorchRec / DeepCTR style: one small typed record per feature
+(``EmbeddingTableConfig``), built from ``dipn.features.spec`` and nothing else, so no vocabulary
+size or embedding dim is typed twice. Id 0 is padding / "not applicable" everywhere and embeds to
+a zero vector (``padding_idx=0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dipn.errors import DipnValidationError
+from dipn.features.manifest import MASK_FEATURE
+from dipn.features.spec import PAD_ID, SEQUENCE_GROUPS, FeatureConfig, Group
+
+
+@dataclass(frozen=True)
+class EmbeddingTableConfig:
+    """One embedding table: a feature of Table 3 and the column of its group's id tensor."""
+
+    group: Group
+    feature: str
+    column: int
+    num_embeddings: int  # padding + values (+ OOV for vocabularies)
+    embedding_dim: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.group.value}.{self.feature}"
+
+
+def table_configs(feature_config: FeatureConfig, group: Group | str) -> tuple[EmbeddingTableConfig, ...]:
+    """The tables of one group, in the column order of its tensor."""
+    group = Group(group)
+    return tuple(
+        EmbeddingTableConfig(group, spec.name, column, spec.num_embeddings, spec.embed_dim)
+        for column, spec in enumerate(feature_config.group(group))
+    )
+
+
+def mask_column(feature_config: FeatureConfig, group: Group | str) -> int:
+    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
+    group = Group(group)
+    names = [spec.name for spec in feature_config.group(group)]
+    return names.index(MASK_FEATURE[group])
+
+
+class GroupEmbedding(nn.Module):
+    """(..., F) ids of one group -> (..., sum of embedding dims): per-feature lookups, concatenated."""
+
+    def __init__(self, tables: tuple[EmbeddingTableConfig, ...]) -> None:
+        super().__init__()
+        if not tables:
+            raise DipnValidationError("a group embedding needs at least one feature")
+        if [t.column for t in tables] != list(range(len(tables))):
+            raise DipnValidationError("tables must be given in column order 0, 1, ...")
+        self.records = tables
+        # One table per column, in column order: parameter "tables.<column>.weight". (A dict keyed
+        # by feature name would collide with nn.Module attributes: browse has a feature "type".)
+        self.tables = nn.ModuleList(
+            nn.Embedding(t.num_embeddings, t.embedding_dim, padding_idx=PAD_ID) for t in tables
+        )
+        self.width = len(tables)
+        self.output_dim = sum(t.embedding_dim for t in tables)
+
+    @classmethod
+    def for_group(cls, feature_config: FeatureConfig, group: Group | str) -> GroupEmbedding:
+        return cls(table_configs(feature_config, group))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return torch.cat([table(ids[..., column]) for column, table in enumerate(self.tables)], dim=-1)
+
+    def table(self, feature: str) -> nn.Embedding:
+        """The embedding table of one feature, by its Table 3 name."""
+        for record, table in zip(self.records, self.tables):
+            if record.feature == feature:
+                return table
+        raise KeyError(f"no feature {feature!r} in this group")
+
+
+def check_group_ids(
+    feature_config: FeatureConfig, group: Group | str, ids: np.ndarray | Tensor, batch_size: int | None = None
+) -> None:
+    """Validate one input group at the boundary: dtype, shape and id ranges, naming the culprit.
+
+    Not called inside ``forward`` (that must stay free of data-dependent control flow); the
+    training loop and the serving side call it on what they feed in.
+    """
+    group = Group(group)
+    name = group.value
+    arr = ids.detach().cpu().numpy() if isinstance(ids, Tensor) else np.asarray(ids)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DipnValidationError(f"input {name!r} must hold integer ids, got dtype {arr.dtype}")
+    width = feature_config.width(group)
+    if group in SEQUENCE_GROUPS:
+        expected = (feature_config.sequence_length, width)
+        if arr.ndim != 3 or arr.shape[1:] != expected:
+            raise DipnValidationError(
+                f"input {name!r} must have shape (batch, {expected[0]}, {expected[1]}), got {arr.shape}"
+            )
+    elif arr.ndim != 2 or arr.shape[1] != width:
+        raise DipnValidationError(f"input {name!r} must have shape (batch, {width}), got {arr.shape}")
+    if batch_size is not None and arr.shape[0] != batch_size:
+        raise DipnValidationError(
+            f"input {name!r} has batch size {arr.shape[0]}, the other inputs {batch_size}"
+        )
+    for table in table_configs(feature_config, group):
+        column = arr[..., table.column]
+        if column.size and (column.min() < 0 or column.max() >= table.num_embeddings):
+            raise DipnValidationError(
+                f"input {name!r} column {table.column} ({table.feature}) has ids in "
+                f"[{column.min()}, {column.max()}]; the table has {table.num_embeddings} rows "
+                f"(0 = padding)"
+            )

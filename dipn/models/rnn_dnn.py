@@ -1,0 +1,104 @@
+"""RNN+DNN baseline (paper section 6.1, after Sheil et al. [19]).
+
+A bidirectional RNN over the browse-interactive view only; its final states are concatenated with
+the user history and profile embeddings and fed through fully connected layers (the "DNN"), one
+branch per task. The cell is an LSTM by default, as in [19] (the paper: "a bi-directional LSTM is
+used in [19, 25]"); ``cell="gru"`` swaps in DIPN's cell. Embeddings, the FC "reshape", padding
+masks, final states, heads and loss are DIPN's (``dipn.models.dipn``), so the comparison isolates
+the inputs and the attention layer. Same forward / loss contract as DIPN: keyword inputs, returns
+(logit_realtime, logit_longterm), inputs it does not use are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dipn.errors import DipnValidationError
+from dipn.features.spec import FeatureConfig, Group
+from dipn.models.dipn import TASKS, PositionalInputs, TaskHeads, check_inputs, last_states
+from dipn.models.embeddings import GroupEmbedding, mask_column
+
+_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class RNNDNNConfig:
+    cell: str = "lstm"
+    hidden_size: int = 32
+    reshape_dim: int = 64
+    head_hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.0
+    tasks: tuple[str, ...] = TASKS
+
+    def __post_init__(self) -> None:
+        if self.cell not in _CELLS:
+            raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
+        if not self.tasks or any(t not in TASKS for t in self.tasks):
+            raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
+
+
+RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
+    "rnn_dnn": RNNDNNConfig(),
+    "rnn_dnn_gru": RNNDNNConfig(cell="gru"),
+}
+
+
+class RNNDNN(nn.Module):
+    input_names = ("browse", "history", "profile")
+
+    def __init__(self, config: RNNDNNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or RNNDNNConfig()
+        self.feature_config = fc = feature_config or FeatureConfig()
+        self.tasks = config.tasks
+        d = config.hidden_size
+        self.embeddings = nn.ModuleDict({g: GroupEmbedding.for_group(fc, g) for g in self.input_names})
+        self._mask_column = mask_column(fc, Group.BROWSE)
+        self.reshape = nn.Sequential(nn.Linear(self.embeddings["browse"].output_dim, config.reshape_dim), nn.ReLU())
+        self.rnns = nn.ModuleDict(
+            {"browse": _CELLS[config.cell](config.reshape_dim, d, batch_first=True, bidirectional=True)}
+        )
+        head_in = 2 * d + self.embeddings["history"].output_dim + self.embeddings["profile"].output_dim
+        self.head_input_dim = head_in
+        self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
+
+    def forward(
+        self,
+        swipe: Tensor | None = None,
+        tap: Tensor | None = None,
+        browse: Tensor | None = None,
+        history: Tensor | None = None,
+        profile: Tensor | None = None,
+        merged: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """browse (B, T, 6), history (B, 6), profile (B, 6) ids -> (logit_realtime, logit_longterm)."""
+        if browse is None or history is None or profile is None:
+            raise DipnValidationError(f"RNN+DNN needs inputs {self.input_names}")
+        mask = (browse[..., self._mask_column] != 0).float()
+        x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)
+        h, _ = self.rnns["browse"](x)
+        features = [
+            last_states(h, mask, self.config.hidden_size),
+            self.embeddings["history"](history),
+            self.embeddings["profile"](profile),
+        ]
+        return self.heads(torch.cat(features, dim=-1))
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        check_inputs(self.feature_config, self.input_names, inputs)
+
+    def positional(self) -> PositionalInputs:
+        return PositionalInputs(self)
+
+
+def build_rnn_dnn(variant: str | RNNDNNConfig | None = None, feature_config: FeatureConfig | None = None) -> RNNDNN:
+    if variant is None or isinstance(variant, RNNDNNConfig):
+        return RNNDNN(variant, feature_config)
+    if variant not in RNN_DNN_VARIANTS:
+        raise DipnValidationError(f"unknown RNN+DNN variant {variant!r}; known: {sorted(RNN_DNN_VARIANTS)}")
+    return RNNDNN(RNN_DNN_VARIANTS[variant], feature_config)

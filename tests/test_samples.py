@@ -1,0 +1,101 @@
+"""The sample builder: windows, left padding, labels, time split, and the store's batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dipn.data.build import BuildConfig, build_samples
+from dipn.data.store import SampleStore
+from dipn.features import SEQUENCE_ENCODERS, StreamEncoder
+from tests.raw_logs import DAY, HOUR, START, write_logs
+
+EVERY_MOMENT = BuildConfig(cuts_per_day=1e6)  # cut at every event moment: exact expectations
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    raw = tmp_path_factory.mktemp("raw")
+    facts = write_logs(raw)
+    out = tmp_path_factory.mktemp("samples")
+    info = build_samples(raw, out, EVERY_MOMENT, progress=False)
+    return facts, info, SampleStore(out)
+
+
+def _find(store: SampleStore, user: str, ts: int) -> int:
+    users = store.users
+    for i in range(len(store)):
+        b = store.batch(np.array([i]))
+        if users[b["user_index"][0]] == user and b["cut_ts"][0] == ts:
+            return i
+    raise AssertionError(f"no cut at {user} {ts}")
+
+
+def test_labels_follow_the_one_hour_and_one_day_windows(built) -> None:
+    facts, _, store = built
+    p = facts["purchase"]
+    cases = {p - 30 * 60_000: (1, 1), p - 2 * HOUR: (0, 1), p - HOUR: (1, 1), p: (0, 0), START: (0, 0)}
+    for ts, (rt, lt) in cases.items():
+        b = store.batch(np.array([_find(store, "a", ts)]))
+        assert (b["realtime"][0], b["longterm"][0]) == (rt, lt), ts
+    # the purchase 34 h after the start of day 0 is beyond 24 h from day-0 morning cuts
+    b = store.batch(np.array([_find(store, "a", START + 60_000)]))
+    assert b["longterm"][0] == 0
+
+
+def test_windows_are_the_last_256_events_left_padded(built) -> None:
+    _, _, store = built
+    b = store.batch(np.array([_find(store, "a", START + 299 * 60_000)]))
+    swipe = b["swipe"][0]
+    assert swipe.shape == (256, 14) and swipe.dtype == np.int32
+    assert (swipe[:, 1] != 0).all()  # 300 events up to the cut: all 256 steps real
+    b = store.batch(np.array([_find(store, "b", START + DAY + 5 * HOUR + 2000)]))
+    real = b["swipe"][0][:, 1] != 0
+    assert real.sum() == 3 and real[-3:].all() and not real[:-3].any()
+    assert (b["swipe"][0][~real] == 0).all()
+    assert (b["browse"][0] == 0).all()  # user b never browsed: an all-padding view
+
+
+def test_window_ids_equal_the_stream_encoder_on_the_same_events(built) -> None:
+    facts, _, store = built
+    b = store.batch(np.array([_find(store, "a", facts["purchase"])]))
+    enc = StreamEncoder(store.manifest, 360, 780)
+    from tests.raw_logs import swipe_rows
+
+    times = sorted([START + 60_000 * i for i in range(300)] + [facts["purchase"] - 30 * 60_000, facts["purchase"] - 2 * HOUR])
+    rows = [enc.encode("swipe", r) for r in swipe_rows("a", times)]
+    np.testing.assert_array_equal(b["swipe"][0], np.stack(rows[-256:]))
+    assert SEQUENCE_ENCODERS  # the same functions serve both paths
+
+
+def test_split_is_by_time(built) -> None:
+    _, info, store = built
+    ts = store.batch(store.indices())["cut_ts"]
+    split = store.split
+    assert (ts[split == 1] >= START + DAY).all() and (ts[split == 0] < START + DAY).all()
+    assert info["splits"]["train"]["samples"] + info["splits"]["eval"]["samples"] == len(store)
+
+
+def test_history_is_the_snapshot_before_the_cut_and_profile_joins(built) -> None:
+    _, _, store = built
+    early = store.batch(np.array([_find(store, "a", START + 60_000)]))
+    late = store.batch(np.array([_find(store, "a", START + DAY + 8 * HOUR)]))
+    assert early["history"][0].tolist() == [2, 11, 1, 6, 1, 4]  # snapshot at START, +1 ids
+    assert late["history"][0].tolist() == [3, 12, 2, 7, 1, 4]  # snapshot at START + DAY
+    assert early["profile"][0].tolist() == [4, 2, 6, 3, 2, 7]
+
+
+def test_merged_view_is_time_ordered_with_each_views_columns(built) -> None:
+    facts, _, store = built
+    b = store.batch(np.array([_find(store, "a", facts["purchase"])]), merged=True)
+    merged = b["merged"][0]
+    assert merged.shape == (256, 23)
+    assert merged[-1, 17] == 5  # the last event is the purchase (browse type id 5)
+    per_row_views = (merged[:, [1, 14, 17]] != 0).sum(axis=1)
+    assert per_row_views.max() == 1  # each row holds exactly one view
+
+
+def test_no_cut_outside_the_label_observed_window(built) -> None:
+    _, _, store = built
+    ts = store.batch(store.indices())["cut_ts"]
+    assert ts.min() >= START and ts.max() < START + 2 * DAY
