@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from dipn import __version__
-from dipn.commands import build_samples, demo, inspect, simulate
+from dipn.commands import build_samples, demo, evaluate, inspect, simulate, train
 from dipn.errors import DipnValidationError
 
-COMMANDS = (simulate, build_samples, inspect, demo)
+COMMANDS = (simulate, build_samples, inspect, train, evaluate, demo)
 
 
 def make_parser() -> argparse.ArgumentParser:

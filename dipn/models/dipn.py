@@ -130,15 +130,19 @@ class DIPNConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DIPNConfig:
         """Inverse of ``to_dict``, also after a JSON round trip (lists back to tuples)."""
-        known = {f.name for f in fields(cls)}
-        extra = set(data) - known
-        if extra:
-            raise DipnValidationError(f"unknown DIPNConfig field(s): {sorted(extra)}")
+        return config_from_dict(cls, data)
 
-        def tuples(value: Any) -> Any:
-            return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
-        return cls(**{k: tuples(v) for k, v in data.items()})
+def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """A frozen config dataclass from a dict, lists (from JSON) turned back into tuples."""
+    extra = set(data) - {f.name for f in fields(cls)}
+    if extra:
+        raise DipnValidationError(f"unknown {cls.__name__} field(s): {sorted(extra)}")
+
+    def tuples(value: Any) -> Any:
+        return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+    return cls(**{k: tuples(v) for k, v in data.items()})
 
 
 _FULL = DIPNConfig()

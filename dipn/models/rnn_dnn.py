@@ -12,7 +12,7 @@ the inputs and the attention layer. Same forward / loss contract as DIPN: keywor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.dipn import TASKS, PositionalInputs, TaskHeads, check_inputs, last_states
+from dipn.models.dipn import TASKS, PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
 from dipn.models.embeddings import GroupEmbedding, mask_column
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -40,6 +40,13 @@ class RNNDNNConfig:
             raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
         if not self.tasks or any(t not in TASKS for t in self.tasks):
             raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RNNDNNConfig:
+        return config_from_dict(cls, data)
 
 
 RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {

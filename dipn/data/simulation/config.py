@@ -52,10 +52,10 @@ class SimulationConfig:
     start_ms: int = 1_793_577_600_000  # 2026-11-02 00:00:00 UTC
     horizon_hours: int = 24
     buyer_share: float = 0.75
-    episodes_per_day: float = 0.7
+    episodes_per_day: float = 0.5
     window_shopping_per_day: float = 0.5
-    sessions_per_day: float = 7.5
-    festival_boost: float = 2.0
+    sessions_per_day: float = 8.4
+    festival_boost: float = 2.5
     write_truth: bool = False
 
     def __post_init__(self) -> None:

@@ -1,0 +1,35 @@
+"""``dipn evaluate``: AUC per task, log loss, calibration and score histograms of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a checkpoint on a sample split: AUC, log loss, calibration, histograms",
+        description="Score a checkpoint on a split of a sample directory and write metrics.json, "
+        "reliability.png (calibration) and scores.png (score histograms by label) to --out.",
+    )
+    p.add_argument("checkpoint", type=Path, help="a checkpoint from dipn train (best.pt)")
+    p.add_argument("samples", type=Path, help="sample directory encoded with the same features.json")
+    p.add_argument("--split", choices=["train", "eval"], default="eval")
+    p.add_argument("--out", type=Path, help="directory for metrics.json and plots (default: next to the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dipn.evaluation.report import evaluate_checkpoint
+
+    out = args.out or args.checkpoint.parent / f"evaluation-{args.split}"
+    report = evaluate_checkpoint(args.checkpoint, args.samples, args.split, out, args.batch_size)
+    for task, m in report["tasks"].items():
+        print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}"
+              f"  mean score {m['mean_score']:.3f}  ({m['samples']:,} samples)")
+    print(f"wrote {out / 'metrics.json'}, {out / 'reliability.png'}, {out / 'scores.png'}")
+    print(json.dumps({"checkpoint": str(args.checkpoint), "split": args.split}))
+    return 0

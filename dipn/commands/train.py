@@ -1,0 +1,106 @@
+"""``dipn train``: train DIPN (or a variant, or the RNN+DNN baseline) on a sample directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from dipn.training.config import TrainConfig
+
+_FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --config, then flags
+    "model": (str, "dipn (default) or rnn_dnn"),
+    "variant": (str, "a preset: dipn, early_fusion, no_attention, no_inter_view, no_intra_view, "
+                     "no_multitask, no_<source>, only_<source> (see dipn.models.VARIANTS)"),
+    "epochs": (int, "passes over the training split"),
+    "batch_size": (int, "global batch size (split across torchrun processes)"),
+    "lr": (float, "Adam learning rate"),
+    "adam_eps": (float, "Adam epsilon (paper: 1e-3)"),
+    "patience": (int, "epochs without a better eval AUC before stopping"),
+    "seed": (int, "seed of initialization and batch order"),
+    "max_steps": (int, "stop after this many optimizer steps"),
+    "max_train_samples": (int, "train on a fixed random subset of this size"),
+    "max_eval_samples": (int, "evaluate each epoch on a fixed random subset of this size"),
+    "checkpoint_every": (int, "steps between resumable checkpoints"),
+    "threads": (int, "torch threads per process"),
+}  # fmt: skip
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a model on samples; run under torchrun for data parallelism",
+        description="Train DIPN (Adam, both tasks jointly: L_short + L_long) on a sample directory "
+        "from build-samples, evaluate AUC per task on the eval split every epoch, stop early, and "
+        "write best.pt / last.pt checkpoints (weights, config, feature manifest, metrics, git "
+        "revision) to --out. Options: command line over --config JSON over defaults. Data "
+        "parallel: torchrun --nproc-per-node 2 $(which dipn) train ... (same options).",
+    )
+    p.add_argument("samples", type=Path, help="sample directory (from dipn build-samples)")
+    p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and metrics")
+    p.add_argument("--config", type=Path, help="JSON file of training options")
+    p.add_argument("--resume", action="store_true", help="continue from --out/last.pt after an interruption")
+    p.add_argument("--dry-run", action="store_true", help="build the model, print parameters by component and sizes, exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, (kind, text) in _FLAGS.items():
+        default = getattr(d, name)
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=argparse.SUPPRESS,
+                       help=f"{text} (default {default})")  # fmt: skip
+    p.set_defaults(run=run)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, overridden by the --config file, overridden by flags given on the command line."""
+    values = TrainConfig().to_dict()
+    if args.config:
+        values |= TrainConfig.load(args.config).to_dict()
+    values |= {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dipn.data.store import SampleStore
+
+    config = resolve_config(args)
+    store = SampleStore(args.samples)
+    if args.dry_run:
+        print(describe_model(config, store))
+        return 0
+    from dipn.training import distributed
+    from dipn.training.loop import Trainer
+
+    rank = distributed.init_from_env()
+    try:
+        trainer = Trainer(store, config, args.out, rank, progress=not args.quiet)
+        if args.resume:
+            trainer.resume(args.out / "last.pt")
+        result = trainer.fit()
+    finally:
+        distributed.shutdown(rank)
+    if rank.is_main:
+        best = max(result["history"], key=lambda r: r["score"], default=None)
+        if best:
+            aucs = ", ".join(f"{t} AUC {best[t]['auc']:.4f}" for t in ("realtime", "longterm") if t in best)
+            print(f"best epoch {best['epoch']}: {aucs}; checkpoint {args.out / 'best.pt'}")
+        else:
+            print(f"stopped after {result['global_step']} steps; checkpoint {args.out / 'last.pt'}")
+    return 0
+
+
+def describe_model(config: TrainConfig, store) -> str:
+    from dipn.models import build_model, parameter_counts, size_estimate_mb
+
+    model = build_model(config.model, config.variant, store.manifest.config)
+    counts = parameter_counts(model)
+    total = sum(counts.values())
+    lines = [f"model {config.model} / variant {config.variant or 'default'}; inputs {', '.join(model.input_names)}",
+             f"{'component':28s} {'parameters':>12s} {'share':>7s}"]  # fmt: skip
+    lines += [f"{k:28s} {v:12,d} {v / total:7.1%}" for k, v in counts.items()]
+    sizes = size_estimate_mb(model)
+    lines.append(f"{'total':28s} {total:12,d}")
+    lines.append(f"size: fp32 {sizes['fp32_mb']:.2f} MB, int8 estimate {sizes['int8_mb']:.2f} MB")
+    lines.append("training config: " + json.dumps(config.to_dict()))
+    lines.append(f"samples: {store.split_counts()}")
+    return "\n".join(lines)

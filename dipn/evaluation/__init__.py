@@ -1,0 +1,1 @@
+"""Evaluation: AUC per task, log loss, calibration and score histograms."""

@@ -1,0 +1,41 @@
+"""Evaluate a checkpoint on a sample split and write the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dipn.data.store import LABELS, SampleStore
+from dipn.errors import DipnValidationError
+from dipn.evaluation.metrics import calibration_table, task_metrics
+from dipn.evaluation.plots import reliability_plot, score_histograms
+from dipn.evaluation.predict import predict
+from dipn.training import checkpoint
+
+
+def evaluate_checkpoint(ckpt_path: Path, samples: Path, split: str, out: Path, batch_size: int = 512) -> dict[str, Any]:
+    model, manifest, ckpt = checkpoint.load_model(ckpt_path)
+    store = SampleStore(samples)
+    if store.manifest.vocabularies != manifest.vocabularies:
+        raise DipnValidationError(
+            f"{samples} was encoded with other vocabularies than {ckpt_path}; rebuild it with "
+            f"dipn build-samples --manifest <the model's features.json>"
+        )
+    preds = predict(model, store, store.indices(split), batch_size)
+    tasks = tuple(getattr(model.config, "tasks", LABELS))
+    labels = {t: preds[t] for t in tasks}
+    scores = {t: preds[f"p_{t}"] for t in tasks}
+    report = {
+        "checkpoint": str(ckpt_path),
+        "samples": str(samples),
+        "split": split,
+        "git_revision": ckpt.get("git_revision"),
+        "tasks": {t: task_metrics(labels[t], scores[t]) for t in tasks},
+        "calibration": {t: calibration_table(labels[t], scores[t]) for t in tasks},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    reliability_plot(labels, scores, out / "reliability.png")
+    score_histograms(labels, scores, out / "scores.png")
+    return report

@@ -1,0 +1,42 @@
+"""Mini-batches of sample indices and their tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from dipn.data.store import LABELS, SampleStore
+
+
+def subset(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """A fixed random subset (sorted), so capped runs still see every day and user."""
+    if limit is None or limit >= len(indices):
+        return indices
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(indices, size=limit, replace=False))
+
+
+def epoch_batches(indices: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's global batches; the same on every process (seeded by seed and epoch)."""
+    order = np.random.default_rng([seed, epoch]).permutation(indices)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def local_slice(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This process's share of a global batch."""
+    return batch[rank::world]
+
+
+def to_tensors(store: SampleStore, indices: np.ndarray, input_names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    arrays = store.batch(indices, merged="merged" in input_names)
+    out = {name: torch.from_numpy(arrays[name]) for name in input_names}
+    for label in LABELS:
+        out[label] = torch.from_numpy(arrays[label])
+    return out
+
+
+def eval_batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(indices), batch_size):
+        yield indices[i : i + batch_size]

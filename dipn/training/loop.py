@@ -1,0 +1,192 @@
+"""The training loop in small named steps: train_step, train_epoch, evaluate,
+checkpoint_and_earlystop; ``fit`` strings them together and can resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dipn.data.store import LABELS, SampleStore
+from dipn.evaluation.metrics import task_metrics
+from dipn.evaluation.predict import predict
+from dipn.models import build_model, multitask_loss
+from dipn.training import batches, checkpoint, distributed
+from dipn.training.config import TrainConfig
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # the epoch in progress (0-based)
+    step_in_epoch: int = 0  # batches of this epoch already applied
+    global_step: int = 0
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(
+        self,
+        store: SampleStore,
+        config: TrainConfig,
+        run_dir: str | Path,
+        rank: distributed.Rank | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.store, self.config, self.run_dir = store, config, Path(run_dir)
+        self.rank = rank or distributed.Rank()
+        self.progress = progress and self.rank.is_main
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, config.variant, store.manifest.config)
+        self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
+        self.input_names = tuple(self.model.input_names)
+        self.parallel = distributed.wrap(self.model, self.rank)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2)
+        )
+        self.train_indices = batches.subset(store.indices("train"), config.max_train_samples, config.seed)
+        self.eval_indices = batches.subset(store.indices("eval"), config.max_eval_samples, config.seed + 1)
+        if len(self.train_indices) == 0:
+            raise ValueError(f"{store.root}: the training split is empty")
+        self.state = TrainState()
+
+    # ---- steps ---------------------------------------------------------------------------
+    def train_step(self, global_batch: np.ndarray) -> float:
+        self.parallel.train()
+        local = batches.local_slice(global_batch, self.rank.rank, self.rank.world)
+        tensors = batches.to_tensors(self.store, local, self.input_names)
+        logits = self.parallel(**{n: tensors[n] for n in self.input_names})
+        loss = multitask_loss(logits, tensors, self.tasks)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.state.global_step += 1
+        self.state.step_in_epoch += 1
+        return float(loss.detach())
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg, state = self.config, self.state
+        plan = batches.epoch_batches(self.train_indices, cfg.batch_size, cfg.seed, state.epoch)
+        losses, seen, started = [], 0, time.perf_counter()
+        bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not self.progress,
+                   desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)  # fmt: skip
+        for global_batch in plan[state.step_in_epoch :]:
+            if self._step_limit_reached():
+                break
+            losses.append(self.train_step(global_batch))
+            seen += len(global_batch)
+            rate = seen / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", samples_per_s=f"{rate:,.0f}")
+            bar.update()
+            if state.global_step % cfg.checkpoint_every == 0:
+                self.save(self.run_dir / "last.pt")
+        bar.close()
+        elapsed = time.perf_counter() - started
+        finished = state.step_in_epoch >= len(plan)
+        return {"train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "samples_per_s": seen / elapsed if elapsed > 0 else 0.0, "epoch_complete": finished}  # fmt: skip
+
+    def evaluate(self) -> dict[str, Any]:
+        preds = predict(self.model, self.store, self.eval_indices)
+        return {task: task_metrics(preds[task], preds[f"p_{task}"]) for task in self.tasks}
+
+    def checkpoint_and_earlystop(self, metrics: dict[str, Any]) -> bool:
+        """Record the epoch, keep the best model, and say whether to stop."""
+        state = self.state
+        score = float(np.nanmean([metrics[t]["auc"] for t in self.tasks]))
+        record = {"epoch": state.epoch + 1, "step": state.global_step, "score": score, **metrics}
+        state.history.append(record)
+        improved = score > state.best_score or math.isnan(state.best_score)
+        if improved:
+            state.best_score, state.bad_epochs = score, 0
+        else:
+            state.bad_epochs += 1
+        state.epoch += 1
+        state.step_in_epoch = 0
+        self.save(self.run_dir / "last.pt")
+        if improved:
+            self.save(self.run_dir / "best.pt")
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        return state.bad_epochs >= self.config.patience
+
+    # ---- the whole run -------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        cfg = self.config
+        if self.rank.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.store.manifest.save(self.run_dir / "features.json")
+            (self.run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        while self.state.epoch < cfg.epochs and not self._step_limit_reached():
+            train = self.train_epoch()
+            if not train["epoch_complete"]:  # stopped by max_steps inside the epoch
+                if self.rank.is_main:
+                    self.save(self.run_dir / "last.pt")
+                break
+            stop = False
+            if self.rank.is_main:
+                metrics = self.evaluate()
+                metrics["train"] = train
+                stop = self.checkpoint_and_earlystop(metrics)
+                self._report(metrics)
+            else:
+                self.state.epoch += 1
+                self.state.step_in_epoch = 0
+            distributed.barrier(self.rank)
+            if stop:
+                break
+        if self.rank.is_main and not (self.run_dir / "best.pt").exists():
+            self.save(self.run_dir / "best.pt")
+        return {"best_score": self.state.best_score, "history": self.state.history,
+                "global_step": self.state.global_step, "run_dir": str(self.run_dir)}  # fmt: skip
+
+    def _step_limit_reached(self) -> bool:
+        return self.config.max_steps is not None and self.state.global_step >= self.config.max_steps
+
+    def _report(self, metrics: dict[str, Any]) -> None:
+        if not self.progress:
+            return
+        parts = [f"{t} AUC {metrics[t]['auc']:.4f}" for t in self.tasks]
+        tqdm.write(f"epoch {self.state.epoch}: " + ", ".join(parts)
+                   + f", train loss {metrics['train']['train_loss']:.4f}, "
+                   f"{metrics['train']['samples_per_s']:,.0f} samples/s")  # fmt: skip
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        if not self.rank.is_main:
+            return path
+        s = self.state
+        return checkpoint.save(path, {
+            "model_name": self.config.model,
+            "model_config": checkpoint.model_config_dict(self.model),
+            "model_state": self.model.state_dict(),
+            "feature_manifest": self.store.manifest.to_dict(),
+            "train_config": self.config.to_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "train_state": {"epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
+                            "best_score": s.best_score, "bad_epochs": s.bad_epochs, "history": s.history},
+            "torch_rng": torch.get_rng_state(),
+            "metrics": s.history[-1] if s.history else {},
+            "samples": str(self.store.root),
+            "git_revision": checkpoint.git_revision(),
+        })  # fmt: skip
+
+    def resume(self, path: str | Path) -> None:
+        """Continue a killed run from its last checkpoint: same weights, optimizer, position."""
+        ckpt = checkpoint.load(path)
+        if ckpt["model_name"] != self.config.model or ckpt["model_config"] != checkpoint.model_config_dict(self.model):
+            raise ValueError(f"{path} was trained with another model configuration")
+        self.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.state = TrainState(**ckpt["train_state"])
+        torch.set_rng_state(ckpt["torch_rng"])
