@@ -30,7 +30,16 @@ try:  # tests/ is not a package; pytest puts it on sys.path (or, as a package, i
 except ImportError:  # pragma: no cover
     from tests.synthetic_batches import labels, make_batch, model_inputs, plant_signal
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is as fast, and does not stall when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SHORT = FeatureConfig(sequence_length=16)  # for training loops: the model is length-agnostic
 VIEWS = ("swipe", "tap", "browse")
 TORCH_MODELS = [("dipn", name) for name in VARIANTS] + [("rnn_dnn", "rnn_dnn"), ("rnn_dnn", "rnn_dnn_gru")]
@@ -291,11 +300,12 @@ def test_gbdt_learns_a_planted_signal():
     matrix, names = summary_features(train, fc)
     assert matrix.shape == (600, len(names)) and len(set(names)) == len(names)
     assert "browse.count.cart" in names and "swipe.last.time_gap" in names
-    model = GBDTBaseline(GBDTConfig(num_boost_round=100), fc).fit(train, valid)
+    config = GBDTConfig(num_boost_round=100, num_threads=1)  # 2 OpenMP threads stall on a busy machine
+    model = GBDTBaseline(config, fc).fit(train, valid)
     scores = model.predict(test)
     assert set(scores) == {"realtime", "longterm"}
     for task, p in scores.items():
         assert p.shape == (300,) and ((p >= 0) & (p <= 1)).all()
         assert roc_auc_score(test[task], p) > 0.75, task
-    again = GBDTBaseline(GBDTConfig(num_boost_round=100), fc).fit(train, valid).predict(test)
+    again = GBDTBaseline(config, fc).fit(train, valid).predict(test)
     assert np.array_equal(again["realtime"], scores["realtime"])  # seeded

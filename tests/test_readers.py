@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dipn.data.readers import RawDataError, ReadResult, read_dataset, read_view, write_view
 from dipn.data.schema import SCHEMAS
@@ -63,6 +66,15 @@ def test_negative_duration_names_file_line_column_and_rule(tmp_path: Path) -> No
     )
 
 
+def test_errors_survive_pickling(tmp_path: Path) -> None:
+    """Readers may run in worker processes; their errors must come back whole."""
+    err = error_of(swipe_csv(tmp_path, "u1,-5,open_page,home,,,,,,,,400,800"))
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.path, back.line, back.column, back.rule) == (
+        str(err), err.path, err.line, err.column, err.rule
+    )
+
+
 def test_negative_timestamp(tmp_path: Path) -> None:
     path = swipe_csv(tmp_path, OPEN, "u1,-5,open_page,home,,,,,,,,400,800")
     assert_error(error_of(path), path, 3, "ts", "negative")
@@ -76,7 +88,9 @@ def test_non_numeric_value_is_not_a_number(tmp_path: Path) -> None:
 
 
 def test_fractional_timestamp_is_not_a_number_but_whole_float_is_fine(tmp_path: Path) -> None:
-    path = swipe_csv(tmp_path, "u1,1000.0,open_page,home,,,,,,,,400,800", "u1,1000.5,open_page,home,,,,,,,,400,800")
+    path = swipe_csv(
+        tmp_path, "u1,1000.0,open_page,home,,,,,,,,400,800", "u1,1000.5,open_page,home,,,,,,,,400,800"
+    )
     err = error_of(path)
     assert_error(err, path, 3, "ts", "not_a_number")
     assert "whole number of milliseconds" in str(err)
@@ -163,7 +177,9 @@ def test_broken_parquet_is_unreadable(tmp_path: Path) -> None:
 
 
 def test_strict_mode_reports_the_first_bad_row_in_file_order(tmp_path: Path) -> None:
-    path = swipe_csv(tmp_path, OPEN, "u1,1100,tap,home,500,20,,,,,,400,800", "u1,abc,open_page,home,,,,,,,,400,800")
+    off_screen = "u1,1100,tap,home,500,20,,,,,,400,800"
+    not_a_number = "u1,abc,open_page,home,,,,,,,,400,800"
+    path = swipe_csv(tmp_path, OPEN, off_screen, not_a_number)
     assert_error(error_of(path), path, 3, "x", "off_screen")
 
 
@@ -178,13 +194,15 @@ def test_first_broken_rule_of_a_row_is_reported(tmp_path: Path) -> None:
 
 def test_csv_lines_are_physical_lines(tmp_path: Path) -> None:
     """A quoted field spanning lines and a blank line both push later rows down the file."""
-    path = swipe_csv(tmp_path, OPEN, 'u1,1001,open_page,"two\nlines",,,,,,,,400,800', "", "u1,-1,tap,home,1,1,,,,,,400,800")
+    two_lines = 'u1,1001,open_page,"two\nlines",,,,,,,,400,800'
+    path = swipe_csv(tmp_path, OPEN, two_lines, "", "u1,-1,tap,home,1,1,,,,,,400,800")
     assert_error(error_of(path), path, 6, "ts", "negative")
 
 
 def test_csv_lines_with_crlf_and_no_final_newline(tmp_path: Path) -> None:
     path = tmp_path / "swipe.csv"
-    path.write_bytes("\r\n".join([SWIPE_HEADER, OPEN, '"u,2",1,tap,home,1,1,,,,,,400,800', "u1,-1,tap,home,1,1,,,,,,400,800"]).encode())
+    lines = [SWIPE_HEADER, OPEN, '"u,2",1,tap,home,1,1,,,,,,400,800', "u1,-1,tap,home,1,1,,,,,,400,800"]
+    path.write_bytes("\r\n".join(lines).encode())
     assert_error(error_of(path), path, 4, "ts", "negative")
 
 
@@ -220,7 +238,8 @@ def test_jsonl_absent_key_is_a_missing_column_but_null_is_a_missing_value(tmp_pa
     rows = swipe_rows({}, {"ts": 2000})
     absent = tmp_path / "a" / "swipe.jsonl"
     absent.parent.mkdir()
-    absent.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "page"}) + "\n" for r in rows))
+    without_page = [{k: v for k, v in r.items() if k != "page"} for r in rows]
+    absent.write_text("".join(json.dumps(r) + "\n" for r in without_page))
     assert_error(error_of(absent), absent, None, "page", "missing_column")
     null = tmp_path / "swipe.jsonl"
     null.write_text("".join(json.dumps({**r, "page": None}) + "\n" for r in rows))
@@ -234,7 +253,8 @@ def test_jsonl_fractional_timestamp(tmp_path: Path) -> None:
 
 
 def test_parquet_errors_name_the_row(tmp_path: Path) -> None:
-    frame = pl.DataFrame(swipe_rows({}, {"ts": 1100}, {"ts": 1200, "type": "tap", "x": 10.0, "y": 900.0}))
+    tap_below_screen = {"ts": 1200, "type": "tap", "x": 10.0, "y": 900.0}
+    frame = pl.DataFrame(swipe_rows({}, {"ts": 1100}, tap_below_screen))
     path = write_view(frame, tmp_path / "swipe.parquet")
     err = error_of(path)
     assert_error(err, path, 3, "y", "off_screen")
@@ -290,7 +310,7 @@ def test_output_has_schema_columns_in_order_with_canonical_dtypes(tmp_path: Path
     frame = read_view(path, "swipe").frame
     assert tuple(frame.columns) == tuple(r.name for r in SCHEMAS["swipe"])
     expected = {"int": pl.Int64, "float": pl.Float64, "str": pl.String}
-    assert [frame.schema[r.name] for r in SCHEMAS["swipe"]] == [expected[r.dtype] for r in SCHEMAS["swipe"]]
+    assert list(frame.schema.values()) == [expected[r.dtype] for r in SCHEMAS["swipe"]]
     assert frame["x"].null_count() == 2  # nullable columns keep nulls
 
 
@@ -308,7 +328,9 @@ def test_unsorted_timestamps_are_sorted_per_user_stably(tmp_path: Path) -> None:
 
 
 def test_integer_user_ids_become_strings(tmp_path: Path) -> None:
-    csv_path = swipe_csv(tmp_path, "007,1,open_page,home,,,,,,,,400,800", "12,2,open_page,home,,,,,,,,400,800")
+    csv_path = swipe_csv(
+        tmp_path, "007,1,open_page,home,,,,,,,,400,800", "12,2,open_page,home,,,,,,,,400,800"
+    )
     assert read_view(csv_path, "swipe").frame["user_id"].to_list() == ["007", "12"]
     frame = pl.DataFrame(swipe_rows({"user_id": 12}, {"user_id": 7}))
     for name in ("swipe.parquet", "swipe.jsonl"):
@@ -347,7 +369,9 @@ def test_unknown_view_is_refused(tmp_path: Path) -> None:
         read_view(swipe_csv(tmp_path, OPEN), "clicks")
 
 
-@pytest.mark.parametrize("name", ["swipe.csv", "swipe.csv.gz", "swipe.jsonl", "swipe.ndjson", "swipe.parquet"])
+@pytest.mark.parametrize(
+    "name", ["swipe.csv", "swipe.csv.gz", "swipe.jsonl", "swipe.ndjson", "swipe.parquet"]
+)
 def test_write_then_read_gives_the_same_frame(tmp_path: Path, name: str) -> None:
     frame = pl.DataFrame(
         swipe_rows(
@@ -368,7 +392,8 @@ def test_write_then_read_gives_the_same_frame(tmp_path: Path, name: str) -> None
 
 def test_read_dataset_finds_views_by_name_in_any_format(tmp_path: Path) -> None:
     swipe_csv(tmp_path, OPEN)
-    write_view(pl.DataFrame({"user_id": [1], "ts": [5], "event": ["page"], "page": ["home"]}), tmp_path / "tap.parquet")
+    tap = pl.DataFrame({"user_id": [1], "ts": [5], "event": ["page"], "page": ["home"]})
+    write_view(tap, tmp_path / "tap.parquet")
     (tmp_path / "notes.txt").write_text("not a view")
     results = read_dataset(tmp_path)
     assert sorted(results) == ["swipe", "tap"]
@@ -403,14 +428,16 @@ def test_read_dataset_lenient_passes_through(tmp_path: Path) -> None:
 
 def test_profile_counts_must_not_be_negative(tmp_path: Path) -> None:
     header = "user_id,age_level,gender,buyer_star,tm_level,vip_level,phone_price_level"
-    path = write_csv(tmp_path / "profile.csv", header, "b,1,0,2,3,0,1", "a,1,1,2,3,0,1", "c,1,-1,2,3,0,1")
+    rows = ("b,1,0,2,3,0,1", "a,1,1,2,3,0,1", "c,1,-1,2,3,0,1")
+    path = write_csv(tmp_path / "profile.csv", header, *rows)
     err = error_of(path, "profile")
     assert str(err) == f"{path}, line 4, column 'gender': negative count (-1); counts must be >= 0"
     assert read_view(path, "profile", lenient=True).frame["user_id"].to_list() == ["a", "b"]
 
 
 def test_parquet_datetime_timestamps_become_epoch_milliseconds(tmp_path: Path) -> None:
-    frame = pl.DataFrame({"user_id": ["u"], "ts": [1_700_000_000_123], "event": ["page"], "page": ["home"]})
+    ts = [1_700_000_000_123]
+    frame = pl.DataFrame({"user_id": ["u"], "ts": ts, "event": ["page"], "page": ["home"]})
     frame = frame.with_columns(pl.col("ts").cast(pl.Datetime("ms")))
     result = read_view(write_view(frame, tmp_path / "tap.parquet"), "tap").frame
     assert result["ts"].to_list() == [1_700_000_000_123]
@@ -420,3 +447,43 @@ def test_unsupported_extension_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "swipe.xlsx"
     path.write_text("x")
     assert error_of(path).rule == "unsupported_format"
+
+
+# --------------------------------------------------------------------------- property
+
+
+BAD_ROWS = {
+    "negative": "u{u},-3,open_page,home,,,,,,,,400,800",
+    "not_a_number": "u{u},soon,open_page,home,,,,,,,,400,800",
+    "unknown_value": "u{u},{t},scroll,home,,,,,,,,400,800",
+    "missing_required_for_type": "u{u},{t},swipe,home,,,1,2,3,,40,400,800",
+    "off_screen": "u{u},{t},tap,home,401,5,,,,,,400,800",
+    "below_minimum": "u{u},{t},open_page,home,,,,,,,,400,0",
+}
+GOOD_ROWS = ("u{u},{t},open_page,home,,,,,,,,400,800", "u{u},{t},tap,home,1.5,2,,,,,,400,800",
+             "u{u},{t},swipe,home,,,1,2,3,4,40,400,800")  # fmt: skip
+
+
+ROW = st.tuples(st.sampled_from([*GOOD_ROWS, *BAD_ROWS]), st.integers(0, 3), st.integers(0, 10**12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(ROW, min_size=1, max_size=30))
+def test_strict_and_lenient_agree_on_which_rows_are_bad(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, int, int]]
+) -> None:
+    """Property: lenient drops exactly the bad rows; strict stops at the first of them."""
+    path = tmp_path_factory.mktemp("p") / "swipe.csv"
+    lines = [(BAD_ROWS.get(kind, kind)).format(u=u, t=t) for kind, u, t in rows]
+    write_csv(path, SWIPE_HEADER, *lines)
+    bad = [(i + 2, kind) for i, (kind, _, _) in enumerate(rows) if kind in BAD_ROWS]
+    result = read_view(path, "swipe", lenient=True)
+    assert result.report.rows_kept == len(rows) - len(bad)
+    assert sum(result.report.dropped.values()) == len(bad)
+    keys = result.frame.select("user_id", "ts").rows()
+    assert keys == sorted(keys)
+    if bad:
+        err = error_of(path)
+        assert (err.line, err.rule) == bad[0]
+    else:
+        assert read_view(path, "swipe").frame.equals(result.frame)

@@ -19,7 +19,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +27,9 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from dipn.data.schema import CONDITIONAL_REQUIRED, ON_SCREEN, SCHEMAS, TIME_COLUMN, VIEWS, ColumnRule
+from dipn.data.schema import (
+    CONDITIONAL_REQUIRED, ON_SCREEN, SCHEMAS, TIME_COLUMN, VIEWS, ColumnRule,
+)  # fmt: skip
 from dipn.errors import DipnValidationError
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -77,7 +79,17 @@ class RawDataError(DipnValidationError):
         self.column = column
         self.rule = rule
         self.detail = detail
+        self.unit = unit
         super().__init__(_locate_text(path, line, column, unit) + ": " + detail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable despite keyword-only arguments (errors cross process pools)."""
+        keywords = {"rule": self.rule, "line": self.line, "column": self.column, "unit": self.unit}
+        return (_rebuild_error, (self.path, self.detail, keywords))
+
+
+def _rebuild_error(path: Path, detail: str, keywords: dict[str, Any]) -> RawDataError:
+    return RawDataError(path, detail, **keywords)
 
 
 def _locate_text(path: str | Path, line: int | None, column: str | None, unit: str) -> str:
@@ -140,8 +152,12 @@ class _Check:
 
     rule: str
     column: str
-    bad: pl.Expr
+    test: pl.Expr  # may be null where inputs are null; ``bad`` reads null as "fine"
     explain: Callable[[dict[str, Any]], str]  # raw row -> detail
+
+    @property
+    def bad(self) -> pl.Expr:
+        return self.test.fill_null(False)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -156,20 +172,19 @@ def read_view(path: str | Path, view: str, *, lenient: bool = False) -> ReadResu
     canonical dtypes, sorted stably by (user_id, time).
     """
     rules = _rules(view)
+    checks = _checks(view, rules)
     loaded = _load(Path(path), rules)
     raw = _normalize(path, loaded.frame, rules)
     typed = _typed(raw, rules)
-    checks = _checks(view, rules)
-    bad = typed.select(pl.any_horizontal([c.bad.fill_null(False) for c in checks]).alias("bad")).to_series()
-    bad_rows = typed.filter(bad)
-    report = ReadReport(Path(path), view, typed.height, typed.height - bad_rows.height)
-    report.blank_rows = loaded.blank_rows
-    if bad_rows.height:
-        first_rules = _first_rules(bad_rows, checks)
+    bad = typed.select(pl.any_horizontal([c.bad for c in checks])).to_series()
+    n_bad = int(bad.sum())
+    report = ReadReport(Path(path), view, typed.height, typed.height - n_bad,
+                        blank_rows=loaded.blank_rows)  # fmt: skip
+    if n_bad:
+        limit = _EXAMPLES if lenient else 1
+        report.dropped, errors = _failures(path, raw, loaded, typed.filter(bad), checks, limit)
         if not lenient:
-            raise _row_error(path, raw, loaded, bad_rows, first_rules, checks, 1)[0]
-        report.dropped = _count_rules(first_rules, checks)
-        errors = _row_error(path, raw, loaded, bad_rows, first_rules, checks, _EXAMPLES)
+            raise errors[0]
         report.examples = [str(e) for e in errors]
     frame = typed.filter(~bad).select([pl.col(r.name).cast(_DTYPES[r.dtype]) for r in rules])
     return ReadResult(_sort(frame, view), report)
@@ -286,10 +301,9 @@ def _present_columns(path: Path, rules: Sequence[ColumnRule], found: Sequence[st
         lower = {f.strip().lower(): f for f in found}
         near = [f"{lower[m]!r}" for m in missing if m in lower]
         hint = f" (found {', '.join(near)}; names are case-sensitive)" if near else ""
-        raise RawDataError(
-            path, f"missing required column{'s' if len(missing) > 1 else ''} {named}{hint}; "
-            f"columns found: {[f for f in found if f != _ROW]}", rule="missing_column", column=missing[0],
-        )  # fmt: skip
+        plural = "s" if len(missing) > 1 else ""
+        detail = f"missing required column{plural} {named}{hint}; columns found: {list(found)}"
+        raise RawDataError(path, detail, rule="missing_column", column=missing[0])
     return [r.name for r in rules if r.name in found]
 
 
@@ -312,10 +326,11 @@ def _load_jsonl(path: Path, rules: Sequence[ColumnRule]) -> _Loaded:
                            rule="unreadable", line=1)  # fmt: skip
     schema = {r.name: pl.String for r in rules}
     frame = pl.read_ndjson(path, schema=schema).with_row_index(_ROW)
-    all_null = [r.name for r in rules if not r.nullable and frame[r.name].null_count() == frame.height]
+    required = [r.name for r in rules if not r.nullable]
+    all_null = [c for c in required if frame[c].null_count() == frame.height]
     if all_null:  # rare: read the bytes to tell "key never written" from "key always null"
         data = path.read_bytes()
-        found = [c for c in frame.columns if c not in all_null or f'"{c}"'.encode() in data]
+        found = [r.name for r in rules if r.name not in all_null or f'"{r.name}"'.encode() in data]
         frame = frame.select(_present_columns(path, rules, found) + [_ROW])
     return _Loaded(frame, "line", lambda rows: _jsonl_lines(path, rows))
 
@@ -335,17 +350,6 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
     return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
-
-
-def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line, fields) of each data record; Polars counts records the same way."""
-    with _open_text(path) as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        previous = reader.line_num
-        for fields in reader:
-            yield previous + 1, fields
-            previous = reader.line_num
 
 
 def _csv_lines(path: Path, rows: Sequence[int]) -> dict[int, int]:
@@ -398,13 +402,24 @@ def _first_bad_line(path: Path, fmt: Format) -> int | None:
     """Where a file Polars refused to parse goes wrong (a ragged CSV line, a broken JSON line)."""
     try:
         if fmt == "csv":
-            with _open_text(path) as fh:
-                width = len(next(csv.reader(fh), []))
-            return next((line for line, f in _csv_records(path) if len(f) > width), None)
+            return _first_ragged_csv_line(path)
         if fmt == "jsonl":
             return _first_bad_json_line(path)
     except (OSError, csv.Error, UnicodeDecodeError):
         return None
+    return None
+
+
+def _first_ragged_csv_line(path: Path) -> int | None:
+    """First line with more fields than the header (a Python scan: only for broken files)."""
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        width = len(next(reader, []))
+        previous = reader.line_num
+        for fields in reader:
+            if len(fields) > width:
+                return previous + 1
+            previous = reader.line_num
     return None
 
 
@@ -440,8 +455,8 @@ def _normalize(path: str | Path, frame: pl.DataFrame, rules: Sequence[ColumnRule
         elif dtype in (pl.Boolean, pl.Categorical, pl.Null) or isinstance(dtype, pl.Enum):
             columns.append(pl.col(rule.name).cast(pl.String))
         else:
-            raise RawDataError(path, f"values of type {dtype} cannot hold {rule.dtype} values",
-                               rule="unreadable", column=rule.name)  # fmt: skip
+            detail = f"values of type {dtype} cannot hold {rule.dtype} values"
+            raise RawDataError(path, detail, rule="unreadable", column=rule.name)
     return frame.select(columns)
 
 
@@ -457,7 +472,7 @@ def _cleaned(raw: pl.DataFrame, rules: Sequence[ColumnRule]) -> pl.DataFrame:
     return raw.with_columns([_text(pl.col(name)).alias(name) for name in text])
 
 
-def _parse_float(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _parse_float(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:  # noqa: ARG001
     """Finite float or null; NaN and infinities count as "not a number"."""
     value = column.cast(pl.Float64, strict=False)
     return pl.when(value.is_finite()).then(value)
@@ -468,7 +483,8 @@ def _parse_int(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if dtype.is_integer():
         return column.cast(pl.Int64, strict=False)
     number = _parse_float(column, dtype)
-    whole = pl.when((number == number.floor()) & (number.abs() < 2.0**63)).then(number.cast(pl.Int64))
+    is_whole = (number == number.floor()) & (number.abs() < 2.0**63)
+    whole = pl.when(is_whole).then(number.cast(pl.Int64))
     if dtype == pl.String:
         return pl.coalesce(column.cast(pl.Int64, strict=False), whole)
     return whole
@@ -489,7 +505,8 @@ def _typed(raw: pl.DataFrame, rules: Sequence[ColumnRule]) -> pl.DataFrame:
             out.append(_parse_str(column, dtype).alias(rule.name))
             continue
         parse = _parse_int if rule.dtype == "int" else _parse_float
-        out += [parse(column, dtype).alias(rule.name), column.is_not_null().alias(_PRESENT + rule.name)]
+        out.append(parse(column, dtype).alias(rule.name))
+        out.append(column.is_not_null().alias(_PRESENT + rule.name))
     return clean.select(out)
 
 
@@ -505,93 +522,101 @@ def _checks(view: str, rules: Sequence[ColumnRule]) -> list[_Check]:
 
 
 def _column_checks(view: str, rule: ColumnRule) -> list[_Check]:
+    """Checks on one column, in the order a value is judged: parse, presence, range, set."""
     name, value = rule.name, pl.col(rule.name)
     checks: list[_Check] = []
-    if rule.dtype != "str":
-        present = pl.col(_PRESENT + name)
-        checks.append(_Check("not_a_number", name, present & value.is_null(), _not_a_number(view, rule)))
-        missing = ~present
-    else:
+    if rule.dtype == "str":
         missing = value.is_null()
+    else:
+        present = pl.col(_PRESENT + name)
+        checks.append(_not_a_number(view, rule, present & value.is_null()))
+        missing = ~present
     if not rule.nullable:
-        checks.append(_Check("missing_value", name, missing,
-                             lambda row: f"missing value; {name!r} is required in every row"))  # fmt: skip
+        detail = f"missing value; {name!r} is required in every row"
+        checks.append(_Check("missing_value", name, missing, lambda row: detail))
     if rule.minimum is not None:
         checks.append(_below_minimum(rule))
     if rule.allowed is not None:
-        allowed = rule.allowed
-        checks.append(_Check(
-            "unknown_value", name, value.is_not_null() & ~value.is_in(allowed),
-            lambda row: f"unknown {name} {row[name]!r}; expected one of {', '.join(allowed)}",
-        ))  # fmt: skip
+        checks.append(_unknown_value(name, rule.allowed))
     return checks
 
 
-def _not_a_number(view: str, rule: ColumnRule) -> Callable[[dict[str, Any]], str]:
+def _not_a_number(view: str, rule: ColumnRule, test: pl.Expr) -> _Check:
     name = rule.name
-    if rule.dtype == "float":
-        return lambda row: f"{row[name]!r} is not a number"
     unit = " of milliseconds" if TIME_COLUMN.get(view) == name else ""
-    return lambda row: f"{row[name]!r} is not a whole number{unit}; {name!r} must be an integer"
+
+    def explain(row: dict[str, Any]) -> str:
+        if rule.dtype == "float":
+            return f"{row[name]!r} is not a number"
+        return f"{row[name]!r} is not a whole number{unit}; {name!r} must be an integer"
+
+    return _Check("not_a_number", name, test, explain)
 
 
 def _below_minimum(rule: ColumnRule) -> _Check:
+    """Below the bound; "negative" when the bound is 0 (the common case users search for)."""
     name, minimum = rule.name, float(rule.minimum or 0)
-    noun = _NOUNS.get(name, "count")
-    bound = f"{minimum:g}"
-    bad = pl.col(name) < minimum
+    noun, test = _NOUNS.get(name, "count"), pl.col(name) < minimum
+
+    def negative(row: dict[str, Any]) -> str:
+        return f"negative {noun} ({row[name]}); {noun}s must be >= 0"
+
+    def below(row: dict[str, Any]) -> str:
+        return f"{noun} {row[name]} is below the minimum; {name!r} must be >= {minimum:g}"
+
     if minimum == 0:
-        return _Check("negative", name, bad,
-                      lambda row: f"negative {noun} ({row[name]}); {noun}s must be >= 0")  # fmt: skip
-    return _Check("below_minimum", name, bad,
-                  lambda row: f"{noun} {row[name]} is below the minimum; {name!r} must be >= {bound}")  # fmt: skip
+        return _Check("negative", name, test, negative)
+    return _Check("below_minimum", name, test, below)
+
+
+def _unknown_value(name: str, allowed: tuple[str, ...]) -> _Check:
+    test = pl.col(name).is_not_null() & ~pl.col(name).is_in(allowed)
+
+    def explain(row: dict[str, Any]) -> str:
+        return f"unknown {name} {row[name]!r}; expected one of {', '.join(allowed)}"
+
+    return _Check("unknown_value", name, test, explain)
 
 
 def _required_for(when_column: str, equals: str, name: str) -> _Check:
-    bad = (pl.col(when_column) == equals) & pl.col(name).is_null()
+    test = (pl.col(when_column) == equals) & pl.col(name).is_null()
     detail = f"{when_column} {equals!r} rows need {name!r}, but it is empty"
-    return _Check("missing_required_for_type", name, bad, lambda row: detail)
+    return _Check("missing_required_for_type", name, test, lambda row: detail)
 
 
 def _on_screen(name: str, extent: str) -> _Check:
-    bad = pl.col(name) > pl.col(extent)
-    return _Check("off_screen", name, bad,
-                  lambda row: f"{name} {row[name]} is off screen; it must be <= {extent} ({row[extent]})")  # fmt: skip
+    def explain(row: dict[str, Any]) -> str:
+        return f"{name} {row[name]} is off screen; it must be <= {extent} ({row[extent]})"
+
+    return _Check("off_screen", name, pl.col(name) > pl.col(extent), explain)
 
 
-def _first_rules(bad_rows: pl.DataFrame, checks: Sequence[_Check]) -> pl.Series:
-    """Index of the first check each bad row fails (only bad rows, so usually a small frame)."""
-    first = pl.coalesce([pl.when(c.bad.fill_null(False)).then(pl.lit(i, dtype=pl.Int32)) for i, c in enumerate(checks)])
-    return bad_rows.select(first.alias("check")).to_series()
-
-
-def _count_rules(first_rules: pl.Series, checks: Sequence[_Check]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for index, n in first_rules.value_counts().iter_rows():
-        rule = checks[index].rule
-        counts[rule] = counts.get(rule, 0) + n
-    return counts
-
-
-def _row_error(
+def _failures(
     path: str | Path,
     raw: pl.DataFrame,
     loaded: _Loaded,
     bad_rows: pl.DataFrame,
-    first_rules: pl.Series,
     checks: Sequence[_Check],
     limit: int,
-) -> list[RawDataError]:
-    """Errors for the first ``limit`` bad rows, worded from their raw values."""
+) -> tuple[dict[str, int], list[RawDataError]]:
+    """Bad rows counted by the first rule each breaks, and errors for the first ``limit`` of them.
+
+    Only bad rows get here, so this works on a small frame; messages quote the raw values.
+    """
+    first = [pl.when(c.bad).then(pl.lit(i, dtype=pl.Int32)) for i, c in enumerate(checks)]
+    which = bad_rows.select(pl.coalesce(first)).to_series()
+    counts: dict[str, int] = {}
+    for index, n in which.value_counts().iter_rows():
+        counts[checks[index].rule] = counts.get(checks[index].rule, 0) + n
     rows = bad_rows[_ROW].head(limit).to_list()
     places = loaded.locate(rows)
     raw_rows = {r[_ROW]: r for r in raw.filter(pl.col(_ROW).is_in(rows)).iter_rows(named=True)}
-    errors = []
-    for row, index in zip(rows, first_rules.head(limit).to_list(), strict=True):
-        check = checks[index]
-        errors.append(RawDataError(path, check.explain(raw_rows[row]), rule=check.rule,
-                                   line=places.get(row), column=check.column, unit=loaded.unit))  # fmt: skip
-    return errors
+    errors = [
+        RawDataError(path, checks[i].explain(raw_rows[row]), rule=checks[i].rule,
+                     line=places.get(row), column=checks[i].column, unit=loaded.unit)
+        for row, i in zip(rows, which.head(limit).to_list(), strict=True)
+    ]  # fmt: skip
+    return counts, errors
 
 
 def _sort(frame: pl.DataFrame, view: str) -> pl.DataFrame:
@@ -601,7 +626,8 @@ def _sort(frame: pl.DataFrame, view: str) -> pl.DataFrame:
     integers only: about twice as fast as a stable sort on the string column.
     """
     users = frame["user_id"].unique().sort()
-    rank = frame["user_id"].replace_strict(users, pl.int_range(len(users), eager=True, dtype=pl.UInt32))
+    ranks = pl.int_range(len(users), eager=True, dtype=pl.UInt32)
+    rank = frame["user_id"].replace_strict(users, ranks).alias("__user")
     time = [TIME_COLUMN[view]] if view in TIME_COLUMN else []
-    keyed = frame.with_columns(rank.alias("__user"), pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW))
+    keyed = frame.with_columns(rank, pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW))
     return keyed.sort(["__user", *time, _ROW]).drop("__user", _ROW)

@@ -22,10 +22,10 @@ one path, and a TF re-expression can copy it line by line.
 Reduction of the attention outputs (ours; the paper flattens them). The paper flattens the
 (n x 2d) outputs of the hierarchical attention layer before the fully connected branches. At
 n = 256, 2d = 64 that is 16,384 values per output, six outputs, about 98 k inputs: a first layer
-of 128 units would be 12.6 M weights per branch, about 25 MB at int8, against the paper's 2 MB
-model. We reduce over the step axis instead:
-  * intra-view (eq. 3): v_t = h_t * a_t. We pool sum_t a_t h_t, which is exactly the masked sum of
-    v over steps, i.e. classic attention-weighted pooling. It is independent of sequence length.
+of 128 units would be 12.6 M weights per branch, 25 MB at int8 for the two, against the
+paper's 2 MB model. We reduce over the step axis instead:
+  * intra-view (eq. 3): v_t = h_t * a_t. We pool sum_t a_t h_t: the sum of v over the steps (the
+    mean of the rescaled v below), i.e. classic attention-weighted pooling, 2d values per view.
   * inter-view (eq. 4): r = A_x * A_y has one row per query step; we take the masked mean over the
     steps where both views are real (rows are aligned by position from the end: both sequences end
     at the same cut time). If either view is empty the pair contributes zeros.
@@ -46,11 +46,11 @@ and ``multitask_loss`` only counts the configured tasks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -299,6 +299,8 @@ class PositionalInputs(nn.Module):
 
 # ---- the model ---------------------------------------------------------------------------------
 class DIPN(nn.Module):
+    """DIPN or one of its variants, as ``config`` says; ``input_names`` are the groups it reads."""
+
     def __init__(self, config: DIPNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or DIPNConfig()
@@ -341,8 +343,9 @@ class DIPN(nn.Module):
             if config.intra_view_attention
             else {}
         )
-        self._scale = 1.0 / float(np.sqrt(2 * d))  # eq. (4): 1 / sqrt(2d)
+        self._scale = 1.0 / math.sqrt(2 * d)  # eq. (4): 1 / sqrt(2d)
 
+        # per sequence: pooled attention output + [last forward, last backward]; per pair: pooled r
         head_in = 2 * (2 * d) * len(config.sequences) + 2 * d * len(config.pairs)
         head_in += sum(self.embeddings[s].output_dim for s in STATICS if s in self.input_names)
         self.head_input_dim = head_in

@@ -16,8 +16,8 @@ KIND_NAMES = (
     "SHOP", "CART", "CHECKOUT", "PAID", "RECOMMEND", "LIVE", "VIDEO", "MESSAGES", "ACCOUNT",
     "ORDERS", "COUPON", "CHANNEL", "ACTIVITY",
 )  # fmt: skip
-(HOME, SEARCH, RESULTS, CATEGORY, DETAIL, COMMENTS, SPECS, GALLERY, QA, SHOP, CART, CHECKOUT,
- PAID, RECOMMEND, LIVE, VIDEO, MESSAGES, ACCOUNT, ORDERS, COUPON, CHANNEL, ACTIVITY) = range(22)  # fmt: skip
+(HOME, SEARCH, RESULTS, CATEGORY, DETAIL, COMMENTS, SPECS, GALLERY, QA, SHOP, CART, CHECKOUT, PAID,
+ RECOMMEND, LIVE, VIDEO, MESSAGES, ACCOUNT, ORDERS, COUPON, CHANNEL, ACTIVITY) = range(22)  # fmt: skip
 N_KINDS = len(KIND_NAMES)
 EXIT = N_KINDS  # pseudo-target: the user leaves the app
 BACK = N_KINDS + 1  # pseudo-target: back to the last list page (resolved per session)
@@ -136,7 +136,8 @@ _BUY_T = {
     _AC: {_D: 50, _H: 50},
 }
 # After the order: order list, home, and leaving.
-_POST_T = {k: {t: (w * 3.0 if t == _X else w) for t, w in row.items()} for k, row in _BROWSE_T.items()}
+_POST_T = {k: {t: (w * 3.0 if t == _X else w) for t, w in row.items()}
+           for k, row in _BROWSE_T.items()}  # fmt: skip
 _POST_T[_P] = {_O: 25, _H: 35, _X: 40}
 
 
@@ -153,7 +154,8 @@ def _table(rows: dict[int, dict[int, float]], allow_exit: bool) -> np.ndarray:
 
 
 def _no_pay(rows: dict[int, dict[int, float]]) -> dict[int, dict[int, float]]:
-    return {k: {t: w for t, w in row.items() if not (k == _CH and t == _P)} for k, row in rows.items()}
+    return {k: {t: w for t, w in row.items() if not (k == _CH and t == _P)}
+            for k, row in rows.items()}  # fmt: skip
 
 
 TRANSITIONS = np.stack([
@@ -276,9 +278,10 @@ _IN_PAGE = {
     _R: [("Filter", .9, .12, 2, 4, 4), ("Sort", .2, .12, 2, 3, 3), ("SalesSort", .45, .12, 1, 3, 3),
          ("PriceSort", .65, .12, 1, 3, 3), ("Like", .8, .5, 1, 1, 1)],
     _CA: [("Tab", .12, .5, 5, 5, 5)],
-    _D: [("AddToCart", .62, .95, 0.3, 1.5, 3), ("Favorite", .06, .95, 0.3, 1.0, 0.8),
+    _D: [("AddToCart", .62, .95, 0.5, 1.5, 3), ("Favorite", .06, .95, 0.6, 1.5, 0.8),
          ("SKU", .5, .72, 2, 6, 12), ("Share", .92, .07, 2, 1, 1), ("Coupon", .5, .42, 1, 3, 4),
-         ("Service", .12, .95, .5, 2, 3), ("Price", .3, .45, 2, 3, 3), ("ImageZoom", .5, .25, 5, 3, 2)],
+         ("Service", .12, .95, .5, 2, 3), ("Price", .3, .45, 2, 3, 3),
+         ("ImageZoom", .5, .25, 5, 3, 2)],
     _CO: [("WithPhotos", .3, .15, 1, 3, 3), ("Filter", .6, .15, 1, 2, 2), ("Like", .85, .5, 2, 1, 1),
           ("Expand", .5, .6, 2, 5, 6), ("ImageView", .4, .45, 2, 4, 4)],
     _SP: [("Expand", .5, .5, 2, 3, 3), ("SizeGuide", .5, .8, 1, 3, 4)],
@@ -296,8 +299,10 @@ _IN_PAGE = {
          ("Bag", .08, .93, 2, 4, 5)],
     _V: [("Like", .9, .6, 5, 4, 3), ("Comment", .9, .7, 1, 1, 1), ("Bag", .1, .85, 1, 3, 3)],
     _M: [("Tab", .5, .12, 2, 2, 2), ("MarkRead", .9, .07, 1, 1, 1)],
-    _A: [("Settings", .9, .07, 1, 1, 1), ("Footprints", .5, .35, 1, 2, 2), ("Favorites", .3, .35, 1, 2, 2)],
-    _O: [("Logistics", .6, .4, 3, 3, 3), ("Tab", .5, .12, 2, 2, 2), ("ConfirmReceipt", .85, .45, 1, 1, 1)],
+    _A: [("Settings", .9, .07, 1, 1, 1), ("Footprints", .5, .35, 1, 2, 2),
+         ("Favorites", .3, .35, 1, 2, 2)],
+    _O: [("Logistics", .6, .4, 3, 3, 3), ("Tab", .5, .12, 2, 2, 2),
+         ("ConfirmReceipt", .85, .45, 1, 1, 1)],
     _CP: [("Claim", .8, .4, 3, 4, 5), ("Tab", .5, .12, 1, 1, 1)],
     _CN: [("Tab", .5, .15, 2, 2, 2), ("Banner", .5, .3, 1, 1, 1)],
     _AC: [("Rule", .9, .1, 1, 1, 1), ("Lottery", .5, .6, 2, 2, 2)],
@@ -328,18 +333,28 @@ _TARGET_LABEL = {
 NAV_BUTTON = np.full((N_KINDS, N_KINDS), -1, dtype=np.int64)
 PRE_BUTTON = np.full((N_KINDS, N_KINDS), -1, dtype=np.int64)
 PRE_PROB = np.zeros((N_KINDS, N_KINDS, 3))  # by behaviour mode
+_R_ = RANDOM_POS
 _SPECIFIC = {
-    (_D, _CO): ("Page_Detail_Button-Comments", .5, .55), (_D, _SP): ("Page_Detail_Button-Specs", .5, .65),
-    (_D, _G): ("Page_Detail_Button-Gallery", .5, .22), (_D, _Q): ("Page_Detail_Button-QA", .5, .6),
-    (_D, _C): ("Page_Detail_Button-Cart", .27, .95), (_D, _CH): ("Page_Detail_Button-BuyNow", .85, .95),
-    (_D, _D): ("Page_Detail_Button-SimilarItem", RANDOM_POS, RANDOM_POS),
+    (_D, _CO): ("Page_Detail_Button-Comments", .5, .55),
+    (_D, _SP): ("Page_Detail_Button-Specs", .5, .65),
+    (_D, _G): ("Page_Detail_Button-Gallery", .5, .22),
+    (_D, _Q): ("Page_Detail_Button-QA", .5, .6),
+    (_D, _C): ("Page_Detail_Button-Cart", .27, .95),
+    (_D, _CH): ("Page_Detail_Button-BuyNow", .85, .95),
+    (_D, _D): ("Page_Detail_Button-SimilarItem", _R_, _R_),
     (_D, _CP): ("Page_Detail_Button-Coupon", .5, .42),
-    (_C, _CH): ("Page_Cart_Button-Checkout", .85, .95), (_CH, _P): ("Page_Checkout_Button-SubmitOrder", .85, .955),
-    (_S, _R): ("Page_Search_Button-Submit", .92, .07), (_CA, _R): ("Page_Category_Button-Leaf", RANDOM_POS, RANDOM_POS),
-    (_P, _O): ("Page_PaySuccess_Button-ViewOrder", .3, .4), (_P, _H): ("Page_PaySuccess_Button-BackHome", .7, .4),
-    (_H, _CN): ("Page_Home_Button-Channel", RANDOM_POS, RANDOM_POS), (_H, _AC): ("Page_Home_Button-Banner", .5, .25),
-    (_M, _AC): ("Page_Messages_Button-Item", RANDOM_POS, RANDOM_POS), (_CN, _CN): ("Page_Channel_Button-Tab", .5, .15),
-    (_AC, _AC): ("Page_Activity_Button-Next", .5, .9), (_CP, _AC): ("Page_Coupon_Button-Activity", .5, .3),
+    (_C, _CH): ("Page_Cart_Button-Checkout", .85, .95),
+    (_CH, _P): ("Page_Checkout_Button-SubmitOrder", .85, .955),
+    (_S, _R): ("Page_Search_Button-Submit", .92, .07),
+    (_CA, _R): ("Page_Category_Button-Leaf", _R_, _R_),
+    (_P, _O): ("Page_PaySuccess_Button-ViewOrder", .3, .4),
+    (_P, _H): ("Page_PaySuccess_Button-BackHome", .7, .4),
+    (_H, _CN): ("Page_Home_Button-Channel", _R_, _R_),
+    (_H, _AC): ("Page_Home_Button-Banner", .5, .25),
+    (_M, _AC): ("Page_Messages_Button-Item", _R_, _R_),
+    (_CN, _CN): ("Page_Channel_Button-Tab", .5, .15),
+    (_AC, _AC): ("Page_Activity_Button-Next", .5, .9),
+    (_CP, _AC): ("Page_Coupon_Button-Activity", .5, .3),
 }
 _POSSIBLE = TRANSITIONS[:, :, :N_KINDS].max(axis=0) > 0
 for _k in range(N_KINDS):
@@ -384,7 +399,7 @@ TOP_NAMES = [f"T{i:03d}" for i in range(N_TOP)]
 LEAF_NAMES = [f"L{i:05d}" for i in range(N_LEAF)]
 LEAF_TOP = np.repeat(np.arange(N_TOP), LEAF_PER_TOP)
 
-# --- devices ----------------------------------------------------------------------------------------
+# --- devices -------------------------------------------------------------------------------------
 # (width, height) in points, price tier 0..10, share of users.
 DEVICES = np.array([
     (320, 568, 1, 3), (360, 640, 2, 8), (375, 667, 4, 12), (360, 780, 3, 10), (360, 800, 3, 10),

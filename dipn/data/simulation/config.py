@@ -25,9 +25,9 @@ class SimulationConfig:
         seed: root of every random stream.
         density: scales sessions per user-day, and with them every view's event counts
             (1.0 = the paper's Table 1: ~42 browse, ~391 tap and ~1583 swipe-view actions per
-            user per day). Purchase episodes scale with it too, so the mix of browsing,
-            considering and buying sessions, and therefore the per-event label rates, stay
-            roughly the same at low density.
+            user per day). Purchase and window-shopping episodes scale with it too, so the
+            share of buying sessions stays; but fewer purchases per day and fewer sessions in
+            each considering stretch mean lower label rates below 1 (calibrated at 1.0).
         start_ms: 00:00 UTC of the first simulated day (default 2026-11-02, the run-up to a
             shopping festival).
         horizon_hours: extra simulated time after the last day, so the 24 h labels of the last

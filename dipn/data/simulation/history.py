@@ -13,7 +13,9 @@ WINDOWS = (7, 365)
 COUNTED = (COLLECT, CART, PURCHASE)  # third axis of the daily counts
 
 
-def daily_counts(config: SimulationConfig, n_users: int, browse: dict[str, np.ndarray]) -> np.ndarray:
+def daily_counts(
+    config: SimulationConfig, n_users: int, browse: dict[str, np.ndarray]
+) -> np.ndarray:
     """(n_users, simulated days, 3) collect/cart/purchase counts per simulated day."""
     n_days = -(-(config.end_ms - config.start_ms) // DAY_MS)
     out = np.zeros((n_users, n_days, len(COUNTED)), dtype=np.int64)
@@ -24,7 +26,9 @@ def daily_counts(config: SimulationConfig, n_users: int, browse: dict[str, np.nd
     return out
 
 
-def snapshots(config: SimulationConfig, pre_counts: np.ndarray, sim_counts: np.ndarray) -> dict[str, np.ndarray]:
+def snapshots(
+    config: SimulationConfig, pre_counts: np.ndarray, sim_counts: np.ndarray
+) -> dict[str, np.ndarray]:
     """One row per user and snapshot day, sorted by user then as_of_ts.
 
     Returns chunk-local ``user``, ``as_of_ts`` and the six count columns.

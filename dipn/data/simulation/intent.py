@@ -5,8 +5,9 @@ Each user has app sessions (Poisson per day, an hour-of-day curve) and two kinds
 * purchase episodes (buyers only): an intent starts at an onset time; after a decision delay the
   user buys the item in the first session that starts after it. Sessions between onset and that
   session are *considering*, and the user opens the app more often in the hour before deciding
-  (return visits); the session where the order is placed is *buying* from a switch visit on. A share of episodes are impulse buys: no delay, no considering sessions, the switch
-  comes mid-session.
+  (return visits); the session where the order is placed is *buying* from a switch visit on.
+  A share of episodes are impulse buys: no delay, no considering sessions, the switch comes
+  mid-session.
 * window-shopping episodes (everyone): the same considering behaviour for a while, no purchase.
 
 Sessions covered by no episode are *browsing*.
@@ -48,7 +49,9 @@ class SessionPlan:
         return len(self.user)
 
 
-def plan_sessions(config: SimulationConfig, shoppers: Shoppers, rng: np.random.Generator) -> SessionPlan:
+def plan_sessions(
+    config: SimulationConfig, shoppers: Shoppers, rng: np.random.Generator
+) -> SessionPlan:
     n = len(shoppers)
     start, end = config.start_ms, config.end_ms
     n_days = -(-(end - start) // DAY_MS)
@@ -58,7 +61,8 @@ def plan_sessions(config: SimulationConfig, shoppers: Shoppers, rng: np.random.G
     user = np.repeat(np.repeat(np.arange(n), n_days), counts.ravel())
     day = np.repeat(np.tile(np.arange(n_days), n), counts.ravel())
     hour = cat.draw(cat.HOUR_CDF, rng.random(len(user)))
-    planned = start + day * DAY_MS + hour * HOUR_MS + (rng.random(len(user)) * HOUR_MS).astype(np.int64)
+    minute = (rng.random(len(user)) * HOUR_MS).astype(np.int64)
+    planned = start + day * DAY_MS + hour * HOUR_MS + minute
 
     span_ms = end - start + LEAD_DAYS * DAY_MS
     span_days = span_ms / DAY_MS
@@ -104,7 +108,8 @@ def plan_sessions(config: SimulationConfig, shoppers: Shoppers, rng: np.random.G
     win_top = draw_tops(shoppers, win_user, rng, p_taste=0.8)
     win_leaf = draw_leaves(win_top, rng)
     win_lo = np.searchsorted(key, win_user * _KEY + win_onset.astype(np.int64), side="left")
-    win_hi = np.searchsorted(key, win_user * _KEY + (win_onset + win_len).astype(np.int64), side="left")
+    win_end = (win_onset + win_len).astype(np.int64)
+    win_hi = np.searchsorted(key, win_user * _KEY + win_end, side="left")
 
     # Considering: the latest-starting episode covering a session sets its target.
     lo = np.concatenate([consider_lo, win_lo])

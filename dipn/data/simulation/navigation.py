@@ -58,8 +58,8 @@ def walk(plan: SessionPlan, rng: np.random.Generator) -> Visits:
     sub = _sub(kind, rng)
     last_list, last_sub = np.full(n, cat.HOME), np.zeros(n, dtype=np.int64)
     switch, base = plan.switch, plan.base_mode
-    out: dict[str, list[np.ndarray]] = {k: [] for k in
-                                        ("session", "step", "kind", "sub", "mode", "next", "back", "buy")}
+    names = ("session", "step", "kind", "sub", "mode", "next", "back", "buy")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in names}
     while len(sess):
         stay = base[sess] + (cat.BROWSE_STAY - cat.BROWSE)  # browse/consider, not allowed to exit
         mode = np.where(left > 0, np.where(step >= switch[sess], cat.BUY, stay),
@@ -76,8 +76,7 @@ def walk(plan: SessionPlan, rng: np.random.Generator) -> Visits:
         buy = (kind == cat.CHECKOUT) & (nxt == cat.PAID)
         if step + 1 >= cat.MAX_VISITS:
             nxt = np.full_like(nxt, cat.EXIT)
-        for name, arr in (("session", sess), ("step", np.full(len(sess), step)), ("kind", kind),
-                          ("sub", sub), ("mode", mode), ("next", nxt), ("back", back), ("buy", buy)):
+        for name, arr in zip(names, (sess, np.full(len(sess), step), kind, sub, mode, nxt, back, buy)):
             out[name].append(arr)
         left = np.where(buy, 0, left)
         bought |= buy
@@ -85,9 +84,10 @@ def walk(plan: SessionPlan, rng: np.random.Generator) -> Visits:
         sub = np.where(to_list, last_sub, new_sub)
         alive = nxt != cat.EXIT
         sess, kind, sub = sess[alive], nxt[alive], sub[alive]
-        left, bought, last_list, last_sub = left[alive], bought[alive], last_list[alive], last_sub[alive]
+        left, bought = left[alive], bought[alive]
+        last_list, last_sub = last_list[alive], last_sub[alive]
         step += 1
-    cols = {k: np.concatenate(v) for k, v in out.items()}
+    cols = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
     order = np.lexsort((cols["step"], cols["session"]))
     cols = {k: v[order] for k, v in cols.items()}
     return Visits(

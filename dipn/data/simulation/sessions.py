@@ -35,7 +35,7 @@ MAX_DWELL_MS = 30 * 60_000
 @dataclass
 class Chunk:
     shoppers: Shoppers
-    swipe: dict[str, np.ndarray]  # user (chunk-local), ts, type, page, x, y, x0, y0, x1, y1, duration_ms
+    swipe: dict[str, np.ndarray]  # user (chunk-local), ts, type, page, x ... duration_ms
     tap: dict[str, np.ndarray]  # user, ts, event, page, button
     browse: dict[str, np.ndarray]  # user, ts, action, leaf, top, page, stay_ms
     sessions: dict[str, np.ndarray]  # latent truth: user, start, end, phase, n_buy, switch
@@ -51,12 +51,15 @@ def simulate_chunk(config: SimulationConfig, chunk: int, first_user: int, n_user
 
     # Dwell times and the layout of sessions in time.
     dwell = cat.DWELL_MEDIAN_S[visits.kind, b] * 1000.0 * shoppers.dwell[v_user]
-    dwell = np.clip(dwell * np.exp(rng.normal(0, cat.DWELL_SIGMA, len(visits))), MIN_DWELL_MS, MAX_DWELL_MS)
+    dwell = dwell * np.exp(rng.normal(0, cat.DWELL_SIGMA, len(visits)))
+    dwell = np.clip(dwell, MIN_DWELL_MS, MAX_DWELL_MS)
     step_ms = dwell + rng.uniform(40, 400, len(visits))  # transition to the next page
     n_sess = len(plan)
     sess_first = np.searchsorted(visits.session, np.arange(n_sess))
     csum = np.cumsum(step_ms)
-    offset = csum - step_ms - np.repeat((csum - step_ms)[sess_first], np.diff(np.append(sess_first, len(visits))))
+    before = csum - step_ms  # time from the chunk's first visit to each visit
+    n_visits = np.diff(np.append(sess_first, len(visits)))
+    offset = before - np.repeat(before[sess_first], n_visits)
     duration = np.bincount(visits.session, weights=step_ms, minlength=n_sess)
     start = _layout(plan, duration, config.start_ms)
     v_start = start[visits.session] + offset
@@ -70,17 +73,20 @@ def simulate_chunk(config: SimulationConfig, chunk: int, first_user: int, n_user
     page = visits.page
     sw = touch.swipe
     swipe = {"user": v_user[sw["visit"]], "page": page[sw["visit"]],
-             **{k: sw[k] for k in ("ts", "type", "x", "y", "x0", "y0", "x1", "y1", "duration_ms")}}  # fmt: skip
+             **{k: sw[k] for k in ("ts", "type", "x", "y", "x0", "y0", "x1", "y1",
+                                   "duration_ms")}}  # fmt: skip
     tp = touch.tap
     tap = {"user": v_user[tp["visit"]], "ts": tp["ts"], "event": tp["event"],
            "page": page[tp["visit"]], "button": tp["button"]}  # fmt: skip
-    browse = _browse_rows(config, plan, visits, v_user, v_start, v_end, sw, touch.nav_ts, shoppers, rng)
+    browse = _browse_rows(plan, visits, v_user, v_start, v_end, sw, touch.nav_ts, shoppers, rng)
 
     end = config.end_ms
     swipe, tap, browse = (_before(d, end) for d in (swipe, tap, browse))
     purchased = np.zeros(n_sess, dtype=np.int64)
-    np.add.at(purchased, visits.session[visits.purchase], plan.n_buy[visits.session[visits.purchase]])
-    sessions = {"user": plan.user, "start": start.astype(np.int64), "end": (start + duration).astype(np.int64),
+    paid = visits.session[visits.purchase]
+    np.add.at(purchased, paid, plan.n_buy[paid])
+    sessions = {"user": plan.user, "start": start.astype(np.int64),
+                "end": (start + duration).astype(np.int64),
                 "phase": np.where(plan.n_buy > 0, 2, plan.base_mode), "n_buy": purchased,
                 "switch": plan.switch}  # fmt: skip
     return Chunk(shoppers, swipe, tap, browse, sessions)
@@ -89,8 +95,9 @@ def simulate_chunk(config: SimulationConfig, chunk: int, first_user: int, n_user
 def _layout(plan: SessionPlan, duration: np.ndarray, origin: int) -> np.ndarray:
     """Start of each session: max(planned, end of the user's previous session + gap).
 
-    With C = the user's cumulative (duration + gap) before a session, start = C + cummax(planned - C)
-    within the user, which numpy does for all users at once by offsetting each user's values.
+    With C = the user's cumulative (duration + gap) before a session,
+    start = C + cummax(planned - C) within the user, which numpy does for all users at once by
+    lifting each user's values above the previous user's.
     """
     d = duration + SESSION_GAP_MS
     csum = np.cumsum(d)
@@ -101,9 +108,9 @@ def _layout(plan: SessionPlan, duration: np.ndarray, origin: int) -> np.ndarray:
     return origin + c_prev + np.maximum.accumulate(val + lift) - lift
 
 
-def _browse_rows(config: SimulationConfig, plan: SessionPlan, visits: Visits, v_user: np.ndarray,
-                 v_start: np.ndarray, v_end: np.ndarray, sw: dict[str, np.ndarray],
-                 nav_ts: np.ndarray, shoppers: Shoppers, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _browse_rows(plan: SessionPlan, visits: Visits, v_user: np.ndarray, v_start: np.ndarray,
+                 v_end: np.ndarray, sw: dict[str, np.ndarray], nav_ts: np.ndarray,
+                 shoppers: Shoppers, rng: np.random.Generator) -> dict[str, np.ndarray]:
     n = len(visits)
     kind, sess = visits.kind, visits.session
     same_prev = np.zeros(n, dtype=bool)
@@ -133,15 +140,16 @@ def _browse_rows(config: SimulationConfig, plan: SessionPlan, visits: Visits, v_
     leaf = np.where(aim & (u < p_target), t_leaf[c_idx], draw_leaves(top, rng))
     ctx_end = np.zeros(n_ctx)
     np.maximum.at(ctx_end, ctx_of[is_item], v_end[is_item])
-    rows = [_rows(v_user[c_idx], ctx_end, BROWSE, leaf, top, prev_page[c_idx], ctx_end - v_start[c_idx])]
+    stay = ctx_end - v_start[c_idx]
+    rows = [_rows(v_user[c_idx], ctx_end, BROWSE, leaf, top, prev_page[c_idx], stay)]
 
     # Searches: the search page submitted to the results page.
     s_idx = np.flatnonzero((kind == cat.RESULTS) & (prev_kind == cat.SEARCH))
     aim = focused[s_idx] & has_target[s_idx] & (rng.random(len(s_idx)) < 0.8)
     s_top = np.where(aim, t_top[s_idx], draw_tops(shoppers, v_user[s_idx], rng))
     search_page = np.full(len(s_idx), cat.PAGE_BASE[cat.SEARCH])
-    rows.append(_rows(v_user[s_idx], v_start[s_idx], SEARCH, np.full(len(s_idx), -1), s_top, search_page,
-                      np.full(len(s_idx), np.nan)))  # fmt: skip
+    no_leaf, no_stay = np.full(len(s_idx), -1), np.full(len(s_idx), np.nan)
+    rows.append(_rows(v_user[s_idx], v_start[s_idx], SEARCH, no_leaf, s_top, search_page, no_stay))
 
     # Collect / cart: Favorite and AddToCart taps on detail pages, for the item in view.
     detail_page = cat.PAGE_BASE[cat.DETAIL]

@@ -1,4 +1,4 @@
-"""Shoppers: latent propensity and activity, device, tastes, profile and a year of pre-period history."""
+"""Shoppers: latent propensity and activity, device, tastes, profile, a year of pre-period history."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dipn.data.simulation import catalog as cat
 from dipn.data.simulation.config import SimulationConfig
 
 PRE_DAYS = 365
+PAST_CORRELATION = 0.6  # between last year's propensity and today's
+LAPSED_SHARE = 0.3  # pre-period purchase rate of users who never buy in the window, relative
 N_FAVOURITE_TOPS = 6
 # Pre-period daily rates of the history actions: a multiple of the purchase rate plus a share of
 # the window-shopping rate (people who never buy still collect and cart).
@@ -36,7 +38,7 @@ class Shoppers:
     touch_rate: np.ndarray  # multiplies touches per second
     fav_tops: np.ndarray  # (n, N_FAVOURITE_TOPS) top categories the user likes
     fav_cdf: np.ndarray  # (n, N_FAVOURITE_TOPS) cumulative weights over fav_tops
-    pre_counts: np.ndarray  # (n, PRE_DAYS, 3) collect/cart/purchase per pre-period day, oldest first
+    pre_counts: np.ndarray  # (n, PRE_DAYS, 3) collect/cart/purchase per pre-period day, oldest 1st
     profile: np.ndarray  # (n, 6) age, gender, buyer_star, tm_level, vip_level, phone_price_level
 
     def __len__(self) -> int:
@@ -47,7 +49,9 @@ def _lognormal_mean_one(sigma: float, z: np.ndarray) -> np.ndarray:
     return np.exp(sigma * z - sigma**2 / 2)
 
 
-def draw_shoppers(config: SimulationConfig, first: int, n: int, rng: np.random.Generator) -> Shoppers:
+def draw_shoppers(
+    config: SimulationConfig, first: int, n: int, rng: np.random.Generator
+) -> Shoppers:
     index = np.arange(first, first + n, dtype=np.int64)
     propensity = rng.standard_normal(n)
     buyer = rng.random(n) < config.buyer_share
@@ -73,9 +77,14 @@ def draw_shoppers(config: SimulationConfig, first: int, n: int, rng: np.random.G
     fav_cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     fav_cdf[:, -1] = 1.0 + 1e-9
 
-    # Pre-period: the user's yearly average purchase rate is the window's rate / festival boost;
-    # a day-to-day gamma factor makes weeks differ.
-    base = np.where(buyer, episode_rate / config.festival_boost, 0.002)
+    # Pre-period: the past year's purchase rate follows a *past* propensity (correlated 0.6 with
+    # today's), at the window's mean rate / festival boost; users who will not buy in the window
+    # bought at 30% of that (lapsed and occasional buyers). A day-to-day gamma factor makes
+    # weeks differ.
+    rho = PAST_CORRELATION
+    z_past = rho * propensity + np.sqrt(1 - rho**2) * rng.standard_normal(n)
+    base = config.episodes_per_day / config.festival_boost * _lognormal_mean_one(0.8, z_past)
+    base = base * np.where(buyer, 1.0, LAPSED_SHARE)
     day_factor = rng.gamma(0.6, 1 / 0.6, (n, PRE_DAYS))
     lam = np.stack([
         (COLLECT_PER_PURCHASE * base + COLLECT_FLOOR * window_rate)[:, None] * day_factor,
@@ -96,14 +105,21 @@ def draw_shoppers(config: SimulationConfig, first: int, n: int, rng: np.random.G
 
 def _profile(rng: np.random.Generator, z: np.ndarray, purchases_year: np.ndarray,
              tier: np.ndarray) -> np.ndarray:
-    """Table 3e levels, each mildly tied to the propensity or the purchase history."""
+    """Table 3e levels, each mildly tied to the propensity or the purchase history.
+
+    The buyer star grows with lifetime purchases (last year's times 0.5-10 years on the app),
+    tm and VIP levels with the star plus noise; age, gender and phone price barely move with the
+    propensity.
+    """
     n = len(z)
-    age = np.clip(np.round(rng.normal(3.6 + 0.3 * z, 1.6)), 0, 8)
-    gender = np.where(rng.random(n) < 0.05, 0, np.where(rng.random(n) < 0.55 + 0.05 * np.tanh(z), 1, 2))
-    star = np.clip(np.round(2.0 * np.log1p(purchases_year) + rng.normal(0, 1.5, n)), 0, 16)
-    tm = np.clip(np.round(star / 3.5 + rng.normal(0, 0.8, n)), 0, 5)
-    vip = np.clip(np.round(0.3 * star + 0.3 * z + rng.normal(0, 1.0, n)), 0, 7)
-    phone = np.clip(np.round(tier + 0.5 * z + rng.normal(0, 1.0, n)), 0, 10)
+    age = np.clip(np.round(rng.normal(3.6 + 0.2 * z, 1.6)), 0, 8)
+    female = rng.random(n) < 0.55 + 0.05 * np.tanh(z)
+    gender = np.where(rng.random(n) < 0.05, 0, np.where(female, 1, 2))
+    lifetime = purchases_year * rng.uniform(0.5, 10.0, n)
+    star = np.clip(np.round(0.9 * np.log1p(lifetime) + 1.5 + rng.normal(0, 2.0, n)), 0, 16)
+    tm = np.clip(np.round(star / 4.0 + rng.normal(0, 1.0, n)), 0, 5)
+    vip = np.clip(np.round(0.25 * star + 0.2 * z + rng.normal(0, 1.2, n)), 0, 7)
+    phone = np.clip(np.round(tier + 0.3 * z + rng.normal(0, 1.0, n)), 0, 10)
     return np.stack([age, gender, star, tm, vip, phone], axis=1).astype(np.int64)
 
 

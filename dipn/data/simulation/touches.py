@@ -69,7 +69,8 @@ def touches(v: VisitTouchInput, shoppers, rng: np.random.Generator) -> TouchOutp
     tail = NAV_TAIL_MS + PRE_TAIL_MS * has_pre
     room = np.maximum(dwell - LEAD_MS - tail, 0.0)
     rate = cat.EVENT_RATE[kind] * cat.RATE_MODE[b] * shoppers.touch_rate[v.user]
-    m = np.minimum(rng.poisson(dwell / 1000.0 * rate), (room // MIN_TOUCH_SPACING_MS).astype(np.int64))
+    fits = (room // MIN_TOUCH_SPACING_MS).astype(np.int64)
+    m = np.minimum(rng.poisson(dwell / 1000.0 * rate), fits)
     slots = m + 1
     total = int(slots.sum())
     gaps = rng.exponential(1.0, total)
@@ -87,8 +88,7 @@ def touches(v: VisitTouchInput, shoppers, rng: np.random.Generator) -> TouchOutp
     inner_tap = rng.random(len(inner_visit)) < cat.P_TAP[ik]
     hit = inner_tap & (rng.random(len(inner_visit)) < cat.P_BUTTON[ik])
     slot = cat.draw(cat.IN_PAGE_CDF[ik, ib], rng.random(len(inner_visit)))
-    inner_button = np.where(hit, cat.IN_PAGE_IDS[ik, np.minimum(slot, cat.IN_PAGE_IDS.shape[1] - 1)], -1)
-    inner_button = np.where(inner_button >= 0, inner_button, -1)
+    inner_button = np.where(hit, cat.IN_PAGE_IDS[ik, slot], -1)
 
     # Rows of the swipe view: open, free touches, pre tap, navigation, leave.
     count = 2 + m + has_pre + has_nav
@@ -101,7 +101,8 @@ def touches(v: VisitTouchInput, shoppers, rng: np.random.Generator) -> TouchOutp
     ts[first], typ[first] = v.start, OPEN
     last = first + count - 1
     ts[last], typ[last] = v.end, LEAVE
-    inner_rows = np.repeat(first + 1, m) + (np.arange(len(inner_visit)) - np.repeat(np.cumsum(m) - m, m))
+    rank_in_visit = np.arange(len(inner_visit)) - np.repeat(np.cumsum(m) - m, m)
+    inner_rows = np.repeat(first + 1, m) + rank_in_visit
     ts[inner_rows] = inner_ts
     typ[inner_rows] = np.where(inner_tap, TAP, SWIPE)
     button[inner_rows] = inner_button
@@ -149,12 +150,14 @@ def touches(v: VisitTouchInput, shoppers, rng: np.random.Generator) -> TouchOutp
     dur[is_swipe] = np.round(geo[4])
 
     swipe = {"visit": visit, "ts": np.floor(ts).astype(np.int64), "type": typ, "x": x, "y": y,
-             "x0": x0, "y0": y0, "x1": x1, "y1": y1, "duration_ms": dur, "button": button}  # fmt: skip
+             "x0": x0, "y0": y0, "x1": x1, "y1": y1, "duration_ms": dur,
+             "button": button}  # fmt: skip
 
     # Tap view: a page event per visit, a button event per button tap.
     btn_rows = np.flatnonzero(button >= 0)
     t_visit = np.concatenate([np.arange(n), visit[btn_rows]])
-    t_ts = np.concatenate([v.start + rng.uniform(3, 40, n), ts[btn_rows] + rng.uniform(2, 25, len(btn_rows))])
+    page_ts = v.start + rng.uniform(3, 40, n)
+    t_ts = np.concatenate([page_ts, ts[btn_rows] + rng.uniform(2, 25, len(btn_rows))])
     t_event = np.concatenate([np.full(n, PAGE_EVENT), np.full(len(btn_rows), BUTTON_EVENT)])
     t_button = np.concatenate([np.full(n, -1), button[btn_rows]])
     order = np.lexsort((t_ts, t_visit))

@@ -1,0 +1,79 @@
+"""Training: the loss falls, checkpoints load, a killed run resumes, DDP matches one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dipn.data.store import SampleStore
+from dipn.models import multitask_loss
+from dipn.training import checkpoint
+from dipn.training.batches import to_tensors
+from dipn.training.config import TrainConfig
+from dipn.training.loop import Trainer
+
+QUICK = TrainConfig(epochs=1, batch_size=16, max_train_samples=96, max_eval_samples=64, seed=11, threads=1)
+
+
+def _loss_on(model: torch.nn.Module, store: SampleStore, indices: np.ndarray) -> float:
+    model.eval()
+    with torch.no_grad():
+        t = to_tensors(store, indices, tuple(model.input_names))
+        return float(multitask_loss(model(**{n: t[n] for n in model.input_names}), t))
+
+
+def test_one_epoch_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_samples: Path, tmp_path: Path) -> None:
+    store = SampleStore(tiny_samples)
+    trainer = Trainer(store, replace(QUICK, lr=3e-3), tmp_path, progress=False)
+    probe = trainer.train_indices[:64]
+    before = _loss_on(trainer.model, store, probe)
+    result = trainer.fit()
+    after = _loss_on(trainer.model, store, probe)
+    assert after < before
+    model, manifest, ckpt = checkpoint.load_model(tmp_path / "best.pt")
+    assert manifest == store.manifest
+    assert ckpt["train_state"]["global_step"] == result["global_step"] == 6
+    assert set(ckpt["metrics"]) >= {"realtime", "longterm"} and ckpt["git_revision"]
+    assert _loss_on(model, store, probe) == pytest.approx(after, rel=1e-6)
+
+
+def test_resume_after_interruption_continues_from_the_saved_step(tiny_samples: Path, tmp_path: Path) -> None:
+    store = SampleStore(tiny_samples)
+    cfg = replace(QUICK, epochs=2, max_train_samples=64, checkpoint_every=1)
+    straight = Trainer(store, replace(cfg, max_steps=6), tmp_path / "a", progress=False)
+    straight.fit()
+    killed = Trainer(store, replace(cfg, max_steps=3), tmp_path / "b", progress=False)
+    killed.fit()  # stops mid-epoch, as a kill after the third checkpoint would leave it
+    resumed = Trainer(store, replace(cfg, max_steps=6), tmp_path / "b", progress=False)
+    resumed.resume(tmp_path / "b" / "last.pt")
+    assert resumed.state.global_step == 3 and resumed.state.step_in_epoch == 3
+    resumed.fit()
+    assert resumed.state.global_step == 6
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_dry_run_prints_parameters_by_component(tiny_samples: Path, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "dipn.cli", "train", str(tiny_samples), "--out", str(tmp_path),
+                          "--dry-run"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "embeddings.browse" in out and "int8 estimate" in out and "grus" in out
+
+
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(tiny_samples: Path, tmp_path: Path) -> None:
+    args = ["train", str(tiny_samples), "--batch-size", "16", "--max-steps", "3", "--max-train-samples", "96",
+            "--max-eval-samples", "32", "--seed", "5", "--threads", "1", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "dipn.cli", *args, "--out", str(tmp_path / "one")], check=True, env=env)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    subprocess.run([*torchrun, "-m", "dipn.cli", *args, "--out", str(tmp_path / "two")], check=True, env=env)
+    one = checkpoint.load(tmp_path / "one" / "last.pt")["model_state"]
+    two = checkpoint.load(tmp_path / "two" / "last.pt")["model_state"]
+    for name, value in one.items():
+        torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-5, msg=name)
