@@ -9,7 +9,7 @@ import pytest
 from dipn.data.build import BuildConfig, build_samples
 from dipn.data.simulation import SimulationConfig, simulate
 
-TINY = SimulationConfig(users=40, days=2, seed=7, density=0.05)
+TINY = SimulationConfig(users=60, days=2, seed=7, density=0.1)
 
 
 @pytest.fixture(scope="session")

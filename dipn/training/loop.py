@@ -103,7 +103,8 @@ class Trainer:
     def checkpoint_and_earlystop(self, metrics: dict[str, Any]) -> bool:
         """Record the epoch, keep the best model, and say whether to stop."""
         state = self.state
-        score = float(np.nanmean([metrics[t]["auc"] for t in self.tasks]))
+        aucs = [metrics[t]["auc"] for t in self.tasks if not math.isnan(metrics[t]["auc"])]
+        score = float(np.mean(aucs)) if aucs else math.nan  # nan: the eval split has one class
         record = {"epoch": state.epoch + 1, "step": state.global_step, "score": score, **metrics}
         state.history.append(record)
         improved = score > state.best_score or math.isnan(state.best_score)
