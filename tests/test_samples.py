@@ -99,3 +99,16 @@ def test_no_cut_outside_the_label_observed_window(built) -> None:
     _, _, store = built
     ts = store.batch(store.indices())["cut_ts"]
     assert ts.min() >= START and ts.max() < START + 2 * DAY
+
+
+def test_encoding_in_user_aligned_chunks_changes_nothing(tiny_raw, tmp_path, monkeypatch) -> None:
+    import dipn.data.build as build
+
+    whole = SampleStore(build_samples(tiny_raw, tmp_path / "whole", BuildConfig(cuts_per_day=5), progress=False)
+                        and tmp_path / "whole")  # fmt: skip
+    monkeypatch.setattr(build, "ENCODE_CHUNK_ROWS", 97)
+    build_samples(tiny_raw, tmp_path / "chunked", BuildConfig(cuts_per_day=5), progress=False)
+    chunked = SampleStore(tmp_path / "chunked")
+    a, b = whole.batch(whole.indices()), chunked.batch(chunked.indices())
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

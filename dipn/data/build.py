@@ -33,6 +33,7 @@ from dipn.features import (
 from dipn.features.spec import BROWSE_ACTIONS, value_to_id
 
 
+ENCODE_CHUNK_ROWS = 2_000_000
 _BROWSE_TYPE = [s.name for s in FeatureConfig().group("browse")].index("type")
 _PURCHASE_ID = int(value_to_id(BROWSE_ACTIONS.index("purchase")))
 
@@ -177,8 +178,27 @@ def _encode_view(
         return {"ids": np.zeros((0, width), np.int16), "ts": empty, "user": empty, "keys": empty}
     user = frame["_uidx"].to_numpy()
     ts = frame["ts"].to_numpy().astype(np.int64)
-    ids = SEQUENCE_ENCODERS[view](to_columns(frame, view), manifest, previous_timestamps(ts, user))
-    return {"ids": ids.astype(np.int16), "ts": ts, "user": user, "keys": user_time_key(user, ts, base_ms)}
+    ids = np.empty((len(frame), width), np.int16)
+    for lo, hi in _user_aligned_chunks(user, ENCODE_CHUNK_ROWS):  # bounds the encoder's temporaries
+        part = frame.slice(lo, hi - lo)
+        prev = previous_timestamps(ts[lo:hi], user[lo:hi])
+        ids[lo:hi] = SEQUENCE_ENCODERS[view](to_columns(part, view), manifest, prev)
+    return {"ids": ids, "ts": ts, "user": user, "keys": user_time_key(user, ts, base_ms)}
+
+
+def _user_aligned_chunks(user: np.ndarray, rows: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``rows`` rows that never split a user (time gaps stay within a user)."""
+    chunks, lo = [], 0
+    while lo < len(user):
+        hi = lo + rows
+        if hi >= len(user):
+            hi = len(user)
+        else:
+            start_of_user = int(np.searchsorted(user, user[hi], side="left"))
+            hi = start_of_user if start_of_user > lo else int(np.searchsorted(user, user[lo], side="right"))
+        chunks.append((lo, hi))
+        lo = hi
+    return chunks
 
 
 def _cuts(
