@@ -1,0 +1,140 @@
+"""The one typed source of campaign and server settings.
+
+``CampaignConfig`` holds the paper's defaults (section 6.3): a 10 RMB coupon, and the model bucket
+grants it when t_l = 0.2 <= p_realtime <= t_u = 0.4. The endpoint, ``dipn coupon-report`` and the
+policy simulation (benchmarks/coupon_ab.py) all read these defaults from here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# A/B buckets, one per strategy: no coupon, coupon for all, threshold policy on the DIPN score
+# (paper section 6.3), and the budgeted knapsack policy (issue 6, item 6).
+BUCKETS: tuple[str, ...] = ("none", "all", "model", "budgeted")
+
+DEFAULT_SHARES: dict[str, float] = {"none": 0.1, "all": 0.45, "model": 0.45, "budgeted": 0.0}
+
+
+@dataclass(frozen=True)
+class UpliftCurve:
+    """Assumed lift of a user's purchase probability from a coupon, as a function of intent p.
+
+    The paper's hypothesis: users with very low intent do not change their mind for a coupon and
+    users with high intent buy anyway, so the lift peaks at mid intent. Modelled as a bump shaped
+    like a Beta density with its mode at ``mode``, scaled so that the lift at the mode is ``peak``:
+    lift(p) = peak * (p / m)^(k m) * ((1 - p) / (1 - m))^(k (1 - m)),  m = mode, k = concentration.
+    """
+
+    peak: float = 0.15
+    mode: float = 0.3
+    concentration: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.peak <= 1.0:
+            raise ValueError(f"uplift.peak must lie in [0, 1], got {self.peak}")
+        if not 0.0 < self.mode < 1.0:
+            raise ValueError(f"uplift.mode must lie in (0, 1), got {self.mode}")
+        if not (self.concentration > 0 and math.isfinite(self.concentration)):
+            raise ValueError(f"uplift.concentration must be > 0, got {self.concentration}")
+
+    def lift(self, p: float | np.ndarray) -> float | np.ndarray:
+        """Lift at intent ``p`` (a float or an array in [0, 1]); never pushes p past 1."""
+        m, k = self.mode, self.concentration
+        q = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+        bump = (q / m) ** (k * m) * ((1.0 - q) / (1.0 - m)) ** (k * (1.0 - m))
+        lift = np.minimum(self.peak * bump, 1.0 - q)
+        return float(lift) if lift.ndim == 0 else lift
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """A coupon campaign: coupon, budget, bucket shares and the policies' parameters."""
+
+    name: str = "campaign"
+    coupon_value: float = 10.0  # paper section 6.3: a 10 RMB coupon
+    # Face value of coupons that may be granted, split across buckets by share; None: no cap.
+    # The endpoint reserves the face value at grant time, so it can never owe more than this.
+    budget: float | None = None
+    t_l: float = 0.2  # paper section 6.3: lowest threshold on p_realtime
+    t_u: float = 0.4  # paper section 6.3: uppermost threshold on p_realtime
+    shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
+    # Budgeted policy: grant when expected incremental GMV - lambda * coupon_value > 0.
+    lagrange_multiplier: float = 0.0
+    basket_value: float = 100.0  # expected GMV of an order, for the incremental-GMV estimate
+    uplift: UpliftCurve = field(default_factory=UpliftCurve)
+    # Only a score this recent counts: p_realtime predicts a purchase within the next hour.
+    score_max_age_ms: int = 3_600_000
+    salt: str = ""  # bucket hash salt; empty: the server draws one per campaign
+    active: bool = True
+
+    def __post_init__(self) -> None:
+        check_thresholds(self.t_l, self.t_u)
+        if not (self.coupon_value > 0 and math.isfinite(self.coupon_value)):
+            raise ValueError(f"coupon_value must be a finite number > 0, got {self.coupon_value}")
+        if self.budget is not None and not (self.budget >= 0 and math.isfinite(self.budget)):
+            raise ValueError(f"budget must be a finite number >= 0 or null, got {self.budget}")
+        if not (self.lagrange_multiplier >= 0 and math.isfinite(self.lagrange_multiplier)):
+            raise ValueError(f"lagrange_multiplier must be >= 0, got {self.lagrange_multiplier}")
+        if not (self.basket_value >= 0 and math.isfinite(self.basket_value)):
+            raise ValueError(f"basket_value must be >= 0, got {self.basket_value}")
+        if self.score_max_age_ms <= 0:
+            raise ValueError(f"score_max_age_ms must be > 0, got {self.score_max_age_ms}")
+        check_shares(self.shares)
+
+
+def check_thresholds(t_l: float, t_u: float) -> None:
+    if not (0.0 <= t_l <= 1.0 and 0.0 <= t_u <= 1.0):
+        raise ValueError(f"thresholds must lie in [0, 1], got t_l={t_l}, t_u={t_u}")
+    if t_l > t_u:
+        raise ValueError(f"t_l must be <= t_u, got t_l={t_l} > t_u={t_u}")
+
+
+def check_shares(shares: dict[str, float]) -> None:
+    unknown = sorted(set(shares) - set(BUCKETS))
+    if unknown:
+        raise ValueError(f"shares: unknown bucket(s) {unknown}; buckets are {list(BUCKETS)}")
+    if any(not (0.0 <= s <= 1.0) for s in shares.values()):
+        raise ValueError(f"shares must each lie in [0, 1], got {shares}")
+    if abs(sum(shares.values()) - 1.0) > 1e-9:
+        raise ValueError(f"shares must sum to 1, got {sum(shares.values())} from {shares}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one server process; ``from_env`` lets every uvicorn worker read the same."""
+
+    db_url: str = "sqlite:///dipn-serve.db"
+    admin_token: str | None = None  # Bearer token for campaign, decision, order and metrics routes
+    enroll_token: str | None = None  # Bearer token for device registration; None: open
+    max_body_bytes: int = 64 * 1024
+    max_scores_per_post: int = 256
+    signature_window_ms: int = 300_000  # a signed request older or newer than this is stale
+    max_write_batch: int = 512  # score posts committed together (group commit)
+
+    ENV = {
+        "db_url": "DIPN_DB_URL",
+        "admin_token": "DIPN_ADMIN_TOKEN",
+        "enroll_token": "DIPN_ENROLL_TOKEN",
+        "max_body_bytes": "DIPN_MAX_BODY_BYTES",
+        "max_scores_per_post": "DIPN_MAX_SCORES_PER_POST",
+        "signature_window_ms": "DIPN_SIGNATURE_WINDOW_MS",
+        "max_write_batch": "DIPN_MAX_WRITE_BATCH",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, var in cls.ENV.items():
+            if environ.get(var):
+                default = getattr(cls, name)
+                values[name] = int(environ[var]) if isinstance(default, int) else environ[var]
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        return {var: str(getattr(self, name)) for name, var in self.ENV.items() if getattr(self, name) is not None}
