@@ -112,3 +112,31 @@ def test_encoding_in_user_aligned_chunks_changes_nothing(tiny_raw, tmp_path, mon
     a, b = whole.batch(whole.indices()), chunked.batch(chunked.indices())
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path) -> None:
+    """Simulator + builder at the paper's density: shapes, dtypes, id ranges, label bands, split.
+
+    Bands (docs/simulator.md measures about 7% and 28% at density 1.0 over thousands of users):
+    realtime in [2%, 15%], longterm in [12%, 45%], wide enough for 40 users.
+    """
+    from dipn.data.simulation import SimulationConfig, simulate
+
+    simulate(SimulationConfig(users=40, days=2, seed=3, density=1.0), tmp_path / "raw", progress=False)
+    info = build_samples(tmp_path / "raw", tmp_path / "s", BuildConfig(cuts_per_day=20), progress=False)
+    store = SampleStore(tmp_path / "s")
+    batch = store.batch(store.indices(), merged=True)
+    cfg = store.manifest.config
+    for view, width in (("swipe", 14), ("tap", 3), ("browse", 6), ("merged", 23)):
+        assert batch[view].shape == (len(store), 256, width) and batch[view].dtype == np.int32
+    for group in ("swipe", "tap", "browse", "history", "profile"):
+        limits = np.array([s.num_embeddings for s in cfg.group(group)])
+        assert ((batch[group] >= 0) & (batch[group] < limits)).all(), group
+    assert batch["realtime"].dtype == np.float32
+    realtime, longterm = batch["realtime"].mean(), batch["longterm"].mean()
+    assert 0.02 <= realtime <= 0.15 and 0.12 <= longterm <= 0.45, (realtime, longterm)
+    assert (batch["realtime"] <= batch["longterm"]).all()  # 1 h lies inside 24 h
+    window = info["window"]
+    eval_ts, train_ts = batch["cut_ts"][store.split == 1], batch["cut_ts"][store.split == 0]
+    assert len(eval_ts) and len(train_ts)
+    assert eval_ts.min() >= window["eval_start_ms"] > train_ts.max()

@@ -1,0 +1,88 @@
+"""Versioned schema migrations, applied in order, each in its own transaction.
+
+``schema_version`` records what has been applied. ``dipn serve`` migrates once before it starts
+its workers; each worker then only checks the version (``require_current``), so workers never race
+on DDL. On PostgreSQL an advisory lock also serializes two hosts migrating at once; on SQLite the
+write transaction does. To change the schema: edit ``models.py`` and append a migration that takes
+an existing database there (``ALTER TABLE ...``); never edit an applied one. A test checks that
+a migrated database has exactly the tables and columns of ``models.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, inspect, select, text
+
+from dipn.serving import models
+from dipn.serving.db import write_tx
+
+_version_metadata = MetaData()
+schema_version = Table(
+    "schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_ms", BigInteger, nullable=False),
+)
+
+PG_MIGRATION_LOCK = 0x44_49_50_4E  # "DIPN"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    models.metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "devices, scores, nonces, campaigns, budgets, assignments, grants, orders", _v1_initial),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    return conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())).scalar() or 0
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply the pending migrations; returns the versions applied (empty: already current)."""
+    applied = []
+    for migration in MIGRATIONS:
+        with write_tx(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+            _version_metadata.create_all(conn)
+            if current_version(conn) >= migration.version:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                schema_version.insert().values(
+                    version=migration.version, description=migration.description, applied_ms=int(time.time() * 1000)
+                )
+            )
+            applied.append(migration.version)
+    return applied
+
+
+def require_current(engine: Engine) -> None:
+    with engine.connect() as conn:
+        version = current_version(conn)
+    if version != LATEST:
+        raise SchemaOutOfDate(
+            f"database schema is at version {version}, this server needs {LATEST}: "
+            "run `dipn serve --migrate-only --db URL` (dipn serve migrates before starting)"
+        )

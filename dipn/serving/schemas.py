@@ -1,0 +1,91 @@
+"""Request and response bodies. A score carries exactly the five fields a device may send."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+EPOCH_2000_MS = 946_684_800_000  # a ts before this is not milliseconds since the epoch
+
+UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+DeviceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+TimestampMs = Annotated[StrictInt, Field(ge=EPOCH_2000_MS, lt=10**15)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Score(Strict):
+    """What a device sends (DESIGN.md section 5) and nothing else: unknown fields are refused."""
+
+    device_id: DeviceId
+    model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._+-]{1,64}$")]
+    p_realtime: Probability
+    p_longterm: Probability
+    ts: TimestampMs
+
+
+class ScoreBatch(Strict):
+    scores: Annotated[list[Score], Field(min_length=1)]
+
+
+class ScoresAccepted(BaseModel):
+    accepted: int  # new scores stored
+    duplicates: int  # scores already stored for the same (device, ts): a retry, not an error
+
+
+class RegisterDevice(Strict):
+    user_id: UserId
+    platform: Annotated[str, Field(max_length=32)] | None = None
+
+
+class DeviceRegistered(BaseModel):
+    device_id: str
+    user_id: str
+    secret: str  # hex; shown once, keep it on the device
+
+
+class DecisionRequest(Strict):
+    user_id: UserId
+
+
+class DecisionOut(BaseModel):
+    campaign_id: int
+    user_id: str
+    bucket: str
+    granted: bool
+    reason: str
+    coupon_id: int | None = None
+    coupon_value: float | None = None
+    p_realtime: float | None = None
+    expected_incremental_gmv: float | None = None
+
+
+class OrderIn(Strict):
+    """A purchase of a campaign user: its GMV and whether the campaign's coupon was used."""
+
+    order_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    user_id: UserId
+    gmv: Annotated[float, Field(ge=0.0, le=1e9, allow_inf_nan=False)]
+    coupon_used: StrictBool = False
+    ts: TimestampMs
+
+
+class OrderRecorded(BaseModel):
+    campaign_id: int
+    order_id: str
+    bucket: str
+    duplicate: bool  # the same order was already recorded (an idempotent retry)
+
+
+class CampaignPatch(Strict):
+    """What may change during a campaign. Shares and salt may not: users would change buckets."""
+
+    t_l: Probability | None = None
+    t_u: Probability | None = None
+    budget: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    lagrange_multiplier: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    active: StrictBool | None = None
