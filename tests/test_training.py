@@ -78,3 +78,18 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(tiny_sampl
     two = checkpoint.load(tmp_path / "two" / "last.pt")["model_state"]
     for name, value in one.items():
         torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_evaluate_writes_metrics_and_plots_for_a_checkpoint(tiny_samples: Path, tmp_path: Path) -> None:
+    import json
+
+    store = SampleStore(tiny_samples)
+    Trainer(store, replace(QUICK, max_steps=2), tmp_path, progress=False).fit()
+    out = subprocess.run([sys.executable, "-m", "dipn.cli", "evaluate", str(tmp_path / "best.pt"), str(tiny_samples),
+                          "--out", str(tmp_path / "ev")], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "realtime  AUC" in out
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert report["tasks"]["longterm"]["samples"] == len(store.indices("eval"))
+    assert sum(row["count"] for row in report["calibration"]["longterm"]) == len(store.indices("eval"))
+    for png in ("reliability.png", "scores.png"):
+        assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"

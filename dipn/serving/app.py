@@ -1,0 +1,255 @@
+"""The FastAPI application: routes, request checks and error answers.
+
+Device routes: ``POST /devices`` (register; returns the device's secret), ``POST /scores``
+(HMAC-signed batch of scores). Operator routes (``Authorization: Bearer`` admin token when one
+is configured): ``POST /campaigns``, ``GET|PATCH /campaigns/{id}``, ``POST
+/campaigns/{id}/decisions``, ``POST /campaigns/{id}/orders``, ``GET /metrics/campaign/{id}``.
+Every refusal is a 4xx with ``{"error": code, "detail": reason}`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+
+from dipn.serving import auth, store
+from dipn.serving.config import CampaignConfig, ServerConfig
+from dipn.serving.db import make_engine
+from dipn.serving.ingest import ScorePost, ScoreWriter
+from dipn.serving.metrics import campaign_report
+from dipn.serving.migrations import LATEST, migrate, require_current
+from dipn.serving.schemas import (
+    CampaignPatch,
+    DecisionOut,
+    DecisionRequest,
+    DeviceRegistered,
+    OrderIn,
+    OrderRecorded,
+    RegisterDevice,
+    ScoreBatch,
+    ScoresAccepted,
+)
+
+log = logging.getLogger(__name__)
+_score_batch = TypeAdapter(ScoreBatch)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def describe_validation_error(errors: list[dict]) -> str:
+    """'scores.3.p_realtime: Input should be less than or equal to 1' for each error."""
+    parts = []
+    for error in errors[:10]:
+        location = ".".join(str(part) for part in error["loc"] if part != "body")
+        parts.append(f"{location or 'body'}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 for a body over ``max_bytes``, declared or streamed."""
+
+    class TooLarge(Exception):
+        pass
+
+    def __init__(self, app, max_bytes: int) -> None:  # noqa: ANN001 (an ASGI app)
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                return await self._refuse(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def counting_receive():  # noqa: ANN202
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyLimit.TooLarge
+            return message
+
+        async def tracking_send(message) -> None:  # noqa: ANN001
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyLimit.TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send) -> None:  # noqa: ANN001
+        await error_response(413, "body_too_large", f"request body over {self.max_bytes} bytes")(scope, receive, send)
+
+
+class DeviceCache:
+    """device_id -> (user, secret); devices never change, so entries never go stale."""
+
+    def __init__(self, engine, capacity: int = 200_000) -> None:  # noqa: ANN001
+        self.engine, self.capacity = engine, capacity
+        self._entries: OrderedDict[str, store.DeviceAuth] = OrderedDict()
+
+    async def get(self, device_id: str) -> store.DeviceAuth | None:
+        device = self._entries.get(device_id)
+        if device is not None:
+            self._entries.move_to_end(device_id)
+            return device
+        device = await run_in_threadpool(store.find_device, self.engine, device_id)
+        if device is not None:
+            self._entries[device_id] = device
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return device
+
+
+def create_app(config: ServerConfig | None = None, *, run_migrations: bool = False) -> FastAPI:
+    config = config or ServerConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(config.db_url)
+        if run_migrations:
+            migrate(engine)
+        require_current(engine)
+        writer = ScoreWriter(engine, max_batch=config.max_write_batch, nonce_ttl_ms=config.signature_window_ms)
+        writer.start()
+        app.state.engine, app.state.writer, app.state.devices = engine, writer, DeviceCache(engine)
+        if config.admin_token is None:
+            log.warning("no admin token: campaign, decision, order and metrics routes are open")
+        try:
+            yield
+        finally:
+            await run_in_threadpool(writer.stop)
+            engine.dispose()
+
+    app = FastAPI(title="dipn coupon endpoint", version="1", lifespan=lifespan)
+    app.state.config = config
+    _install_error_handlers(app)
+    _add_device_routes(app, config)
+    _add_operator_routes(app, config)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` and multi-worker ``dipn serve``: settings from DIPN_* variables."""
+    return create_app(ServerConfig.from_env())
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    @app.exception_handler(auth.AuthError)
+    @app.exception_handler(store.StoreError)
+    async def _refusal(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", describe_validation_error(exc.errors()))
+
+
+def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "schema_version": LATEST}
+
+    @app.post("/devices", status_code=201, response_model=DeviceRegistered)
+    def register(body: RegisterDevice, request: Request) -> dict:
+        auth.check_bearer(request.headers.get("authorization"), config.enroll_token, "enrollment")
+        device = store.register_device(request.app.state.engine, body.user_id, body.platform, auth.now_ms())
+        return {"device_id": device.device_id, "user_id": device.user_id, "secret": device.secret}
+
+    @app.post("/scores", response_model=ScoresAccepted)
+    async def post_scores(request: Request) -> dict:
+        body = await request.body()
+        signed = auth.parse_signed_headers(request.headers)
+        received_ms = auth.now_ms()
+        auth.check_fresh(signed.timestamp_ms, received_ms, config.signature_window_ms)
+        device = await request.app.state.devices.get(signed.device_id)
+        if device is None:
+            raise auth.AuthError(401, "unknown_device", f"device {signed.device_id} is not registered")
+        auth.check_signature(device.secret, request.method, request.scope["path"], signed, body)
+        batch = _parse_scores(body, device.device_id, config.max_scores_per_post)
+        post = ScorePost(device.device_id, device.user_id, signed.nonce, batch, received_ms)
+        try:
+            result = await asyncio.wrap_future(request.app.state.writer.submit(post))
+        except Exception as exc:  # noqa: BLE001 (storage down: nothing was acknowledged)
+            raise ApiError(503, "storage_unavailable", f"scores not stored, retry: {exc.__class__.__name__}") from exc
+        if result.replay:
+            raise auth.AuthError(409, "replay", f"nonce {signed.nonce} was already used by this device")
+        return {"accepted": result.accepted, "duplicates": result.duplicates}
+
+
+def _parse_scores(body: bytes, device_id: str, max_scores: int) -> list[dict]:
+    try:
+        batch = _score_batch.validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_scores", describe_validation_error(exc.errors())) from exc
+    if len(batch.scores) > max_scores:
+        raise ApiError(413, "too_many_scores", f"{len(batch.scores)} scores in one post; at most {max_scores}")
+    rows = []
+    for index, score in enumerate(batch.scores):
+        if score.device_id != device_id:
+            raise ApiError(403, "device_mismatch", f"scores.{index}.device_id is not the signing device")
+        rows.append(score.model_dump(exclude={"device_id"}))
+    return rows
+
+
+def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
+    def admin(request: Request) -> None:
+        auth.check_bearer(request.headers.get("authorization"), config.admin_token, "admin")
+
+    def engine_of(request: Request):  # noqa: ANN202
+        return request.app.state.engine
+
+    @app.post("/campaigns", status_code=201, dependencies=[Depends(admin)])
+    def create_campaign(body: CampaignConfig, request: Request) -> dict:
+        campaign_id, stored = store.create_campaign(engine_of(request), body, auth.now_ms())
+        return {"id": campaign_id, "config": asdict(stored)}
+
+    @app.get("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
+    def get_campaign(campaign_id: int, request: Request) -> dict:
+        return {"id": campaign_id, "config": asdict(store.get_campaign(engine_of(request), campaign_id))}
+
+    @app.patch("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
+    def patch_campaign(campaign_id: int, body: CampaignPatch, request: Request) -> dict:
+        changes = body.model_dump(exclude_unset=True)
+        if not changes:
+            raise ApiError(422, "invalid_request", "nothing to change")
+        return {"id": campaign_id, "config": asdict(store.update_campaign(engine_of(request), campaign_id, changes))}
+
+    @app.post("/campaigns/{campaign_id}/decisions", response_model=DecisionOut, dependencies=[Depends(admin)])
+    def decide(campaign_id: int, body: DecisionRequest, request: Request) -> dict:
+        return store.decide_coupon(engine_of(request), campaign_id, body.user_id, auth.now_ms())
+
+    @app.post("/campaigns/{campaign_id}/orders", response_model=OrderRecorded, dependencies=[Depends(admin)])
+    def record_order(campaign_id: int, body: OrderIn, request: Request) -> JSONResponse:
+        recorded = store.record_order(engine_of(request), campaign_id, body.model_dump(), auth.now_ms())
+        return JSONResponse(recorded, status_code=200 if recorded["duplicate"] else 201)
+
+    @app.get("/metrics/campaign/{campaign_id}", dependencies=[Depends(admin)])
+    def metrics(campaign_id: int, request: Request) -> dict:
+        campaign, totals = store.campaign_totals(engine_of(request), campaign_id)
+        return {"campaign_id": campaign_id, "name": campaign.name, "buckets": campaign_report(totals)}
