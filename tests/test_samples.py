@@ -140,3 +140,22 @@ def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path)
     eval_ts, train_ts = batch["cut_ts"][store.split == 1], batch["cut_ts"][store.split == 0]
     assert len(eval_ts) and len(train_ts)
     assert eval_ts.min() >= window["eval_start_ms"] > train_ts.max()
+
+
+def test_samples_are_built_exactly_at_given_cuts(tmp_path) -> None:
+    from tests.raw_logs import write_logs
+
+    facts = write_logs(tmp_path / "raw")
+    p = facts["purchase"]
+    (tmp_path / "cuts.csv").write_text(
+        f"user_id,ts,split\na,{p - 30 * 60_000},eval\na,{p - 2 * HOUR},train\nb,{START + DAY},eval\nzz,{p},eval\n"
+    )
+    info = build_samples(tmp_path / "raw", tmp_path / "s", progress=False, cuts_file=tmp_path / "cuts.csv")
+    assert info["cuts"]["given"] == 4 and info["cuts"]["dropped_unknown_user"] == 1
+    store = SampleStore(tmp_path / "s")
+    users, ts = store.cuts(store.indices())
+    got = {(store.users[u], int(t)): i for i, (u, t) in enumerate(zip(users, ts, strict=True))}
+    assert set(got) == {("a", p - 30 * 60_000), ("a", p - 2 * HOUR), ("b", START + DAY)}
+    b = store.batch(np.array([got[("a", p - 30 * 60_000)], got[("a", p - 2 * HOUR)]]))
+    assert b["realtime"].tolist() == [1, 0] and b["longterm"].tolist() == [1, 1]
+    assert store.split[got[("a", p - 2 * HOUR)]] == 0 and store.split[got[("b", START + DAY)]] == 1

@@ -86,8 +86,11 @@ def test_evaluate_writes_metrics_and_plots_for_a_checkpoint(tiny_samples: Path, 
     store = SampleStore(tiny_samples)
     Trainer(store, replace(QUICK, max_steps=2), tmp_path, progress=False).fit()
     out = subprocess.run([sys.executable, "-m", "dipn.cli", "evaluate", str(tmp_path / "best.pt"), str(tiny_samples),
-                          "--out", str(tmp_path / "ev")], capture_output=True, text=True, check=True).stdout  # fmt: skip
+                          "--out", str(tmp_path / "ev"), "--predictions-out", str(tmp_path / "p.csv")],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "realtime  AUC" in out
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "user_id,ts,p_realtime,p_longterm" and len(rows) == 1 + len(store.indices("eval"))
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert report["tasks"]["longterm"]["samples"] == len(store.indices("eval"))
     assert sum(row["count"] for row in report["calibration"]["longterm"]) == len(store.indices("eval"))

@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="time zone of the hour-of-day feature (Taobao: 480)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
+    p.add_argument("--cuts", type=Path, default=None,
+                   help="CSV user_id, ts[, split]: build samples exactly at these cut times instead of random ones")
     p.add_argument("--lenient", action="store_true",
                    help="drop and count malformed rows instead of stopping at the first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         utc_offset_minutes=args.utc_offset_minutes,
     )
     manifest = FeatureManifest.load(args.manifest) if args.manifest else None
-    info = build_samples(args.raw_dir, args.out, config, manifest, progress=not args.quiet)
+    info = build_samples(args.raw_dir, args.out, config, manifest, progress=not args.quiet, cuts_file=args.cuts)
     print(format_summary(info))
     return 0
 

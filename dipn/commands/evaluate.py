@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "eval"], default="eval")
     p.add_argument("--out", type=Path, help="directory for metrics.json and plots (default: next to the checkpoint)")
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--predictions-out", type=Path, help="CSV of one score pair per cut: user_id, ts, p_realtime, p_longterm")
     p.set_defaults(run=run)
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from dipn.evaluation.report import evaluate_checkpoint
 
     out = args.out or args.checkpoint.parent / f"evaluation-{args.split}"
-    report = evaluate_checkpoint(args.checkpoint, args.samples, args.split, out, args.batch_size)
+    report = evaluate_checkpoint(args.checkpoint, args.samples, args.split, out, args.batch_size, args.predictions_out)
     for task, m in report["tasks"].items():
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}"
               f"  mean score {m['mean_score']:.3f}  ({m['samples']:,} samples)")

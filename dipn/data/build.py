@@ -18,7 +18,7 @@ from dipn.data.frames import to_columns
 from dipn.data.keys import key_user, user_time_key
 from dipn.data.readers import read_dataset
 from dipn.data.schema import TIME_COLUMN
-from dipn.data.store import SEQUENCE_VIEWS, STORE_FORMAT, SampleStore
+from dipn.data.store import SEQUENCE_VIEWS, SPLITS, STORE_FORMAT, SampleStore
 from dipn.errors import DipnValidationError
 from dipn.features import (
     SEQUENCE_ENCODERS,
@@ -58,11 +58,14 @@ def build_samples(
     config: BuildConfig = BuildConfig(),
     manifest: FeatureManifest | None = None,
     progress: bool = True,
+    cuts_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build a sample directory (see ``dipn.data.store``) from a directory of raw logs.
 
     Vocabularies are built from the training part of the logs (events before the evaluation
     period) unless a manifest is given, e.g. to encode new logs for an existing model.
+    ``cuts_file`` (CSV ``user_id, ts`` and optional ``split``) replaces the random cuts, so dipn
+    is scored at exactly the moments another system was scored at.
     """
     started = time.perf_counter()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
@@ -96,7 +99,10 @@ def build_samples(
     steps.update()
 
     steps.set_postfix_str("cutting and labelling")
-    cuts = _cuts(encoded, window, config, base_ms)
+    if cuts_file is None:
+        cuts, cut_report = _cuts(encoded, window, config, base_ms), {}
+    else:
+        cuts, cut_report = given_cuts(Path(cuts_file), users, base_ms, last_ms, config)
     samples = _samples(cuts, encoded, frames, manifest, users, window, config, base_ms)
     steps.update()
 
@@ -119,6 +125,7 @@ def build_samples(
         "labels": {"realtime": f"purchase in (t, t + {config.realtime_hours:g} h]",
                    "longterm": f"purchase in (t, t + {config.longterm_hours:g} h]"},  # fmt: skip
         "read_reports": read_reports,
+        "cuts": {"source": str(cuts_file) if cuts_file else "random", **cut_report},
         "shards": shards,
     }
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -210,6 +217,37 @@ def _cuts(
     return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
 
 
+def given_cuts(
+    path: Path, users: np.ndarray, base_ms: int, last_ms: int, config: BuildConfig
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Cuts read from a CSV; cuts naming unknown users or preceding the logs are dropped, counted."""
+    try:
+        frame = pl.read_csv(path, schema_overrides={"user_id": pl.Utf8, "ts": pl.Int64})
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise DipnValidationError(f"{path}: not a readable cuts CSV (user_id, ts[, split]): {exc}") from exc
+    missing = {"user_id", "ts"} - set(frame.columns)
+    if missing:
+        raise DipnValidationError(f"{path}: missing column(s) {sorted(missing)}; expected user_id, ts[, split]")
+    user_ids = frame["user_id"].to_numpy().astype(str)
+    ts = frame["ts"].to_numpy()
+    pos = np.searchsorted(users, user_ids)
+    known = (pos < len(users)) & (users[np.minimum(pos, len(users) - 1)] == user_ids)
+    in_range = ts >= base_ms
+    keep = known & in_range
+    report = {"given": len(frame), "dropped_unknown_user": int((~known).sum()),
+              "dropped_before_logs": int((known & ~in_range).sum()),
+              "label_window_beyond_logs": int((ts[keep] + config.longterm_hours * HOUR_MS > last_ms).sum())}  # fmt: skip
+    cut_user, cut_ts = pos[keep].astype(np.int64), ts[keep].astype(np.int64)
+    cuts = {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
+    if "split" in frame.columns:
+        split = frame["split"].cast(pl.Utf8).to_numpy()[keep]
+        bad = sorted(set(split.tolist()) - set(SPLITS))
+        if bad:
+            raise DipnValidationError(f"{path}: split must be one of {list(SPLITS)}, got {bad[:5]}")
+        cuts["split"] = np.array([SPLITS[s] for s in split], dtype=np.uint8)
+    return cuts, report
+
+
 def _samples(
     cuts: dict[str, np.ndarray],
     encoded: dict[str, dict[str, np.ndarray]],
@@ -239,7 +277,7 @@ def _samples(
         "history": _history_at(keys, frames.get("history"), manifest, base_ms),
         "profile": _profile_of(cuts["user"], frames.get("profile"), manifest, len(users)),
         "labels": labels,
-        "split": window.split_of(cuts["ts"]),
+        "split": cuts["split"] if "split" in cuts else window.split_of(cuts["ts"]),
     }
 
 

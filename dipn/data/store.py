@@ -148,6 +148,18 @@ class SampleStore:
             out["merged"] = merge_by_time([out[v] for v in SEQUENCE_VIEWS], [times[v] for v in SEQUENCE_VIEWS])
         return out
 
+    def cuts(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(user index, cut time) of the given samples, without materializing their tensors."""
+        indices = np.asarray(indices, dtype=np.int64)
+        shard_of = np.searchsorted(self.offsets, indices, side="right") - 1
+        users, times = np.empty(len(indices), np.int64), np.empty(len(indices), np.int64)
+        for s in np.unique(shard_of):
+            where = np.flatnonzero(shard_of == s)
+            rows = indices[where] - self.offsets[s]
+            users[where] = self.shards[s].cut_user[rows]
+            times[where] = self.shards[s].cut_ts[rows]
+        return users, times
+
     def split_counts(self) -> dict[str, dict[str, float]]:
         """Samples and label rates per split."""
         out = {}

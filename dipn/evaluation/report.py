@@ -14,7 +14,9 @@ from dipn.evaluation.predict import predict
 from dipn.training import checkpoint
 
 
-def evaluate_checkpoint(ckpt_path: Path, samples: Path, split: str, out: Path, batch_size: int = 512) -> dict[str, Any]:
+def evaluate_checkpoint(
+    ckpt_path: Path, samples: Path, split: str, out: Path, batch_size: int = 512, predictions_out: Path | None = None
+) -> dict[str, Any]:
     model, manifest, ckpt = checkpoint.load_model(ckpt_path)
     store = SampleStore(samples)
     if store.manifest.vocabularies != manifest.vocabularies:
@@ -22,7 +24,10 @@ def evaluate_checkpoint(ckpt_path: Path, samples: Path, split: str, out: Path, b
             f"{samples} was encoded with other vocabularies than {ckpt_path}; rebuild it with "
             f"dipn build-samples --manifest <the model's features.json>"
         )
-    preds = predict(model, store, store.indices(split), batch_size)
+    indices = store.indices(split)
+    preds = predict(model, store, indices, batch_size)
+    if predictions_out is not None:
+        write_predictions(store, indices, preds, predictions_out)
     tasks = tuple(getattr(model.config, "tasks", LABELS))
     labels = {t: preds[t] for t in tasks}
     scores = {t: preds[f"p_{t}"] for t in tasks}
@@ -39,3 +44,19 @@ def evaluate_checkpoint(ckpt_path: Path, samples: Path, split: str, out: Path, b
     reliability_plot(labels, scores, out / "reliability.png")
     score_histograms(labels, scores, out / "scores.png")
     return report
+
+
+def write_predictions(store: SampleStore, indices, preds: dict[str, Any], path: Path) -> Path:
+    """One row per cut, keyed as the cuts file was: user_id, ts, p_realtime, p_longterm."""
+    import polars as pl
+
+    user_index, cut_ts = store.cuts(indices)
+    frame = pl.DataFrame({
+        "user_id": store.users[user_index],
+        "ts": cut_ts,
+        "p_realtime": preds["p_realtime"],
+        "p_longterm": preds["p_longterm"],
+    })  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path)
+    return path

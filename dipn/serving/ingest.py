@@ -117,9 +117,8 @@ class ScoreWriter:
             ]
             inserted: set[tuple[str, int]] = set()
             if rows:
-                inserted = set(
-                    conn.execute(insert_ignore(conn, scores).returning(scores.c.device_id, scores.c.ts), rows).tuples()
-                )
+                returned = conn.execute(insert_ignore(conn, scores).returning(scores.c.device_id, scores.c.ts), rows)
+                inserted = {(device_id, ts) for device_id, ts in returned}
             self._maybe_prune(conn)
         results = []
         claimed: set[tuple[str, int]] = set()
@@ -139,8 +138,8 @@ class ScoreWriter:
         claimed = conn.execute(
             insert_ignore(conn, request_nonces).returning(request_nonces.c.device_id, request_nonces.c.nonce),
             [{"device_id": d, "nonce": n, "created_ms": ms} for (d, n), ms in wanted.items()],
-        ).tuples()
-        return set(claimed)
+        )
+        return {(device_id, nonce) for device_id, nonce in claimed}
 
     def _maybe_prune(self, conn) -> None:  # noqa: ANN001
         now = time.monotonic()

@@ -59,8 +59,9 @@ def campaign_report(totals: dict[str, BucketTotals]) -> dict[str, dict]:
         rows[bucket] = row
     base = rows.get("all")
     for bucket, row in rows.items():
-        row["r_c_vs_all"] = _relative(row["r_c"], base["r_c"] if base else None) if bucket != "all" else None
-        row["i_gmv_vs_all"] = _relative(row["i_gmv"], base["i_gmv"] if base else None) if bucket != "all" else None
+        compared = base is not None and bucket not in ("all", "none")
+        row["r_c_vs_all"] = _relative(row["r_c"], base["r_c"]) if compared else None
+        row["i_gmv_vs_all"] = _relative(row["i_gmv"], base["i_gmv"]) if compared else None
     return rows
 
 

@@ -10,7 +10,7 @@ EPOCH_2000_MS = 946_684_800_000  # a ts before this is not milliseconds since th
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 DeviceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
-Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
 TimestampMs = Annotated[StrictInt, Field(ge=EPOCH_2000_MS, lt=10**15)]
 
 
@@ -69,7 +69,7 @@ class OrderIn(Strict):
 
     order_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
     user_id: UserId
-    gmv: Annotated[float, Field(ge=0.0, le=1e9, allow_inf_nan=False)]
+    gmv: Annotated[float, Field(strict=True, ge=0.0, le=1e9, allow_inf_nan=False)]
     coupon_used: StrictBool = False
     ts: TimestampMs
 

@@ -1,0 +1,290 @@
+"""Throughput and latency of signed score posts on loopback (DESIGN.md section 7: >= 2,000 score
+posts/s on 2 cores, p99 <= 50 ms, zero acknowledged writes lost). Figures, not asserts.
+
+The server runs as ``python -m dipn.serving`` (= ``dipn serve``) with N uvicorn workers; the load
+comes from a separate process: plain asyncio sockets over keep-alive connections, sending posts
+signed in advance (one fresh nonce each), so the load generator spends little CPU of the two
+cores. Two phases: a closed loop (each connection sends its next post when the last is answered:
+the peak rate), then an open loop at a fixed rate (posts are due on a schedule; latency counts
+from when a post was due, so a stalled server is not hidden). Afterwards the database must hold
+every score the server acknowledged. With --crash the server is killed (SIGKILL) in the middle
+of the closed loop, restarted, and every acknowledged score must still be there.
+
+    python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000
+    python benchmarks/endpoint_load.py --db postgresql://...   # an existing PostgreSQL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from dipn.serving import auth
+from dipn.serving.client import DeviceClient, encode_scores
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dipn.serving", "--db", db_url, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server did not come up in 60 s")
+
+
+def presign(devices: list[DeviceClient], count: int, scores_per_post: int, port: int) -> list[bytes]:
+    """``count`` raw HTTP requests, each a signed post of fresh scores with its own nonce."""
+    requests = []
+    base_ts = auth.now_ms()
+    for i in range(count):
+        device = devices[i % len(devices)]
+        ts = base_ts + (i // len(devices)) * scores_per_post
+        scores = [device.score("bench-1", 0.05 + (i % 90) / 100, 0.5, ts + k) for k in range(scores_per_post)]
+        body = encode_scores(scores)
+        headers = auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body)
+        head = (f"POST /scores HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
+        requests.append(head.encode() + body)
+    return requests
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)
+
+
+async def _drive(port: int, requests: list[bytes], connections: int, rate: float, seconds: float) -> dict:
+    """Send until ``seconds`` pass or requests run out; ``rate`` 0 is a closed loop."""
+    next_index = 0
+    latencies, statuses, acked = [], {}, []
+    start = time.perf_counter()
+    stop_at = start + seconds
+
+    def count(status) -> None:  # noqa: ANN001
+        statuses[status] = statuses.get(status, 0) + 1
+
+    async def connection() -> None:
+        nonlocal next_index
+        while time.perf_counter() < stop_at and next_index < len(requests):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                count("connect_refused")
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                while next_index < len(requests):
+                    index = next_index
+                    next_index += 1
+                    due = start + index / rate if rate else time.perf_counter()
+                    if due >= stop_at:
+                        return
+                    if due > time.perf_counter():
+                        await asyncio.sleep(due - time.perf_counter())
+                    writer.write(requests[index])
+                    status, _body = await _read_response(reader)
+                    latencies.append(time.perf_counter() - due)
+                    count(status)
+                    if status == 200:
+                        acked.append(index)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                count("connection_lost")  # the post in flight is not acknowledged
+            finally:
+                writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - start
+    return {"latencies": latencies, "statuses": statuses, "acked": acked, "elapsed": elapsed}
+
+
+def _load_process(port: int, requests: list[bytes], connections: int, rate: float, seconds: float, out) -> None:  # noqa: ANN001
+    cpu_start = time.process_time()
+    result = asyncio.run(_drive(port, requests, connections, rate, seconds))
+    result["load_cpu_s"] = time.process_time() - cpu_start
+    out.send(result)
+
+
+def run_phase(port: int, requests: list[bytes], connections: int, rate: float, seconds: float,
+              during=None) -> dict:  # noqa: ANN001 (a callback run while the load runs)
+    receive, send = mp.get_context("spawn").Pipe(duplex=False)
+    process = mp.get_context("spawn").Process(target=_load_process,
+                                              args=(port, requests, connections, rate, seconds, send))
+    process.start()
+    if during:
+        during()
+    result = receive.recv()
+    process.join()
+    return result
+
+
+def server_cpu_seconds(server: subprocess.Popen) -> float:
+    """user + system CPU of the server and its worker processes so far (from /proc)."""
+    pids = [server.pid, *map(int, subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                                 text=True).stdout.split())]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def summarize(name: str, result: dict, scores_per_post: int, server_cpu_s: float) -> dict:
+    lat = sorted(result["latencies"])
+    ok = result["statuses"].get(200, 0)
+
+    def pct(q: float) -> float:
+        return round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else float("nan")
+
+    return {
+        "phase": name, "posts_ok": ok, "statuses": {str(k): v for k, v in result["statuses"].items()},
+        "seconds": round(result["elapsed"], 2), "posts_per_s": round(ok / result["elapsed"], 1),
+        "scores_per_s": round(ok * scores_per_post / result["elapsed"], 1),
+        "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        "load_generator_cpu_s": round(result["load_cpu_s"], 2),
+        "server_cpu_s": round(server_cpu_s, 2),
+        # What two fully available cores would sustain at this CPU cost per post:
+        "server_cpu_ms_per_post": round(1000 * server_cpu_s / ok, 3) if ok else None,
+        "posts_per_s_per_2_cores_from_cpu": round(2 * ok / server_cpu_s, 1) if server_cpu_s else None,
+    }
+
+
+def count_stored(db_url: str, requests_acked: int, scores_per_post: int) -> dict:
+    from sqlalchemy import func, select
+
+    from dipn.serving.db import make_engine
+    from dipn.serving.models import scores
+
+    engine = make_engine(db_url, pool_size=1)
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(scores)).scalar()
+    engine.dispose()
+    return {"acknowledged_scores": requests_acked * scores_per_post, "stored_scores": stored,
+            "acknowledged_lost": max(0, requests_acked * scores_per_post - stored)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file in a temporary directory)")
+    parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL (initdb) and use it")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=2000.0, help="posts/s of the open-loop phase")
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--scores-per-post", type=int, default=1)
+    parser.add_argument("--crash", action="store_true", help="SIGKILL the server mid-run; check nothing acked is lost")
+    parser.add_argument("--out", type=Path, default=RESULTS / "endpoint_load.json")
+    args = parser.parse_args()
+
+    tmp = tempfile.TemporaryDirectory()
+    postgres = None
+    if args.postgres:
+        from dipn.serving.pgtemp import TempPostgres, postgres_unavailable
+
+        if postgres_unavailable():
+            raise SystemExit(f"--postgres: {postgres_unavailable()}")
+        postgres = TempPostgres()
+        args.db = postgres.start()
+    db_url = args.db or f"sqlite:///{tmp.name}/load.db"
+    port = free_port()
+    server = start_server(db_url, port, args.workers)
+    report: dict = {"db": db_url.split("://")[0], "workers": args.workers, "connections": args.connections,
+                    "scores_per_post": args.scores_per_post, "cpus": os.cpu_count(), "phases": []}
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        devices = [DeviceClient.register("", f"load-user-{i}", http=http) for i in range(args.devices)]
+        budget = int(max(args.rate, 6000) * args.seconds * 1.2)
+        print(f"signing {2 * budget} posts ...", flush=True)
+        closed = presign(devices, budget, args.scores_per_post, port)
+        opened = presign(devices, budget, args.scores_per_post, port)
+        acked = 0
+
+        def crash_and_restart() -> None:
+            nonlocal server
+            time.sleep(args.seconds / 2)
+            _kill_tree(server)
+            server = start_server(db_url, port, args.workers)
+
+        cpu = server_cpu_seconds(server)
+        result = run_phase(port, closed, args.connections, 0.0, args.seconds, crash_and_restart if args.crash else None)
+        cpu = server_cpu_seconds(server) - (0.0 if args.crash else cpu)
+        report["phases"].append(summarize("closed loop" + (" (server killed mid-run)" if args.crash else ""),
+                                          result, args.scores_per_post, cpu))
+        acked += len(result["acked"])
+        print(json.dumps(report["phases"][-1]), flush=True)
+        if args.rate > 0:
+            cpu = server_cpu_seconds(server)
+            result = run_phase(port, opened, args.connections, args.rate, args.seconds)
+            cpu = server_cpu_seconds(server) - cpu
+            report["phases"].append(summarize(f"open loop at {args.rate:.0f} posts/s", result, args.scores_per_post,
+                                              cpu))
+            acked += len(result["acked"])
+            print(json.dumps(report["phases"][-1]), flush=True)
+    finally:
+        _kill_tree(server, graceful=True)
+    report["durability"] = count_stored(db_url, acked, args.scores_per_post)
+    print(json.dumps(report["durability"]))
+    if postgres:
+        postgres.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _kill_tree(process: subprocess.Popen, graceful: bool = False) -> None:
+    """Stop the server and its uvicorn workers (children of this one process only)."""
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    sig = signal.SIGTERM if graceful else signal.SIGKILL
+    for pid in [process.pid, *map(int, children)]:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    process.wait(timeout=60)
+    for pid in map(int, children):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

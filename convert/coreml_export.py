@@ -1,0 +1,204 @@
+"""PyTorch -> CoreML ``.mlpackage`` (ML program), fp32 and int8, and what can be checked off macOS.
+
+Route: ``torch.jit.trace`` of the scoring module, then ``coremltools.convert(convert_to="mlprogram",
+inputs=[ct.TensorType(name, shape, dtype=np.int32)], minimum_deployment_target=iOS16)``; each GRU
+becomes a ``while_loop``. (coremltools warns that torch 2.13 is untested; the ``torch.export`` route
+fails on ``gru``.) Compute precision is fp32: in fp16 the masked softmax's finite "minus infinity"
+(-1e9) overflows to -inf, and a view that is all padding would then give NaN; fp32 also makes the
+weight-level check below exact for everything but the quantized weights.
+
+CoreML predicts only on macOS. Elsewhere ``inspect_package`` reads the saved package (inputs,
+outputs, shapes, op counts, which weights are int8, size) and ``weight_parity`` loads the
+package's dequantized weights back into the PyTorch model and compares scores: that covers weight
+quantization, not the phone's own kernels (or fp16 on the Neural Engine, if a port enables it).
+``predict_coreml`` is the real prediction check; it runs on macOS and says why it cannot elsewhere.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import logging
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from convert.errors import ConversionError, RuntimeUnavailableError
+from convert.quantize import COREML_INT8, CoremlWeights, quantize_coreml
+from convert.signature import OUTPUTS, ScoreModule, example_inputs, input_shape
+
+DEPLOYMENT_TARGET = "iOS16"  # also macOS 13: int32 inputs of an ML program, constexpr weights
+MACOS_ONLY = "CoreML prediction runs only on macOS (coremltools: 'Model prediction is only supported on macOS')"
+
+
+def _quiet() -> None:
+    for name in ("coremltools", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def convert_coreml(
+    model: nn.Module,
+    fp32_path: Path | None,
+    int8_path: Path | None,
+    example: tuple[torch.Tensor, ...] | None = None,
+    recipe: CoremlWeights = COREML_INT8,
+) -> dict[str, dict[str, Any]]:
+    """Write the fp32 and/or compressed ``.mlpackage`` directories; return {"fp32": info, "int8": info}."""
+    import coremltools as ct
+
+    _quiet()
+    start = time.perf_counter()
+    example = example if example is not None else example_inputs(model)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(ScoreModule(model).eval(), example)
+        mlmodel = ct.convert(
+            traced,
+            convert_to="mlprogram",
+            inputs=[ct.TensorType(name=n, shape=input_shape(model, n), dtype=np.int32) for n in model.input_names],
+            outputs=[ct.TensorType(name=n) for n in OUTPUTS],
+            minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+            compute_precision=ct.precision.FLOAT32,
+        )
+    converted = time.perf_counter() - start
+    out: dict[str, dict[str, Any]] = {}
+    if fp32_path is not None:
+        mlmodel.save(str(fp32_path))
+        out["fp32"] = inspect_package(fp32_path) | {"seconds": round(converted, 2)}
+    if int8_path is not None:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "all-zero constant, scale 0": the loop's output buffer
+            compressed = quantize_coreml(mlmodel, recipe)
+        compressed.save(str(int8_path))
+        out["int8"] = inspect_package(int8_path) | {"seconds": round(converted + time.perf_counter() - t0, 2),
+                                                    "recipe": {"mode": recipe.mode}}  # fmt: skip
+    return out
+
+
+def _program(path: Path) -> tuple[Any, Any]:
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto.load import load as load_mil
+
+    _quiet()
+    mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
+    spec = mlmodel.get_spec()
+    program = load_mil(spec, specification_version=spec.specificationVersion, file_weights_dir=mlmodel.weights_dir)
+    return spec, program
+
+
+def _operations(block: Any) -> Any:
+    for op in block.operations:
+        yield op
+        for inner in op.blocks:
+            yield from _operations(inner)
+
+
+def _feature(description: Any) -> dict[str, Any]:
+    array = description.type.multiArrayType
+    dtypes = {65568: "float32", 65552: "float16", 131104: "int32", 131080: "int8"}
+    return {"name": description.name, "dtype": dtypes.get(array.dataType, str(array.dataType)),
+            "shape": [int(s) for s in array.shape]}  # fmt: skip
+
+
+def inspect_package(path: Path) -> dict[str, Any]:
+    """What a saved package holds, read without running it: signature, ops, weight dtypes, size."""
+    spec, program = _program(path)
+    ops: collections.Counter[str] = collections.Counter()
+    weights: collections.Counter[str] = collections.Counter()
+    compressed: dict[str, dict[str, Any]] = {}
+    for function in program.functions.values():
+        for op in _operations(function):
+            ops[op.op_type] += 1
+            if op.op_type.startswith("constexpr"):
+                stored = next((getattr(op, a).val for a in ("quantized_data", "indices", "data") if hasattr(op, a)), None)
+                kind = np.asarray(stored).dtype if stored is not None else "?"
+                weights[f"{op.op_type}:{kind}"] += int(np.prod(op.outputs[0].shape))
+                compressed[op.name] = {"op": op.op_type, "shape": list(op.outputs[0].shape)}
+            elif op.op_type == "const" and op.outputs[0].val is not None and np.size(op.outputs[0].val) >= 256:
+                weights[f"const:{np.asarray(op.outputs[0].val).dtype}"] += int(np.size(op.outputs[0].val))
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+    return {
+        "inputs": [_feature(d) for d in spec.description.input],
+        "outputs": [_feature(d) for d in spec.description.output],
+        "specification_version": spec.specificationVersion,
+        "ops": dict(sorted((k, v) for k, v in ops.items() if k != "const")),
+        "op_count": sum(v for k, v in ops.items() if k != "const"),
+        "while_loops": ops.get("while_loop", 0),
+        "weight_elements": dict(sorted(weights.items())),
+        "compressed_weights": len(compressed),
+        "bytes": sum(p.stat().st_size for p in files),
+        "min_runtime": {"coreml": f"{DEPLOYMENT_TARGET} / macOS13"},
+    }
+
+
+def _sanitized(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def dequantized_parameters(path: Path, model: nn.Module) -> dict[str, np.ndarray]:
+    """The package's compressed weights, dequantized, keyed by the model's parameter names.
+
+    CoreML names a compressed weight after the traced parameter (``scored.model.<name>`` with dots
+    as underscores, plus ``_quantized`` / ``_palettized``); constants that are no parameter (the
+    GRU loop's output buffer) are skipped.
+    """
+    _, program = _program(path)
+    by_name = {_sanitized(f"scored.model.{n}"): n for n, _ in model.named_parameters()}
+    out = {}
+    for function in program.functions.values():
+        for op in _operations(function):
+            if not op.op_type.startswith("constexpr"):
+                continue
+            base = op.name
+            for suffix in ("_quantized", "_palettized"):
+                base = base.removesuffix(suffix)
+            if base in by_name:
+                out[by_name[base]] = np.asarray(op.materialized_val_inference(), dtype=np.float32)
+    return out
+
+
+def weight_quantized_model(path: Path, model: nn.Module) -> tuple[nn.Module, int]:
+    """A copy of ``model`` with the package's dequantized weights in place of its own."""
+    weights = dequantized_parameters(path, model)
+    clone = copy.deepcopy(model).eval()
+    state = clone.state_dict()
+    for name, value in weights.items():
+        if tuple(state[name].shape) != value.shape:
+            raise ConversionError(f"CoreML weight {name}: shape {value.shape}, the model's {tuple(state[name].shape)}")
+        state[name] = torch.from_numpy(value)
+    clone.load_state_dict(state)
+    return clone, len(weights)
+
+
+def coreml_available() -> tuple[bool, str]:
+    """(True, "") on macOS with a loadable coremltools; else (False, the reason)."""
+    if platform.system() != "Darwin":
+        return False, f"{MACOS_ONLY}; this is {platform.system()}"
+    try:
+        import coremltools  # noqa: F401
+    except ImportError:
+        return False, "coremltools is not installed"
+    return True, ""
+
+
+def predict_coreml(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Real CoreML prediction, sample by sample (batch 1): (N, 2) probabilities. macOS only."""
+    available, reason = coreml_available()
+    if not available:
+        raise RuntimeUnavailableError(reason)
+    import coremltools as ct
+
+    mlmodel = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+    n = len(next(iter(inputs.values())))
+    out = np.zeros((n, 2), np.float32)
+    for i in range(n):
+        result = mlmodel.predict({k: np.asarray(v[i : i + 1], np.int32) for k, v in inputs.items()})
+        out[i] = [float(np.ravel(result[k])[0]) for k in OUTPUTS]
+    return out

@@ -1,0 +1,26 @@
+"""Errors of conversion and bundle loading; all are ``DipnValidationError`` so that ``dipn`` prints
+them as one clear line and exits non-zero."""
+
+from __future__ import annotations
+
+from dipn.errors import DipnValidationError
+
+
+class ConversionError(DipnValidationError):
+    """An export or a quantization could not be carried out as asked."""
+
+
+class ParityGateError(ConversionError):
+    """An artifact disagrees with PyTorch beyond the allowed AUC drop, or outputs NaN."""
+
+
+class BundleIntegrityError(DipnValidationError):
+    """A bundle file is missing, truncated or modified (size or sha256 differs from manifest.json)."""
+
+
+class RuntimeTooOldError(DipnValidationError):
+    """The installed runtime is older than the minimum version an artifact needs."""
+
+
+class RuntimeUnavailableError(DipnValidationError):
+    """The runtime an artifact needs cannot run here (not installed, or CoreML off macOS)."""

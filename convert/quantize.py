@@ -1,0 +1,112 @@
+"""The int8 recipe of each format, in one place, with the reason for every setting.
+
+All three are weight quantization: weights stored in 8 bits, activations computed in float
+(ONNX Runtime and TFLite quantize activations on the fly for their integer matmuls). No calibration
+set is needed; the parity gate (``convert.parity``) on the eval split decides whether a recipe is
+good enough for a given checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from convert.errors import ConversionError
+
+
+@dataclass(frozen=True)
+class OnnxInt8:
+    """``onnxruntime.quantization.quantize_dynamic``.
+
+    Embeddings (``Gather``) and every ``MatMul`` / ``Gemm`` with a constant weight are quantized;
+    ``GRU`` is not (onnxruntime has no GRU quantization and leaves it fp32 silently: 56 k
+    parameters, 0.23 MB for the full DIPN). On AVX2 without VNNI the default u8s8 kernels saturate
+    (max score diff 0.44 measured on random weights); ``per_channel`` with ``reduce_range`` (7-bit
+    weights) does not (0.08 there, 0.004 on the trained demo model).
+    """
+
+    per_channel: bool = True
+    reduce_range: bool = True
+    weight_type: str = "QInt8"
+
+
+@dataclass(frozen=True)
+class TfliteInt8:
+    """TFLite dynamic-range quantization (``Optimize.DEFAULT`` without a representative dataset).
+
+    Per-tensor rather than per-channel: per-channel weights make ``FULLY_CONNECTED`` version 12,
+    which tflite-runtime 2.14 (what many apps still ship) refuses; per-tensor is version 9 and
+    loads there. The GRU's recurrent weights stay float (see ``tf_graph``).
+    """
+
+    per_channel: bool = False
+
+
+@dataclass(frozen=True)
+class CoremlWeights:
+    """``coremltools.optimize.coreml``: ``int8`` = linear symmetric per-channel
+    (``linear_quantize_weights``); ``palette6`` / ``palette4`` = k-means palettes of 64 / 16 values
+    per tensor (``palettize_weights``; needs scikit-learn). Tensors under 2,048 elements (small
+    tables, the GRU's per-gate matrices after conversion) stay as they are."""
+
+    mode: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("int8", "palette6", "palette4"):
+            raise ConversionError(f"CoreML weight mode must be int8, palette6 or palette4, got {self.mode!r}")
+
+
+ONNX_INT8 = OnnxInt8()
+TFLITE_INT8 = TfliteInt8()
+COREML_INT8 = CoremlWeights()
+
+
+def recipes() -> dict[str, dict[str, Any]]:
+    """The recipes as recorded in a bundle's manifest."""
+    return {"onnx": asdict(ONNX_INT8), "tflite": asdict(TFLITE_INT8), "coreml": asdict(COREML_INT8)}
+
+
+def quantize_onnx(source: Path, target: Path, recipe: OnnxInt8 = ONNX_INT8) -> dict[str, Any]:
+    """fp32 ONNX file -> int8 ONNX file; returns what was quantized and what was not."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source),
+        str(target),
+        per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
+        weight_type=getattr(QuantType, recipe.weight_type),
+    )
+    ops = [n.op_type for n in onnx.load(str(target), load_external_data=False).graph.node]
+    return {
+        "recipe": asdict(recipe),
+        "integer_matmuls": ops.count("MatMulInteger"),
+        "dequantized_weights": ops.count("DequantizeLinear"),
+        "kept_float": sorted({op for op in ops if op in ("GRU", "LSTM", "RNN")}),
+    }
+
+
+def tflite_converter_options(converter: Any, recipe: TfliteInt8 = TFLITE_INT8) -> None:
+    """Set a ``tf.lite.TFLiteConverter`` up for the int8 recipe."""
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter._experimental_disable_per_channel = not recipe.per_channel
+
+
+def quantize_coreml(mlmodel: Any, recipe: CoremlWeights = COREML_INT8) -> Any:
+    """A converted CoreML model -> the same with compressed weights (a new MLModel)."""
+    from coremltools.optimize import coreml as opt
+
+    if recipe.mode == "int8":
+        op = opt.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
+        return opt.linear_quantize_weights(mlmodel, opt.OptimizationConfig(global_config=op))
+    try:
+        import sklearn  # noqa: F401  (palettization runs k-means)
+    except ImportError as exc:
+        raise ConversionError("CoreML palettization needs scikit-learn: pip install scikit-learn") from exc
+    bits = {"palette6": 6, "palette4": 4}[recipe.mode]
+    op = opt.OpPalettizerConfig(mode="kmeans", nbits=bits)
+    return opt.palettize_weights(mlmodel, opt.OptimizationConfig(global_config=op))

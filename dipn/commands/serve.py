@@ -1,0 +1,49 @@
+"""``dipn serve``: the coupon-allocation endpoint (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the coupon endpoint: device registration, signed score posts, A/B coupon decisions, R_c / I_gmv",
+        description="Run the coupon-allocation endpoint (docs/serving.md). Migrates the database, then starts "
+        "uvicorn workers. Devices register and post HMAC-signed scores; operators create campaigns, ask for "
+        "coupon decisions, report orders and read R_c and I_gmv per bucket at /metrics/campaign/ID.",
+    )
+    p.add_argument("--db", default=os.environ.get("DIPN_DB_URL", "sqlite:///dipn-serve.db"),
+                   help="sqlite:///PATH (default dipn-serve.db, WAL) or postgresql://USER@HOST/DB; env DIPN_DB_URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, about one per core (default 1)")
+    p.add_argument("--admin-token", default=os.environ.get("DIPN_ADMIN_TOKEN"),
+                   help="Bearer token for campaign, decision, order and metrics routes; env DIPN_ADMIN_TOKEN "
+                   "(default: none, those routes are open)")
+    p.add_argument("--enroll-token", default=os.environ.get("DIPN_ENROLL_TOKEN"),
+                   help="Bearer token devices need to register; env DIPN_ENROLL_TOKEN (default: open)")
+    p.add_argument("--signature-window", type=float, default=300.0,
+                   help="seconds a signed request stays valid either side of the server clock (default 300)")
+    p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
+    p.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    p.add_argument("--migrate-only", action="store_true", help="apply schema migrations and exit")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dipn.serving.config import ServerConfig
+    from dipn.serving.server import migrate_database, run_server
+
+    if args.workers < 1 or not 0 < args.port < 65536 or args.signature_window <= 0 or args.max_body_bytes < 1024:
+        raise SystemExit("dipn serve: --workers >= 1, --port in 1..65535, --signature-window > 0, "
+                         "--max-body-bytes >= 1024")
+    if args.migrate_only:
+        applied = migrate_database(args.db)
+        print(f"applied migrations {applied}" if applied else "schema already current")
+        return 0
+    config = ServerConfig(db_url=args.db, admin_token=args.admin_token, enroll_token=args.enroll_token,
+                          max_body_bytes=args.max_body_bytes, signature_window_ms=round(args.signature_window * 1000))
+    run_server(config, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
+    return 0

@@ -1,0 +1,278 @@
+"""Published file layouts and the row checks that go with them (strict and lenient modes).
+
+A layout names a file's comma-separated fields in their published order (or, for files with a
+header, the names the header must hold). ``parse_rows`` splits a chunk of lines into fields,
+judges every row with vectorized checks, and either raises a ``RawDataError`` for the first bad
+row (strict) or drops the bad rows and counts them per rule (lenient), exactly as the raw readers
+do: each dropped row is counted once, under the first rule it breaks, judged field by field in
+published order. Only the fields an importer uses are checked; the others are carried unread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from dipn.data.importers.lines import CHUNK_BYTES, LineChunk, first_line, line_chunks
+from dipn.data.readers import RawDataError
+
+Parse = Literal["text", "int", "datetime"]
+LINE = "__line"  # physical line number of a row
+HASH = "__hash"  # hash of a row's text, to find exact duplicates
+EXAMPLES = 5  # error messages kept per file in lenient mode
+
+
+@dataclass(frozen=True)
+class Field:
+    """One published field. ``used`` fields are parsed and checked; the others are carried."""
+
+    name: str
+    parse: Parse = "text"
+    used: bool = True
+    required: bool = True
+    allowed: tuple[str, ...] = ()  # closed set of values (event types)
+    minimum: int | None = None  # for "int"
+    pattern: str | None = None  # regular expression a value must match in full
+    formats: tuple[str, ...] = ()  # strptime formats for "datetime", tried in order (UTC)
+    example: str = ""  # a valid value, quoted in messages
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A file's published layout: its role in the format and its fields."""
+
+    role: str  # "events", "clicks", "buys", "item_properties", ...
+    fields: tuple[Field, ...]
+    header: bool  # does line 1 name the fields?
+    rest_in_last: bool = False  # the last field takes the rest of the line (it may hold commas)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+@dataclass
+class FileReport:
+    """What the import did with one input file; each dropped row is counted under one reason."""
+
+    path: Path
+    role: str
+    rows_read: int = 0  # non-blank lines after the header
+    rows_kept: int = 0  # rows that reached the output (after duplicates are removed)
+    blank_lines: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int) -> None:
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + int(n)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "role": self.role, "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept, "blank_lines": self.blank_lines,
+            "dropped": dict(sorted(self.dropped.items())), "examples": self.examples,
+        }  # fmt: skip
+
+    def __str__(self) -> str:
+        head = f"{self.path} ({self.role}): read {self.rows_read:,} rows, kept {self.rows_kept:,}"
+        if self.dropped:
+            reasons = ", ".join(f"{k}: {n:,}" for k, n in sorted(self.dropped.items()))
+            head += f", dropped {sum(self.dropped.values()):,} ({reasons})"
+        if self.blank_lines:
+            head += f", skipped {self.blank_lines:,} blank lines"
+        return "\n".join([head, *(f"  e.g. {e}" for e in self.examples)])
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each field sits in a line, from the published order or from the file's header."""
+
+    index: dict[str, int]
+    width: int  # number of fields a line must have
+    data_starts_at: int  # lines to skip (the header)
+
+
+def positions(path: Path, layout: Layout) -> Positions:
+    """Field positions; for a layout with a header, read it and require every published name."""
+    if not layout.header:
+        return Positions({f.name: i for i, f in enumerate(layout.fields)}, len(layout.fields), 0)
+    header = [name.strip().strip('"') for name in first_line(path).split(",")]
+    missing = [n for n in layout.names if n not in header]
+    if missing:
+        named = ", ".join(repr(m) for m in missing)
+        detail = (f"missing column{'s' if len(missing) > 1 else ''} {named} in the header; "
+                  f"the {layout.role} layout is {', '.join(layout.names)}; found {header}")  # fmt: skip
+        raise RawDataError(path, detail, rule="missing_column", line=1, column=missing[0])
+    return Positions({name: header.index(name) for name in layout.names}, len(header), 1)
+
+
+def read_rows(
+    path: Path,
+    layout: Layout,
+    report: FileReport,
+    *,
+    lenient: bool,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The good rows of a file, chunk by chunk, in file order (see ``parse_rows``)."""
+    where = positions(path, layout)
+    chunks = line_chunks(path, chunk_bytes=chunk_bytes, skip_lines=where.data_starts_at, progress=progress)
+    for chunk in chunks:
+        rows = parse_rows(chunk, path, layout, where, report, lenient=lenient)
+        if rows.height:
+            yield rows
+
+
+@dataclass(frozen=True)
+class _Check:
+    rule: str
+    column: str | None
+    bad: pl.Expr  # true for a row that breaks the rule
+    explain: Callable[[dict[str, Any]], str]  # raw fields of the row -> sentence
+
+
+def parse_rows(
+    chunk: LineChunk, path: Path, layout: Layout, where: Positions, report: FileReport, *, lenient: bool
+) -> pl.DataFrame:
+    """Good rows of a chunk: used fields parsed (text, Int64, or ms since the epoch), plus the
+    physical line and a hash of the line's text. Bad rows raise (strict) or are counted."""
+    lines = pl.DataFrame({"text": chunk.text, LINE: chunk.line_numbers})
+    blank = lines["text"].str.strip_chars() == ""
+    n_blank = int(blank.sum())
+    report.blank_lines += n_blank
+    if n_blank:
+        lines = lines.filter(~blank)
+    report.rows_read += lines.height
+    raw = _split(lines, layout, where)
+    checks = _checks(layout, where)
+    if not checks:
+        return _typed(raw, layout)
+    first_bad = pl.coalesce([pl.when(c.bad).then(pl.lit(i, pl.Int32)) for i, c in enumerate(checks)])
+    raw = raw.with_columns(first_bad.alias("__rule"))
+    bad = raw.filter(pl.col("__rule").is_not_null())
+    if bad.height:
+        _report_bad(bad, checks, path, layout, report, lenient=lenient)
+        raw = raw.filter(pl.col("__rule").is_null())
+    return _typed(raw.drop("__rule"), layout)
+
+
+def _split(lines: pl.DataFrame, layout: Layout, where: Positions) -> pl.DataFrame:
+    """Fields by name as trimmed text ("" -> null) plus the field count of each line."""
+    text = pl.col("text")
+    parts = text.str.splitn(",", where.width).struct
+    columns = [_blank_to_null(parts.field(f"field_{where.index[f.name]}")).alias(f.name)
+               for f in layout.fields if f.used]  # fmt: skip
+    count = (text.str.count_matches(",", literal=True) + 1).alias("__fields")
+    digest = text.str.strip_chars().hash(seed=0).alias(HASH)
+    return lines.select(pl.col(LINE), count, digest, *columns)
+
+
+def _blank_to_null(column: pl.Expr) -> pl.Expr:
+    trimmed = column.str.strip_chars()
+    return pl.when(trimmed != "").then(trimmed)
+
+
+def _checks(layout: Layout, where: Positions) -> list[_Check]:
+    """Rules in the order a row is judged: its field count, then each used field in order."""
+    checks = [_field_count(layout, where)]
+    for f in layout.fields:
+        if f.used:
+            checks += _field_checks(f)
+    return checks
+
+
+def _field_count(layout: Layout, where: Positions) -> _Check:
+    count = pl.col("__fields")
+    bad = count < where.width if layout.rest_in_last else count != where.width
+    expected = f"{'at least ' if layout.rest_in_last else ''}{where.width}"
+    names = ", ".join(layout.names)
+
+    def explain(row: dict[str, Any]) -> str:
+        return (f"expected {expected} comma-separated fields ({names}), found {row['__fields']}; "
+                f"fields of this layout are never quoted")  # fmt: skip
+
+    return _Check("field_count", None, bad, explain)
+
+
+def _field_checks(f: Field) -> list[_Check]:
+    name, value = f.name, pl.col(f.name)
+    checks: list[_Check] = []
+    if f.required:
+        detail = f"missing value; {name!r} is required in every row"
+        checks.append(_Check("missing_value", name, value.is_null(), lambda row: detail))
+    if f.parse == "int":
+        checks.append(_Check("not_a_number", name, value.is_not_null() & _as_int(value).is_null(),
+                             lambda row: f"{row[name]!r} is not a whole number; {name!r} must be an integer"))  # fmt: skip
+        if f.minimum is not None:
+            checks.append(_below_minimum(name, f.minimum))
+    if f.parse == "datetime":
+        like = f" like {f.example!r}" if f.example else ""
+        checks.append(_Check("not_a_timestamp", name,
+                             value.is_not_null() & _as_epoch_ms(value, f.formats).is_null(),
+                             lambda row: f"{row[name]!r} is not a timestamp{like}"))  # fmt: skip
+    if f.pattern is not None:
+        like = f" like {f.example!r}" if f.example else ""
+        checks.append(_Check("unknown_value", name, value.is_not_null() & ~value.str.contains(f"^(?:{f.pattern})$"),
+                             lambda row: f"unknown {name} {row[name]!r}; expected a value{like}"))  # fmt: skip
+    if f.allowed:
+        checks.append(_Check("unknown_value", name, value.is_not_null() & ~value.is_in(f.allowed),
+                             lambda row: f"unknown {name} {row[name]!r}; expected one of {', '.join(f.allowed)}"))  # fmt: skip
+    return [_Check(c.rule, c.column, c.bad.fill_null(False), c.explain) for c in checks]
+
+
+def _below_minimum(name: str, minimum: int) -> _Check:
+    """"negative" when the bound is 0, as in the raw readers (the case users search for)."""
+    bad = _as_int(pl.col(name)) < minimum
+    if minimum == 0:
+        return _Check("negative", name, bad, lambda row: f"negative {name} ({row[name]}); {name!r} must be >= 0")
+    return _Check("below_minimum", name, bad,
+                  lambda row: f"{name} {row[name]} is below the minimum; {name!r} must be >= {minimum}")  # fmt: skip
+
+
+def _as_int(column: pl.Expr) -> pl.Expr:
+    """Int64 or null; "1.0" and "1e3" are whole numbers (as in the raw readers), "1.5" is not."""
+    number = column.cast(pl.Float64, strict=False)
+    whole = pl.when(number.is_finite() & (number == number.floor()) & (number.abs() < 2.0**63))
+    return pl.coalesce(column.cast(pl.Int64, strict=False), whole.then(number.cast(pl.Int64)))
+
+
+def _as_epoch_ms(column: pl.Expr, formats: tuple[str, ...]) -> pl.Expr:
+    parsed = [column.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.epoch("ms") for fmt in formats]
+    return pl.coalesce(parsed)
+
+
+def _typed(raw: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    out: list[pl.Expr] = [pl.col(LINE), pl.col(HASH)]
+    for f in layout.fields:
+        if not f.used:
+            continue
+        if f.parse == "int":
+            out.append(_as_int(pl.col(f.name)).alias(f.name))
+        elif f.parse == "datetime":
+            out.append(_as_epoch_ms(pl.col(f.name), f.formats).alias(f.name))
+        else:
+            out.append(pl.col(f.name))
+    return raw.select(out)
+
+
+def _report_bad(
+    bad: pl.DataFrame, checks: list[_Check], path: Path, layout: Layout, report: FileReport, *, lenient: bool
+) -> None:
+    for index, n in bad["__rule"].value_counts().iter_rows():
+        report.drop(checks[index].rule, n)
+    room = EXAMPLES - len(report.examples) if lenient else 1
+    for row in bad.head(max(room, 0)).iter_rows(named=True):
+        check = checks[row["__rule"]]
+        detail = check.explain(row)
+        if row[LINE] == 1 and not layout.header:
+            detail += "; this layout has no header line"
+        error = RawDataError(path, detail, rule=check.rule, line=row[LINE], column=check.column)
+        if not lenient:
+            raise error
+        report.examples.append(str(error))

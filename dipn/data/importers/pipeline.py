@@ -1,0 +1,398 @@
+"""Import a public log into our raw contract in two streaming passes over bounded memory.
+
+Pass 1 reads each file in chunks of lines, checks and maps the rows (dropping and counting rows
+that are malformed, have no counterpart, or fall outside the published window) and appends the
+events to one of N temporary Parquet files chosen by a hash of the user id, so that every user's
+events, and every exact duplicate of a row, land in one partition. Pass 2 takes one partition at
+a time: drops exact duplicates, fills item categories, sorts each user's events by time, derives
+stay times and history snapshots, and appends them to ``browse.parquet`` and ``history.parquet``.
+Memory therefore follows the chunk and partition sizes, not the size of the input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from dipn import __version__
+from dipn.data.importers.base import EVENT_COLUMNS, EVENT_SCHEMA, LogFormat
+from dipn.data.importers.formats import FORMATS
+from dipn.data.importers.history import DAY_MS, snapshots
+from dipn.data.importers.layout import HASH, LINE, FileReport, read_rows
+from dipn.data.importers.lines import CHUNK_BYTES, check_readable, is_gzip
+from dipn.data.readers import SUFFIXES
+from dipn.data.schema import SCHEMAS, VIEWS
+from dipn.errors import DipnValidationError
+
+STAY_CAP_MS = 30 * 60_000  # a browse event's stay: the gap to the user's next event, at most 30 min
+PARTITION_BYTES = 64 << 20  # source text per partition; pass 2 holds one partition in memory
+MAX_PARTITIONS = 1024
+GZIP_RATIO = 5  # guessed text bytes per compressed byte, to size partitions of .gz inputs
+OUTPUTS = ("browse.parquet", "history.parquet", "meta.json")
+COMPRESSION = "zstd"
+
+_ORDER, _FILE, _PART = "__order", "__file", "__part"
+_LINE_BITS = 40  # __order = file index << 40 | line: file order across all inputs
+_CARRIED = {**EVENT_SCHEMA, _ORDER: pl.Int64, HASH: pl.UInt64, _FILE: pl.UInt16}
+_ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """How to import; the defaults suit a laptop and files of any size."""
+
+    lenient: bool = False  # drop and count malformed rows instead of stopping at the first
+    utc_offset_minutes: int | None = None  # the market's time zone; None: the format's own
+    stay_cap_ms: int = STAY_CAP_MS
+    chunk_bytes: int = CHUNK_BYTES
+    partition_bytes: int = PARTITION_BYTES
+    progress: bool = True
+
+
+@dataclass
+class ImportResult:
+    """Where the output went, its meta.json content, and what happened to each input file."""
+
+    out_dir: Path
+    meta: dict[str, Any]
+    files: list[FileReport] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        m = self.meta
+        rows = m["rows"]
+        actions = ", ".join(f"{a} {n:,}" for a, n in rows["actions"].items())
+        lines = [
+            f"{m['format']}: {rows['browse']:,} browse events ({actions}) of {rows['users']:,} users, "
+            f"{rows['history']:,} history snapshots -> {self.out_dir}",
+            f"window {m['window']['start']} .. {m['window']['end']} (utc_offset_minutes "
+            f"{m['utc_offset_minutes']}; samples may be cut before {m['window']['cut_end']})",
+        ]
+        if m["dropped"]:
+            lines.append("dropped: " + ", ".join(f"{k} {n:,}" for k, n in m["dropped"].items()))
+        lines += [str(f) for f in self.files if f.dropped]
+        lines.append(f"imported in {m['import_seconds']:.1f} s")
+        return "\n".join(lines)
+
+
+def import_logs(
+    format_name: str,
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    config: ImportConfig = ImportConfig(),
+) -> ImportResult:
+    """Read a public log in its published layout and write browse.parquet, history.parquet and
+    meta.json (see docs/data.md) into ``out_dir``, ready for ``dipn build-samples``.
+
+    Strict (default): the first malformed row raises ``RawDataError`` naming file, line, column
+    and rule, and nothing is written. Lenient: malformed rows are dropped and counted per rule.
+    """
+    started = time.perf_counter()
+    fmt = _format(format_name)
+    sources = _sources(fmt, [Path(p) for p in paths])
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    work = out_dir / ".dipn-import"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        run = _Run(fmt, sources, work, config)
+        meta = run.execute()
+        meta["import_seconds"] = round(time.perf_counter() - started, 2)
+        (work / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        for name in OUTPUTS:
+            os.replace(work / name, out_dir / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ImportResult(out_dir, meta, run.reports)
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def _format(name: str) -> LogFormat:
+    if name not in FORMATS:
+        raise DipnValidationError(f"unknown log format {name!r}; expected one of {', '.join(FORMATS)}")
+    return FORMATS[name]()
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    role: str
+    index: int  # position among the inputs: file order of the rows
+
+
+def _sources(fmt: LogFormat, paths: list[Path]) -> list[_Source]:
+    if not paths:
+        raise DipnValidationError(f"no input files given for {fmt.name}")
+    seen: set[Path] = set()
+    sources = []
+    for index, path in enumerate(paths):
+        check_readable(path)
+        if path.resolve() in seen:
+            raise DipnValidationError(f"{path} is given twice")
+        seen.add(path.resolve())
+        sources.append(_Source(path, fmt.role_of(path), index))
+    if not any(s.role in fmt.event_roles for s in sources):
+        raise DipnValidationError(
+            f"no {' or '.join(fmt.event_roles)} file among the inputs of {fmt.name}: "
+            + ", ".join(f"{s.path} ({s.role})" for s in sources)
+        )
+    return sources
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse a directory whose other raw files build-samples would mix with the import."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DipnValidationError(f"{out_dir} exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ours = {"browse.parquet", "history.parquet"}
+    foreign = sorted(
+        p.name for p in out_dir.iterdir()
+        if p.is_file() and p.name.lower() not in ours
+        and any(p.name.lower() == v + s for v in VIEWS for s in SUFFIXES)
+    )  # fmt: skip
+    if foreign:
+        raise DipnValidationError(
+            f"{out_dir} already holds {', '.join(foreign)}; build-samples would mix them with the "
+            "imported log: import into an empty directory"
+        )
+
+
+def _partition_count(sources: list[_Source], config: ImportConfig) -> int:
+    text = sum(s.path.stat().st_size * (GZIP_RATIO if is_gzip(s.path) else 1) for s in sources)
+    return max(1, min(MAX_PARTITIONS, math.ceil(text / config.partition_bytes)))
+
+
+def _arrow_schema(view: str) -> pa.Schema:
+    return pa.schema([pa.field(r.name, _ARROW[r.dtype], nullable=r.nullable) for r in SCHEMAS[view]])
+
+
+# ----------------------------------------------------------------------------- the two passes
+
+
+class _Run:
+    """One import: the reports per file, the partitions, the two passes and the summary."""
+
+    def __init__(self, fmt: LogFormat, sources: list[_Source], work: Path, config: ImportConfig) -> None:
+        self.fmt, self.sources, self.work, self.config = fmt, sources, work, config
+        self.reports = [FileReport(s.path, s.role) for s in sources]
+        self._report_of = {s.path: r for s, r in zip(sources, self.reports, strict=True)}
+        event_sources = [s for s in sources if s.role in fmt.event_roles]
+        self.partitions = _Partitions(work / "partitions", _partition_count(event_sources, config))
+        self.offset_minutes = fmt.utc_offset_minutes if config.utc_offset_minutes is None else config.utc_offset_minutes
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.actions: Counter[str] = Counter()
+        self.rows = {"browse": 0, "history": 0, "users": 0}
+
+    def execute(self) -> dict[str, Any]:
+        total = sum(s.path.stat().st_size for s in self.sources)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"import {self.fmt.name}",
+                  disable=not self.config.progress) as bar:  # fmt: skip
+            self._bar = bar
+            side: dict[str, list[Path]] = {}
+            for s in self.sources:
+                if s.role not in self.fmt.event_roles:
+                    side.setdefault(s.role, []).append(s.path)
+            self.fmt.prepare(side, self._read)
+            for s in self.sources:
+                if s.role in self.fmt.event_roles:
+                    self._pass_one(s)
+        self.partitions.close()
+        if self.first_ts is None or self.last_ts is None:
+            raise DipnValidationError(f"no event left to import from {self._inputs()}; {self._dropped_text()}")
+        self._pass_two()
+        return self._meta()
+
+    def _read(self, path: Path, role: str) -> Iterator[pl.DataFrame]:
+        return read_rows(path, self.fmt.layout(role), self._report_of[path], lenient=self.config.lenient,
+                         chunk_bytes=self.config.chunk_bytes, progress=self._bar.update)  # fmt: skip
+
+    def _pass_one(self, source: _Source) -> None:
+        report = self._report_of[source.path]
+        for rows in self._read(source.path, source.role):
+            events = self.fmt.events(rows, source.role).with_columns(
+                (pl.lit(source.index << _LINE_BITS, pl.Int64) + rows[LINE]).alias(_ORDER),
+                rows[HASH].alias(HASH),
+                pl.lit(source.index, pl.UInt16).alias(_FILE),
+            )
+            unmapped = events["action"].is_null()
+            report.drop("unmapped_event", int(unmapped.sum()))
+            events = events.filter(~unmapped)
+            if self.fmt.window_ms is not None:
+                start, end = self.fmt.window_ms
+                inside = pl.col("ts").is_between(start, end, closed="left").fill_null(False)
+                n_before = events.height
+                events = events.filter(inside)
+                report.drop("out_of_window", n_before - events.height)
+            if events.height == 0:
+                continue
+            self.fmt.observe(events)
+            lo, hi = int(events["ts"].min()), int(events["ts"].max())  # type: ignore[arg-type]
+            self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+            self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
+            self.partitions.write(events.select(list(_CARRIED)))
+
+    def _pass_two(self) -> None:
+        browse_schema, history_schema = _arrow_schema("browse"), _arrow_schema("history")
+        kept: Counter[int] = Counter()
+        with (
+            pq.ParquetWriter(self.work / "browse.parquet", browse_schema, compression=COMPRESSION) as browse,
+            pq.ParquetWriter(self.work / "history.parquet", history_schema, compression=COMPRESSION) as history,
+        ):  # fmt: skip
+            for frame in tqdm(self.partitions.read_all(), total=self.partitions.count, unit="part",
+                              desc=f"import {self.fmt.name}: sort and write", disable=not self.config.progress):  # fmt: skip
+                frame = self._without_duplicates(frame)
+                frame = self.fmt.resolve(frame).sort("user_id", "ts", _ORDER)
+                kept.update(dict(frame[_FILE].value_counts().iter_rows()))
+                views = with_stay_times(frame, self.config.stay_cap_ms)
+                snaps = snapshots(frame, self.offset_minutes)
+                browse.write_table(_table(views, browse_schema))
+                history.write_table(_table(snaps, history_schema))
+                self.actions.update(dict(frame["action"].value_counts().iter_rows()))
+                self.rows["browse"] += views.height
+                self.rows["history"] += snaps.height
+                self.rows["users"] += frame["user_id"].n_unique()
+        for s, report in zip(self.sources, self.reports, strict=True):
+            report.rows_kept = kept.get(s.index, 0)
+
+    def _without_duplicates(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Exact duplicates of a row (same text, so same user) after its first occurrence."""
+        duplicate = ~pl.struct("user_id", HASH).is_first_distinct()
+        flagged = frame.with_columns(duplicate.alias("__duplicate"))
+        dups = flagged.filter(pl.col("__duplicate"))
+        for index, n in dups[_FILE].value_counts().iter_rows():
+            self.reports[index].drop("duplicate", n)
+        return flagged.filter(~pl.col("__duplicate")).drop("__duplicate")
+
+    # ------------------------------------------------------------------------- summary
+
+    def _window(self) -> dict[str, int | str]:
+        if self.fmt.window_ms is not None:
+            start, end = self.fmt.window_ms
+            source = "published"
+        else:
+            start, end = int(self.first_ts or 0), int(self.last_ts or 0) + 1
+            source = "data (first event .. last event)"
+        return {"start_ms": start, "end_ms": end, "cut_end_ms": end - DAY_MS, "source": source}
+
+    def _meta(self) -> dict[str, Any]:
+        window = self._window()
+        dropped: Counter[str] = Counter()
+        for r in self.reports:
+            dropped.update(r.dropped)
+        local = timezone(timedelta(minutes=self.offset_minutes))
+        iso = {k[:-3]: _iso(int(window[k]), local) for k in ("start_ms", "end_ms", "cut_end_ms")}
+        return {
+            "format": self.fmt.name,
+            "title": self.fmt.title,
+            "dipn_version": __version__,
+            "start_ms": window["start_ms"],
+            "cut_end_ms": window["cut_end_ms"],
+            "end_ms": window["end_ms"],
+            "utc_offset_minutes": self.offset_minutes,
+            "window": {"start": iso["start"], "end": iso["end"], "cut_end": iso["cut_end"],
+                       "source": window["source"], "events_first_ms": self.first_ts,
+                       "events_last_ms": self.last_ts},  # fmt: skip
+            "mapping": self.fmt.mapping(),
+            "stay_ms": f"gap to the user's next imported event, capped at {self.config.stay_cap_ms} ms; "
+            "browse rows only; null for a user's last event",
+            "stay_cap_ms": self.config.stay_cap_ms,
+            "history": "one snapshot per user and active day at 00:00 market time; counts of the "
+            "7 and 365 days before it, from this log only",
+            "lenient": self.config.lenient,
+            "rows": {
+                "read": sum(r.rows_read for r in self.reports),
+                "browse": self.rows["browse"],
+                "history": self.rows["history"],
+                "users": self.rows["users"],
+                "actions": {a: self.actions.get(a, 0) for a in ("browse", "search", "collect", "cart", "purchase")},
+            },
+            "dropped": dict(sorted(dropped.items())),
+            "sources": [r.as_dict() for r in self.reports],
+            "partitions": self.partitions.count,
+        }
+
+    def _inputs(self) -> str:
+        return ", ".join(str(s.path) for s in self.sources)
+
+    def _dropped_text(self) -> str:
+        dropped: Counter[str] = Counter()
+        for r in self.reports:
+            dropped.update(r.dropped)
+        read = sum(r.rows_read for r in self.reports)
+        return f"read {read:,} rows, dropped " + (", ".join(f"{k} {n:,}" for k, n in sorted(dropped.items())) or "none")
+
+
+def with_stay_times(events: pl.DataFrame, cap_ms: int) -> pl.DataFrame:
+    """Browse view rows of events sorted by user then time: a browse event stays until the user's
+    next event, at most ``cap_ms``; other actions and a user's last event have no stay time."""
+    same_user = pl.col("user_id").shift(-1) == pl.col("user_id")
+    gap = pl.when(same_user).then(pl.col("ts").shift(-1) - pl.col("ts"))
+    stay = pl.when(pl.col("action") == "browse").then(gap.clip(upper_bound=cap_ms).cast(pl.Float64))
+    return events.select(
+        "user_id", "ts", "action", "leaf_category", "top_category", "page", stay.alias("stay_ms")
+    )
+
+
+def _table(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    return frame.select(schema.names).to_arrow().cast(schema)
+
+
+def _iso(ms: int, zone: timezone) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=zone).isoformat()
+
+
+class _Partitions:
+    """N append-only Parquet files of events, a user's events all in one of them."""
+
+    def __init__(self, directory: Path, count: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.count = directory, count
+        self._schema = pl.DataFrame(schema=_CARRIED).to_arrow().schema
+        self._writers: dict[int, pq.ParquetWriter] = {}
+
+    def _path(self, part: int) -> Path:
+        return self.directory / f"part-{part:05d}.parquet"
+
+    def write(self, events: pl.DataFrame) -> None:
+        if self.count == 1:
+            self._append(0, events)
+            return
+        keyed = events.with_columns((pl.col("user_id").hash(seed=0) % self.count).alias(_PART))
+        for (part,), piece in keyed.partition_by(_PART, as_dict=True, include_key=False).items():
+            self._append(int(part), piece)  # type: ignore[arg-type]
+
+    def _append(self, part: int, piece: pl.DataFrame) -> None:
+        if part not in self._writers:
+            self._writers[part] = pq.ParquetWriter(self._path(part), self._schema, compression="lz4")
+        self._writers[part].write_table(piece.to_arrow().cast(self._schema))
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def read_all(self) -> Iterator[pl.DataFrame]:
+        """Each partition in turn (file order of its rows), deleted once read."""
+        for part in range(self.count):
+            path = self._path(part)
+            if not path.exists():
+                continue
+            frame = pl.read_parquet(path)
+            path.unlink()
+            yield frame
