@@ -1,7 +1,7 @@
 """Throughput and latency of signed score posts on loopback (DESIGN.md section 7: >= 2,000 score
 posts/s on 2 cores, p99 <= 50 ms, zero acknowledged writes lost). Figures, not asserts.
 
-The server runs as ``python -m dipn.serving`` (= ``dipn serve``) with N uvicorn workers; the load
+The server runs as ``python -m dipn.cli serve`` (= ``dipn serve``) with N uvicorn workers; the load
 comes from a separate process: plain asyncio sockets over keep-alive connections, sending posts
 signed in advance (one fresh nonce each), so the load generator spends little CPU of the two
 cores. Two phases: a closed loop (each connection sends its next post when the last is answered:
@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "dipn.serving", "--db", db_url, "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -223,6 +223,14 @@ def main() -> int:
         postgres = TempPostgres()
         args.db = postgres.start()
     db_url = args.db or f"sqlite:///{tmp.name}/load.db"
+    try:
+        return run_benchmark(args, db_url)
+    finally:
+        if postgres:
+            postgres.stop()
+
+
+def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
     port = free_port()
     server = start_server(db_url, port, args.workers)
     report: dict = {"db": db_url.split("://")[0], "workers": args.workers, "connections": args.connections,
@@ -261,12 +269,34 @@ def main() -> int:
         _kill_tree(server, graceful=True)
     report["durability"] = count_stored(db_url, acked, args.scores_per_post)
     print(json.dumps(report["durability"]))
-    if postgres:
-        postgres.stop()
+    report["command"] = "python benchmarks/endpoint_load.py " + " ".join(sys.argv[1:])
+    report["load_average_1min_at_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Score posts on loopback (DESIGN.md section 7: >= 2,000 posts/s on 2 cores, p99 <= 50 ms, "
+        "no acknowledged write lost)", "",
+        f"`{report['command']}`: {report['db']}, {report['workers']} uvicorn workers, {report['connections']} "
+        f"connections, {report['scores_per_post']} score(s) per signed post, {report['cpus']} cores shared with "
+        f"the load generator and with whatever else runs (1-minute load average at the end: "
+        f"{report['load_average_1min_at_end']:.1f}). 'From CPU' = what two free cores would sustain at the "
+        "measured server CPU per post (the PostgreSQL server's own CPU is not counted).", "",
+        "| phase | posts/s | p50 ms | p90 ms | p99 ms | max ms | server CPU ms/post | posts/s from CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for p in report["phases"]:
+        lines.append(f"| {p['phase']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p90_ms']} | {p['p99_ms']} | "
+                     f"{p['max_ms']} | {p['server_cpu_ms_per_post']} | {p['posts_per_s_per_2_cores_from_cpu']} |")
+    d = report["durability"]
+    lines += ["", f"Acknowledged scores {d['acknowledged_scores']:,}, stored {d['stored_scores']:,}, "
+              f"acknowledged but lost: {d['acknowledged_lost']}."]
+    return "\n".join(lines) + "\n"
 
 
 def _kill_tree(process: subprocess.Popen, graceful: bool = False) -> None:

@@ -17,11 +17,15 @@ quantization, not the phone's own kernels (or fp16 on the Neural Engine, if a po
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
+import io
 import logging
 import platform
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,19 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@contextlib.contextmanager
+def _progress_bars_hidden() -> Iterator[None]:
+    """coremltools draws a progress bar per pass on stderr; keep it, and show it only on failure."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # untested torch version; "all-zero constant, scale 0"
+            yield
+    except BaseException:
+        sys.stderr.write(captured.getvalue()[-4000:])
+        raise
+
+
 def convert_coreml(
     model: nn.Module,
     fp32_path: Path | None,
@@ -55,8 +72,7 @@ def convert_coreml(
     _quiet()
     start = time.perf_counter()
     example = example if example is not None else example_inputs(model)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with _progress_bars_hidden(), torch.no_grad():
         traced = torch.jit.trace(ScoreModule(model).eval(), example)
         mlmodel = ct.convert(
             traced,
@@ -73,8 +89,7 @@ def convert_coreml(
         out["fp32"] = inspect_package(fp32_path) | {"seconds": round(converted, 2)}
     if int8_path is not None:
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "all-zero constant, scale 0": the loop's output buffer
+        with _progress_bars_hidden():  # warns of an all-zero constant: the GRU loop's output buffer
             compressed = quantize_coreml(mlmodel, recipe)
         compressed.save(str(int8_path))
         out["int8"] = inspect_package(int8_path) | {"seconds": round(converted + time.perf_counter() - t0, 2),

@@ -8,6 +8,7 @@ good enough for a given checkpoint.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,19 @@ def quantize_onnx(source: Path, target: Path, recipe: OnnxInt8 = ONNX_INT8) -> d
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(source),
-        str(target),
-        per_channel=recipe.per_channel,
-        reduce_range=recipe.reduce_range,
-        weight_type=getattr(QuantType, recipe.weight_type),
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # "consider pre-processing": shape inference adds nothing here
+    try:
+        quantize_dynamic(
+            str(source),
+            str(target),
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
+            weight_type=getattr(QuantType, recipe.weight_type),
+        )
+    finally:
+        root.setLevel(level)
     ops = [n.op_type for n in onnx.load(str(target), load_external_data=False).graph.node]
     return {
         "recipe": asdict(recipe),

@@ -86,8 +86,9 @@ def example_inputs(model: nn.Module, inputs: Mapping[str, np.ndarray] | None = N
 
 
 @torch.no_grad()
-def torch_scores(model: nn.Module, inputs: Mapping[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
-    """PyTorch fp32 reference: (N, 2) probabilities, columns ``OUTPUTS``."""
+def torch_scores(model: nn.Module, inputs: Mapping[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """PyTorch fp32 reference: (N, 2) probabilities, columns ``OUTPUTS``. (Small batches: the
+    inter-view attention holds (B, T, T) score matrices.)"""
     module = ScoreModule(model).eval()
     n = len(next(iter(inputs.values())))
     parts = []

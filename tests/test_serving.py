@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,7 +22,11 @@ import uvicorn  # noqa: E402
 from sqlalchemy import func, inspect, select  # noqa: E402
 
 from dipn.commands import coupon_report  # noqa: E402
-from dipn.serving import auth, models  # noqa: E402
+from dipn.serving import (  # noqa: E402
+    auth,
+    models,
+    uplift_metrics,  # noqa: E402
+)
 from dipn.serving.app import create_app  # noqa: E402
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient, encode_scores  # noqa: E402
@@ -33,7 +36,6 @@ from dipn.serving.metrics import BucketTotals, campaign_report, coupon_usage_rat
 from dipn.serving.migrations import migrate  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
-from dipn.serving import uplift_metrics  # noqa: E402
 
 ADMIN = "test-admin-token"
 
@@ -147,7 +149,7 @@ def test_buckets_are_stable_and_follow_the_shares() -> None:
     for bucket, share in shares.items():
         assert abs(first.count(bucket) / len(users) - share) < 0.015
     other_salt = [assign_bucket(u, "salt-b", shares) for u in users]
-    assert np.mean([a != b for a, b in zip(first, other_salt)]) > 0.3  # campaigns split independently
+    assert np.mean([a != b for a, b in zip(first, other_salt, strict=True)]) > 0.3  # campaigns split independently
     assert sum(c for c in bucket_caps_cents(1001, shares).values()) <= 1001
 
 
@@ -227,6 +229,28 @@ def test_migrated_schema_has_exactly_the_tables_and_columns_of_the_models(tmp_pa
     engine.dispose()
 
 
+def test_score_writer_prunes_nonces_older_than_twice_the_window(tmp_path: Path) -> None:
+    from dipn.serving import ingest
+
+    engine = make_engine(f"sqlite:///{tmp_path}/n.db")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(models.devices.insert().values(device_id="a" * 32, user_id="u", secret="00", created_ms=0))
+        conn.execute(models.request_nonces.insert(), [
+            {"device_id": "a" * 32, "nonce": "old-nonce-0123456789", "created_ms": auth.now_ms() - 700_000},
+            {"device_id": "a" * 32, "nonce": "new-nonce-0123456789", "created_ms": auth.now_ms() - 100_000}])
+    writer = ingest.ScoreWriter(engine, max_batch=8, nonce_ttl_ms=300_000)
+    writer.start()
+    post = ingest.ScorePost("a" * 32, "u", "fresh-nonce-0123456", [
+        {"model_version": "m", "p_realtime": 0.1, "p_longterm": 0.2, "ts": auth.now_ms()}], auth.now_ms())
+    assert writer.submit(post).result(10) == ingest.PostResult(replay=False, accepted=1, duplicates=0)
+    writer.stop()
+    with engine.connect() as conn:
+        nonces = set(conn.execute(select(models.request_nonces.c.nonce)).scalars())
+    assert nonces == {"new-nonce-0123456789", "fresh-nonce-0123456"}
+    engine.dispose()
+
+
 def test_the_client_module_does_not_pull_in_the_server_stack() -> None:
     code = ("import sys, dipn.serving.client; heavy = {'fastapi', 'sqlalchemy', 'pydantic', 'uvicorn', 'torch'};"
             "print(sorted(heavy & set(sys.modules)))")
@@ -278,6 +302,7 @@ def _bad_request_cases(device: DeviceClient, other: DeviceClient):  # noqa: ANN2
         ("p_longterm infinite", raw_scores(p_longterm=float("inf"))),
         ("score as a string", raw_scores(p_realtime="0.3")),
         ("ts not milliseconds", raw_scores(ts=1_700_000)),
+        ("ts in the future", raw_scores(ts=now + 3_600_000)),
         ("a field a device may not send", raw_scores(page="Page_Detail")),
         ("no scores", b'{"scores": []}'),
         ("not JSON", b"{scores"),
@@ -342,6 +367,11 @@ def test_budget_cap_is_never_exceeded_under_concurrent_requests(server: LiveServ
     assert {a["reason"] for a in answers if not a["granted"]} == {"budget_exhausted"}
     metrics = operator.metrics(campaign["id"])["buckets"]["all"]
     assert metrics["reserved"] == 50.0 and metrics["granted"] == 5
+    with pytest.raises(EndpointError) as refused:
+        operator.update_campaign(campaign["id"], budget=40.0)  # below the 50.00 already reserved
+    assert (refused.value.status, refused.value.code) == (409, "budget_below_reserved")
+    operator.update_campaign(campaign["id"], budget=65.0)
+    assert operator.decide(campaign["id"], "budget-user-late")["granted"]
 
 
 def test_model_bucket_uses_the_latest_recent_score_and_the_thresholds(sqlite_server: LiveServer) -> None:
@@ -369,7 +399,8 @@ def test_budgeted_bucket_grants_when_value_beats_the_lagrange_price(sqlite_serve
     campaign = operator.create_campaign(name="knapsack", shares={"budgeted": 1.0}, lagrange_multiplier=1.0,
                                         basket_value=100.0, coupon_value=10.0)
     # v = lift(p) * 100 > 1.0 * 10  <=>  lift(p) > 0.1: true at p = 0.3 (0.15), false at p = 0.6 (0.03)
-    mid, high = DeviceClient.register(sqlite_server.url, "mid-user"), DeviceClient.register(sqlite_server.url, "high-user")
+    mid = DeviceClient.register(sqlite_server.url, "mid-user")
+    high = DeviceClient.register(sqlite_server.url, "high-user")
     mid.post_scores([mid.score("m", 0.3, 0.5)])
     high.post_scores([high.score("m", 0.6, 0.5)])
     mid_answer, high_answer = operator.decide(campaign["id"], "mid-user"), operator.decide(campaign["id"], "high-user")
@@ -419,7 +450,7 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
     all_ = users_in("all", "hand-computed", shares, 4, "t7")
     model = users_in("model", "hand-computed", shares, 4, "t7")
     now = auth.now_ms()
-    for user, p in zip(model, (0.3, 0.35, 0.9, 0.05)):  # two inside [0.2, 0.4]
+    for user, p in zip(model, (0.3, 0.35, 0.9, 0.05), strict=True):  # two inside [0.2, 0.4]
         device = DeviceClient.register(sqlite_server.url, user)
         device.post_scores([device.score("m", p, 0.5, ts=now - 1000)])
     for user in none + all_ + model:

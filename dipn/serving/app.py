@@ -182,7 +182,7 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
         return {"device_id": device.device_id, "user_id": device.user_id, "secret": device.secret}
 
     @app.post("/scores", response_model=ScoresAccepted)
-    async def post_scores(request: Request) -> dict:
+    async def post_scores(request: Request) -> JSONResponse:
         body = await request.body()
         signed = auth.parse_signed_headers(request.headers)
         received_ms = auth.now_ms()
@@ -191,7 +191,8 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
         if device is None:
             raise auth.AuthError(401, "unknown_device", f"device {signed.device_id} is not registered")
         auth.check_signature(device.secret, request.method, request.scope["path"], signed, body)
-        batch = _parse_scores(body, device.device_id, config.max_scores_per_post)
+        batch = _parse_scores(body, device.device_id, config.max_scores_per_post,
+                              latest_ts=received_ms + config.signature_window_ms)
         post = ScorePost(device.device_id, device.user_id, signed.nonce, batch, received_ms)
         try:
             result = await asyncio.wrap_future(request.app.state.writer.submit(post))
@@ -199,10 +200,10 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
             raise ApiError(503, "storage_unavailable", f"scores not stored, retry: {exc.__class__.__name__}") from exc
         if result.replay:
             raise auth.AuthError(409, "replay", f"nonce {signed.nonce} was already used by this device")
-        return {"accepted": result.accepted, "duplicates": result.duplicates}
+        return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
 
 
-def _parse_scores(body: bytes, device_id: str, max_scores: int) -> list[dict]:
+def _parse_scores(body: bytes, device_id: str, max_scores: int, latest_ts: int) -> list[dict]:
     try:
         batch = _score_batch.validate_json(body)
     except ValidationError as exc:
@@ -213,6 +214,8 @@ def _parse_scores(body: bytes, device_id: str, max_scores: int) -> list[dict]:
     for index, score in enumerate(batch.scores):
         if score.device_id != device_id:
             raise ApiError(403, "device_mismatch", f"scores.{index}.device_id is not the signing device")
+        if score.ts > latest_ts:  # a future ts would stay the user's "latest" score
+            raise ApiError(422, "invalid_scores", f"scores.{index}.ts is in the future by more than the clock window")
         rows.append(score.model_dump(exclude={"device_id"}))
     return rows
 

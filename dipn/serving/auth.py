@@ -123,7 +123,9 @@ def check_fresh(timestamp_ms: int, server_now_ms: int, window_ms: int) -> None:
 def check_signature(secret: str, method: str, path: str, signed: SignedHeaders, body: bytes) -> None:
     expected = sign(secret, method, path, signed.timestamp_ms, signed.nonce, body)
     if not hmac.compare_digest(expected, signed.signature):
-        raise AuthError(401, "bad_signature", "signature does not match the request (method, path, timestamp, nonce, body)")
+        raise AuthError(
+            401, "bad_signature", "signature does not match the request (method, path, timestamp, nonce, body)"
+        )
 
 
 def check_bearer(header: str | None, token: str | None, what: str) -> None:

@@ -79,7 +79,8 @@ def format_report(rows: dict[str, dict]) -> str:
         r_c = "/" if row["r_c"] is None else f"{row['r_c']:.1%}" + _paren(row["r_c_vs_all"])
         i_gmv = "/" if row["i_gmv"] is None else f"{row['i_gmv']:.2f}" + _paren(row["i_gmv_vs_all"])
         lines.append(
-            f"{bucket:9s} {row['users']:9d} {row['granted']:9d} {row['redeemers']:8d} {row['gmv']:13.2f} {r_c:>16s} {i_gmv:>18s}"
+            f"{bucket:9s} {row['users']:9d} {row['granted']:9d} {row['redeemers']:8d} {row['gmv']:13.2f} "
+            f"{r_c:>16s} {i_gmv:>18s}"
         )
     return "\n".join(lines)
 

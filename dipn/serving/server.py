@@ -8,6 +8,7 @@ database holds every fact the endpoint promises (nonces, grants, budgets).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from dipn.serving.config import ServerConfig
 from dipn.serving.db import make_engine, normalize_url
@@ -26,7 +27,7 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 800
                access_log: bool = False, log_level: str = "info") -> None:
     import uvicorn
 
-    config = ServerConfig(**{**config.__dict__, "db_url": normalize_url(config.db_url)})
+    config = replace(config, db_url=normalize_url(config.db_url))
     migrate_database(config.db_url)
     # Workers are separate processes: they read their settings from the environment.
     for var in ServerConfig.ENV.values():

@@ -141,7 +141,8 @@ def update_campaign(engine: Engine, campaign_id: int, changes: dict) -> Campaign
                     statement = statement.where(bucket_budgets.c.reserved_cents <= cap)
                 updated = conn.execute(statement).rowcount
                 if updated != 1:
-                    raise StoreError(409, "budget_below_reserved", f"bucket {bucket} has already reserved more than {cap / 100:.2f}")
+                    raise StoreError(409, "budget_below_reserved",
+                                     f"bucket {bucket} has already reserved more than {cap / 100:.2f}")
         conn.execute(campaigns.update().where(campaigns.c.id == campaign_id).values(config=config_to_json(config)))
     return config
 
@@ -168,7 +169,8 @@ def _grant_of(conn: Connection, campaign_id: int, user_id: str):  # noqa: ANN202
 
 def _assign(conn: Connection, campaign_id: int, user_id: str, bucket: str, now_ms: int) -> None:
     conn.execute(
-        insert_ignore(conn, assignments).values(campaign_id=campaign_id, user_id=user_id, bucket=bucket, first_seen_ms=now_ms)
+        insert_ignore(conn, assignments)
+        .values(campaign_id=campaign_id, user_id=user_id, bucket=bucket, first_seen_ms=now_ms)
     )
 
 
@@ -252,14 +254,16 @@ def _record_order_in(conn: Connection, campaign_id: int, order: dict, now_ms: in
     if order["coupon_used"]:
         grant = _grant_of(conn, campaign_id, order["user_id"])
         if grant is None:
-            raise StoreError(409, "no_coupon", f"user {order['user_id']} was granted no coupon in campaign {campaign_id}")
+            raise StoreError(409, "no_coupon",
+                             f"user {order['user_id']} was granted no coupon in campaign {campaign_id}")
         used = conn.execute(
             grants.update()
             .where(grants.c.id == grant.id, grants.c.redeemed_order_id.is_(None))
             .values(redeemed_order_id=order["order_id"])
         ).rowcount
         if used != 1:
-            raise StoreError(409, "coupon_already_used", f"the coupon of user {order['user_id']} was used by another order")
+            raise StoreError(409, "coupon_already_used",
+                             f"the coupon of user {order['user_id']} was used by another order")
     inserted = conn.execute(
         insert_ignore(conn, orders)
         .values(campaign_id=campaign_id, order_id=order["order_id"], user_id=order["user_id"], bucket=bucket,
@@ -298,7 +302,8 @@ def campaign_totals(engine: Engine, campaign_id: int) -> tuple[CampaignConfig, d
             .where(grants.c.campaign_id == campaign_id).group_by(grants.c.bucket)
         )}
         bought = {row.bucket: row for row in conn.execute(
-            select(orders.c.bucket, func.count().label("n"), func.coalesce(func.sum(orders.c.gmv_cents), 0).label("cents"))
+            select(orders.c.bucket, func.count().label("n"),
+                   func.coalesce(func.sum(orders.c.gmv_cents), 0).label("cents"))
             .where(orders.c.campaign_id == campaign_id).group_by(orders.c.bucket)
         )}
     totals = {}

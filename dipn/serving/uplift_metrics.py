@@ -7,7 +7,8 @@ first; after the top k:
 - with the true effect tau known (a simulation): gain(k) = sum of tau over the top k, and
   qini(k) = mean tau over the top k * treated among the top k;
 - from a randomized test (outcome y, treatment w): gain(k) = k * (mean y of treated - mean y of
-  controls) among the top k (the mean difference interpolated where a group is empty), and qini(k) = Y_t(k) - Y_c(k) * N_t(k) / N_c(k).
+  controls) among the top k (the mean difference interpolated where a group is empty), and
+  qini(k) = Y_t(k) - Y_c(k) * N_t(k) / N_c(k).
 Curves start at 0 for k = 0; points where a group is still empty are interpolated. Normalized by
 the curve's last value, AUUC is the mean of the gain curve and the Qini coefficient is the mean
 gap between the Qini curve and the straight line of a random ranking. Ties in the score must be

@@ -140,37 +140,64 @@ class _Check:
 def parse_rows(
     chunk: LineChunk, path: Path, layout: Layout, where: Positions, report: FileReport, *, lenient: bool
 ) -> pl.DataFrame:
-    """Good rows of a chunk: used fields parsed (text, Int64, or ms since the epoch), plus the
+    """Good rows of a chunk: the used fields parsed (text, Int64, or ms since the epoch), the
     physical line and a hash of the line's text. Bad rows raise (strict) or are counted."""
-    lines = pl.DataFrame({"text": chunk.text, LINE: chunk.line_numbers})
-    blank = lines["text"].str.strip_chars() == ""
+    frame = _split(chunk, layout, where)
+    blank = frame["__blank"]
     n_blank = int(blank.sum())
     report.blank_lines += n_blank
     if n_blank:
-        lines = lines.filter(~blank)
-    report.rows_read += lines.height
-    raw = _split(lines, layout, where)
-    checks = _checks(layout, where)
-    if not checks:
-        return _typed(raw, layout)
+        frame = frame.filter(~blank)
+    report.rows_read += frame.height
+    checks = _checks(layout)
     first_bad = pl.coalesce([pl.when(c.bad).then(pl.lit(i, pl.Int32)) for i, c in enumerate(checks)])
-    raw = raw.with_columns(first_bad.alias("__rule"))
-    bad = raw.filter(pl.col("__rule").is_not_null())
+    frame = frame.with_columns(first_bad.alias("__rule"))
+    bad = frame.filter(pl.col("__rule").is_not_null())
     if bad.height:
         _report_bad(bad, checks, path, layout, report, lenient=lenient)
-        raw = raw.filter(pl.col("__rule").is_null())
-    return _typed(raw.drop("__rule"), layout)
+        frame = frame.filter(pl.col("__rule").is_null())
+    used = [f for f in layout.fields if f.used]
+    return frame.select(LINE, HASH, *[pl.col(_value(f)).alias(f.name) for f in used])
 
 
-def _split(lines: pl.DataFrame, layout: Layout, where: Positions) -> pl.DataFrame:
-    """Fields by name as trimmed text ("" -> null) plus the field count of each line."""
-    text = pl.col("text")
-    parts = text.str.splitn(",", where.width).struct
-    columns = [_blank_to_null(parts.field(f"field_{where.index[f.name]}")).alias(f.name)
-               for f in layout.fields if f.used]  # fmt: skip
-    count = (text.str.count_matches(",", literal=True) + 1).alias("__fields")
-    digest = text.str.strip_chars().hash(seed=0).alias(HASH)
-    return lines.select(pl.col(LINE), count, digest, *columns)
+def _split(chunk: LineChunk, layout: Layout, where: Positions) -> pl.DataFrame:
+    """One row per line: its number, hash and text, each used field as trimmed text ("" -> null)
+    and parsed (``__value_<name>``), and whether the line is blank or has too few / many fields.
+
+    ``splitn`` into one field more than the layout has: a line with too many fields fills it.
+    """
+    n = where.width if layout.rest_in_last else where.width + 1
+    parts = pl.DataFrame({"text": chunk.text}).select(
+        pl.int_range(chunk.first_line, chunk.first_line + pl.len(), dtype=pl.Int64).alias(LINE),
+        pl.col("text").hash(seed=0).alias(HASH),
+        pl.col("text"),
+        pl.col("text").str.splitn(",", n).alias("__parts"),
+    ).unnest("__parts")
+    field = [pl.col(f"field_{i}") for i in range(n)]
+    blank = field[0].str.strip_chars() == ""
+    if n > 1:
+        blank = blank & field[1].is_null()
+    too_many = pl.lit(False) if layout.rest_in_last else field[where.width].is_not_null()
+    texts = [_blank_to_null(field[where.index[f.name]]).alias(f.name) for f in layout.fields if f.used]
+    frame = parts.select(
+        LINE, HASH, "text", blank.alias("__blank"),
+        (field[where.width - 1].is_null() | too_many).alias("__field_count"), *texts,
+    )  # fmt: skip
+    parsed = [_parse(f).alias(_value(f)) for f in layout.fields if f.used and f.parse != "text"]
+    return frame.with_columns(parsed)
+
+
+def _value(f: Field) -> str:
+    return f.name if f.parse == "text" else f"__value_{f.name}"
+
+
+def _parse(f: Field) -> pl.Expr:
+    """Int64, or ms since the epoch from the first strptime format that fits; null if neither."""
+    value = pl.col(f.name)
+    if f.parse == "int":
+        return value.cast(pl.Int64, strict=False)
+    parsed = [value.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.epoch("ms") for fmt in f.formats]
+    return parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
 
 
 def _blank_to_null(column: pl.Expr) -> pl.Expr:
@@ -178,43 +205,41 @@ def _blank_to_null(column: pl.Expr) -> pl.Expr:
     return pl.when(trimmed != "").then(trimmed)
 
 
-def _checks(layout: Layout, where: Positions) -> list[_Check]:
+def _checks(layout: Layout) -> list[_Check]:
     """Rules in the order a row is judged: its field count, then each used field in order."""
-    checks = [_field_count(layout, where)]
+    checks = [_field_count(layout)]
     for f in layout.fields:
         if f.used:
             checks += _field_checks(f)
     return checks
 
 
-def _field_count(layout: Layout, where: Positions) -> _Check:
-    count = pl.col("__fields")
-    bad = count < where.width if layout.rest_in_last else count != where.width
-    expected = f"{'at least ' if layout.rest_in_last else ''}{where.width}"
+def _field_count(layout: Layout) -> _Check:
     names = ", ".join(layout.names)
 
     def explain(row: dict[str, Any]) -> str:
-        return (f"expected {expected} comma-separated fields ({names}), found {row['__fields']}; "
-                f"fields of this layout are never quoted")  # fmt: skip
+        found = row["text"].rstrip("\r\n").count(",") + 1
+        expected = f"{'at least ' if layout.rest_in_last else ''}{len(layout.names)}"
+        return (f"expected {expected} comma-separated fields ({names}), found {found}; "
+                "fields of this layout are never quoted")  # fmt: skip
 
-    return _Check("field_count", None, bad, explain)
+    return _Check("field_count", None, pl.col("__field_count"), explain)
 
 
 def _field_checks(f: Field) -> list[_Check]:
-    name, value = f.name, pl.col(f.name)
+    name, value, parsed = f.name, pl.col(f.name), pl.col(_value(f))
     checks: list[_Check] = []
     if f.required:
         detail = f"missing value; {name!r} is required in every row"
         checks.append(_Check("missing_value", name, value.is_null(), lambda row: detail))
     if f.parse == "int":
-        checks.append(_Check("not_a_number", name, value.is_not_null() & _as_int(value).is_null(),
+        checks.append(_Check("not_a_number", name, value.is_not_null() & parsed.is_null(),
                              lambda row: f"{row[name]!r} is not a whole number; {name!r} must be an integer"))  # fmt: skip
         if f.minimum is not None:
-            checks.append(_below_minimum(name, f.minimum))
+            checks.append(_below_minimum(name, parsed, f.minimum))
     if f.parse == "datetime":
         like = f" like {f.example!r}" if f.example else ""
-        checks.append(_Check("not_a_timestamp", name,
-                             value.is_not_null() & _as_epoch_ms(value, f.formats).is_null(),
+        checks.append(_Check("not_a_timestamp", name, value.is_not_null() & parsed.is_null(),
                              lambda row: f"{row[name]!r} is not a timestamp{like}"))  # fmt: skip
     if f.pattern is not None:
         like = f" like {f.example!r}" if f.example else ""
@@ -226,39 +251,13 @@ def _field_checks(f: Field) -> list[_Check]:
     return [_Check(c.rule, c.column, c.bad.fill_null(False), c.explain) for c in checks]
 
 
-def _below_minimum(name: str, minimum: int) -> _Check:
+def _below_minimum(name: str, parsed: pl.Expr, minimum: int) -> _Check:
     """"negative" when the bound is 0, as in the raw readers (the case users search for)."""
-    bad = _as_int(pl.col(name)) < minimum
+    bad = parsed < minimum
     if minimum == 0:
         return _Check("negative", name, bad, lambda row: f"negative {name} ({row[name]}); {name!r} must be >= 0")
     return _Check("below_minimum", name, bad,
                   lambda row: f"{name} {row[name]} is below the minimum; {name!r} must be >= {minimum}")  # fmt: skip
-
-
-def _as_int(column: pl.Expr) -> pl.Expr:
-    """Int64 or null; "1.0" and "1e3" are whole numbers (as in the raw readers), "1.5" is not."""
-    number = column.cast(pl.Float64, strict=False)
-    whole = pl.when(number.is_finite() & (number == number.floor()) & (number.abs() < 2.0**63))
-    return pl.coalesce(column.cast(pl.Int64, strict=False), whole.then(number.cast(pl.Int64)))
-
-
-def _as_epoch_ms(column: pl.Expr, formats: tuple[str, ...]) -> pl.Expr:
-    parsed = [column.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.epoch("ms") for fmt in formats]
-    return pl.coalesce(parsed)
-
-
-def _typed(raw: pl.DataFrame, layout: Layout) -> pl.DataFrame:
-    out: list[pl.Expr] = [pl.col(LINE), pl.col(HASH)]
-    for f in layout.fields:
-        if not f.used:
-            continue
-        if f.parse == "int":
-            out.append(_as_int(pl.col(f.name)).alias(f.name))
-        elif f.parse == "datetime":
-            out.append(_as_epoch_ms(pl.col(f.name), f.formats).alias(f.name))
-        else:
-            out.append(pl.col(f.name))
-    return raw.select(out)
 
 
 def _report_bad(

@@ -20,15 +20,16 @@ import pyarrow as pa
 
 from dipn.data.readers import RawDataError
 
-CHUNK_BYTES = 32 << 20  # text per chunk; the chunk's frames are a few times this in memory
+CHUNK_BYTES = 8 << 20  # text per chunk; the chunk's frames take some 30 times this in memory
 _BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
 class LineChunk:
-    """Consecutive physical lines of a file, without their line endings."""
+    """Consecutive physical lines of a file, each with its line ending ("\n" or "\r\n"; the
+    last line of a file gets a "\n" if it has none, so equal lines are equal strings)."""
 
-    text: pl.Series  # one string per line ("" for a blank line)
+    text: pl.Series  # one string per line ("\n" for a blank line)
     first_line: int  # 1-based physical line number of text[0]
 
     @property
@@ -81,6 +82,8 @@ def line_chunks(
                 carry = data
                 continue
             body, carry = data[:cut], data[cut:]
+            if not body.endswith(b"\n"):
+                body += b"\n"
             text = _lines(path, body)
             if skip_lines:
                 dropped = min(skip_lines, len(text))
@@ -97,21 +100,18 @@ def line_chunks(
 
 
 def _lines(path: Path, body: bytes) -> pl.Series:
-    """Bytes ending at a line end (or at the end of the file) -> one string per line."""
+    """Bytes ending with a newline -> one string per line, newline included."""
     buf = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(buf == ord("\n")) + 1
-    if len(buf) and buf[-1] != ord("\n"):
-        ends = np.r_[ends, len(buf)]
     offsets = np.r_[0, ends].astype(np.int64)
     array = pa.LargeStringArray.from_buffers(
         len(ends), pa.py_buffer(offsets.tobytes()), pa.py_buffer(body)
     )
     try:
         array.validate(full=True)
-    except pa.ArrowInvalid:  # not UTF-8: keep the line count, replace the bad bytes
-        text = _decode(body)
-        return pl.Series(text.split("\n")[: len(ends)], dtype=pl.String).str.strip_chars_end("\r\n")
-    return pl.Series(array).str.strip_chars_end("\r\n")
+    except pa.ArrowInvalid:  # not UTF-8: keep the lines, replace the bad bytes
+        return pl.Series([_decode(body[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)], dtype=pl.String)
+    return pl.Series(array)
 
 
 def _decode(data: bytes) -> str:

@@ -1,0 +1,170 @@
+"""Golden vectors (DESIGN.md section 5): raw event streams, the ids they encode to, each artifact's scores.
+
+A port of the encoder (Kotlin, Swift) is correct when it turns each case's raw events into exactly
+these ids, and a runtime is correct when the artifact turns the ids into these scores within the
+stated tolerance. The cases are made here, deterministically, from the feature manifest's own
+vocabularies, so they need no raw logs and cover what a port gets wrong first:
+  * ``session``: a short shopping session on every view (known pages, buttons, categories);
+  * ``long``: more events than the sequence length (only the last T are kept), gaps from
+    milliseconds to days, taps and swipes at the screen edges;
+  * ``unknown_values``: strings outside the vocabularies (out-of-vocabulary id), coordinates off
+    the screen, a negative gap, very long stays, counts and levels beyond their ranges;
+  * ``no_events``: no behaviour at all, only history and profile (every view all padding).
+
+Encoding uses ``dipn.features.StreamEncoder``, one event at a time as a phone does; sequences are
+left-padded with zero rows to length T (a real event's row is never all zero: its mask column is
+non-zero). ``golden.json`` stores the real rows only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dipn.features import STATIC_ENCODERS, FeatureManifest, StreamEncoder
+from dipn.features.columns import VIEW_COLUMNS
+
+GOLDEN_FORMAT = 1
+VIEWS = ("swipe", "tap", "browse")
+SCREEN = (390.0, 844.0)  # points, an iPhone 12-14 class screen
+# Scores must match within these absolute tolerances: fp32 kernels differ in summation order only;
+# int8 kernels quantize activations on the fly, and rounding differs between CPU instruction sets.
+TOLERANCE = {"fp32": 1e-4, "int8": 5e-3}
+START_MS = 1_767_261_600_000  # 2026-01-01 10:00 UTC
+
+
+def _vocab(manifest: FeatureManifest, key: str, fallback: str) -> list[str]:
+    vocab = manifest.vocabularies.get(key)
+    return list(vocab.values) if vocab is not None and len(vocab) else [fallback]
+
+
+def _session(rng: np.random.Generator, manifest: FeatureManifest, n_swipe: int, n_tap: int, n_browse: int,
+             start: int, unknown: bool = False) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    pages = _vocab(manifest, "swipe.page", "Page_Home")
+    tap_pages = _vocab(manifest, "tap.page", "Page_Home")
+    buttons = _vocab(manifest, "tap.button", "Page_Home_Button-Search")
+    leaves = _vocab(manifest, "browse.leaf_category", "L00001")
+    tops = _vocab(manifest, "browse.top_category", "T001")
+    browse_pages = _vocab(manifest, "browse.page", "Page_Detail")
+    w, h = SCREEN
+
+    def pick(values: list[str], label: str) -> str:
+        if unknown and rng.random() < 0.4:
+            return f"Golden_Unknown_{label}_{int(rng.integers(1000))}"
+        return values[int(rng.integers(min(len(values), 40)))]
+
+    def gaps(n: int) -> np.ndarray:
+        kinds = rng.integers(0, 4, n)
+        scale = np.array([40, 900, 20_000, 3_600_000])[kinds]  # ms: a burst, a tap, a read, an hour
+        return np.maximum(1, (rng.random(n) * scale).astype(np.int64))
+
+    swipe, t = [], start
+    for i, gap in enumerate(gaps(n_swipe)):
+        t += int(gap)
+        kind = ("open_page", "swipe", "swipe", "tap", "leave_page")[i % 5]
+        event: dict[str, Any] = {"user_id": "golden", "ts": t, "type": kind, "page": pick(pages, "page")}
+        if kind == "tap":
+            x, y = rng.random() * w, rng.random() * h
+            if unknown or i % 7 == 3:  # screen edges, and off the screen when unknown
+                x, y = (w * 1.2, -10.0) if unknown else (w, 0.0)
+            event |= {"x": round(float(x), 1), "y": round(float(y), 1)}
+        elif kind == "swipe":
+            x0, y0 = rng.random() * w, rng.random() * h
+            x1, y1 = rng.random() * w, rng.random() * h
+            event |= {"x0": round(float(x0), 1), "y0": round(float(y0), 1), "x1": round(float(x1), 1),
+                      "y1": round(float(y1), 1), "duration_ms": float(rng.integers(20, 3_000))}  # fmt: skip
+        swipe.append(event)
+    if unknown and len(swipe) > 2:
+        swipe[-1]["ts"] = swipe[-2]["ts"] - 500  # a clock step backwards: a negative gap
+    tap, t = [], start
+    for i, gap in enumerate(gaps(n_tap)):
+        t += int(gap)
+        if i % 3 == 0:
+            tap.append({"user_id": "golden", "ts": t, "event": "page", "page": pick(tap_pages, "page"), "button": None})
+        else:
+            tap.append({"user_id": "golden", "ts": t, "event": "button", "page": pick(tap_pages, "page"),
+                        "button": pick(buttons, "button")})  # fmt: skip
+    browse, t = [], start
+    actions = ("browse", "browse", "search", "collect", "cart", "purchase")
+    for i, gap in enumerate(gaps(n_browse)):
+        t += int(gap)
+        action = actions[i % len(actions)]
+        stay = float(rng.integers(500, 90_000)) if action == "browse" else None
+        if unknown and action == "browse":
+            stay = 5_000_000.0  # beyond the last stay-time bucket
+        browse.append({"user_id": "golden", "ts": t, "action": action,
+                       "leaf_category": None if action == "search" else pick(leaves, "leaf"),
+                       "top_category": pick(tops, "top"), "page": pick(browse_pages, "page"), "stay_ms": stay})  # fmt: skip
+    return {"swipe": swipe, "tap": tap, "browse": browse}
+
+
+def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[str, Any]]:
+    """The raw cases (see the module docstring), reproducible from the manifest and the seed."""
+    rng = np.random.default_rng(seed)
+    length = manifest.config.sequence_length
+    history = {"collect_7d": 2, "collect_365d": 31, "cart_7d": 1, "cart_365d": 12, "purchase_7d": 0, "purchase_365d": 7}
+    profile = {"age_level": 3, "gender": 1, "buyer_star": 6, "tm_level": 2, "vip_level": 1, "phone_price_level": 5}
+    cases = [
+        {"name": "session", "events": _session(rng, manifest, 24, 9, 7, START_MS), "history": history, "profile": profile},
+        {"name": "long", "events": _session(rng, manifest, length + 44, length + 3, 40, START_MS - 86_400_000),
+         "history": history | {"purchase_7d": 3}, "profile": profile | {"gender": 2}},
+        {"name": "unknown_values", "events": _session(rng, manifest, 17, 8, 12, START_MS, unknown=True),
+         "history": {k: 10_000 for k in history}, "profile": {k: 99 for k in profile}},
+        {"name": "no_events", "events": {v: [] for v in VIEWS}, "history": {k: 0 for k in history},
+         "profile": {k: 0 for k in profile}},
+    ]  # fmt: skip
+    for case in cases:
+        case["screen"] = list(SCREEN)
+    return cases
+
+
+def encode_case(case: Mapping[str, Any], manifest: FeatureManifest, input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """One case's raw events -> model inputs (1, T, F) / (1, F) int32, as a phone would build them."""
+    from dipn.data.store import merge_by_time
+
+    length = manifest.config.sequence_length
+    encoder = StreamEncoder(manifest, *case["screen"])
+    ids: dict[str, np.ndarray] = {}
+    times: dict[str, np.ndarray] = {}
+    for view in VIEWS:
+        width = manifest.config.width(view)
+        rows = [encoder.encode(view, event) for event in case["events"][view]][-length:]
+        stamps = [event["ts"] for event in case["events"][view]][-length:]
+        padded = np.zeros((1, length, width), np.int32)
+        stamp = np.full((1, length), np.iinfo(np.int64).min)
+        if rows:
+            padded[0, length - len(rows) :] = np.stack(rows)
+            stamp[0, length - len(rows) :] = stamps
+        ids[view], times[view] = padded, stamp
+    for group, encode in STATIC_ENCODERS.items():
+        columns = {name: np.array([case[group].get(name, 0)]) for name in VIEW_COLUMNS[group] if name != "user_id"}
+        columns["as_of_ts"] = np.array([START_MS])
+        ids[group] = encode(columns, manifest).astype(np.int32)
+    if "merged" in input_names:
+        ids["merged"] = merge_by_time([ids[v] for v in VIEWS], [times[v] for v in VIEWS])
+    return {name: ids[name] for name in input_names}
+
+
+def real_rows(ids: np.ndarray) -> list[list[int]]:
+    """A (1, T, F) sequence without its left padding (leading all-zero rows); (1, F) as one row."""
+    array = np.asarray(ids)[0]
+    if array.ndim == 1:
+        return [array.tolist()]
+    real = np.flatnonzero(array.any(axis=1))
+    return array[real[0] :].tolist() if real.size else []
+
+
+def pad_rows(rows: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
+    """Inverse of ``real_rows``: (1, T, F) or (1, F) int32."""
+    out = np.zeros((1, *shape), np.int32)
+    if len(shape) == 1:
+        out[0] = rows[0]
+    elif rows:
+        out[0, shape[0] - len(rows) :] = np.asarray(rows, np.int32)
+    return out
+
+
+def stack_inputs(encoded: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([e[name] for e in encoded]) for name in encoded[0]}

@@ -1,0 +1,120 @@
+"""Artifact vs PyTorch fp32 on held-out samples, and the gate a conversion must pass.
+
+For each artifact: the max and mean absolute difference of its scores from PyTorch's, the AUC of
+each of the model's tasks for both, the drop (PyTorch AUC - artifact AUC; positive = worse), and
+how many scores are NaN. The gate fails when any score is NaN or any task's AUC drops by more than
+``max_auc_drop`` (default 0.003, DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convert.errors import ParityGateError
+
+DEFAULT_MAX_AUC_DROP = 0.003
+TASK_COLUMN = {"realtime": 0, "longterm": 1}
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC (ties count one half); NaN when only one class is present."""
+    labels = np.asarray(labels) > 0.5
+    scores = np.asarray(scores, dtype=np.float64)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0 or np.isnan(scores).any():
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    # average ranks over ties
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(scores)]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+@dataclass
+class Parity:
+    artifact: str
+    method: str  # how the scores were obtained (runtime and version, or "weights only ...")
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    nan_scores: int
+    auc_reference: dict[str, float] = field(default_factory=dict)
+    auc_artifact: dict[str, float] = field(default_factory=dict)
+    auc_drop: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def worst_auc_drop(self) -> float:
+        drops = [d for d in self.auc_drop.values() if not math.isnan(d)]
+        return max(drops) if drops else float("nan")
+
+    def failures(self, max_auc_drop: float) -> list[str]:
+        out = []
+        if self.nan_scores:
+            out.append(f"{self.artifact}: {self.nan_scores} NaN score(s) on {self.samples} samples")
+        for task, drop in self.auc_drop.items():
+            if not math.isnan(drop) and drop > max_auc_drop:
+                out.append(
+                    f"{self.artifact}: {task} AUC {self.auc_artifact[task]:.4f} vs PyTorch "
+                    f"{self.auc_reference[task]:.4f}, a drop of {drop:.4f} > {max_auc_drop}"
+                )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(value: Any) -> Any:
+            if isinstance(value, float):
+                return None if math.isnan(value) else float(f"{value:.4g}")
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        return {k: clean(v) for k, v in asdict(self).items()} | {"worst_auc_drop": clean(self.worst_auc_drop)}
+
+
+def compare(
+    artifact: str,
+    method: str,
+    reference: np.ndarray,
+    scores: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    tasks: Sequence[str],
+) -> Parity:
+    """Scores (N, 2) of an artifact against PyTorch's (N, 2), over the model's ``tasks``."""
+    columns = [TASK_COLUMN[t] for t in tasks]
+    ref, got = np.asarray(reference, np.float64)[:, columns], np.asarray(scores, np.float64)[:, columns]
+    nan = int(np.isnan(got).sum())
+    diff = np.abs(ref - got)
+    finite = diff[np.isfinite(diff)]
+    parity = Parity(
+        artifact=artifact,
+        method=method,
+        samples=len(ref),
+        max_abs_diff=float(finite.max()) if finite.size else float("nan"),
+        mean_abs_diff=float(finite.mean()) if finite.size else float("nan"),
+        nan_scores=nan,
+    )
+    for task, column in zip(tasks, range(len(columns)), strict=True):
+        parity.auc_reference[task] = auc(labels[task], ref[:, column])
+        parity.auc_artifact[task] = auc(labels[task], got[:, column])
+        parity.auc_drop[task] = parity.auc_reference[task] - parity.auc_artifact[task]
+    return parity
+
+
+def gate(parities: Iterable[Parity], max_auc_drop: float = DEFAULT_MAX_AUC_DROP) -> list[str]:
+    """All failures of all artifacts (empty = the gate passes)."""
+    return [failure for p in parities for failure in p.failures(max_auc_drop)]
+
+
+def enforce(parities: Iterable[Parity], max_auc_drop: float = DEFAULT_MAX_AUC_DROP) -> None:
+    failures = gate(parities, max_auc_drop)
+    if failures:
+        raise ParityGateError("parity gate failed: " + "; ".join(failures))

@@ -1,0 +1,133 @@
+"""Loading a bundle: every file checked against manifest.json before anything runs it.
+
+``load_bundle(dir)`` reads ``manifest.json`` and checks each listed file's size and sha256; a
+missing, truncated or modified file is refused with ``BundleIntegrityError`` naming the file and
+both digests. A bundle whose conversion failed the parity gate (``status`` "rejected") is refused
+too. ``self_test`` then runs the golden vectors through an artifact: the raw event streams must
+encode to the stored ids exactly and the artifact must reproduce its stored scores within the
+tolerance of its precision. Needs numpy and the ``dipn.features`` encoder only (plus the runtime of
+the artifact tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert.errors import BundleIntegrityError
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = 1
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_files(root: Path, paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """{path relative to root: {sha256, bytes}} for files and for every file inside directories."""
+    out = {}
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            out[file.relative_to(root).as_posix()] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        return self.manifest["artifacts"]
+
+    def artifact(self, fmt: str, precision: str | None = None) -> dict[str, Any]:
+        """The artifact of a format: the given precision, else the manifest's default for it."""
+        precision = precision or self.manifest["default_precision"]
+        for entry in self.artifacts:
+            if entry["format"] == fmt and entry["precision"] == precision:
+                return entry
+        have = [f"{a['format']}/{a['precision']}" for a in self.artifacts]
+        raise BundleIntegrityError(f"{self.root}: no {fmt} {precision} artifact in this bundle (it has {have})")
+
+    def path(self, entry: Mapping[str, Any]) -> Path:
+        return self.root / entry["path"]
+
+
+def load_bundle(root: str | Path) -> Bundle:
+    """Read and check a bundle directory; raises ``BundleIntegrityError`` on any mismatch."""
+    root = Path(root)
+    manifest_path = root / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{root}: not a bundle (no {MANIFEST})") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleIntegrityError(f"{manifest_path}: unreadable ({exc})") from exc
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleIntegrityError(f"{manifest_path}: bundle format {manifest.get('format')!r} is not {BUNDLE_FORMAT}")
+    if manifest.get("status") != "ok":
+        failures = "; ".join(manifest.get("parity", {}).get("failures", [])) or "no reason recorded"
+        raise BundleIntegrityError(f"{root}: this bundle was rejected when it was converted ({failures})")
+    for relative, expected in manifest["files"].items():
+        check_file(root, relative, expected)
+    return Bundle(root, manifest)
+
+
+def check_file(root: Path, relative: str, expected: Mapping[str, Any]) -> None:
+    path = root / relative
+    if not path.is_file():
+        raise BundleIntegrityError(f"{path}: missing (listed in {MANIFEST})")
+    size = path.stat().st_size
+    if size != expected["bytes"]:
+        raise BundleIntegrityError(
+            f"{path}: {size} bytes, manifest.json says {expected['bytes']} (truncated or replaced); "
+            f"sha256 mismatch: rebuild the bundle with dipn convert"
+        )
+    digest = sha256_file(path)
+    if digest != expected["sha256"]:
+        raise BundleIntegrityError(
+            f"{path}: sha256 mismatch: expected {expected['sha256']}, got {digest} (the file is corrupted "
+            f"or was modified); rebuild the bundle with dipn convert"
+        )
+
+
+def self_test(bundle: Bundle, entry: Mapping[str, Any], runner: Any) -> dict[str, Any]:
+    """Golden vectors through one artifact; raises ``BundleIntegrityError`` on the first disagreement."""
+    from convert.golden import encode_case, pad_rows
+    from dipn.features import FeatureManifest
+
+    golden = json.loads((bundle.root / bundle.manifest["golden"]).read_text())
+    features = FeatureManifest.load(bundle.root / bundle.manifest["features"])
+    shapes = {i["name"]: i["shape"][1:] for i in bundle.manifest["inputs"]}
+    tolerance = golden["tolerance"][entry["precision"]]
+    worst = 0.0
+    for case in golden["cases"]:
+        encoded = encode_case(case["raw"], features, list(shapes))
+        for name, rows in case["ids"].items():
+            stored = pad_rows(rows, shapes[name])
+            if not np.array_equal(encoded[name], stored):
+                raise BundleIntegrityError(f"golden case {case['name']!r}: the encoder's {name} ids differ from golden.json")
+        expected = np.asarray(case["scores"][entry["path"]], np.float64)
+        got = runner.scores(encoded)[0].astype(np.float64)
+        diff = float(np.abs(got - expected).max())
+        worst = max(worst, diff)
+        if not np.isfinite(got).all() or diff > tolerance:
+            raise BundleIntegrityError(
+                f"golden case {case['name']!r}: {entry['path']} scores {got.tolist()}, golden.json "
+                f"{expected.tolist()} (tolerance {tolerance}): this runtime does not reproduce the model"
+            )
+    return {"artifact": entry["path"], "cases": len(golden["cases"]), "max_abs_diff": worst, "tolerance": tolerance}
