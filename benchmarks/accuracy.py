@@ -122,6 +122,15 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _previous_rows(path: Path, args: dict) -> dict[str, dict]:
+    """Rows an earlier run with identical settings already finished (resume after a kill)."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    same = {k: v for k, v in earlier.get("args", {}).items() if k != "only"} == {k: v for k, v in args.items() if k != "only"}
+    return {row["label"]: row for row in earlier.get("rows", [])} if same else {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=5000)
@@ -152,7 +161,12 @@ def main() -> None:
                        "eval_realtime_rate": float(store.batch(evaluation)["realtime"].mean()),
                        "eval_longterm_rate": float(store.batch(evaluation)["longterm"].mean())},
               "rows": []}  # fmt: skip
+    previous = _previous_rows(args.out / "accuracy.json", report["args"])
+    args.out.mkdir(parents=True, exist_ok=True)
     for label, model, variant, paper in rows:
+        if label in previous:  # finished by an interrupted run with the same settings
+            report["rows"].append(previous[label])
+            continue
         print(f"\n=== {label} ===", flush=True)
         torch.manual_seed(args.seed)
         if model == "gbdt":
@@ -162,8 +176,7 @@ def main() -> None:
             result = run_torch(store, model, variant, config, run_dir, evaluation)
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+        (args.out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     md = markdown(report)
     (args.out / "accuracy.md").write_text(md)
     render()

@@ -116,6 +116,7 @@ class _Conversion:
         from dipn.training.batches import subset
         from dipn.training.checkpoint import load_model
 
+        self.start = time.perf_counter()
         self.options, self.progress, self.out = options, progress, out
         self.checkpoint = Path(checkpoint)
         self.model, self.features, self.ckpt = load_model(self.checkpoint)
@@ -283,6 +284,7 @@ class _Conversion:
             },
             "quantization": recipes(),
             "converted_with": _versions(),
+            "conversion_seconds": round(time.perf_counter() - self.start, 1),
             "files": files,
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
@@ -308,15 +310,13 @@ def build_bundle(
 
     options = options or ConvertOptions()
     out = Path(out)
-    start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)  # the PyTorch reference too: no oversubscription
     try:
         manifest = _convert(Path(checkpoint), Path(samples), out, options, progress)
     finally:
         torch.set_num_threads(threads)
-    manifest["seconds"] = round(time.perf_counter() - start, 1)
-    progress(f"wrote {out} in {manifest['seconds']:.0f} s")
+    progress(f"wrote {out}: converted and checked in {manifest['conversion_seconds']:.0f} s")
     if manifest["status"] != "ok":
         raise ParityGateError(
             f"parity gate failed (bundle written to {out} with status 'rejected'): "

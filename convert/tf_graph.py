@@ -212,23 +212,24 @@ class DipnTF(tf.Module):
         gi = tf.transpose(tf.stack(projected), [2, 0, 1, 3])  # (T, K, B, 3d)
         batch = tf.shape(gi)[2]
         gi = tf.reshape(gi, tf.stack([steps // unroll, unroll, k, batch, 3 * d]))
+        gi_rz, gi_n = tf.split(gi, [2 * d, d], axis=-1)  # split once here, not at every step
         # Zeros derived from the input, so that the converter does not store them as a constant.
-        h0 = tf.zeros_like(gi[0, 0, :, :, :d])  # (K, B, d)
-        outs0 = tf.zeros_like(gi[..., :d])  # (T / unroll, unroll, K, B, d)
+        h0 = tf.zeros_like(gi_n[0, 0])  # (K, B, d)
+        outs0 = tf.zeros_like(gi_n)  # (T / unroll, unroll, K, B, d)
         # W_hh enters the loop as a loop variable, not a constant of the body: dynamic-range int8
         # then leaves it float (a per-step hybrid matmul is slower and its error compounds over
         # the steps); it is 3 x d x d per recurrence, 74 KB for the full DIPN.
         w_hh, b_hh = tf.convert_to_tensor(self.w_hh), tf.convert_to_tensor(self.b_hh)
 
         def iteration(i, h, outs, w_hh, b_hh):
-            chunk = tf.gather(gi, i)  # (unroll, K, B, 3d)
+            steps_rz = tf.unstack(tf.gather(gi_rz, i), num=unroll)  # unroll x (K, B, 2d)
+            steps_n = tf.unstack(tf.gather(gi_n, i), num=unroll)
             states = []
             for u in range(unroll):
                 gh = tf.matmul(h, w_hh) + b_hh  # (K, B, 3d): W_hr h + b_hr | W_hz h + b_hz | W_hn h + b_hn
-                gi_rz, gi_n = tf.split(chunk[u], [2 * d, d], axis=-1)
                 gh_rz, gh_n = tf.split(gh, [2 * d, d], axis=-1)
-                r, z = tf.split(tf.sigmoid(gi_rz + gh_rz), 2, axis=-1)
-                n = tf.tanh(gi_n + r * gh_n)
+                r, z = tf.split(tf.sigmoid(steps_rz[u] + gh_rz), 2, axis=-1)
+                n = tf.tanh(steps_n[u] + r * gh_n)
                 h = n + z * (h - n)  # = (1 - z) * n + z * h
                 states.append(h)
             update = tf.expand_dims(tf.stack(states), 0)  # (1, unroll, K, B, d)

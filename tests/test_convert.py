@@ -309,7 +309,7 @@ def _random_inputs(model: DIPN, n: int, rng: np.random.Generator) -> dict[str, n
     return out
 
 
-@pytest.mark.parametrize("variant", ["dipn", "early_fusion", "no_attention", "no_multitask", "only_profile"])
+@pytest.mark.parametrize("variant", ["early_fusion", "no_attention", "no_multitask", "only_profile"])  # dipn: the bundle
 def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     from convert.tf_graph import DipnTF
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dipn.data.importers.formats import FORMATS
+from dipn.data.importers import FORMATS, STAY_CAP_MS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,13 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("format", choices=tuple(FORMATS), metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="the data set's files")
-    p.add_argument("--out", type=Path, required=True, help="output directory (raw logs for build-samples)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output directory: browse.parquet, history.parquet, meta.json")
     p.add_argument("--lenient", action="store_true",
                    help="drop and count malformed rows instead of stopping at the first")
     p.add_argument("--utc-offset-minutes", type=int, default=None,
-                   help="the market's time zone for snapshot days (default: the format's; Taobao 480, others 0)")
-    p.add_argument("--stay-cap-minutes", type=float, default=30.0,
-                   help="longest stay time given to a browse event (gap to the next event; default 30)")
+                   help="the market's offset from UTC: days of the history snapshots, and recorded in "
+                   "meta.json for build-samples' hour feature (default: the format's; Taobao 480, others 0)")
+    cap = STAY_CAP_MS / 60_000
+    p.add_argument("--stay-cap-minutes", type=float, default=cap,
+                   help=f"longest stay time given to a browse event (the gap to the user's next event; default {cap:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)  # fmt: skip
 

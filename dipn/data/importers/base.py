@@ -20,11 +20,11 @@ from dipn.data.importers.layout import Layout
 from dipn.data.readers import RawDataError
 
 # The browse view's columns plus the item (for category look-ups), as the pipeline carries them.
-EVENT_COLUMNS = ("user_id", "ts", "action", "item", "leaf_category", "top_category", "page")
 EVENT_SCHEMA = {
     "user_id": pl.String, "ts": pl.Int64, "action": pl.String, "item": pl.String,
     "leaf_category": pl.String, "top_category": pl.String, "page": pl.String,
 }  # fmt: skip
+EVENT_COLUMNS = tuple(EVENT_SCHEMA)
 # The browse page of a row whose log says nothing about the page it happened on.
 PAGE_LOG = "Page_Log"
 

@@ -21,7 +21,8 @@ _DAY_BITS = 32
 
 
 def snapshots(events: pl.DataFrame, utc_offset_minutes: int) -> pl.DataFrame:
-    """``events`` (user_id, ts, action), sorted by user -> HISTORY_COLUMNS, sorted by user, time."""
+    """``events`` (user_id, ts, action), each user's events together and by time ->
+    HISTORY_COLUMNS in the same order."""
     offset_ms = utc_offset_minutes * 60_000
     daily = (
         events.select(
@@ -29,9 +30,8 @@ def snapshots(events: pl.DataFrame, utc_offset_minutes: int) -> pl.DataFrame:
             ((pl.col("ts") + offset_ms) // DAY_MS).alias("day"),
             *[(pl.col("action") == a).cast(pl.Int64).alias(a) for a in COUNTED],
         )
-        .group_by("user_id", "day", maintain_order=True)
+        .group_by("user_id", "day", maintain_order=True)  # sorted input: (user, day) in order
         .agg(pl.col(a).sum() for a in COUNTED)
-        .sort("user_id", "day")
     )
     if daily.height == 0:
         return pl.DataFrame(schema={c: pl.String if c == "user_id" else pl.Int64 for c in HISTORY_COLUMNS})

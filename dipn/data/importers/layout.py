@@ -35,7 +35,7 @@ class Field:
     used: bool = True
     required: bool = True
     allowed: tuple[str, ...] = ()  # closed set of values (event types)
-    minimum: int | None = None  # for "int"
+    minimum: int | None = None  # for "int" ("datetime" values must not precede 1970)
     pattern: str | None = None  # regular expression a value must match in full
     formats: tuple[str, ...] = ()  # strptime formats for "datetime", tried in order (UTC)
     example: str = ""  # a valid value, quoted in messages
@@ -149,7 +149,7 @@ def parse_rows(
     if n_blank:
         frame = frame.filter(~blank)
     report.rows_read += frame.height
-    checks = _checks(layout)
+    checks = _checks(layout, where.width)
     first_bad = pl.coalesce([pl.when(c.bad).then(pl.lit(i, pl.Int32)) for i, c in enumerate(checks)])
     frame = frame.with_columns(first_bad.alias("__rule"))
     bad = frame.filter(pl.col("__rule").is_not_null())
@@ -205,21 +205,21 @@ def _blank_to_null(column: pl.Expr) -> pl.Expr:
     return pl.when(trimmed != "").then(trimmed)
 
 
-def _checks(layout: Layout) -> list[_Check]:
+def _checks(layout: Layout, width: int) -> list[_Check]:
     """Rules in the order a row is judged: its field count, then each used field in order."""
-    checks = [_field_count(layout)]
+    checks = [_field_count(layout, width)]
     for f in layout.fields:
         if f.used:
             checks += _field_checks(f)
     return checks
 
 
-def _field_count(layout: Layout) -> _Check:
+def _field_count(layout: Layout, width: int) -> _Check:
     names = ", ".join(layout.names)
 
     def explain(row: dict[str, Any]) -> str:
-        found = row["text"].rstrip("\r\n").count(",") + 1
-        expected = f"{'at least ' if layout.rest_in_last else ''}{len(layout.names)}"
+        found = row["text"].count(",") + 1
+        expected = f"{'at least ' if layout.rest_in_last else ''}{width}"
         return (f"expected {expected} comma-separated fields ({names}), found {found}; "
                 "fields of this layout are never quoted")  # fmt: skip
 
@@ -227,27 +227,33 @@ def _field_count(layout: Layout) -> _Check:
 
 
 def _field_checks(f: Field) -> list[_Check]:
+    """Checks on one field, in the order a value is judged: presence, parse, range, set."""
     name, value, parsed = f.name, pl.col(f.name), pl.col(_value(f))
+    present = value.is_not_null()
+    like = f" like {f.example!r}" if f.example else ""
     checks: list[_Check] = []
     if f.required:
         detail = f"missing value; {name!r} is required in every row"
-        checks.append(_Check("missing_value", name, value.is_null(), lambda row: detail))
+        checks.append(_Check("missing_value", name, ~present, lambda row: detail))
     if f.parse == "int":
-        checks.append(_Check("not_a_number", name, value.is_not_null() & parsed.is_null(),
-                             lambda row: f"{row[name]!r} is not a whole number; {name!r} must be an integer"))  # fmt: skip
+        whole = f"{name!r} must be an integer"
+        checks.append(_Check("not_a_number", name, present & parsed.is_null(),
+                             lambda row: f"{row[name]!r} is not a whole number; {whole}"))  # fmt: skip
         if f.minimum is not None:
             checks.append(_below_minimum(name, parsed, f.minimum))
     if f.parse == "datetime":
-        like = f" like {f.example!r}" if f.example else ""
-        checks.append(_Check("not_a_timestamp", name, value.is_not_null() & parsed.is_null(),
+        checks.append(_Check("not_a_timestamp", name, present & parsed.is_null(),
                              lambda row: f"{row[name]!r} is not a timestamp{like}"))  # fmt: skip
+        checks.append(_Check("negative", name, parsed < 0,
+                             lambda row: f"{row[name]!r} is before 1970-01-01 00:00 UTC; times must not be"))  # fmt: skip
     if f.pattern is not None:
-        like = f" like {f.example!r}" if f.example else ""
-        checks.append(_Check("unknown_value", name, value.is_not_null() & ~value.str.contains(f"^(?:{f.pattern})$"),
+        fits = value.str.contains(f"^(?:{f.pattern})$")
+        checks.append(_Check("unknown_value", name, present & ~fits,
                              lambda row: f"unknown {name} {row[name]!r}; expected a value{like}"))  # fmt: skip
     if f.allowed:
-        checks.append(_Check("unknown_value", name, value.is_not_null() & ~value.is_in(f.allowed),
-                             lambda row: f"unknown {name} {row[name]!r}; expected one of {', '.join(f.allowed)}"))  # fmt: skip
+        expected = f"expected one of {', '.join(f.allowed)}"
+        checks.append(_Check("unknown_value", name, present & ~value.is_in(f.allowed),
+                             lambda row: f"unknown {name} {row[name]!r}; {expected}"))  # fmt: skip
     return [_Check(c.rule, c.column, c.bad.fill_null(False), c.explain) for c in checks]
 
 

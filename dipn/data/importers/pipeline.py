@@ -2,7 +2,7 @@
 
 Pass 1 reads each file in chunks of lines, checks and maps the rows (dropping and counting rows
 that are malformed, have no counterpart, or fall outside the published window) and appends the
-events to one of N temporary Parquet files chosen by a hash of the user id, so that every user's
+events to one of N temporary Arrow IPC files chosen by a hash of the user id, so that every user's
 events, and every exact duplicate of a row, land in one partition. Pass 2 takes one partition at
 a time: drops exact duplicates, fills item categories, sorts each user's events by time, derives
 stay times and history snapshots, and appends them to ``browse.parquet`` and ``history.parquet``.
@@ -24,14 +24,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
+from pyarrow import ipc
 from tqdm.auto import tqdm
 
 from dipn import __version__
-from dipn.data.importers.base import EVENT_COLUMNS, EVENT_SCHEMA, LogFormat
+from dipn.data.importers.base import EVENT_SCHEMA, LogFormat
 from dipn.data.importers.formats import FORMATS
 from dipn.data.importers.history import DAY_MS, snapshots
 from dipn.data.importers.layout import HASH, LINE, FileReport, read_rows
@@ -39,6 +40,7 @@ from dipn.data.importers.lines import CHUNK_BYTES, check_readable, is_gzip
 from dipn.data.readers import SUFFIXES
 from dipn.data.schema import SCHEMAS, VIEWS
 from dipn.errors import DipnValidationError
+from dipn.features.spec import BROWSE_ACTIONS
 
 STAY_CAP_MS = 30 * 60_000  # a browse event's stay: the gap to the user's next event, at most 30 min
 PARTITION_BYTES = 16 << 20  # source text per partition; pass 2 holds one partition in memory
@@ -50,6 +52,8 @@ COMPRESSION = "zstd"
 _ORDER, _FILE, _PART = "__order", "__file", "__part"
 _LINE_BITS = 40  # __order = file index << 40 | line: file order across all inputs
 _CARRIED = {**EVENT_SCHEMA, _ORDER: pl.Int64, HASH: pl.UInt64, _FILE: pl.UInt16}
+# Low-cardinality text travels dictionary-encoded, to keep the temporary files small.
+_COMPACT = {"action": pl.Enum(BROWSE_ACTIONS), "page": pl.Categorical()}
 _ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
 
 
@@ -103,6 +107,8 @@ def import_logs(
     and rule, and nothing is written. Lenient: malformed rows are dropped and counted per rule.
     """
     started = time.perf_counter()
+    if min(config.chunk_bytes, config.partition_bytes, config.stay_cap_ms) <= 0:
+        raise DipnValidationError(f"chunk_bytes, partition_bytes and stay_cap_ms must be > 0: {config}")
     fmt = _format(format_name)
     sources = _sources(fmt, [Path(p) for p in paths])
     out_dir = Path(out_dir)
@@ -213,11 +219,13 @@ class _Run:
             for s in self.sources:
                 if s.role not in self.fmt.event_roles:
                     side.setdefault(s.role, []).append(s.path)
-            self.fmt.prepare(side, self._read)
-            for s in self.sources:
-                if s.role in self.fmt.event_roles:
-                    self._pass_one(s)
-        self.partitions.close()
+            try:
+                self.fmt.prepare(side, self._read)
+                for s in self.sources:
+                    if s.role in self.fmt.event_roles:
+                        self._pass_one(s)
+            finally:
+                self.partitions.close()
         if self.first_ts is None or self.last_ts is None:
             raise DipnValidationError(f"no event left to import from {self._inputs()}; {self._dropped_text()}")
         self._pass_two()
@@ -250,7 +258,7 @@ class _Run:
             lo, hi = int(events["ts"].min()), int(events["ts"].max())  # type: ignore[arg-type]
             self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
             self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
-            self.partitions.write(events.select(list(_CARRIED)))
+            self.partitions.write(events.select(list(_CARRIED)).cast(_COMPACT))
 
     def _pass_two(self) -> None:
         browse_schema, history_schema = _arrow_schema("browse"), _arrow_schema("history")
@@ -273,20 +281,17 @@ class _Run:
                 self.rows["history"] += snaps.height
                 self.rows["users"] += frame["user_id"].n_unique()
         for s, report in zip(self.sources, self.reports, strict=True):
-            report.rows_kept = kept.get(s.index, 0)
+            side_file = s.role not in self.fmt.event_roles  # its valid rows were all used
+            report.rows_kept = report.rows_read - sum(report.dropped.values()) if side_file else kept.get(s.index, 0)
 
     def _without_duplicates(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Rows whose text (its 64-bit hash) and time equal an earlier row's: exact duplicates.
-
-        A false match needs two different lines of one partition with the same time and the same
-        64-bit hash; with 2**20 distinct lines per timestamp the odds would still be below 1e-7.
-        """
-        duplicate = ~pl.struct(HASH, "ts").is_first_distinct()
-        flagged = frame.with_columns(duplicate.alias("__duplicate"))
-        dups = flagged.filter(pl.col("__duplicate"))
-        for index, n in dups[_FILE].value_counts().iter_rows():
+        """Without the rows whose text and time equal an earlier row's: exact duplicates."""
+        duplicate = duplicates(frame)
+        if not duplicate.any():
+            return frame
+        for index, n in frame.filter(duplicate)[_FILE].value_counts().iter_rows():
             self.reports[index].drop("duplicate", n)
-        return flagged.filter(~pl.col("__duplicate")).drop("__duplicate")
+        return frame.filter(~duplicate)
 
     # ------------------------------------------------------------------------- summary
 
@@ -347,6 +352,24 @@ class _Run:
         return f"read {read:,} rows, dropped " + (", ".join(f"{k} {n:,}" for k, n in sorted(dropped.items())) or "none")
 
 
+def duplicates(frame: pl.DataFrame) -> pl.Series:
+    """True for a row whose line text (64-bit hash; the text holds the user) and time equal an
+    earlier row's. One 64-bit key finds the candidates fast; a candidate counts only if an
+    earlier row has its very hash and time, so a false match needs two different lines with the
+    same time and the same 64-bit hash."""
+    key = pl.col(HASH) ^ pl.col("ts").reinterpret(signed=False)
+    candidate = frame.select(~key.is_first_distinct()).to_series()
+    if not candidate.any():
+        return candidate
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row")
+    candidates = frame.select(rows, HASH, "ts").filter(candidate)
+    firsts = frame.select(HASH, "ts").filter(~candidate & pl.col(HASH).is_in(candidates[HASH].implode()))
+    confirmed = candidates.join(firsts.unique(), on=[HASH, "ts"], how="semi")["__row"].to_numpy()
+    mask = np.zeros(frame.height, dtype=bool)
+    mask[confirmed] = True
+    return pl.Series("duplicate", mask)
+
+
 def by_user_and_time(events: pl.DataFrame) -> pl.DataFrame:
     """Each user's events together, by time, same-time events in file order.
 
@@ -375,18 +398,19 @@ def _table(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def _iso(ms: int, zone: timezone) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=zone).isoformat()
+    moment = datetime.fromtimestamp(ms / 1000, tz=zone)
+    return moment.isoformat(timespec="seconds" if ms % 1000 == 0 else "milliseconds")
 
 
 class _Partitions:
-    """N append-only Arrow IPC files of events (LZ4), a user's events all in one of them."""
+    """N append-only Arrow IPC files of events (zstd), a user's events all in one of them."""
 
     def __init__(self, directory: Path, count: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.count = directory, count
-        self._schema = pl.DataFrame(schema=_CARRIED).to_arrow().schema
+        self._schema = pl.DataFrame(schema=_CARRIED).cast(_COMPACT).to_arrow().schema
         self._files: dict[int, Any] = {}
-        self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
 
     def _path(self, part: int) -> Path:
         return self.directory / f"part-{part:05d}.arrows"
@@ -402,14 +426,15 @@ class _Partitions:
     def _append(self, part: int, piece: pl.DataFrame) -> None:
         if part not in self._writers:
             self._files[part] = self._path(part).open("wb")
-            options = pa.ipc.IpcWriteOptions(compression="lz4")
-            self._writers[part] = pa.ipc.new_stream(self._files[part], self._schema, options=options)
+            options = ipc.IpcWriteOptions(compression="zstd")
+            self._writers[part] = ipc.new_stream(self._files[part], self._schema, options=options)
         self._writers[part].write_table(piece.to_arrow().cast(self._schema))
 
     def close(self) -> None:
         for part, writer in self._writers.items():
             writer.close()
             self._files[part].close()
+        self._writers.clear()
 
     def read_all(self) -> Iterator[pl.DataFrame]:
         """Each partition in turn (file order of its rows), deleted once read."""
@@ -417,6 +442,6 @@ class _Partitions:
             path = self._path(part)
             if not path.exists():
                 continue
-            frame = pl.read_ipc_stream(path)
+            frame = pl.read_ipc_stream(path).rechunk().cast({name: pl.String for name in _COMPACT})
             path.unlink()
             yield frame

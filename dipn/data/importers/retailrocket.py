@@ -23,6 +23,7 @@ from dipn.data.readers import RawDataError
 
 EVENT_TO_ACTION = {"view": "browse", "addtocart": "cart", "transaction": "purchase"}
 CATEGORY_PROPERTY = "categoryid"
+_PROPERTY_SCHEMA = {"timestamp": pl.Int64, "itemid": pl.String, "property": pl.String, "value": pl.String}
 
 LAYOUTS = {
     "events": Layout(
@@ -70,22 +71,17 @@ class Retailrocket(LogFormat):
         return LAYOUTS[role]
 
     def prepare(self, side_files: dict[str, list[Path]], read: RowReader) -> None:
-        parts = [
-            rows.filter(pl.col("property") == CATEGORY_PROPERTY)
-            .select(pl.col("itemid"), pl.col("timestamp").alias("ts"), pl.col("value").alias("leaf_category"))
-            .drop_nulls()
-            for path in side_files.get("item_properties", [])
-            for rows in read(path, "item_properties")
-        ]
-        if side_files.get("item_properties"):
-            self._sources["item_properties"] = True
-            table = pl.concat(parts) if parts else pl.DataFrame(schema={"itemid": pl.String, "ts": pl.Int64, "leaf_category": pl.String})
+        properties = side_files.get("item_properties", [])
+        if properties:
+            parts = [_category_rows(rows) for path in properties for rows in read(path, "item_properties")]
+            table = pl.concat([_category_rows(pl.DataFrame(schema=_PROPERTY_SCHEMA)), *parts])
             self._item_categories = table.unique(["itemid", "ts"], keep="last", maintain_order=True).sort("ts")
             self._first_category = self._item_categories.group_by("itemid").agg(pl.col("leaf_category").first())
+            self._sources["item_properties"] = True
         trees = [rows for path in side_files.get("category_tree", []) for rows in read(path, "category_tree")]
         if trees:
-            self._sources["category_tree"] = True
             self._tops = top_categories(pl.concat(trees))
+            self._sources["category_tree"] = True
 
     def events(self, rows: pl.DataFrame, role: str) -> pl.DataFrame:
         return rows.select(
@@ -109,11 +105,10 @@ class Retailrocket(LogFormat):
                                    strategy="backward", check_sortedness=False)  # fmt: skip
         earliest = joined.join(self._first_category.rename({"leaf_category": "__first"}),
                                left_on="item", right_on="itemid", how="left")  # fmt: skip
-        leaf = pl.coalesce("leaf_category", "__first").alias("leaf_category")
-        out = earliest.with_columns(leaf).sort("__position")
+        out = earliest.with_columns(pl.coalesce("leaf_category", "__first").alias("leaf_category"))
         if self._tops is not None:
             out = out.drop("top_category").join(self._tops, on="leaf_category", how="left")
-        return out.select(events.columns)
+        return out.sort("__position").select(events.columns)
 
     def mapping(self) -> dict[str, Any]:
         return {
@@ -125,6 +120,15 @@ class Retailrocket(LogFormat):
             "page": PAGE_LOG,
             "user_id": "visitorid",
         }
+
+
+def _category_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """item_properties rows -> (itemid, ts, leaf_category) of the categoryid property."""
+    return (
+        rows.filter(pl.col("property") == CATEGORY_PROPERTY)
+        .select(pl.col("itemid"), pl.col("timestamp").alias("ts"), pl.col("value").alias("leaf_category"))
+        .drop_nulls()
+    )
 
 
 def top_categories(tree: pl.DataFrame) -> pl.DataFrame:
