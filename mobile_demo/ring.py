@@ -10,9 +10,10 @@ import numpy as np
 
 
 class ViewBuffer:
-    def __init__(self, length: int, width: int) -> None:
+    def __init__(self, length: int, width: int, dtype: type = np.int32, fill: int = 0) -> None:
         self.length = length
-        self._rows = np.zeros((2 * length, width), dtype=np.int32)
+        self.fill = fill
+        self._rows = np.full((2 * length, width), fill, dtype=dtype)
         self._next = 0  # slot of the next row, in [0, length)
         self.count = 0  # events seen, capped at length
 
@@ -24,10 +25,10 @@ class ViewBuffer:
         self.count = min(self.count + 1, self.length)
 
     def window(self) -> np.ndarray:
-        """(length, width) ids, oldest first, zero rows on the left until the buffer is full."""
+        """(length, width) rows, oldest first, ``fill`` rows on the left until the buffer is full."""
         return self._rows[self._next : self._next + self.length]
 
     def clear(self) -> None:
-        self._rows[:] = 0
+        self._rows[:] = self.fill
         self._next = 0
         self.count = 0

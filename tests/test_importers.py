@@ -259,6 +259,14 @@ def test_gzip_and_crlf_files_import_like_the_plain_file(tmp_path: Path) -> None:
         assert meta["dropped"] == {"duplicate": 1}, name
 
 
+def test_bytes_that_are_not_utf8_neither_stop_the_import_nor_shift_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "UserBehavior.csv"
+    path.write_bytes(f"1,\xff\xfe,7,pv,{taobao(0, 1)}\n1,2,\xff,pv,{taobao(0, 2)}\n1,2,3,pv,x\n".encode("latin-1"))
+    assert_error(error_of("taobao-userbehavior", [path], tmp_path / "out"), path, 3, "timestamp", "not_a_number")
+    run("taobao-userbehavior", [path], tmp_path / "out", lenient=True)
+    assert browse_of(tmp_path / "out")["leaf_category"].to_list() == ["7", "\ufffd"]
+
+
 # --------------------------------------------------------------------------- REES46
 
 
@@ -344,7 +352,8 @@ def test_retailrocket_categories_come_from_properties_at_event_time_and_the_tree
         "1433000000000,4,888,1 2,3 4",  # free text with a comma
         "1433222000000,1,categoryid,11",
     )
-    more = write(tmp_path / "item_properties_part2.csv", "timestamp,itemid,property,value", "1433000000000,3,categoryid,12")
+    more = write(tmp_path / "item_properties_part2.csv", "timestamp,itemid,property,value",
+                 "1433000000000,3,categoryid,12")  # fmt: skip
     tree = write(tmp_path / "category_tree.csv", "categoryid,parentid", "10,5", "5,", "11,", "12,10")
     meta = run("retailrocket", [retailrocket_events(tmp_path), properties, more, tree], tmp_path / "out")
     got = browse_of(tmp_path / "out")
@@ -440,7 +449,8 @@ def test_inputs_and_outputs_are_checked_before_reading(tmp_path: Path) -> None:
     with pytest.raises(DipnValidationError, match="unknown log format 'taobao'"):
         run("taobao", [path], tmp_path / "out")
     missing = error_of("taobao-userbehavior", [tmp_path / "none.csv"], tmp_path / "out")
-    assert (missing.path, missing.rule, str(missing)) == (tmp_path / "none.csv", "unreadable", f"{tmp_path / 'none.csv'}: no such file")
+    assert (missing.path, missing.rule) == (tmp_path / "none.csv", "unreadable")
+    assert str(missing) == f"{tmp_path / 'none.csv'}: no such file"
     busy = tmp_path / "busy"
     busy.mkdir()
     write(busy / "swipe.csv", "user_id")

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the cut sampling")
     p.add_argument("--users-per-shard", type=int, default=d.users_per_shard)
     p.add_argument("--utc-offset-minutes", type=int, default=d.utc_offset_minutes,
-                   help="time zone of the hour-of-day feature (Taobao: 480)")
+                   help="time zone of the hour-of-day feature (default: meta.json's, as dipn import writes it; else UTC)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
     p.add_argument("--cuts", type=Path, default=None,

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "meta.json for build-samples' hour feature (default: the format's; Taobao 480, others 0)")
     cap = STAY_CAP_MS / 60_000
     p.add_argument("--stay-cap-minutes", type=float, default=cap,
-                   help=f"longest stay time given to a browse event (the gap to the user's next event; default {cap:g})")
+                   help=f"longest stay time of a browse event (the gap to the user's next event; default {cap:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)  # fmt: skip
 
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
     )
     result = import_logs(args.format, args.paths, args.out, config)
     print(result)
-    print(f"next: dipn build-samples {args.out} --out SAMPLES --utc-offset-minutes {result.meta['utc_offset_minutes']}")
+    print(f"next: dipn build-samples {args.out} --out SAMPLES   (hour of day in UTC{result.meta['utc_offset_minutes']:+d} min, from meta.json)")
     return 0

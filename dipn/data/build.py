@@ -49,7 +49,7 @@ class BuildConfig:
     seed: int = 0
     users_per_shard: int = 5000
     lenient: bool = False
-    utc_offset_minutes: int = 0
+    utc_offset_minutes: int | None = None  # hour-of-day time zone; None: meta.json's, else UTC
 
 
 def build_samples(
@@ -90,7 +90,10 @@ def build_samples(
 
     steps.set_postfix_str("vocabularies")
     if manifest is None:
-        feature_config = FeatureConfig(utc_offset_minutes=config.utc_offset_minutes)
+        offset = config.utc_offset_minutes
+        if offset is None:
+            offset = int((meta or {}).get("utc_offset_minutes", 0))
+        feature_config = FeatureConfig(utc_offset_minutes=offset)
         manifest = build_vocabularies(frames, FeatureManifest(feature_config), window.eval_start_ms)
     steps.update()
 

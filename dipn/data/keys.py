@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TIME_BITS = 41  # 2**41 ms is about 69 years of time after the base
+TIME_BITS = 38  # 2**38 ms is about 8.7 years after the base; leaves 2**24 (16.7 M) users
 MAX_USERS = 1 << (62 - TIME_BITS)
 
 
@@ -13,7 +13,7 @@ def user_time_key(user_idx: np.ndarray, ts: np.ndarray, base_ms: int) -> np.ndar
     u = np.asarray(user_idx, dtype=np.int64)
     t = np.asarray(ts, dtype=np.int64) - np.int64(base_ms)
     if len(t) and (t.min() < 0 or t.max() >= (1 << TIME_BITS)):
-        raise ValueError("timestamp outside the 69-year range after the data's first event")
+        raise ValueError("timestamp more than 8.7 years after the data's first event")
     if len(u) and u.max() >= MAX_USERS:
         raise ValueError(f"more than {MAX_USERS} users")
     return (u << TIME_BITS) | t

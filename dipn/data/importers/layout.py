@@ -244,8 +244,8 @@ def _field_checks(f: Field) -> list[_Check]:
     if f.parse == "datetime":
         checks.append(_Check("not_a_timestamp", name, present & parsed.is_null(),
                              lambda row: f"{row[name]!r} is not a timestamp{like}"))  # fmt: skip
-        checks.append(_Check("negative", name, parsed < 0,
-                             lambda row: f"{row[name]!r} is before 1970-01-01 00:00 UTC; times must not be"))  # fmt: skip
+        early = "times must not precede 1970-01-01 00:00 UTC"
+        checks.append(_Check("negative", name, parsed < 0, lambda row: f"{row[name]!r} is too early; {early}"))
     if f.pattern is not None:
         fits = value.str.contains(f"^(?:{f.pattern})$")
         checks.append(_Check("unknown_value", name, present & ~fits,

@@ -26,15 +26,11 @@ _BOM = b"\xef\xbb\xbf"
 
 @dataclass(frozen=True)
 class LineChunk:
-    """Consecutive physical lines of a file, each with its line ending ("\n" or "\r\n"; the
-    last line of a file gets a "\n" if it has none, so equal lines are equal strings)."""
+    r"""Consecutive physical lines of a file, each with its line ending (\n or \r\n; the last
+    line of a file gets a \n if it has none, so equal lines are equal strings)."""
 
     text: pl.Series  # one string per line ("\n" for a blank line)
     first_line: int  # 1-based physical line number of text[0]
-
-    @property
-    def line_numbers(self) -> pl.Series:
-        return pl.int_range(self.first_line, self.first_line + len(self.text), eager=True, dtype=pl.Int64)
 
 
 def is_gzip(path: Path) -> bool:
@@ -110,7 +106,8 @@ def _lines(path: Path, body: bytes) -> pl.Series:
     try:
         array.validate(full=True)
     except pa.ArrowInvalid:  # not UTF-8: keep the lines, replace the bad bytes
-        return pl.Series([_decode(body[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)], dtype=pl.String)
+        lines = [_decode(body[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        return pl.Series(lines, dtype=pl.String)
     return pl.Series(array)
 
 
@@ -120,6 +117,8 @@ def _decode(data: bytes) -> str:
 
 def check_readable(path: Path) -> None:
     """A missing, unreadable or empty file is one error, before any row is looked at."""
+    if path.is_dir():
+        raise RawDataError(path, "a directory; give the data set's files", rule="unreadable")
     if not path.is_file():
         raise RawDataError(path, "no such file", rule="unreadable")
     if path.stat().st_size == 0:

@@ -204,7 +204,8 @@ class _Run:
         self._report_of = {s.path: r for s, r in zip(sources, self.reports, strict=True)}
         event_sources = [s for s in sources if s.role in fmt.event_roles]
         self.partitions = _Partitions(work / "partitions", _partition_count(event_sources, config))
-        self.offset_minutes = fmt.utc_offset_minutes if config.utc_offset_minutes is None else config.utc_offset_minutes
+        given = config.utc_offset_minutes
+        self.offset_minutes = fmt.utc_offset_minutes if given is None else given
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.actions: Counter[str] = Counter()
@@ -267,8 +268,9 @@ class _Run:
             pq.ParquetWriter(self.work / "browse.parquet", browse_schema, compression=COMPRESSION) as browse,
             pq.ParquetWriter(self.work / "history.parquet", history_schema, compression=COMPRESSION) as history,
         ):  # fmt: skip
-            for frame in tqdm(self.partitions.read_all(), total=self.partitions.count, unit="part",
-                              desc=f"import {self.fmt.name}: sort and write", disable=not self.config.progress):  # fmt: skip
+            parts = tqdm(self.partitions.read_all(), total=self.partitions.count, unit="part",
+                         desc=f"import {self.fmt.name}: sort and write", disable=not self.config.progress)  # fmt: skip
+            for frame in parts:
                 frame = self._without_duplicates(frame)
                 frame = by_user_and_time(self.fmt.resolve(frame))
                 kept.update(dict(frame[_FILE].value_counts().iter_rows()))
@@ -349,7 +351,8 @@ class _Run:
         for r in self.reports:
             dropped.update(r.dropped)
         read = sum(r.rows_read for r in self.reports)
-        return f"read {read:,} rows, dropped " + (", ".join(f"{k} {n:,}" for k, n in sorted(dropped.items())) or "none")
+        reasons = ", ".join(f"{k} {n:,}" for k, n in sorted(dropped.items())) or "none"
+        return f"read {read:,} rows, dropped {reasons}"
 
 
 def duplicates(frame: pl.DataFrame) -> pl.Series:

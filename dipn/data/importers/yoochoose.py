@@ -112,7 +112,7 @@ class YooChoose(LogFormat):
 
     def resolve(self, events: pl.DataFrame) -> pl.DataFrame:
         """Top: the real category (1..12) the item was clicked in most often; leaf: the brand it
-        was clicked under most often (ties: the smaller value). Buys get their item's too."""
+        was clicked under most often (ties: the first in text order). Buys get their item's too."""
         if self._item_categories is None:
             self._item_categories = item_categories(self._context_counts)
         out = events.drop("leaf_category", "top_category").join(
