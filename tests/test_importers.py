@@ -438,7 +438,7 @@ def test_the_command_line_imports_and_prints_a_summary(tmp_path: Path, capsys: p
     assert args.run(args) == 0
     printed = capsys.readouterr().out
     assert "1 browse events" in printed and "not_a_number 1" in printed
-    assert "--utc-offset-minutes 480" in printed
+    assert "UTC+480 min, from meta.json" in printed
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["format"] == "taobao-userbehavior" and meta["sources"][0]["path"] == str(path)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["browse.parquet", "history.parquet", "meta.json"]
