@@ -93,14 +93,16 @@ class Uplink:
 
     def flush(self) -> int:
         """Send queued scores in order, batch by batch; returns how many the endpoint acknowledged."""
-        sent = 0
+        accepted = 0
         while batch := self.queue.peek(self.config.batch_size):
-            if not self._post(batch):
+            done, count = self._post(batch)
+            accepted += count
+            if not done:
                 break
-            sent += len(batch)
-        return sent
+        return accepted
 
-    def _post(self, batch: list[tuple[int, dict]]) -> bool:
+    def _post(self, batch: list[tuple[int, dict]]) -> tuple[bool, int]:
+        """(whether the batch left the queue, how many scores the endpoint accepted)."""
         ids, records = [i for i, _ in batch], [r for _, r in batch]
         for attempt in range(self.config.max_attempts):
             if attempt:
@@ -115,14 +117,14 @@ class Uplink:
             if response.status_code == 200:
                 self.queue.ack(ids)
                 self.counts["acknowledged"] += len(ids)
-                return True
+                return True, len(ids)
             if response.status_code >= 500 or response.status_code in (401, 408, 409, 429):
                 self.counts[f"retried_{response.status_code}"] += 1  # server trouble, clock skew, replay
                 continue
             self.queue.ack(ids)  # a 4xx the endpoint will never accept: drop, do not block the queue
             self.counts[f"rejected_{response.status_code}"] += len(ids)
-            return True
-        return False
+            return True, 0
+        return False, 0
 
     def close(self) -> None:
         self.queue.close()
