@@ -213,15 +213,13 @@ class DipnTF(tf.Module):
         batch = tf.shape(gi)[2]
         gi = tf.reshape(gi, tf.stack([steps // unroll, unroll, k, batch, 3 * d]))
         gi_rz, gi_n = tf.split(gi, [2 * d, d], axis=-1)  # split once here, not at every step
-        # Zeros derived from the input, so that the converter does not store them as a constant.
-        h0 = tf.zeros_like(gi_n[0, 0])  # (K, B, d)
-        outs0 = tf.zeros_like(gi_n)  # (T / unroll, unroll, K, B, d)
-        # W_hh enters the loop as a loop variable, not a constant of the body: dynamic-range int8
-        # then leaves it float (a per-step hybrid matmul is slower and its error compounds over
-        # the steps); it is 3 x d x d per recurrence, 74 KB for the full DIPN.
-        w_hh, b_hh = tf.convert_to_tensor(self.w_hh), tf.convert_to_tensor(self.b_hh)
+        # Zeros computed from an input (x * 0 cannot be folded: NaN * 0 is NaN), so that the
+        # converter does not store a (T, K, B, d) constant of zeros (196 KB) in the file.
+        outs0 = gi_n * 0.0  # (T / unroll, unroll, K, B, d)
+        h0 = outs0[0, 0]  # (K, B, d)
+        w_hh, b_hh = self.w_hh, self.b_hh
 
-        def iteration(i, h, outs, w_hh, b_hh):
+        def iteration(i: tf.Tensor, h: tf.Tensor, outs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
             steps_rz = tf.unstack(tf.gather(gi_rz, i), num=unroll)  # unroll x (K, B, 2d)
             steps_n = tf.unstack(tf.gather(gi_n, i), num=unroll)
             states = []
@@ -234,12 +232,11 @@ class DipnTF(tf.Module):
                 states.append(h)
             update = tf.expand_dims(tf.stack(states), 0)  # (1, unroll, K, B, d)
             outs = xla.dynamic_update_slice(outs, update, tf.stack([i, 0, 0, 0, 0]))
-            return i + 1, h, outs, w_hh, b_hh
+            return i + 1, h, outs
 
         iterations = steps // unroll
-        _, _, outs, _, _ = tf.while_loop(
-            lambda i, *_: i < iterations, iteration, (tf.constant(0), h0, outs0, w_hh, b_hh),
-            maximum_iterations=iterations,
+        _, _, outs = tf.while_loop(
+            lambda i, *_: i < iterations, iteration, (tf.constant(0), h0, outs0), maximum_iterations=iterations
         )
         outs = tf.reshape(outs, tf.stack([steps, k, batch, d]))
         outputs = {}
