@@ -38,7 +38,8 @@ class TfliteInt8:
 
     Per-tensor rather than per-channel: per-channel weights make ``FULLY_CONNECTED`` version 12,
     which tflite-runtime 2.14 (what many apps still ship) refuses; per-tensor is version 9 and
-    loads there. The GRU's recurrent weights stay float (see ``tf_graph``).
+    loads there. Embedding tables become int8 ``GATHER`` + ``DEQUANTIZE``; the GRU's recurrent
+    matmul inside the loop becomes a hybrid ``BATCH_MATMUL``.
     """
 
     per_channel: bool = False

@@ -201,7 +201,8 @@ class DipnTF(tf.Module):
         The loop body runs ``unroll`` steps per iteration: each iteration of a TFLite ``WHILE``
         copies its loop state (the (T, K, B, d) output buffer among it), so fewer, longer
         iterations are faster (on this host, 1 thread: 4.8 ms for the six recurrences one step per
-        iteration, 2.5 ms eight steps per iteration).
+        iteration, 2.5 ms eight steps per iteration). The recurrent weights are constants of the
+        loop body; int8 conversion makes its matmul a hybrid (int8 weights) ``BATCH_MATMUL``.
         """
         d, steps, k = self.hidden, self.sequence_length, len(self.recurrences)
         unroll = next(u for u in (8, 4, 2, 1) if steps % u == 0)

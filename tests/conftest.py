@@ -24,3 +24,28 @@ def tiny_samples(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("tiny-samples")
     build_samples(tiny_raw, out, BuildConfig(cuts_per_day=10, seed=3), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small DIPN trained for one short epoch on the tiny dataset."""
+    from dipn.data.store import SampleStore
+    from dipn.training.config import TrainConfig
+    from dipn.training.loop import Trainer
+
+    run = tmp_path_factory.mktemp("tiny-run")
+    config = TrainConfig(epochs=1, batch_size=16, max_train_samples=96, max_eval_samples=64, seed=11, threads=1, lr=3e-3)
+    Trainer(SampleStore(tiny_samples), config, run, progress=False).fit()
+    return run / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint converted to every format (loose AUC gate: the tiny eval set is small)."""
+    pytest.importorskip("tensorflow")
+    from convert.bundle import ConvertOptions, build_bundle
+
+    out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
+    build_bundle(tiny_checkpoint, tiny_samples, out, ConvertOptions(parity_samples=48, max_auc_drop=0.05),
+                 progress=lambda _: None)  # fmt: skip
+    return out

@@ -1,0 +1,108 @@
+"""The device wrapper: loads a checked bundle, encodes live events exactly as training did, scores
+with a real runtime, survives malformed events, and imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from convert.errors import BundleIntegrityError  # noqa: E402
+from dipn.data.store import SampleStore  # noqa: E402
+from mobile_demo.ring import ViewBuffer  # noqa: E402
+from mobile_demo.runtime import VIEWS, IntentRuntime  # noqa: E402
+
+
+def test_ring_buffer_is_a_left_padded_window_of_the_last_rows() -> None:
+    ring = ViewBuffer(4, 2)
+    for i in range(1, 4):
+        ring.append(np.array([i, i]))
+    np.testing.assert_array_equal(ring.window(), [[0, 0], [1, 1], [2, 2], [3, 3]])
+    for i in range(4, 7):
+        ring.append(np.array([i, i]))
+    np.testing.assert_array_equal(ring.window(), [[3, 3], [4, 4], [5, 5], [6, 6]])
+
+
+def _user_events(raw: Path, user: str, cut: int) -> tuple[list[tuple[int, str, dict]], dict, dict | None, tuple]:
+    events = []
+    for view in VIEWS:
+        frame = pl.read_parquet(raw / f"{view}.parquet").filter((pl.col("user_id") == user) & (pl.col("ts") <= cut))
+        events += [(row["ts"], view, row) for row in frame.iter_rows(named=True)]
+    events.sort(key=lambda e: e[0])  # stable: each view keeps its own order
+    profile = pl.read_parquet(raw / "profile.parquet").filter(pl.col("user_id") == user).row(0, named=True)
+    history = pl.read_parquet(raw / "history.parquet").filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut))
+    latest = history.sort("as_of_ts").row(len(history) - 1, named=True) if len(history) else None
+    swipes = pl.read_parquet(raw / "swipe.parquet").filter(pl.col("user_id") == user)
+    return events, profile, latest, (swipes["screen_w"][0], swipes["screen_h"][0])
+
+
+@pytest.mark.parametrize("backend", ["tflite", "onnx"])
+def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
+    backend: str, tiny_bundle: Path, tiny_samples: Path, tiny_raw: Path
+) -> None:
+    store = SampleStore(tiny_samples)
+    index = int(store.indices("eval")[0])
+    batch = store.batch(np.array([index]))
+    user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
+    events, profile, history, screen = _user_events(tiny_raw, user, cut)
+    runtime = IntentRuntime(tiny_bundle, screen, backend=backend, score_on_page_leave=False)
+    assert runtime.self_test["cases"] > 0 and runtime.backend == backend
+    runtime.set_user(history, profile)
+    for _, view, row in events:
+        runtime.on_event(view, row)
+    inputs = runtime.inputs()
+    for name in inputs:
+        np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
+    score = runtime.score(cut)
+    reference = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert 0 <= score.p_realtime <= 1 and 0 <= score.p_longterm <= 1 and reference["status"] == "ok"
+
+
+def test_malformed_events_are_repaired_or_dropped_and_counted(tiny_bundle: Path) -> None:
+    runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx")
+    t = 1_800_000_000_000
+    bad = [
+        ("swipe", {"type": "swipe", "page": "Page_Home"}),  # no ts
+        ("swipe", {"ts": t, "type": "pinch", "page": "Page_Home"}),  # unknown action
+        ("swipe", {"ts": t, "type": "tap", "page": "Page_Home", "x": float("nan"), "y": 3}),  # NaN
+        ("swipe", {"ts": t, "type": "tap", "page": "Page_Home", "x": 5000, "y": -9}),  # off screen: clamped
+        ("swipe", {"ts": t - 50_000, "type": "open_page", "page": "Page_Never_Seen"}),  # backwards, OOV page
+        ("tap", {"ts": t, "event": "button", "page": "Page_Home"}),  # button tap without a button
+        ("browse", {"ts": t, "action": "purchase", "page": None, "stay_ms": -4}),
+        ("gyro", {"ts": t}),
+    ]
+    for view, event in bad:
+        runtime.on_event(view, event)
+    counts = runtime.sanitizer.counts
+    assert counts["dropped_missing_field"] == 3 and counts["dropped_unknown_type"] == 1
+    assert counts["dropped_unknown_view"] == 1 and counts["clamped_off_screen"] == 2
+    assert counts["clamped_time_backwards"] == 1 and counts["clamped_stay_ms"] == 1
+    assert runtime.events_encoded == 3
+    score = runtime.score()
+    assert np.isfinite([score.p_realtime, score.p_longterm]).all()
+
+
+def test_a_bundle_with_a_modified_artifact_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    with open(copy / "model.int8.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(BundleIntegrityError, match="sha256 mismatch"):
+        IntentRuntime(copy, (360, 780))
+
+
+def test_the_device_side_imports_no_heavy_stack() -> None:
+    code = ("import sys, mobile_demo.runtime, mobile_demo.uplink, mobile_demo.replay;"
+            "heavy = {'torch', 'tensorflow', 'pandas', 'fastapi', 'sqlalchemy', 'uvicorn', 'coremltools', 'sklearn'};"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
