@@ -78,7 +78,7 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
         uplink.flush()
     print(file=sys.stderr)
     sent = sum(u.bytes_sent for _, _, u in devices)
-    return {"phones": len(devices), "events": len(timeline), "scores": scores,
+    return {"phones": len(devices), "users": [s["user_id"] for s, _, _ in devices], "events": len(timeline), "scores": scores,
             "acknowledged": sum(u.counts["acknowledged"] for _, _, u in devices),
             "bytes_sent": sent, "raw_event_bytes": raw_bytes,
             "latency_ms_p50": float(np.median(latencies)) if latencies else None,

@@ -36,6 +36,7 @@ from dipn.serving.metrics import BucketTotals, campaign_report, coupon_usage_rat
 from dipn.serving.migrations import migrate  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
+from dipn.serving.server import ThreadedServer  # noqa: E402
 
 ADMIN = "test-admin-token"
 
@@ -49,30 +50,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LiveServer:
-    """uvicorn serving the real app on 127.0.0.1 in a thread of this process."""
+class LiveServer(ThreadedServer):
+    """The real app on 127.0.0.1 in a thread, plus a database connection to check what it wrote."""
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(ServerConfig(db_url=db_url, admin_token=ADMIN), run_migrations=True)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN), self.port)
 
     def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
+        super().__enter__()
         self.engine = make_engine(self.db_url, pool_size=2)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        super().__exit__(*exc)
         self.engine.dispose()
 
     def count(self, table) -> int:  # noqa: ANN001

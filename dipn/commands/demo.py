@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-samples", type=int, default=6000, help="training samples per epoch (CPU budget)")
     p.add_argument("--eval-samples", type=int, default=4000, help="evaluation samples")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--phones", type=int, default=30, help="simulated phones streaming to the endpoint")
+    p.add_argument("--phone-events", type=int, default=40_000, help="events replayed across all phones")
     p.set_defaults(run=run)
 
 
@@ -34,13 +36,20 @@ def run(args: argparse.Namespace) -> int:
     from dipn.commands.build_samples import format_summary
     from dipn.commands.inspect import render_sample
     from dipn.data.build import BuildConfig, build_samples
+    from convert.bundle import ConvertOptions, build_bundle, size_parity_table
     from dipn.commands.train import describe_model
+    from dipn.serving.client import OperatorClient
+    from dipn.serving.config import ServerConfig
+    from dipn.serving.metrics import format_report
+    from dipn.serving.server import ThreadedServer
+    from mobile_demo.replay import replay
     from dipn.data.simulation import SimulationConfig, simulate
     from dipn.data.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 
+    started = time.perf_counter()
     raw, samples = args.out / "raw", args.out / "samples"
     t0 = _stage(f"1. simulate {args.users} shoppers over {args.days} days (density {args.density:g}) -> {raw}")
     summary = simulate(
@@ -71,5 +80,54 @@ def run(args: argparse.Namespace) -> int:
     for task, m in report["tasks"].items():
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}")
     print(f"plots: {run_dir / 'evaluation-eval'}/reliability.png, scores.png")
-    print(f"\nDone. Inspect more samples with: dipn inspect {samples} --split eval --sample N")
+
+    bundle = args.out / "bundle"
+    t0 = _stage(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
+    manifest = build_bundle(run_dir / "best.pt", samples, bundle, ConvertOptions(), progress=lambda _: None)
+    print(size_parity_table(manifest))
+    print(f"done in {time.perf_counter() - t0:.1f} s")
+
+    t0 = _stage(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
+    db = (args.out / "endpoint.db").resolve()
+    db.unlink(missing_ok=True)
+    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), _free_port()) as server:
+        operator = OperatorClient(server.url)
+        campaign = operator.create_campaign(name="demo", salt="demo")["campaign_id"]
+        sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed)
+        print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
+              f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
+              f"{sent['raw_event_bytes']:,} bytes of raw events; median inference {sent['latency_ms_p50']:.1f} ms")
+        _stage("8. coupon decisions (t_l = 0.2 <= p_realtime <= t_u = 0.4 in the model bucket), orders, R_c and I_gmv")
+        _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
+        print(format_report(operator.metrics(campaign)["buckets"]))
+        operator.close()
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _decide_and_order(operator, campaign: int, raw: Path, users: list[str], seed: int) -> None:  # noqa: ANN001
+    """Every phone's user gets a decision; their purchases of the last simulated day become orders
+    (GMV drawn per order; a granted coupon counts as used on the user's first order)."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    purchases = pl.read_parquet(raw / "browse.parquet").filter(
+        (pl.col("action") == "purchase") & pl.col("user_id").is_in(users)
+    )
+    granted = {u: operator.decide(campaign, u)["granted"] for u in users}
+    print(f"{sum(granted.values())} of {len(users)} users granted a coupon; {len(purchases)} orders recorded")
+    for n, row in enumerate(purchases.sort("ts").iter_rows(named=True)):
+        used = granted.get(row["user_id"], False)
+        granted[row["user_id"]] = False  # one coupon, used once
+        operator.record_order(campaign, f"o{n}", row["user_id"], float(np.round(rng.lognormal(4.2, 0.6), 2)),
+                              coupon_used=used, ts=row["ts"])  # fmt: skip
+

@@ -43,3 +43,34 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 800
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+
+
+class ThreadedServer:
+    """The app under uvicorn in a thread of this process, on loopback: for the demo and tests."""
+
+    def __init__(self, config: ServerConfig, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        from dipn.serving.app import create_app
+
+        self.url = f"http://127.0.0.1:{port}"
+        app = create_app(config, run_migrations=True)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the endpoint did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
