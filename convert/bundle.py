@@ -95,7 +95,9 @@ def _prepare_out(out: Path) -> Path:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
         raise ConversionError(f"{out} exists and is not a bundle directory; refusing to overwrite it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied and served
+    return tmp
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

@@ -1,8 +1,9 @@
 """PyTorch -> ONNX with the fixed signature (see ``convert.signature``).
 
 The legacy TorchScript exporter (``dynamo=False``) at opset 17 keeps each Bi-GRU as one native
-``GRU`` op (onnxruntime runs it fast); the dynamo exporter decomposes it. The batch axis is dynamic
-(``batch``), so the parity check can score many samples per call; a device feeds batch 1.
+``GRU`` op, which onnxruntime runs fast (the dynamo exporter, which needs onnxscript, was not
+used). The batch axis is dynamic (``batch``), so the parity check can score many samples per
+call; a device feeds batch 1.
 Minimum runtime: opset 17 and IR version 8 need onnxruntime >= 1.13.
 """
 
