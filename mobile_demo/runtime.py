@@ -49,7 +49,12 @@ class IntentRuntime:
         backend: str = "auto",
         threads: int = 1,
         score_on_page_leave: bool = True,
+        timer_ms: int | None = None,
+        checkpoint: str | Path | None = None,
     ) -> None:
+        """``backend``: "auto" (LiteRT, then onnxruntime, then CoreML on macOS), one of "tflite",
+        "onnx", "coreml", or "torch" (the PyTorch reference; needs ``checkpoint`` and torch)."""
+        self.checkpoint = checkpoint
         self.bundle = load_bundle(bundle_dir)  # refuses any sha256 / size mismatch
         self.manifest = FeatureManifest.load(self.bundle.root / self.bundle.manifest["features"])
         self.model_version = str(self.bundle.manifest.get("model_version", "unknown"))
@@ -64,9 +69,13 @@ class IntentRuntime:
                       if "merged" in self.input_names else {})  # fmt: skip
         self.static = {g: np.zeros((1, cfg.width(g)), np.int32) for g in STATIC_ENCODERS}
         self.score_on_page_leave = score_on_page_leave
+        self.timer_ms = timer_ms
+        self.last_score_ts: int | None = None
         self.events_encoded = 0
 
     def _pick_backend(self, backend: str, threads: int) -> tuple[str, Any, dict[str, Any]]:
+        if backend == "torch":
+            return "torch", TorchReference(self.checkpoint), {"skipped": "the reference is the model itself"}
         formats = [a["format"] for a in self.bundle.artifacts]
         order = [f for f in AUTO_ORDER if f in formats] if backend == "auto" else [backend]
         reasons = []
@@ -99,8 +108,11 @@ class IntentRuntime:
         if self.times:
             self.times[view].append(np.array([clean["ts"]]))
         self.events_encoded += 1
+        ts = int(clean["ts"])
         if self.score_on_page_leave and view == "swipe" and clean.get("type") == "leave_page":
-            return self.score(int(clean["ts"]))
+            return self.score(ts)
+        if self.timer_ms is not None and (self.last_score_ts is None or ts - self.last_score_ts >= self.timer_ms):
+            return self.score(ts)
         return None
 
     def inputs(self) -> dict[str, np.ndarray]:
@@ -116,12 +128,31 @@ class IntentRuntime:
         started = time.perf_counter()
         p = self.runner.scores(self.inputs())[0]
         latency = (time.perf_counter() - started) * 1000
+        self.last_score_ts = int(ts if ts is not None else time.time() * 1000)
         return Score(float(p[0]), float(p[1]), int(ts if ts is not None else time.time() * 1000), latency)
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "runtime": getattr(self.runner, "label", self.backend),
                 "model_version": self.model_version, "events_encoded": self.events_encoded,
                 "sanitizer": dict(self.sanitizer.counts), "self_test": self.self_test}  # fmt: skip
+
+
+class TorchReference:
+    """The PyTorch model itself as a backend: the reference the artifacts are checked against."""
+
+    label = "torch"
+
+    def __init__(self, checkpoint: str | Path | None) -> None:
+        if checkpoint is None:
+            raise RuntimeUnavailableError("the torch backend needs the checkpoint (checkpoint=...)")
+        from convert.signature import torch_scores
+        from dipn.training.checkpoint import load_model
+
+        self.model, _, _ = load_model(checkpoint)
+        self._scores = torch_scores
+
+    def scores(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._scores(self.model, inputs)
 
 
 def describe(runtime: IntentRuntime) -> str:

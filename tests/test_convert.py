@@ -334,3 +334,19 @@ def test_nothing_in_dipn_imports_convert_or_mobile_demo_except_inside_orchestrat
             if any(n.split(".")[0] in ("convert", "mobile_demo") for n in names):
                 relative = path.relative_to(ROOT).as_posix()
                 assert relative in ORCHESTRATORS and node.col_offset > 0, f"{relative} imports {names}"
+
+
+@pytest.mark.slow
+def test_litert_torch_fallback_route_converts_and_matches_torch(tmp_path: Path) -> None:
+    """The unrolled fallback (litert-torch, not part of dipn[convert]) on a short sequence."""
+    pytest.importorskip("litert_torch")
+    from convert.tflite_export import convert_tflite
+
+    torch.manual_seed(0)
+    model = DIPN(VARIANTS["dipn"], replace(FeatureConfig(), sequence_length=8)).eval()
+    inputs = _random_inputs(model, 5, np.random.default_rng(0))
+    info = convert_tflite(model, tmp_path / "a.tflite", tmp_path / "b.tflite", route="litert-torch")
+    assert info["fp32"]["while_loops"] == 0 and info["fp32"]["op_count"] > 1000  # unrolled
+    reference = torch_scores(model, inputs)
+    np.testing.assert_allclose(TfliteRunner(tmp_path / "a.tflite").scores(inputs), reference, atol=1e-5)
+    np.testing.assert_allclose(TfliteRunner(tmp_path / "b.tflite").scores(inputs), reference, atol=0.03)

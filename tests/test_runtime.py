@@ -106,3 +106,18 @@ def test_the_device_side_imports_no_heavy_stack() -> None:
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
+    onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False)
+    reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint)
+    t = 1_800_000_000_000
+    fired = []
+    for i in range(30):
+        event = {"ts": t + 100 * i, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 700, "x1": 12, "y1": 100,
+                 "duration_ms": 150}  # fmt: skip
+        fired.append(onnx.on_event("swipe", event) is not None)
+        reference.on_event("swipe", event)
+    assert sum(fired) == 3  # at 0, 1000 and 2000 ms
+    a, b = onnx.score(t + 3000), reference.score(t + 3000)
+    assert abs(a.p_realtime - b.p_realtime) < 0.05 and abs(a.p_longterm - b.p_longterm) < 0.05
