@@ -141,7 +141,10 @@ def render(report: dict[str, Any]) -> str:
     def auc_pair(fmt: str) -> str:
         parts = []
         for t in tasks:
-            fp32, int8 = art[(fmt, "fp32")]["parity"]["auc_artifact"][t], art[(fmt, "int8")]["parity"]["auc_artifact"][t]
+            fp32, int8 = (
+                art[(fmt, "fp32")]["parity"]["auc_artifact"][t],
+                art[(fmt, "int8")]["parity"]["auc_artifact"][t],
+            )
             parts.append(f"{t} {fp32:.4f} / {int8:.4f}")
         return "; ".join(parts)
 
@@ -207,8 +210,12 @@ def render(report: dict[str, Any]) -> str:
             parts = [f"`{k}` " + (f"loads, golden max abs diff {v['golden_max_abs_diff']:.1e}, p50 {v['p50_ms']:.2f} ms"
                                    if v.get("loads") else f"refused: {v.get('error')}")
                      for k, v in old.items() if k.endswith(".tflite")]  # fmt: skip
-            lines += ["", f"tflite-runtime {old['tflite_runtime']} (numpy {old['numpy']}, separate venv): "
-                      + "; ".join(parts) + "."]
+            lines += [
+                "",
+                f"tflite-runtime {old['tflite_runtime']} (numpy {old['numpy']}, separate venv): "
+                + "; ".join(parts)
+                + ".",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -235,8 +242,10 @@ def main() -> None:
         conversion_seconds = manifest["conversion_seconds"]
     else:
         options = ConvertOptions(parity_samples=args.parity_samples or None)
-        manifest = build_bundle(args.checkpoint, args.samples, args.bundle, options,
-                                progress=lambda m: print(f"[{time.perf_counter() - start:6.1f} s] {m}", flush=True))  # fmt: skip
+        def progress(message: str) -> None:
+            print(f"[{time.perf_counter() - start:6.1f} s] {message}", flush=True)
+
+        manifest = build_bundle(args.checkpoint, args.samples, args.bundle, options, progress)
         conversion_seconds = manifest["conversion_seconds"]
     load_bundle(args.bundle)  # every sha256 checked before timing anything
     print("timing single inferences ...", flush=True)
@@ -251,7 +260,9 @@ def main() -> None:
         "command": command,
         "machine": machine_info(),
         "load_average": [max(a, b) for a, b in zip(load_start, load_end, strict=True)],
-        "checkpoint": str(args.checkpoint.relative_to(ROOT) if args.checkpoint.is_relative_to(ROOT) else args.checkpoint),
+        "checkpoint": str(
+            args.checkpoint.relative_to(ROOT) if args.checkpoint.is_relative_to(ROOT) else args.checkpoint
+        ),
         "samples": str(args.samples.relative_to(ROOT) if args.samples.is_relative_to(ROOT) else args.samples),
         "bundle": str(args.bundle),
         "conversion_seconds": conversion_seconds,

@@ -49,6 +49,7 @@ FILE_NAMES = {
     ("coreml", "fp32"): "model.mlpackage",
     ("coreml", "int8"): "model.int8.mlpackage",
 }
+LOOP_NAME = {"onnx": "GRU", "tflite": "WHILE", "coreml": "while_loop"}  # what a recurrence became
 RUNTIME_PACKAGES = ("torch", "onnx", "onnxruntime", "tensorflow-cpu", "tensorflow", "ai-edge-litert",
                     "coremltools", "litert-torch", "numpy")  # fmt: skip
 
@@ -349,10 +350,16 @@ def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions
 def size_parity_table(manifest: dict[str, Any]) -> str:
     """The Markdown table the command prints: one row per artifact."""
     tasks = manifest["model"]["tasks"]
-    head = ["artifact", "format", "precision", "MB", "max abs diff"] + [f"AUC {t}" for t in tasks] + ["AUC drop", "ops", "checked by"]
+    head = (
+        ["artifact", "format", "precision", "MB", "max abs diff"]
+        + [f"AUC {t}" for t in tasks]
+        + ["AUC drop", "ops", "checked by"]
+    )
     rows = [head, ["---"] * len(head)]
     ref = manifest["parity"]["reference_auc"]
-    rows.append(["PyTorch (checkpoint)", "torch", "fp32", "", "0"] + [f"{ref[t]:.4f}" for t in tasks] + ["", "", "reference"])
+    rows.append(
+        ["PyTorch (checkpoint)", "torch", "fp32", "", "0"] + [f"{ref[t]:.4f}" for t in tasks] + ["", "", "reference"]
+    )
     for a in manifest["artifacts"]:
         p = a["parity"]
         drop = p["worst_auc_drop"]
@@ -360,7 +367,7 @@ def size_parity_table(manifest: dict[str, Any]) -> str:
         ops = str(a.get("op_count", ""))
         loops = a.get("while_loops") or sum(a.get("recurrent_ops", {}).values())
         if loops:
-            ops += f" ({loops} {'WHILE' if a['format'] == 'tflite' else 'while_loop' if a['format'] == 'coreml' else 'GRU'})"
+            ops += f" ({loops} {LOOP_NAME[a['format']]})"
         method = p["method"].split(":")[0].split(" (")[0]
         diff = "n/a" if p["max_abs_diff"] is None else f"{p['max_abs_diff']:.2e}"
         rows.append([a["path"], a["format"], a["precision"], f"{a['bytes'] / 1e6:.2f}", diff, *aucs,

@@ -42,8 +42,9 @@ MACOS_ONLY = "CoreML prediction runs only on macOS (coremltools: 'Model predicti
 
 
 def _quiet() -> None:
-    for name in ("coremltools", "root"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """Before coremltools is imported: it logs, on import, every library version it has not been
+    tested with, and that prediction needs macOS."""
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -67,9 +68,9 @@ def convert_coreml(
     recipe: CoremlWeights = COREML_INT8,
 ) -> dict[str, dict[str, Any]]:
     """Write the fp32 and/or compressed ``.mlpackage`` directories; return {"fp32": info, "int8": info}."""
+    _quiet()
     import coremltools as ct
 
-    _quiet()
     start = time.perf_counter()
     example = example if example is not None else example_inputs(model)
     with _progress_bars_hidden(), torch.no_grad():
@@ -98,10 +99,10 @@ def convert_coreml(
 
 
 def _program(path: Path) -> tuple[Any, Any]:
+    _quiet()
     import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 
-    _quiet()
     mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
     spec = mlmodel.get_spec()
     program = load_mil(spec, specification_version=spec.specificationVersion, file_weights_dir=mlmodel.weights_dir)
@@ -132,7 +133,9 @@ def inspect_package(path: Path) -> dict[str, Any]:
         for op in _operations(function):
             ops[op.op_type] += 1
             if op.op_type.startswith("constexpr"):
-                stored = next((getattr(op, a).val for a in ("quantized_data", "indices", "data") if hasattr(op, a)), None)
+                stored = next(
+                    (getattr(op, a).val for a in ("quantized_data", "indices", "data") if hasattr(op, a)), None
+                )
                 kind = np.asarray(stored).dtype if stored is not None else "?"
                 weights[f"{op.op_type}:{kind}"] += int(np.prod(op.outputs[0].shape))
                 compressed[op.name] = {"op": op.op_type, "shape": list(op.outputs[0].shape)}
@@ -208,6 +211,7 @@ def predict_coreml(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
     available, reason = coreml_available()
     if not available:
         raise RuntimeUnavailableError(reason)
+    _quiet()
     import coremltools as ct
 
     mlmodel = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)

@@ -94,9 +94,10 @@ def _session(rng: np.random.Generator, manifest: FeatureManifest, n_swipe: int, 
         stay = float(rng.integers(500, 90_000)) if action == "browse" else None
         if unknown and action == "browse":
             stay = 5_000_000.0  # beyond the last stay-time bucket
-        browse.append({"user_id": "golden", "ts": t, "action": action,
-                       "leaf_category": None if action == "search" else pick(leaves, "leaf"),
-                       "top_category": pick(tops, "top"), "page": pick(browse_pages, "page"), "stay_ms": stay})  # fmt: skip
+        leaf = None if action == "search" else pick(leaves, "leaf")
+        top, page = pick(tops, "top"), pick(browse_pages, "page")
+        browse.append({"user_id": "golden", "ts": t, "action": action, "leaf_category": leaf,
+                       "top_category": top, "page": page, "stay_ms": stay})  # fmt: skip
     return {"swipe": swipe, "tap": tap, "browse": browse}
 
 
@@ -104,10 +105,12 @@ def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[s
     """The raw cases (see the module docstring), reproducible from the manifest and the seed."""
     rng = np.random.default_rng(seed)
     length = manifest.config.sequence_length
-    history = {"collect_7d": 2, "collect_365d": 31, "cart_7d": 1, "cart_365d": 12, "purchase_7d": 0, "purchase_365d": 7}
+    history = {"collect_7d": 2, "collect_365d": 31, "cart_7d": 1, "cart_365d": 12,
+               "purchase_7d": 0, "purchase_365d": 7}  # fmt: skip
     profile = {"age_level": 3, "gender": 1, "buyer_star": 6, "tm_level": 2, "vip_level": 1, "phone_price_level": 5}
     cases = [
-        {"name": "session", "events": _session(rng, manifest, 24, 9, 7, START_MS), "history": history, "profile": profile},
+        {"name": "session", "events": _session(rng, manifest, 24, 9, 7, START_MS),
+         "history": history, "profile": profile},
         {"name": "long", "events": _session(rng, manifest, length + 44, length + 3, 40, START_MS - 86_400_000),
          "history": history | {"purchase_7d": 3}, "profile": profile | {"gender": 2}},
         {"name": "unknown_values", "events": _session(rng, manifest, 17, 8, 12, START_MS, unknown=True),
@@ -120,7 +123,9 @@ def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[s
     return cases
 
 
-def encode_case(case: Mapping[str, Any], manifest: FeatureManifest, input_names: Sequence[str]) -> dict[str, np.ndarray]:
+def encode_case(
+    case: Mapping[str, Any], manifest: FeatureManifest, input_names: Sequence[str]
+) -> dict[str, np.ndarray]:
     """One case's raw events -> model inputs (1, T, F) / (1, F) int32, as a phone would build them."""
     from dipn.data.store import merge_by_time
 

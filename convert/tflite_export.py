@@ -9,7 +9,7 @@ Routes (measured on the demo DIPN in docs/convert.md):
   ``litert-torch`` (fallback)  ``litert_torch.convert`` of the PyTorch module itself: works for
       any torch model (the RNN+DNN baseline too) but unrolls every GRU over all steps (tens of
       thousands of ops, minutes to convert, several MB of graph); int8 through
-      ``quant_recipes.full_dynamic_recipe()``. litert-torch is not part of ``dipn[convert]``.
+      ``quant_recipes.full_dynamic_recipe()``. litert-torch is its own extra, ``dipn[tflite-fallback]``.
 
 Inputs have batch 1 (what a device feeds; a fixed shape lets the converter fold the shape
 arithmetic, about 3x faster than a dynamic batch here); parity runs sample by sample.
@@ -18,6 +18,7 @@ arithmetic, about 3x faster than a dynamic batch here); parity runs sample by sa
 from __future__ import annotations
 
 import collections
+import os
 import tempfile
 import time
 import warnings
@@ -52,6 +53,7 @@ def convert_tflite(
 
 
 def _tf_while(model: nn.Module, fp32_path: Path | None, int8_path: Path | None, recipe: TfliteInt8) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's INFO lines, before TF loads
     import tensorflow as tf
 
     from convert.tf_graph import DipnTF
@@ -82,7 +84,7 @@ def _litert_torch(model: nn.Module, fp32_path: Path | None, int8_path: Path | No
         import litert_torch
         from litert_torch.generative.quantize import quant_recipes
     except ImportError as exc:
-        raise ConversionError("the litert-torch route needs litert-torch: pip install litert-torch") from exc
+        raise ConversionError("the litert-torch route needs litert-torch: pip install 'dipn[tflite-fallback]'") from exc
     import torch
 
     class Keyword(nn.Module):
@@ -92,7 +94,9 @@ def _litert_torch(model: nn.Module, fp32_path: Path | None, int8_path: Path | No
             super().__init__()
             self.inner = inner
 
-        def forward(self, swipe=None, tap=None, browse=None, history=None, profile=None, merged=None):  # noqa: ANN001, ANN202
+        def forward(
+            self, swipe=None, tap=None, browse=None, history=None, profile=None, merged=None
+        ):  # noqa: ANN001, ANN202
             realtime, longterm = self.inner(swipe=swipe, tap=tap, browse=browse, history=history,
                                             profile=profile, merged=merged)  # fmt: skip
             return {"p_realtime": torch.sigmoid(realtime), "p_longterm": torch.sigmoid(longterm)}

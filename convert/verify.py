@@ -120,7 +120,9 @@ def self_test(bundle: Bundle, entry: Mapping[str, Any], runner: Any) -> dict[str
         for name, rows in case["ids"].items():
             stored = pad_rows(rows, shapes[name])
             if not np.array_equal(encoded[name], stored):
-                raise BundleIntegrityError(f"golden case {case['name']!r}: the encoder's {name} ids differ from golden.json")
+                raise BundleIntegrityError(
+                    f"golden case {case['name']!r}: the encoder's {name} ids differ from golden.json"
+                )
         expected = np.asarray(case["scores"][entry["path"]], np.float64)
         got = runner.scores(encoded)[0].astype(np.float64)
         diff = float(np.abs(got - expected).max())

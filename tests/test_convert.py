@@ -90,7 +90,9 @@ def test_bundle_manifest_is_complete(bundle: Path, trained: Path) -> None:
     assert "model.int8.tflite" in size_parity_table(manifest)
 
 
-def test_onnx_and_tflite_artifacts_score_real_samples_like_pytorch(bundle: Path, trained: Path, tiny_samples: Path) -> None:
+def test_onnx_and_tflite_artifacts_score_real_samples_like_pytorch(
+    bundle: Path, trained: Path, tiny_samples: Path
+) -> None:
     model, _, _ = checkpoint.load_model(trained)
     inputs = _eval_inputs(tiny_samples, model)
     reference = torch_scores(model, inputs)
@@ -237,7 +239,9 @@ def test_gate_fails_on_nan_scores_and_on_an_auc_drop_above_the_threshold() -> No
     reference = np.stack([labels["realtime"] * 0.5 + rng.random(400) * 0.6, rng.random(400)], axis=1)
     same = parity.compare("a", "test", reference, reference + 1e-6, labels, ("realtime", "longterm"))
     assert parity.gate([same], 0.003) == []
-    noisy = parity.compare("b", "test", reference, reference + rng.normal(0, 0.2, reference.shape), labels, ("realtime",))
+    noisy = parity.compare(
+        "b", "test", reference, reference + rng.normal(0, 0.2, reference.shape), labels, ("realtime",)
+    )
     assert noisy.auc_drop["realtime"] > 0.003 and "realtime AUC" in parity.gate([noisy], 0.003)[0]
     broken = reference.copy()
     broken[3, 1] = np.nan
@@ -309,7 +313,9 @@ def _random_inputs(model: DIPN, n: int, rng: np.random.Generator) -> dict[str, n
     return out
 
 
-@pytest.mark.parametrize("variant", ["early_fusion", "no_attention", "no_multitask", "only_profile"])  # dipn: the bundle
+@pytest.mark.parametrize(
+    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile"]
+)  # dipn: the bundle
 def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     from convert.tf_graph import DipnTF
 

@@ -29,13 +29,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: the one the checkpoint was trained on)")  # fmt: skip
     p.add_argument("--out", type=Path, help="bundle directory (default: bundle/ beside the checkpoint)")
     p.add_argument("--to", default="onnx,tflite,coreml", help="comma-separated formats (default onnx,tflite,coreml)")
-    p.add_argument("--quantize", choices=["int8", "none"], default="int8", help="int8 artifacts too (default) or fp32 only")
-    p.add_argument("--max-auc-drop", type=float, default=0.003, help="largest AUC loss allowed vs PyTorch (default 0.003)")
+    p.add_argument(
+        "--quantize", choices=["int8", "none"], default="int8", help="int8 artifacts too (default) or fp32 only"
+    )
+    p.add_argument(
+        "--max-auc-drop", type=float, default=0.003, help="largest AUC loss allowed vs PyTorch (default 0.003)"
+    )
     p.add_argument("--parity-samples", type=int, default=4000, help="eval samples scored by every artifact "
                    "(default 4000; 0 = the whole eval split)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="runtime threads for the parity runs (default 1)")
     p.add_argument("--tflite-route", choices=["tf-while", "litert-torch"], default="tf-while",
-                   help="tf-while: TF re-expression, one WHILE loop (default); litert-torch: unrolled fallback")  # fmt: skip
+                   help="tf-while: TF re-expression, one WHILE loop (default); "
+                   "litert-torch: unrolled fallback")  # fmt: skip
     p.add_argument("--coreml-weights", choices=["int8", "palette6", "palette4"], default="int8",
                    help="CoreML weight compression (default int8 per-channel)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="print only the final table")
