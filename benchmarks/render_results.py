@@ -18,10 +18,17 @@ def render() -> Path:
              "script writes to `benchmarks/results/`; every section names the command that produced it "
              "and the machine it ran on.", ""]  # fmt: skip
     for path in sections:
-        parts += [path.read_text().rstrip(), ""]
+        parts += [_as_section(path.read_text().rstrip()), ""]
     out = HERE / "RESULTS.md"
     out.write_text("\n".join(parts))
     return out
+
+
+def _as_section(text: str) -> str:
+    """A section written with a top-level title moves one heading level down."""
+    if not text.startswith("# "):
+        return text
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
 
 
 if __name__ == "__main__":
