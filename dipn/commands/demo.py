@@ -36,13 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from dipn.commands.build_samples import format_summary
     from dipn.commands.inspect import render_sample
     from dipn.data.build import BuildConfig, build_samples
-    from convert.bundle import ConvertOptions, build_bundle, size_parity_table
     from dipn.commands.train import describe_model
-    from dipn.serving.client import OperatorClient
-    from dipn.serving.config import ServerConfig
-    from dipn.serving.metrics import format_report
-    from dipn.serving.server import ThreadedServer
-    from mobile_demo.replay import replay
     from dipn.data.simulation import SimulationConfig, simulate
     from dipn.data.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
@@ -81,6 +75,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}")
     print(f"plots: {run_dir / 'evaluation-eval'}/reliability.png, scores.png")
 
+    convert_serve_and_replay(args, raw, samples, run_dir)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
+    return 0
+
+
+def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path) -> None:
+    """Stages 6-8: convert for phones, start the endpoint, replay phones, decide coupons, report."""
+    from convert.bundle import ConvertOptions, build_bundle, size_parity_table
+    from dipn.serving.client import OperatorClient
+    from dipn.serving.config import ServerConfig
+    from dipn.serving.metrics import format_report
+    from dipn.serving.server import ThreadedServer
+    from mobile_demo.replay import replay
+
     bundle = args.out / "bundle"
     t0 = _stage(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
     options = ConvertOptions(parity_samples=1000)  # the demo's time budget; dipn convert checks 4,000
@@ -93,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     db.unlink(missing_ok=True)
     with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), _free_port()) as server:
         operator = OperatorClient(server.url)
-        campaign = operator.create_campaign(name="demo", salt="demo")["campaign_id"]
+        campaign = operator.create_campaign(name="demo", salt="demo")["id"]
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed)
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
               f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
@@ -102,8 +110,6 @@ def run(args: argparse.Namespace) -> int:
         _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
         print(format_report(operator.metrics(campaign)["buckets"]))
         operator.close()
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
-    return 0
 
 
 def _free_port() -> int:
