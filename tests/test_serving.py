@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlchemy) is not installed")
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from sqlalchemy import func, inspect, select  # noqa: E402
 
 from dipn.commands import coupon_report  # noqa: E402
@@ -27,7 +25,6 @@ from dipn.serving import (  # noqa: E402
     models,
     uplift_metrics,  # noqa: E402
 )
-from dipn.serving.app import create_app  # noqa: E402
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient, encode_scores  # noqa: E402
 from dipn.serving.config import CampaignConfig, ServerConfig, UpliftCurve  # noqa: E402
