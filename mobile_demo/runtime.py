@@ -9,7 +9,6 @@ as training) and appended to a bounded ring buffer per view; scoring reads the b
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Mapping
@@ -154,6 +153,3 @@ class TorchReference:
     def scores(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._scores(self.model, inputs)
 
-
-def describe(runtime: IntentRuntime) -> str:
-    return json.dumps(runtime.status(), indent=1)

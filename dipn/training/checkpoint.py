@@ -64,7 +64,7 @@ def rebuild_model(ckpt: dict[str, Any]) -> tuple[nn.Module, FeatureManifest]:
     manifest = FeatureManifest.from_dict(ckpt["feature_manifest"])
     name = ckpt["model_name"]
     config_type = CONFIG_TYPES[name]
-    config = _from_dict(config_type, ckpt["model_config"])
+    config = config_type.from_dict(ckpt["model_config"])
     model = build_model(name, config, manifest.config)
     model.load_state_dict(ckpt["model_state"])
     model.eval()
@@ -76,12 +76,3 @@ def load_model(path: str | Path) -> tuple[nn.Module, FeatureManifest, dict[str, 
     model, manifest = rebuild_model(ckpt)
     return model, manifest, ckpt
 
-
-def _from_dict(config_type: type, data: dict[str, Any]) -> Any:
-    if hasattr(config_type, "from_dict"):
-        return config_type.from_dict(data)
-
-    def tuples(value: Any) -> Any:
-        return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
-
-    return config_type(**{k: tuples(v) for k, v in data.items()})
