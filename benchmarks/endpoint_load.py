@@ -22,7 +22,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +32,9 @@ import httpx
 
 from dipn.serving import auth
 from dipn.serving.client import DeviceClient, encode_scores
+from dipn.serving.server import free_port
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -33,18 +32,13 @@ from dipn.serving.metrics import BucketTotals, campaign_report, coupon_usage_rat
 from dipn.serving.migrations import migrate  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
-from dipn.serving.server import ThreadedServer  # noqa: E402
+from dipn.serving.server import ThreadedServer, free_port  # noqa: E402
 
 ADMIN = "test-admin-token"
 
 
 # --- servers -------------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer(ThreadedServer):

@@ -86,7 +86,7 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     from dipn.serving.client import OperatorClient
     from dipn.serving.config import ServerConfig
     from dipn.serving.metrics import format_report
-    from dipn.serving.server import ThreadedServer
+    from dipn.serving.server import ThreadedServer, free_port
     from mobile_demo.replay import replay
 
     bundle = args.out / "bundle"
@@ -99,7 +99,7 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     t0 = _stage(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
     db = (args.out / "endpoint.db").resolve()
     db.unlink(missing_ok=True)
-    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), _free_port()) as server:
+    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), free_port()) as server:
         operator = OperatorClient(server.url)
         campaign = operator.create_campaign(name="demo", salt="demo")["id"]
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed)
@@ -110,14 +110,6 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
         _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
         print(format_report(operator.metrics(campaign)["buckets"]))
         operator.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _decide_and_order(operator, campaign: int, raw: Path, users: list[str], seed: int) -> None:  # noqa: ANN001

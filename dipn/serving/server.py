@@ -15,6 +15,15 @@ from dipn.serving.db import make_engine, normalize_url
 from dipn.serving.migrations import migrate
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now (for servers started by the demo, tests, benchmarks)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def migrate_database(db_url: str) -> list[int]:
     engine = make_engine(db_url, pool_size=1)
     try:
