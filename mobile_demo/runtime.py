@@ -62,7 +62,10 @@ class IntentRuntime:
         cfg = self.manifest.config
         self.encoder = StreamEncoder(self.manifest, *screen)
         self.sanitizer = Sanitizer(*screen)
-        self.buffers = {v: ViewBuffer(cfg.sequence_length, cfg.width(v)) for v in VIEWS}
+        # Only the views the model reads are encoded and buffered (a browse-only model from a
+        # public log never pays for swipes); early fusion reads all three.
+        views = VIEWS if "merged" in self.input_names else tuple(v for v in VIEWS if v in self.input_names)
+        self.buffers = {v: ViewBuffer(cfg.sequence_length, cfg.width(v)) for v in views}
         never = int(np.iinfo(np.int64).min)  # timestamp of padding: sorts before every event
         self.times = ({v: ViewBuffer(cfg.sequence_length, 1, np.int64, never) for v in VIEWS}
                       if "merged" in self.input_names else {})  # fmt: skip
@@ -71,6 +74,7 @@ class IntentRuntime:
         self.timer_ms = timer_ms
         self.last_score_ts: int | None = None
         self.events_encoded = 0
+        self.events_unused = 0  # valid events of views the model does not read
 
     def _pick_backend(self, backend: str, threads: int) -> tuple[str, Any, dict[str, Any]]:
         if backend == "torch":
@@ -102,21 +106,30 @@ class IntentRuntime:
         clean = self.sanitizer.clean(view, event)
         if clean is None:
             return None
-        row = self.encoder.encode(view, clean)
-        self.buffers[view].append(row)
-        if self.times:
-            self.times[view].append(np.array([clean["ts"]]))
-        self.events_encoded += 1
+        if view in self.buffers:
+            self.buffers[view].append(self.encoder.encode(view, clean))
+            if self.times:
+                self.times[view].append(np.array([clean["ts"]]))
+            self.events_encoded += 1
+        else:
+            self.events_unused += 1
         ts = int(clean["ts"])
-        if self.score_on_page_leave and view == "swipe" and clean.get("type") == "leave_page":
+        if self.score_on_page_leave and self._leaves_page(view, clean):
             return self.score(ts)
         if self.timer_ms is not None and (self.last_score_ts is None or ts - self.last_score_ts >= self.timer_ms):
             return self.score(ts)
         return None
 
+    def _leaves_page(self, view: str, event: Mapping[str, Any]) -> bool:
+        """A swipe ``leave_page``; for a model without the swipe view, a browse event, which the
+        app logs when the page is left (its stay time is known only then)."""
+        if view == "swipe":
+            return event.get("type") == "leave_page"
+        return view == "browse" and "swipe" not in self.buffers
+
     def inputs(self) -> dict[str, np.ndarray]:
         """The model's inputs as the buffers hold them now (views are read without copying)."""
-        out = {v: self.buffers[v].window()[None] for v in VIEWS} | dict(self.static)
+        out = {v: buffer.window()[None] for v, buffer in self.buffers.items()} | dict(self.static)
         if self.times:
             times = [self.times[v].window()[None, :, 0] for v in VIEWS]
             out["merged"] = merge_by_time([out[v] for v in VIEWS], times)
@@ -132,7 +145,8 @@ class IntentRuntime:
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "runtime": getattr(self.runner, "label", self.backend),
-                "model_version": self.model_version, "events_encoded": self.events_encoded,
+                "model_version": self.model_version, "inputs": list(self.input_names),
+                "events_encoded": self.events_encoded, "events_unused": self.events_unused,
                 "sanitizer": dict(self.sanitizer.counts), "self_test": self.self_test}  # fmt: skip
 
 

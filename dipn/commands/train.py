@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     rank = distributed.init_from_env()
     try:
         trainer = Trainer(store, config, args.out, rank, progress=not args.quiet)
+        if rank.is_main:
+            print(f"model {config.model}: inputs {', '.join(trainer.input_names)} "
+                  f"(the samples hold {', '.join(store.groups_present)})")  # fmt: skip
         if args.resume:
             trainer.resume(args.out / "last.pt")
         result = trainer.fit()
@@ -90,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe_model(config: TrainConfig, store) -> str:
-    from dipn.models import build_model, parameter_counts, size_estimate_mb
+    from dipn.models import build_model_for_data, parameter_counts, size_estimate_mb
 
-    model = build_model(config.model, config.variant, store.manifest.config)
+    model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present)
     counts = parameter_counts(model)
     total = sum(counts.values())
     lines = [f"model {config.model} / variant {config.variant or 'default'}; inputs {', '.join(model.input_names)}",

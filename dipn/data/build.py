@@ -134,6 +134,7 @@ def build_samples(
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
     store = SampleStore(out_dir)
     info["splits"] = store.split_counts()
+    info["groups_present"] = list(store.groups_present)
     info["build_seconds"] = round(time.perf_counter() - started, 2)
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
     return info

@@ -99,6 +99,17 @@ class SampleStore:
         return int(self.offsets[-1])
 
     @property
+    def groups_present(self) -> tuple[str, ...]:
+        """Input groups the logs held: views with at least one event, history and profile if given.
+
+        The early-fusion input ``merged`` counts as present only when all three views are.
+        """
+        events = self.info.get("events", {})
+        views = tuple(v for v in SEQUENCE_VIEWS if events.get(v, 0) > 0)
+        statics = tuple(g for g in ("history", "profile") if g in self.info.get("views_present", ()))
+        return views + statics + (("merged",) if len(views) == len(SEQUENCE_VIEWS) else ())
+
+    @property
     def users(self) -> np.ndarray:
         return np.load(self.root / "users.npy")
 

@@ -7,7 +7,7 @@ importing this package does not pull in LightGBM.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
@@ -22,6 +22,7 @@ from dipn.models.dipn import (
     PositionalInputs,
     build_dipn,
     multitask_loss,
+    restrict_to_groups,
     parameter_counts,
     size_estimate_mb,
 )
@@ -48,6 +49,32 @@ def build_model(
     return MODELS[name](variant, feature_config)
 
 
+def build_model_for_data(
+    name: str,
+    variant: str | DIPNConfig | RNNDNNConfig | None,
+    feature_config: FeatureConfig | None,
+    available: Sequence[str],
+) -> nn.Module:
+    """The model to train on a dataset holding only the ``available`` input groups.
+
+    The default DIPN (no variant named) keeps the groups the data has; a model or variant that
+    needs an absent group is refused with the groups that are missing, rather than trained on
+    inputs that are padding everywhere.
+    """
+    if name == "dipn" and variant is None:
+        variant = restrict_to_groups(VARIANTS["dipn"], available)
+    model = build_model(name, variant, feature_config)
+    missing = [g for g in model.input_names if g not in available]
+    if missing:
+        raise DipnValidationError(
+            f"model {name!r} (variant {variant if isinstance(variant, str) else 'given'}) reads "
+            f"{list(model.input_names)} but the samples hold no {missing} (they have {sorted(available)}); "
+            "train the default DIPN, which keeps the groups the data has, or a variant such as "
+            "'browse_history' or 'only_browse'"
+        )
+    return model
+
+
 __all__ = [
     "DIPN",
     "MODELS",
@@ -62,8 +89,10 @@ __all__ = [
     "PositionalInputs",
     "RNNDNNConfig",
     "build_model",
+    "build_model_for_data",
     "multitask_loss",
     "parameter_counts",
+    "restrict_to_groups",
     "size_estimate_mb",
     "table_configs",
 ]

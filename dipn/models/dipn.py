@@ -166,6 +166,8 @@ VARIANTS: dict[str, DIPNConfig] = {
     "only_browse": replace(_FULL, views=("browse",), use_history=False, use_profile=False),
     "only_swipe": replace(_FULL, views=("swipe",), use_history=False, use_profile=False),
     "only_tap": replace(_FULL, views=("tap",), use_history=False, use_profile=False),
+    # What the public clickstream logs hold (dipn import): a browse view and derived history.
+    "browse_history": replace(_FULL, views=("browse",), use_profile=False),
 }
 
 # Where each variant is reported in the paper: (table, row).
@@ -179,7 +181,27 @@ PAPER_ROWS: dict[str, tuple[str, str]] = {
     "no_multitask_longterm": ("5", "DIPN-no-multi-task (long-term)"),
     **{f"no_{s}": ("6", f"DIPN w/o {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
     **{f"only_{s}": ("6", f"DIPN w/ {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
+    "browse_history": ("-", "DIPN w/ browse + history (public logs)"),
 }
+
+
+def restrict_to_groups(config: DIPNConfig, available: Sequence[str]) -> DIPNConfig:
+    """The source-ablation configuration of ``config`` that reads only the ``available`` groups.
+
+    A dataset imported from a public log has no swipe, tap or profile: training the full model on
+    all-padding inputs would spend parameters on nothing, so the model drops the absent groups
+    (Table 6's source ablations) and its ``input_names`` say which groups a device must feed.
+    """
+    views = tuple(v for v in config.views if v in available)
+    restricted = replace(
+        config,
+        views=views,
+        use_history=config.use_history and "history" in available,
+        use_profile=config.use_profile and "profile" in available,
+    )
+    if restricted.early_fusion and views != config.views:
+        raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
+    return restricted
 
 
 # ---- building blocks ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from dipn.data.store import LABELS, SampleStore
 from dipn.evaluation.metrics import task_metrics
 from dipn.evaluation.predict import predict
-from dipn.models import build_model, multitask_loss
+from dipn.models import build_model_for_data, multitask_loss
 from dipn.training import batches, checkpoint, distributed
 from dipn.training.config import TrainConfig
 
@@ -47,7 +47,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model, config.variant, store.manifest.config)
+        self.model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present)
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.input_names = tuple(self.model.input_names)
         self.parallel = distributed.wrap(self.model, self.rank)

@@ -1,0 +1,116 @@
+"""A public log end to end: Taobao UserBehavior in its published layout -> dipn import -> samples
+-> a DIPN that reads only the groups the log has -> ONNX -> the device wrapper, which encodes the
+same browse events to the very tensors training saw."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dipn.data.build import BuildConfig, build_samples
+from dipn.data.importers import ImportConfig, import_logs
+from dipn.data.store import SampleStore
+from dipn.errors import DipnValidationError
+from dipn.models import VARIANTS, build_model_for_data, restrict_to_groups
+from dipn.training.config import TrainConfig
+from dipn.training.loop import Trainer
+
+CHINA_DAY0 = 1_511_539_200  # 2017-11-25 00:00 UTC+8: the first day of the published window
+
+
+def write_userbehavior(path: Path, users: int = 30, seed: int = 0) -> Path:
+    """UserBehavior.csv as published: no header; user, item, category, behaviour, unix seconds."""
+    rng = random.Random(seed)
+    lines = []
+    for user in range(1, users + 1):
+        for day in range(9):
+            for _ in range(rng.randint(4, 12)):
+                r = rng.random()
+                behavior = "buy" if r < 0.06 else "cart" if r < 0.12 else "fav" if r < 0.15 else "pv"
+                ts = CHINA_DAY0 + day * 86_400 + rng.randint(0, 86_399)
+                lines.append(f"{user},{rng.randint(1, 200)},{rng.randint(1, 25)},{behavior},{ts}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def public_samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("taobao")
+    meta = import_logs("taobao-userbehavior", [write_userbehavior(root / "UserBehavior.csv")], root / "raw",
+                       ImportConfig(progress=False)).meta  # fmt: skip
+    config = BuildConfig(cuts_per_day=6, seed=2, utc_offset_minutes=meta["utc_offset_minutes"])
+    build_samples(root / "raw", root / "samples", config, progress=False)
+    return root / "raw", root / "samples"
+
+
+def test_the_samples_record_which_input_groups_the_log_holds(public_samples: tuple[Path, Path]) -> None:
+    _, samples = public_samples
+    store = SampleStore(samples)
+    assert store.groups_present == ("browse", "history")
+    assert json.loads((samples / "dataset.json").read_text())["groups_present"] == ["browse", "history"]
+
+
+def test_the_default_dipn_keeps_only_the_groups_the_data_has() -> None:
+    assert restrict_to_groups(VARIANTS["dipn"], ["browse", "history"]) == VARIANTS["browse_history"]
+    model = build_model_for_data("dipn", None, None, ["browse", "history"])
+    assert model.input_names == ("browse", "history")
+    full = build_model_for_data("dipn", None, None, ["swipe", "tap", "browse", "history", "profile", "merged"])
+    assert full.input_names == build_model_for_data("dipn", "dipn", None, full.input_names).input_names
+
+
+@pytest.mark.parametrize(("model", "variant"), [("dipn", "only_swipe"), ("dipn", "dipn"), ("rnn_dnn", None)])
+def test_a_model_that_needs_an_absent_group_is_refused_by_name(model: str, variant: str | None) -> None:
+    with pytest.raises(DipnValidationError, match="the samples hold no") as info:
+        build_model_for_data(model, variant, None, ["browse", "history"])
+    assert "browse_history" in str(info.value)
+
+
+def test_import_build_train_convert_and_score_on_the_device(
+    public_samples: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from convert.bundle import ConvertOptions, build_bundle
+    from mobile_demo.runtime import IntentRuntime
+
+    raw, samples = public_samples
+    store = SampleStore(samples)
+    config = TrainConfig(epochs=1, batch_size=16, max_steps=2, max_eval_samples=48, threads=1, seed=3)
+    trainer = Trainer(store, config, tmp_path / "run", progress=False)
+    assert trainer.input_names == ("browse", "history")
+    trainer.fit()
+
+    bundle = tmp_path / "bundle"
+    manifest = build_bundle(tmp_path / "run" / "last.pt", samples, bundle,
+                            ConvertOptions(formats=("onnx",), parity_samples=48, max_auc_drop=0.5),
+                            progress=lambda _: None)  # fmt: skip
+    assert [i["name"] for i in manifest["inputs"]] == ["browse", "history"]
+    assert {a["format"] for a in manifest["artifacts"]} == {"onnx"}
+
+    index = int(store.indices("eval")[0])
+    batch = store.batch(np.array([index]))
+    user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
+    browse = pl.read_parquet(raw / "browse.parquet").filter((pl.col("user_id") == user) & (pl.col("ts") <= cut))
+    history = (pl.read_parquet(raw / "history.parquet")
+               .filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut)).sort("as_of_ts"))  # fmt: skip
+
+    runtime = IntentRuntime(bundle, (1080, 2340), backend="onnx")
+    runtime.set_user(history.row(len(history) - 1, named=True) if len(history) else None)
+    scores = [runtime.on_event("browse", row) for row in browse.iter_rows(named=True)]
+    # Without a swipe view, every browse event is a page leave, and so a trigger.
+    assert len(scores) == len(browse) and all(s is not None and 0 <= s.p_realtime <= 1 for s in scores)
+    swipe = {"ts": cut, "type": "leave_page", "x": 10, "y": 10, "page": "home", "duration_ms": 0, "length": 0}
+    runtime.on_event("swipe", swipe)
+    status = runtime.status()
+    assert status["inputs"] == ["browse", "history"] and status["events_unused"] == 1
+
+    inputs = runtime.inputs()
+    assert sorted(inputs) == ["browse", "history"]
+    for name in inputs:
+        np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
+    expected = runtime.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
+    assert scores[-1].p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
