@@ -465,3 +465,19 @@ def test_every_format_is_reachable_from_the_command_line() -> None:
     import_command.add_parser(parser.add_subparsers(required=True))
     for name in FORMATS:
         assert parser.parse_args(["import", name, "f", "--out", "o"]).format == name
+
+
+def test_a_users_fraction_keeps_whole_users_the_same_in_every_run(tmp_path: Path) -> None:
+    lines = [f"{user},{k},7,pv,{taobao(day, 600 * k + user)}" for user in range(1, 201) for day in range(3) for k in range(3)]
+    path = write(tmp_path / "UserBehavior.csv", *lines)
+    full = browse_of(tmp_path / "all") if run("taobao-userbehavior", [path], tmp_path / "all") else None
+    meta = run("taobao-userbehavior", [path], tmp_path / "half", users_fraction=0.5)
+    again = run("taobao-userbehavior", [path], tmp_path / "again", users_fraction=0.5)
+    half = browse_of(tmp_path / "half")
+    assert 60 < half["user_id"].n_unique() < 140
+    assert half.equals(browse_of(tmp_path / "again")) and meta["dropped"] == again["dropped"]
+    per_user = full.group_by("user_id").len().join(half.group_by("user_id").len(), on="user_id", how="inner")
+    assert (per_user["len"] == per_user["len_right"]).all()  # a sampled user keeps every event
+    assert meta["dropped"]["user_not_sampled"] == len(full) - len(half)
+    with pytest.raises(DipnValidationError, match="users_fraction"):
+        ImportConfig(users_fraction=0)

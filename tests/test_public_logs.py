@@ -16,7 +16,7 @@ from dipn.data.build import BuildConfig, build_samples
 from dipn.data.importers import ImportConfig, import_logs
 from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn.models import VARIANTS, build_model_for_data, restrict_to_groups
+from dipn.models import VARIANTS, build_model_for_data
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 
@@ -55,15 +55,15 @@ def test_the_samples_record_which_input_groups_the_log_holds(public_samples: tup
     assert json.loads((samples / "dataset.json").read_text())["groups_present"] == ["browse", "history"]
 
 
-def test_the_default_dipn_keeps_only_the_groups_the_data_has() -> None:
-    assert restrict_to_groups(VARIANTS["dipn"], ["browse", "history"]) == VARIANTS["browse_history"]
-    model = build_model_for_data("dipn", None, None, ["browse", "history"])
-    assert model.input_names == ("browse", "history")
+def test_default_models_keep_only_the_groups_the_data_has() -> None:
+    assert VARIANTS["dipn"].restricted_to(["browse", "history"]) == VARIANTS["browse_history"]
+    assert build_model_for_data("dipn", None, None, ["browse", "history"]).input_names == ("browse", "history")
+    assert build_model_for_data("rnn_dnn", None, None, ["browse", "history"]).input_names == ("browse", "history")
     full = build_model_for_data("dipn", None, None, ["swipe", "tap", "browse", "history", "profile", "merged"])
     assert full.input_names == build_model_for_data("dipn", "dipn", None, full.input_names).input_names
 
 
-@pytest.mark.parametrize(("model", "variant"), [("dipn", "only_swipe"), ("dipn", "dipn"), ("rnn_dnn", None)])
+@pytest.mark.parametrize(("model", "variant"), [("dipn", "only_swipe"), ("dipn", "dipn"), ("rnn_dnn", "rnn_dnn")])
 def test_a_model_that_needs_an_absent_group_is_refused_by_name(model: str, variant: str | None) -> None:
     with pytest.raises(DipnValidationError, match="the samples hold no") as info:
         build_model_for_data(model, variant, None, ["browse", "history"])
@@ -114,3 +114,23 @@ def test_import_build_train_convert_and_score_on_the_device(
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
     expected = runtime.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
     assert scores[-1].p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
+
+
+def test_the_real_data_benchmark_prints_aucs_with_user_bootstrap_intervals(tmp_path: Path) -> None:
+    pytest.importorskip("lightgbm")
+    from benchmarks import real_data
+
+    log = write_userbehavior(tmp_path / "UserBehavior.csv", users=24, seed=5)
+    report = real_data.main(["--format", "taobao-userbehavior", "--path", str(log), "--work", str(tmp_path / "work"),
+                             "--out", str(tmp_path / "out"), "--train-samples", "300", "--eval-samples", "200",
+                             "--epochs", "1", "--bootstrap", "40", "--threads", "1", "--no-render"])  # fmt: skip
+    assert [r["label"] for r in report["rows"]] == [label for label, _, _ in real_data.ROWS]
+    by_label = {r["label"]: r for r in report["rows"]}
+    assert by_label["DIPN w/ browse"]["inputs"] == ["browse"]
+    assert by_label["DIPN w/ browse + history"]["inputs"] == ["browse", "history"]
+    for row in report["rows"]:
+        for task in ("realtime", "longterm"):
+            m = row["metrics"][task]
+            assert m["auc_low"] <= m["auc"] <= m["auc_high"] or m["auc"] != m["auc"]
+    text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
+    assert "--format taobao-userbehavior" in text and "| DIPN w/ browse + history | browse, history |" in text

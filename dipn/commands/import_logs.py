@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cap = STAY_CAP_MS / 60_000
     p.add_argument("--stay-cap-minutes", type=float, default=cap,
                    help=f"longest stay time of a browse event (the gap to the user's next event; default {cap:g})")
+    p.add_argument("--users-fraction", type=float, default=1.0, metavar="F",
+                   help="keep a fixed pseudo-random share F of the users, with all their events (default 1: "
+                   "all); build-samples holds a whole log in memory, see docs/data.md")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)  # fmt: skip
 
@@ -41,10 +44,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stay_cap_minutes <= 0:
         raise SystemExit("dipn import: --stay-cap-minutes must be > 0")
+    if not 0 < args.users_fraction <= 1:
+        raise SystemExit("dipn import: --users-fraction must be in (0, 1]")
     config = ImportConfig(
         lenient=args.lenient,
         utc_offset_minutes=args.utc_offset_minutes,
         stay_cap_ms=round(args.stay_cap_minutes * 60_000),
+        users_fraction=args.users_fraction,
         progress=not args.quiet,
     )
     result = import_logs(args.format, args.paths, args.out, config)

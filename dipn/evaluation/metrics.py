@@ -20,6 +20,32 @@ def task_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
+def bootstrap_auc_interval(
+    labels: np.ndarray, scores: np.ndarray, users: np.ndarray, rounds: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of the AUC when users, not samples, are resampled with replacement.
+
+    A user's samples are cut from one stream and are far from independent; resampling samples
+    would give intervals that are too narrow. A user drawn k times weighs k on each of its samples,
+    which is the resampled data set without copying it.
+    """
+    labels, scores = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
+    _, user_of = np.unique(np.asarray(users), return_inverse=True)
+    n_users = int(user_of.max()) + 1 if len(user_of) else 0
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(rounds):
+        weights = np.bincount(rng.integers(0, n_users, n_users), minlength=n_users)[user_of]
+        positives = (weights * labels).sum()
+        if 0 < positives < weights.sum():
+            aucs.append(roc_auc_score(labels, scores, sample_weight=weights))
+    if len(aucs) < rounds / 2:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(aucs, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def calibration_table(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """Reliability diagram data: equal-width score bins, mean score vs observed rate."""
     labels = np.asarray(labels, dtype=np.float64)

@@ -22,7 +22,6 @@ from dipn.models.dipn import (
     PositionalInputs,
     build_dipn,
     multitask_loss,
-    restrict_to_groups,
     parameter_counts,
     size_estimate_mb,
 )
@@ -57,12 +56,15 @@ def build_model_for_data(
 ) -> nn.Module:
     """The model to train on a dataset holding only the ``available`` input groups.
 
-    The default DIPN (no variant named) keeps the groups the data has; a model or variant that
-    needs an absent group is refused with the groups that are missing, rather than trained on
-    inputs that are padding everywhere.
+    A model's default configuration (no variant named) keeps the groups the data has, where the
+    model's config can drop groups (``restricted_to``); a model or variant that needs an absent
+    group is refused with the groups that are missing, rather than trained on inputs that are
+    padding everywhere.
     """
-    if name == "dipn" and variant is None:
-        variant = restrict_to_groups(VARIANTS["dipn"], available)
+    if variant is None:
+        default = build_model(name, None, feature_config).config
+        if hasattr(default, "restricted_to"):
+            variant = default.restricted_to(available)
     model = build_model(name, variant, feature_config)
     missing = [g for g in model.input_names if g not in available]
     if missing:
@@ -92,7 +94,6 @@ __all__ = [
     "build_model_for_data",
     "multitask_loss",
     "parameter_counts",
-    "restrict_to_groups",
     "size_estimate_mb",
     "table_configs",
 ]

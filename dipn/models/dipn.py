@@ -124,6 +124,19 @@ class DIPNConfig:
         statics = tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile)) if used)
         return tuple(n for n in INPUT_ORDER if n in self.sequences or n in statics)
 
+    def restricted_to(self, available: Sequence[str]) -> DIPNConfig:
+        """This configuration reading only the ``available`` input groups (a source ablation).
+
+        A dataset imported from a public log has no swipe, tap or profile: training the full model
+        on all-padding inputs would spend parameters on nothing, so the model drops the absent
+        groups (Table 6) and its ``input_names`` say which groups a device must feed.
+        """
+        views = tuple(v for v in self.views if v in available)
+        if self.early_fusion and views != self.views:
+            raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
+        return replace(self, views=views, use_history=self.use_history and "history" in available,
+                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -184,24 +197,6 @@ PAPER_ROWS: dict[str, tuple[str, str]] = {
     "browse_history": ("-", "DIPN w/ browse + history (public logs)"),
 }
 
-
-def restrict_to_groups(config: DIPNConfig, available: Sequence[str]) -> DIPNConfig:
-    """The source-ablation configuration of ``config`` that reads only the ``available`` groups.
-
-    A dataset imported from a public log has no swipe, tap or profile: training the full model on
-    all-padding inputs would spend parameters on nothing, so the model drops the absent groups
-    (Table 6's source ablations) and its ``input_names`` say which groups a device must feed.
-    """
-    views = tuple(v for v in config.views if v in available)
-    restricted = replace(
-        config,
-        views=views,
-        use_history=config.use_history and "history" in available,
-        use_profile=config.use_profile and "profile" in available,
-    )
-    if restricted.early_fusion and views != config.views:
-        raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
-    return restricted
 
 
 # ---- building blocks ---------------------------------------------------------------------------

@@ -11,8 +11,8 @@ the inputs and the attention layer. Same forward / loss contract as DIPN: keywor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -29,6 +29,8 @@ _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 @dataclass(frozen=True)
 class RNNDNNConfig:
     cell: str = "lstm"
+    use_history: bool = True
+    use_profile: bool = True
     hidden_size: int = 32
     reshape_dim: int = 64
     head_hidden: tuple[int, ...] = (128, 64)
@@ -40,6 +42,15 @@ class RNNDNNConfig:
             raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
         if not self.tasks or any(t not in TASKS for t in self.tasks):
             raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("browse", *(["history"] if self.use_history else []), *(["profile"] if self.use_profile else []))
+
+    def restricted_to(self, available: Sequence[str]) -> RNNDNNConfig:
+        """Without the history or profile the data lacks (public logs have no profile)."""
+        return replace(self, use_history=self.use_history and "history" in available,
+                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,13 +67,13 @@ RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
 
 
 class RNNDNN(nn.Module):
-    input_names = ("browse", "history", "profile")
-
     def __init__(self, config: RNNDNNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or RNNDNNConfig()
         self.feature_config = fc = feature_config or FeatureConfig()
         self.tasks = config.tasks
+        self.input_names = config.input_names
+        self.statics = self.input_names[1:]
         d = config.hidden_size
         self.embeddings = nn.ModuleDict({g: GroupEmbedding.for_group(fc, g) for g in self.input_names})
         self._mask_column = mask_column(fc, Group.BROWSE)
@@ -70,7 +81,7 @@ class RNNDNN(nn.Module):
         self.rnns = nn.ModuleDict(
             {"browse": _CELLS[config.cell](config.reshape_dim, d, batch_first=True, bidirectional=True)}
         )
-        head_in = 2 * d + self.embeddings["history"].output_dim + self.embeddings["profile"].output_dim
+        head_in = 2 * d + sum(self.embeddings[g].output_dim for g in self.statics)
         self.head_input_dim = head_in
         self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
 
@@ -83,17 +94,14 @@ class RNNDNN(nn.Module):
         profile: Tensor | None = None,
         merged: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """browse (B, T, 6), history (B, 6), profile (B, 6) ids -> (logit_realtime, logit_longterm)."""
-        if browse is None or history is None or profile is None:
+        """browse (B, T, 6) and the history (B, 6) and profile (B, 6) it uses -> (logit_realtime, logit_longterm)."""
+        statics = {"history": history, "profile": profile}
+        if browse is None or any(statics[g] is None for g in self.statics):
             raise DipnValidationError(f"RNN+DNN needs inputs {self.input_names}")
         mask = (browse[..., self._mask_column] != 0).float()
         x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)
         h, _ = self.rnns["browse"](x)
-        features = [
-            last_states(h, mask, self.config.hidden_size),
-            self.embeddings["history"](history),
-            self.embeddings["profile"](profile),
-        ]
+        features = [last_states(h, mask, self.config.hidden_size), *(self.embeddings[g](statics[g]) for g in self.statics)]
         return self.heads(torch.cat(features, dim=-1))
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
