@@ -159,3 +159,24 @@ def test_samples_are_built_exactly_at_given_cuts(tmp_path) -> None:
     b = store.batch(np.array([got[("a", p - 30 * 60_000)], got[("a", p - 2 * HOUR)]]))
     assert b["realtime"].tolist() == [1, 0] and b["longterm"].tolist() == [1, 1]
     assert store.split[got[("a", p - 2 * HOUR)]] == 0 and store.split[got[("b", START + DAY)]] == 1
+
+
+def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> None:
+    """What lets the Spark engine sample each shard alone and still pick the default engine's cuts."""
+    from dipn.data.cuts import CutWindow, DrawPosition, draw_counts, sample_cuts
+
+    rng = np.random.default_rng(1)
+    window = CutWindow(start_ms=0, end_ms=3 * DAY, eval_start_ms=2 * DAY)
+    user = np.sort(rng.integers(0, 40, 5000))
+    ts = rng.integers(0, 4 * DAY, 5000)
+    whole = sample_cuts(user, ts, window, cuts_per_day=3.5, seed=9)
+    counts = [draw_counts(user[(user >= lo) & (user < lo + 7)], ts[(user >= lo) & (user < lo + 7)], window)
+              for lo in range(0, 40, 7)]  # fmt: skip
+    total, parts, moments, user_days = sum(m for m, _ in counts), [], 0, 0
+    for lo, (m, d) in zip(range(0, 40, 7), counts, strict=True):
+        sel = (user >= lo) & (user < lo + 7)
+        parts.append(sample_cuts(user[sel], ts[sel], window, 3.5, 9, DrawPosition(moments, user_days, total)))
+        moments, user_days = moments + m, user_days + d
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+    assert 0 < len(whole[0]) < len(np.unique(user * 4 * DAY + ts))  # a real subsample

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from dipn.data.cuts import HOUR_MS, CutWindow, cut_window, sample_cuts
+from dipn.data.cuts import HOUR_MS, CutWindow, DrawPosition, cut_window, sample_cuts
 from dipn.data.frames import to_columns
 from dipn.data.keys import key_user, user_time_key
 from dipn.data.readers import read_dataset
@@ -98,15 +98,15 @@ def build_samples(
     steps.update()
 
     steps.set_postfix_str("encoding events")
-    encoded = {v: _encode_view(frames, v, manifest, base_ms) for v in SEQUENCE_VIEWS}
+    encoded = {v: encode_view(frames, v, manifest, base_ms) for v in SEQUENCE_VIEWS}
     steps.update()
 
     steps.set_postfix_str("cutting and labelling")
     if cuts_file is None:
-        cuts, cut_report = _cuts(encoded, window, config, base_ms), {}
+        cuts, cut_report = random_cuts(encoded, window, config, base_ms), {}
     else:
         cuts, cut_report = given_cuts(Path(cuts_file), users, base_ms, last_ms, config)
-    samples = _samples(cuts, encoded, frames, manifest, users, window, config, base_ms)
+    samples = assemble_samples(cuts, encoded, frames, manifest, len(users), window, config, base_ms)
     steps.update()
 
     steps.set_postfix_str("writing")
@@ -117,20 +117,46 @@ def build_samples(
     steps.update()
     steps.close()
 
-    info = {
+    info = dataset_info(
+        raw_dir, config, users=len(users), views_present=sorted(frames),
+        events={v: int(len(encoded[v]["ids"])) for v in SEQUENCE_VIEWS}, window=window,
+        read_reports=read_reports, cuts={"source": str(cuts_file) if cuts_file else "random", **cut_report},
+        shards=shards,
+    )  # fmt: skip
+    return write_index(out_dir, info, started)
+
+
+def dataset_info(
+    raw_dir: Path,
+    config: BuildConfig,
+    *,
+    users: int,
+    views_present: list[str],
+    events: dict[str, int],
+    window: CutWindow,
+    read_reports: dict[str, str],
+    cuts: dict[str, Any],
+    shards: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The index of a sample directory (dataset.json), whichever engine built it."""
+    return {
         "format": STORE_FORMAT,
         "source": str(raw_dir.resolve()),
         "build": asdict(config),
-        "users": len(users),
-        "views_present": sorted(frames),
-        "events": {v: int(len(encoded[v]["ids"])) for v in SEQUENCE_VIEWS},
+        "users": users,
+        "views_present": views_present,
+        "events": events,
         "window": {"start_ms": window.start_ms, "eval_start_ms": window.eval_start_ms, "end_ms": window.end_ms},
         "labels": {"realtime": f"purchase in (t, t + {config.realtime_hours:g} h]",
                    "longterm": f"purchase in (t, t + {config.longterm_hours:g} h]"},  # fmt: skip
         "read_reports": read_reports,
-        "cuts": {"source": str(cuts_file) if cuts_file else "random", **cut_report},
+        "cuts": cuts,
         "shards": shards,
     }
+
+
+def write_index(out_dir: Path, info: dict[str, Any], started: float) -> dict[str, Any]:
+    """Write dataset.json, then complete it with what the store reads back (split counts)."""
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
     store = SampleStore(out_dir)
     info["splits"] = store.split_counts()
@@ -179,7 +205,7 @@ def _time_range(frames: dict[str, pl.DataFrame]) -> tuple[int, int]:
     return min(lo), max(hi)
 
 
-def _encode_view(
+def encode_view(
     frames: dict[str, pl.DataFrame], view: str, manifest: FeatureManifest, base_ms: int
 ) -> dict[str, np.ndarray]:
     width = manifest.config.width(view)
@@ -212,12 +238,17 @@ def _user_aligned_chunks(user: np.ndarray, rows: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _cuts(
-    encoded: dict[str, dict[str, np.ndarray]], window: CutWindow, config: BuildConfig, base_ms: int
+def random_cuts(
+    encoded: dict[str, dict[str, np.ndarray]],
+    window: CutWindow,
+    config: BuildConfig,
+    base_ms: int,
+    position: DrawPosition = DrawPosition(),
 ) -> dict[str, np.ndarray]:
+    """Random cuts (section 6.1) of the encoded users; ``position`` places them in the dataset."""
     user = np.concatenate([encoded[v]["user"] for v in SEQUENCE_VIEWS])
     ts = np.concatenate([encoded[v]["ts"] for v in SEQUENCE_VIEWS])
-    cut_user, cut_ts = sample_cuts(user, ts, window, config.cuts_per_day, config.seed)
+    cut_user, cut_ts = sample_cuts(user, ts, window, config.cuts_per_day, config.seed, position)
     return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
 
 
@@ -252,12 +283,12 @@ def given_cuts(
     return cuts, report
 
 
-def _samples(
+def assemble_samples(
     cuts: dict[str, np.ndarray],
     encoded: dict[str, dict[str, np.ndarray]],
     frames: dict[str, pl.DataFrame],
     manifest: FeatureManifest,
-    users: np.ndarray,
+    n_users: int,
     window: CutWindow,
     config: BuildConfig,
     base_ms: int,
@@ -279,7 +310,7 @@ def _samples(
         "ts": cuts["ts"],
         "bounds": bounds,
         "history": _history_at(keys, frames.get("history"), manifest, base_ms),
-        "profile": _profile_of(cuts["user"], frames.get("profile"), manifest, len(users)),
+        "profile": _profile_of(cuts["user"], frames.get("profile"), manifest, n_users),
         "labels": labels,
         "split": cuts["split"] if "split" in cuts else window.split_of(cuts["ts"]),
     }
@@ -326,21 +357,30 @@ def _write_shards(
     shards = []
     for s, first in enumerate(range(0, max(n_users, 1), users_per_shard)):
         last = min(first + users_per_shard, n_users)
-        path = out_dir / f"shard-{s:05d}"
-        path.mkdir(exist_ok=True)
         sel = (samples["user"] >= first) & (samples["user"] < last)
-        bounds = samples["bounds"][sel].copy()
+        part = {k: v[sel] for k, v in samples.items()}
+        events = {}
         for v, view in enumerate(SEQUENCE_VIEWS):
-            users = encoded[view]["user"]
-            lo, hi = np.searchsorted(users, [first, last])
-            np.save(path / f"{view}.npy", encoded[view]["ids"][lo:hi])
-            np.save(path / f"{view}_ts.npy", encoded[view]["ts"][lo:hi])
-            bounds[:, v] -= lo
-        np.save(path / "bounds.npy", bounds)
-        np.save(path / "cut_user.npy", samples["user"][sel])
-        np.save(path / "cut_ts.npy", samples["ts"][sel])
-        for name in ("history", "profile", "labels", "split"):
-            np.save(path / f"{name}.npy", samples[name][sel])
-        shards.append({"name": path.name, "users": [first, last], "samples": int(sel.sum())})
+            lo, hi = np.searchsorted(encoded[view]["user"], [first, last])
+            events[view] = {"ids": encoded[view]["ids"][lo:hi], "ts": encoded[view]["ts"][lo:hi]}
+            part["bounds"][:, v] -= lo
+        shards.append(write_shard(out_dir, s, (first, last), events, part))
     return shards
 
+
+def write_shard(
+    out_dir: Path, index: int, users: tuple[int, int], events: dict, samples: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """One shard directory: the encoded events of users [first, last) and their samples, whose
+    bounds count rows of this shard's event arrays. Returns the shard's entry of dataset.json."""
+    path = out_dir / f"shard-{index:05d}"
+    path.mkdir(exist_ok=True)
+    for view in SEQUENCE_VIEWS:
+        np.save(path / f"{view}.npy", events[view]["ids"])
+        np.save(path / f"{view}_ts.npy", events[view]["ts"])
+    np.save(path / "bounds.npy", samples["bounds"])
+    np.save(path / "cut_user.npy", samples["user"])
+    np.save(path / "cut_ts.npy", samples["ts"])
+    for name in ("history", "profile", "labels", "split"):
+        np.save(path / f"{name}.npy", samples[name])
+    return {"name": path.name, "users": [users[0], users[1]], "samples": int(len(samples["ts"]))}

@@ -42,30 +42,73 @@ def cut_window(first_ts: int, last_ts: int, eval_days: float, meta: dict | None 
     return CutWindow(start, end, max(start, end - int(eval_days * DAY_MS)))
 
 
-def sample_cuts(
-    user_idx: np.ndarray, ts: np.ndarray, window: CutWindow, cuts_per_day: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pick cut moments among each user's event times, about ``cuts_per_day`` per active day.
+@dataclass(frozen=True)
+class DrawPosition:
+    """Where a contiguous range of users starts in the random streams of a whole-dataset sampling.
 
-    ``user_idx``/``ts`` are all events of all views. Returns (user_idx, ts) of the cuts, sorted
-    by user then time. A user-day with fewer distinct event moments than its quota is cut at
-    every one of them.
+    Cuts come from one seeded stream: first one uniform number per moment (all users, in key
+    order), then one per user-day (the quota draws). An engine that samples one range of users
+    at a time (Spark: one shard per task) passes the counts of the moments and user-days before
+    its range and the dataset's total moments, and so draws the very numbers a whole-dataset run
+    draws for those users. The default, the whole dataset, starts both streams at 0.
     """
+
+    moments_before: int = 0
+    user_days_before: int = 0
+    moments_total: int | None = None  # None: the users given are the whole dataset
+
+
+def cut_moments(
+    user_idx: np.ndarray, ts: np.ndarray, window: CutWindow
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (user, time) moments inside the window in key order, with their user-day group."""
     inside = (ts >= window.start_ms) & (ts < window.end_ms)
     moments = np.unique(user_time_key(user_idx[inside], ts[inside], window.start_ms))
     u, t = key_user(moments), key_time(moments, window.start_ms)
-    group = u * 10_000 + (t - window.start_ms) // DAY_MS  # one group per user-day
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(moments)), group))  # random order within each group
+    return u, t, u * 10_000 + (t - window.start_ms) // DAY_MS
+
+
+def draw_counts(user_idx: np.ndarray, ts: np.ndarray, window: CutWindow) -> tuple[int, int]:
+    """Moments and user-days of these users: how far their draws advance the two streams."""
+    _, _, group = cut_moments(user_idx, ts, window)
+    return len(group), len(np.unique(group))
+
+
+def sample_cuts(
+    user_idx: np.ndarray,
+    ts: np.ndarray,
+    window: CutWindow,
+    cuts_per_day: float,
+    seed: int,
+    position: DrawPosition = DrawPosition(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pick cut moments among each user's event times, about ``cuts_per_day`` per active day.
+
+    ``user_idx``/``ts`` are all events of all views of a contiguous range of users (by default
+    the whole dataset). Returns (user_idx, ts) of the cuts, sorted by user then time. A user-day
+    with fewer distinct event moments than its quota is cut at every one of them.
+    """
+    u, t, group = cut_moments(user_idx, ts, window)
+    total = len(group) if position.moments_total is None else position.moments_total
+    priority = _uniforms(seed, position.moments_before, len(group))
+    order = np.lexsort((priority, group))  # random order within each group
     g = group[order]
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(g)])
     rank = np.arange(len(g)) - np.repeat(starts, sizes)
-    keep = np.sort(order[rank < np.repeat(_quota(len(starts), cuts_per_day, rng), sizes)])
+    quota = _quota(_uniforms(seed, total + position.user_days_before, len(starts)), cuts_per_day)
+    keep = np.sort(order[rank < np.repeat(quota, sizes)])
     return u[keep], t[keep]
 
 
-def _quota(groups: int, cuts_per_day: float, rng: np.random.Generator) -> np.ndarray:
+def _uniforms(seed: int, start: int, count: int) -> np.ndarray:
+    """Numbers ``start .. start + count`` of the stream ``np.random.default_rng(seed).random``."""
+    bits = np.random.PCG64(seed)
+    bits.advance(start)
+    return np.random.Generator(bits).random(count)
+
+
+def _quota(uniforms: np.ndarray, cuts_per_day: float) -> np.ndarray:
     """Integer quotas whose mean is ``cuts_per_day`` (fractional rates round at random)."""
     base = np.floor(cuts_per_day)
-    return (base + (rng.random(groups) < cuts_per_day - base)).astype(np.int64)
+    return (base + (uniforms < cuts_per_day - base)).astype(np.int64)

@@ -205,7 +205,7 @@ def read_dataset(
         _rules(view)
     if not directory.is_dir():
         raise RawDataError(directory, "not a directory", rule="unreadable")
-    files = _view_files(directory, wanted)
+    files = view_files(directory, wanted)
     if not files:
         names = ", ".join(f"{v}.csv" for v in wanted)
         raise RawDataError(
@@ -232,6 +232,41 @@ def write_view(frame: pl.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def present_columns(path: str | Path, view: str, found: Sequence[str]) -> list[str]:
+    """The view's columns among ``found`` (a file's header); a missing required one raises."""
+    return _present_columns(Path(path), _rules(view), found)
+
+
+def judge_rows(
+    raw: pl.DataFrame, view: str, path: str | Path, explained: int = _EXAMPLES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Judge rows another engine read (Spark, a slice of a file at a time) by ``read_view``'s rules.
+
+    ``raw`` holds the view's columns as read (text, or the format's own types) and ``__row``, a
+    number increasing in file order. Returns the good rows in canonical form (``__row`` first)
+    and the bad ones as ``__row``, ``rule``, ``column`` of the first rule each breaks, with a
+    sentence (``detail``) for the first ``explained`` of them.
+    """
+    rules = _rules(view)
+    checks = _checks(view, rules)
+    raw = _normalize(path, raw, rules)
+    typed = _typed(raw, rules)
+    first = [pl.when(c.bad).then(pl.lit(i, dtype=pl.Int32)) for i, c in enumerate(checks)]
+    which = typed.select(pl.coalesce(first)).to_series()
+    is_bad = which.is_not_null()
+    good = typed.filter(~is_bad).select([pl.col(_ROW), *[pl.col(r.name).cast(_DTYPES[r.dtype]) for r in rules]])
+    broken = which.filter(is_bad).to_list()
+    raw_bad = raw.filter(is_bad).head(explained).iter_rows(named=True)
+    details = [checks[i].explain(row) for row, i in zip(raw_bad, broken, strict=False)]
+    bad = pl.DataFrame({
+        _ROW: raw[_ROW].filter(is_bad).cast(pl.Int64),
+        "rule": [checks[i].rule for i in broken],
+        "column": [checks[i].column for i in broken],
+        "detail": details + [None] * (len(broken) - len(details)),
+    }, schema={_ROW: pl.Int64, "rule": pl.String, "column": pl.String, "detail": pl.String})  # fmt: skip
+    return good, bad
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -252,7 +287,7 @@ def _format_of(path: Path) -> Format:
     )
 
 
-def _view_files(directory: Path, views: Sequence[str]) -> dict[str, Path]:
+def view_files(directory: Path, views: Sequence[str]) -> dict[str, Path]:
     """view -> its one file; two supported files for a view, or only unsupported ones, raise."""
     entries = sorted(p for p in directory.iterdir() if p.is_file())
     files: dict[str, Path] = {}
