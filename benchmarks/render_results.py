@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["accuracy", "size_parity", "latency", "uplink", "endpoint_load", "coupon_ab", "models"]
+ORDER = ["accuracy", "models", "size_parity", "latency", "uplink", "endpoint_load", "endpoint_load_postgres", "coupon_ab", "scale", "real_data"]
 
 
 def render() -> Path:

@@ -9,6 +9,9 @@
       manifest.json                          model version, input signature, every file's sha256
                                              and size, parity figures, checkpoint metrics,
                                              minimum runtime versions
+      manifest.sig                           Ed25519 signature of manifest.json, with a signing
+                                             key (convert.signing); devices refuse bundles
+                                             without a signature of the key they trust
 
 Every artifact is run on held-out samples right after it is written and compared with PyTorch
 fp32 (``convert.parity``). If any fails the gate (NaN, or an AUC drop above ``max_auc_drop``), the
@@ -37,6 +40,7 @@ from convert import golden as golden_vectors
 from convert.errors import ConversionError, ParityGateError, RuntimeUnavailableError
 from convert.parity import DEFAULT_MAX_AUC_DROP, Parity, compare, gate
 from convert.quantize import ONNX_INT8, CoremlWeights, quantize_onnx, recipes
+from convert.signing import SIGNATURE, load_private_key, sign_bundle
 from convert.signature import example_inputs, input_signature, labels_of, model_inputs, output_signature, torch_scores
 from convert.verify import BUNDLE_FORMAT, MANIFEST, describe_files, sha256_file
 
@@ -64,6 +68,7 @@ class ConvertOptions:
     threads: int = 1
     tflite_route: str = "tf-while"
     coreml_weights: str = "int8"  # int8 | palette6 | palette4
+    signing_key: Path | None = None  # Ed25519 private key (dipn keygen): sign manifest.json (convert.signing)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -329,6 +334,8 @@ def build_bundle(
 
 
 def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions, progress: Progress) -> dict[str, Any]:
+    # Read the key before the long conversion: a wrong path should fail in a second, not an hour.
+    signer = load_private_key(options.signing_key) if options.signing_key else None
     job = _Conversion(checkpoint, samples, out, options, progress)
     job.tmp = _prepare_out(out)
     try:
@@ -340,6 +347,9 @@ def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions
             except (ImportError, RuntimeUnavailableError) as exc:
                 raise ConversionError(f"{name}: {exc}") from exc
         manifest = job.write()
+        if signer is not None and manifest["status"] == "ok":  # a rejected bundle is never signed
+            record = sign_bundle(job.tmp, signer)
+            progress(f"signed manifest.json with key {record['key_id']} -> {SIGNATURE}")
         _move_into_place(job.tmp, out)
     except BaseException:
         shutil.rmtree(job.tmp, ignore_errors=True)

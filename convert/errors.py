@@ -18,6 +18,10 @@ class BundleIntegrityError(DipnValidationError):
     """A bundle file is missing, truncated or modified (size or sha256 differs from manifest.json)."""
 
 
+class BundleSignatureError(BundleIntegrityError):
+    """A bundle is unsigned, signed by an untrusted key, or its manifest changed after signing."""
+
+
 class RuntimeTooOldError(DipnValidationError):
     """The installed runtime is older than the minimum version an artifact needs."""
 

@@ -67,16 +67,22 @@ class Bundle:
         return self.root / entry["path"]
 
 
-def load_bundle(root: str | Path) -> Bundle:
-    """Read and check a bundle directory; raises ``BundleIntegrityError`` on any mismatch."""
+def load_bundle(root: str | Path, *, manifest_bytes: bytes | None = None) -> Bundle:
+    """Read and check a bundle directory; raises ``BundleIntegrityError`` on any mismatch.
+
+    ``manifest_bytes``: the manifest as the caller already read it (``convert.signing`` passes the
+    very bytes whose signature it checked, so the file is not read a second time).
+    """
     root = Path(root)
     manifest_path = root / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_bytes() if manifest_bytes is None else manifest_bytes)
     except FileNotFoundError:
         raise BundleIntegrityError(f"{root}: not a bundle (no {MANIFEST})") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise BundleIntegrityError(f"{manifest_path}: unreadable ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise BundleIntegrityError(f"{manifest_path}: not a bundle manifest (no file list)")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleIntegrityError(f"{manifest_path}: bundle format {manifest.get('format')!r} is not {BUNDLE_FORMAT}")
     if manifest.get("status") != "ok":
@@ -88,6 +94,8 @@ def load_bundle(root: str | Path) -> Bundle:
 
 
 def check_file(root: Path, relative: str, expected: Mapping[str, Any]) -> None:
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:  # a manifest names files inside its bundle
+        raise BundleIntegrityError(f"{root / MANIFEST}: file {relative!r} lies outside the bundle")
     path = root / relative
     if not path.is_file():
         raise BundleIntegrityError(f"{path}: missing (listed in {MANIFEST})")

@@ -41,14 +41,17 @@ def phone_streams(raw: Path, phones: int, seed: int = 0) -> list[dict[str, Any]]
 
 
 def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, max_events: int | None = None,
-           backend: str = "auto", seed: int = 0, queue_dir: Path | None = None) -> dict[str, Any]:  # fmt: skip
+           backend: str = "auto", seed: int = 0, queue_dir: Path | None = None,
+           public_key: Path | None = None, allow_unsigned: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run the phones one event at a time in global time order; ``speed`` = simulated seconds per
-    wall second (0: as fast as possible). Returns what was sent and what it replaced."""
+    wall second (0: as fast as possible). Returns what was sent and what it replaced. Each phone
+    loads the bundle only if ``public_key`` signed it (or, unsigned, with ``allow_unsigned``)."""
     queue_dir = queue_dir or Path(tempfile.mkdtemp(prefix="dipn-replay-"))
     streams = phone_streams(raw, phones, seed)
     devices = []
     for s in streams:
-        runtime = IntentRuntime(bundle, s["screen"], backend=backend)
+        runtime = IntentRuntime(bundle, s["screen"], backend=backend, public_key=public_key,
+                                allow_unsigned=allow_unsigned)
         runtime.set_user(s["history"], s["profile"])
         client = DeviceClient.register(url, s["user_id"])
         uplink = Uplink(url, client.device_id, client.secret, queue_dir / f"{client.device_id}.db")
@@ -68,7 +71,7 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
         raw_bytes += len(repr(row))  # what a cloud-side model would have had to receive
         score = runtime.on_event(view, row)
         if score is not None:
-            uplink.submit(runtime.model_version, score.p_realtime, score.p_longterm, int(time.time() * 1000))
+            uplink.submit(score.model_version, score.p_realtime, score.p_longterm, int(time.time() * 1000))
             scores += 1
             latencies.append(score.latency_ms)
         if n % 500 == 0 or n == len(timeline):
@@ -95,8 +98,12 @@ def main() -> None:
     p.add_argument("--speed", type=float, default=0.0, help="simulated seconds per wall second (0 = unthrottled)")
     p.add_argument("--max-events", type=int, default=None)
     p.add_argument("--backend", default="auto", choices=["auto", "tflite", "onnx", "coreml"])
+    p.add_argument("--public-key", type=Path, help="the bundle signer's public key (dipn keygen); bundles it did "
+                   "not sign are refused")
+    p.add_argument("--allow-unsigned", action="store_true", help="development: load an unsigned bundle")
     args = p.parse_args()
-    print(replay(args.bundle, args.raw, args.url, args.phones, args.speed, args.max_events, args.backend))
+    print(replay(args.bundle, args.raw, args.url, args.phones, args.speed, args.max_events, args.backend,
+                 public_key=args.public_key, allow_unsigned=args.allow_unsigned))
 
 
 if __name__ == "__main__":

@@ -2,24 +2,34 @@
 
 Rules (per event, before encoding):
   * missing ``ts`` or action field, NaN / infinite ``ts``, unknown action type -> dropped;
-  * a tap without x/y, a swipe without start/end, NaN coordinates -> dropped;
+  * a tap without x/y, a swipe without start/end or duration, NaN coordinates -> dropped;
   * coordinates off the screen -> clamped to its edges; negative durations or stay -> 0;
   * time going backwards (clock change) -> clamped to the view's last timestamp (gap 0);
   * a button tap without a button -> dropped; unknown pages, buttons, categories -> the
-    encoder's out-of-vocabulary id (counted after encoding).
+    encoder's out-of-vocabulary id (counted after encoding);
+  * a ts that is not milliseconds since the epoch (negative, beyond 2^53) -> dropped;
+  * every other field is coerced to its contract type: a number field that holds no finite
+    number, or a string field that holds no string or number, becomes absent (counted); fields
+    outside the contract are not copied. So whatever the app hands over, the encoder gets values
+    of the types it reads, and a property test (tests/test_fuzz.py) holds it to that.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from dipn.features.columns import VIEW_COLUMNS
 from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
+from dipn.features.timing import MAX_ABS_TS
 
 KIND_FIELD = {"swipe": ("type", SWIPE_ACTIONS), "tap": ("event", TAP_EVENTS), "browse": ("action", BROWSE_ACTIONS)}
-REQUIRED = {("swipe", "tap"): ("x", "y"), ("swipe", "swipe"): ("x0", "y0", "x1", "y1"), ("tap", "button"): ("button",)}
+STRING_FIELDS = frozenset({"page", "button", "leaf_category", "top_category"})
+REQUIRED = {("swipe", "tap"): ("x", "y"), ("swipe", "swipe"): ("x0", "y0", "x1", "y1", "duration_ms"),
+            ("tap", "button"): ("button",)}
 
 
 def _number(value: Any) -> float | None:
@@ -28,6 +38,16 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str | None:
+    """A string field as text: strings as they are, numbers as written (numeric page ids of some
+    logs); booleans, lists, dicts and non-finite numbers are no text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or _number(value) is None:
+        return None
+    return str(value)
 
 
 class Sanitizer:
@@ -40,8 +60,11 @@ class Sanitizer:
 
     def clean(self, view: str, event: Mapping[str, Any]) -> dict[str, Any] | None:
         """A repaired copy of the event, or None when it must be dropped."""
-        if view not in KIND_FIELD:
+        if not isinstance(view, str) or view not in KIND_FIELD:
             self.counts["dropped_unknown_view"] += 1
+            return None
+        if not isinstance(event, Mapping):
+            self.counts["dropped_not_a_mapping"] += 1
             return None
         field, allowed = KIND_FIELD[view]
         ts = _number(event.get("ts"))
@@ -49,11 +72,15 @@ class Sanitizer:
         if ts is None or kind is None:
             self.counts["dropped_missing_field"] += 1
             return None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             self.counts["dropped_unknown_type"] += 1
             return None
-        out = dict(event)
-        if "page" not in out or out["page"] in (None, ""):
+        if not 0 <= ts < MAX_ABS_TS:
+            self.counts["dropped_bad_ts"] += 1
+            return None
+        out = self._typed(view, event)
+        out[field] = kind
+        if out.get("page") is None:
             out["page"] = ""  # encodes as out-of-vocabulary, not a crash
         for name in REQUIRED.get((view, kind), ()):
             value = out.get(name)
@@ -63,9 +90,8 @@ class Sanitizer:
         if view == "swipe":
             self._clamp_coordinates(out, kind)
         for name in ("duration_ms", "stay_ms"):
-            value = _number(out.get(name))
-            if out.get(name) is not None and (value is None or value < 0):
-                out[name] = 0.0 if value is not None else None
+            if out.get(name) is not None and out[name] < 0:
+                out[name] = 0.0
                 self.counts[f"clamped_{name}"] += 1
         last = self.last_ts.get(view)
         if last is not None and ts < last:
@@ -73,6 +99,19 @@ class Sanitizer:
             self.counts["clamped_time_backwards"] += 1
         out["ts"] = int(ts)
         self.last_ts[view] = ts
+        return out
+
+    def _typed(self, view: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The contract's fields only, each a finite float, a string, or None (absent)."""
+        out: dict[str, Any] = {}
+        for name in VIEW_COLUMNS[view]:
+            value = event.get(name)
+            if value is None or name in ("ts", "user_id", KIND_FIELD[view][0]):  # checked by ``clean``
+                continue
+            typed = _text(value) if name in STRING_FIELDS else _number(value)
+            if typed is None:
+                self.counts[f"cleared_{name}"] += 1
+            out[name] = typed
         return out
 
     def _clamp_coordinates(self, event: dict[str, Any], kind: str) -> None:

@@ -118,7 +118,10 @@ class Uplink:
                 self.queue.ack(ids)
                 self.counts["acknowledged"] += len(ids)
                 return True, len(ids)
-            if response.status_code >= 500 or response.status_code in (401, 408, 409, 429):
+            if response.status_code == 429:  # over the device's rate limit: retrying now only counts against it
+                self.counts["rate_limited"] += 1
+                return False, 0
+            if response.status_code >= 500 or response.status_code in (401, 408, 409):
                 self.counts[f"retried_{response.status_code}"] += 1  # server trouble, clock skew, replay
                 continue
             self.queue.ack(ids)  # a 4xx the endpoint will never accept: drop, do not block the queue

@@ -328,7 +328,7 @@ def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
 
 
 # The commands that drive the converter or the device side import them inside ``run`` only.
-ORCHESTRATORS = {"dipn/commands/convert.py", "dipn/commands/demo.py"}
+ORCHESTRATORS = {"dipn/commands/convert.py", "dipn/commands/demo.py", "dipn/commands/keygen.py"}
 
 
 def test_nothing_in_dipn_imports_convert_or_mobile_demo_except_inside_orchestrating_commands() -> None:

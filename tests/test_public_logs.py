@@ -101,7 +101,7 @@ def test_import_build_train_convert_and_score_on_the_device(
     history = (pl.read_parquet(raw / "history.parquet")
                .filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut)).sort("as_of_ts"))  # fmt: skip
 
-    runtime = IntentRuntime(bundle, (1080, 2340), backend="onnx")
+    runtime = IntentRuntime(bundle, (1080, 2340), backend="onnx", allow_unsigned=True)
     runtime.set_user(history.row(len(history) - 1, named=True) if len(history) else None)
     scores = [runtime.on_event("browse", row) for row in browse.iter_rows(named=True)]
     # Without a swipe view, every browse event is a page leave, and so a trigger.

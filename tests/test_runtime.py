@@ -53,7 +53,7 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
     batch = store.batch(np.array([index]))
     user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
     events, profile, history, screen = _user_events(tiny_raw, user, cut)
-    runtime = IntentRuntime(tiny_bundle, screen, backend=backend, score_on_page_leave=False)
+    runtime = IntentRuntime(tiny_bundle, screen, backend=backend, score_on_page_leave=False, allow_unsigned=True)
     assert runtime.self_test["cases"] > 0 and runtime.backend == backend
     runtime.set_user(history, profile)
     for _, view, row in events:
@@ -67,7 +67,7 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
 
 
 def test_malformed_events_are_repaired_or_dropped_and_counted(tiny_bundle: Path) -> None:
-    runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx")
+    runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", allow_unsigned=True)
     t = 1_800_000_000_000
     bad = [
         ("swipe", {"type": "swipe", "page": "Page_Home"}),  # no ts
@@ -97,7 +97,7 @@ def test_a_bundle_with_a_modified_artifact_is_refused(tiny_bundle: Path, tmp_pat
         f.seek(100)
         f.write(b"\x00\x01\x02")
     with pytest.raises(BundleIntegrityError, match="sha256 mismatch"):
-        IntentRuntime(copy, (360, 780))
+        IntentRuntime(copy, (360, 780), allow_unsigned=True)
 
 
 def test_the_device_side_imports_no_heavy_stack() -> None:
@@ -109,8 +109,9 @@ def test_the_device_side_imports_no_heavy_stack() -> None:
 
 
 def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
-    onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False)
-    reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint)
+    onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False,
+                         allow_unsigned=True)
+    reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint, allow_unsigned=True)
     t = 1_800_000_000_000
     fired = []
     for i in range(30):

@@ -202,7 +202,7 @@ def test_uplift_metrics_agree_with_causalml() -> None:
 
 def test_migrated_schema_has_exactly_the_tables_and_columns_of_the_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/m.db")
-    assert migrate(engine) == [1]
+    assert migrate(engine) == [1, 2]
     assert migrate(engine) == []  # idempotent
     inspector = inspect(engine)
     expected = {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
@@ -218,7 +218,7 @@ def test_score_writer_prunes_nonces_older_than_twice_the_window(tmp_path: Path) 
     engine = make_engine(f"sqlite:///{tmp_path}/n.db")
     migrate(engine)
     with engine.begin() as conn:
-        conn.execute(models.devices.insert().values(device_id="a" * 32, user_id="u", secret="00", created_ms=0))
+        conn.execute(models.devices.insert().values(device_id="a" * 32, user_id="u", public_key="00" * 32, created_ms=0))
         conn.execute(models.request_nonces.insert(), [
             {"device_id": "a" * 32, "nonce": "old-nonce-0123456789", "created_ms": auth.now_ms() - 700_000},
             {"device_id": "a" * 32, "nonce": "new-nonce-0123456789", "created_ms": auth.now_ms() - 100_000}])

@@ -2,7 +2,8 @@
 
 The converters live in the top-level ``convert`` package (they need onnx, TensorFlow and
 coremltools: the ``dipn[convert]`` extra); this module only declares the command and imports
-``convert`` inside ``run``, the one place where ``dipn`` reaches into it.
+``convert`` inside ``run`` (as ``dipn keygen`` does for ``convert.signing``): ``dipn`` reaches into it
+nowhere else.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "litert-torch: unrolled fallback")  # fmt: skip
     p.add_argument("--coreml-weights", choices=["int8", "palette6", "palette4"], default="int8",
                    help="CoreML weight compression (default int8 per-channel)")  # fmt: skip
+    p.add_argument("--signing-key", type=Path, help="Ed25519 private key (from dipn keygen): sign manifest.json "
+                   "into manifest.sig; devices configured with the public key refuse anything else")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(run=run)
 
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         tflite_route=args.tflite_route,
         coreml_weights=args.coreml_weights,
+        signing_key=args.signing_key,
     )
     out = args.out or args.checkpoint.parent / "bundle"
     start = time.perf_counter()
@@ -91,4 +95,6 @@ def run(args: argparse.Namespace) -> int:
     print(size_parity_table(manifest))
     print(f"bundle {out} ({manifest['model_version']}): parity passed on {manifest['parity']['samples']:,} eval "
           f"samples, max AUC drop allowed {options.max_auc_drop}", file=sys.stdout)  # fmt: skip
+    if args.signing_key is None:
+        print("unsigned: devices refuse it unless allow_unsigned=True (development); sign with --signing-key")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path) -> None:
     """Stages 6-8: convert for phones, start the endpoint, replay phones, decide coupons, report."""
     from convert.bundle import ConvertOptions, build_bundle, size_parity_table
+    from convert.signing import generate_keypair
     from dipn.serving.client import OperatorClient
     from dipn.serving.config import ServerConfig
     from dipn.serving.metrics import format_report
@@ -91,7 +93,10 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
 
     bundle = args.out / "bundle"
     t0 = _stage(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
-    options = ConvertOptions(parity_samples=1000)  # the demo's time budget; dipn convert checks 4,000
+    keys = args.out / "keys"  # a fresh signing key per demo run; devices trust only its public half
+    shutil.rmtree(keys, ignore_errors=True)
+    signing_key, public_key = generate_keypair(keys)
+    options = ConvertOptions(parity_samples=1000, signing_key=signing_key)  # dipn convert checks 4,000 samples
     manifest = build_bundle(run_dir / "best.pt", samples, bundle, options, progress=lambda _: None)
     print(size_parity_table(manifest))
     print(f"done in {time.perf_counter() - t0:.1f} s")
@@ -102,7 +107,8 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), free_port()) as server:
         operator = OperatorClient(server.url)
         campaign = operator.create_campaign(name="demo", salt="demo")["id"]
-        sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed)
+        sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
+                      public_key=public_key)
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
               f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
               f"{sent['raw_event_bytes']:,} bytes of raw events; median inference {sent['latency_ms_p50']:.1f} ms")

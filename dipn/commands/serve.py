@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="run the coupon endpoint: device registration, signed score posts, A/B coupon decisions, R_c / I_gmv",
         description="Run the coupon-allocation endpoint (docs/serving.md). Migrates the database, then starts "
-        "uvicorn workers. Devices register and post HMAC-signed scores; operators create campaigns, ask for "
+        "uvicorn workers. Devices register their public keys and post signed scores; operators create campaigns, ask for "
         "coupon decisions, report orders and read R_c and I_gmv per bucket at /metrics/campaign/ID.",
     )
     p.add_argument("--db", default=os.environ.get("DIPN_DB_URL", "sqlite:///dipn-serve.db"),
@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--signature-window", type=float, default=300.0,
                    help="seconds a signed request stays valid either side of the server clock (default 300)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
+    p.add_argument("--rate-limit", type=int, default=int(os.environ.get("DIPN_RATE_LIMIT") or 120),
+                   help="signed requests per device per minute, counted in the database so it holds across "
+                   "workers and hosts; 0 = no limit (load tests); env DIPN_RATE_LIMIT (default 120)")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.add_argument("--migrate-only", action="store_true", help="apply schema migrations and exit")
     p.set_defaults(run=run)
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"applied migrations {applied}" if applied else "schema already current")
         return 0
     config = ServerConfig(db_url=args.db, admin_token=args.admin_token, enroll_token=args.enroll_token,
-                          max_body_bytes=args.max_body_bytes, signature_window_ms=round(args.signature_window * 1000))
+                          max_body_bytes=args.max_body_bytes, signature_window_ms=round(args.signature_window * 1000),
+                          rate_limit=max(args.rate_limit, 0))
     run_server(config, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
     return 0

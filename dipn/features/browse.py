@@ -8,6 +8,7 @@ from dipn.features import buckets
 from dipn.features.columns import Columns, category_values, column, string_column
 from dipn.features.manifest import FeatureManifest
 from dipn.features.spec import BROWSE_ACTIONS, Group, value_to_id
+from dipn.features.timing import checked_timestamps
 
 
 def encode_browse(columns: Columns, manifest: FeatureManifest, prev_ts: np.ndarray) -> np.ndarray:
@@ -22,7 +23,7 @@ def encode_browse(columns: Columns, manifest: FeatureManifest, prev_ts: np.ndarr
 
     action = category_values(string_column(columns, "action"), BROWSE_ACTIONS, "browse action")
     stay = np.nan_to_num(column(columns, "stay_ms").astype(np.float64), nan=0.0)
-    hour = buckets.hour_of_day(column(columns, "ts"), cfg.utc_offset_minutes)
+    hour = buckets.hour_of_day(checked_timestamps(column(columns, "ts")), cfg.utc_offset_minutes)
     out = [
         value_to_id(action),
         vocab_ids("leaf_category"),

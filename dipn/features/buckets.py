@@ -68,15 +68,23 @@ def hour_of_day(ts_ms: np.ndarray | int, utc_offset_minutes: int = 0) -> np.ndar
     return ((ts // 3_600_000) % 24).astype(np.int32)
 
 
+def _clipped(values: np.ndarray | int, vocab_size: int, what: str) -> np.ndarray:
+    """Clip before casting: a float count of 1e30 (or an infinite one) lands in the last bucket
+    instead of overflowing int64; NaN is refused."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise DipnValidationError(f"{what}: NaN; counts and levels are integers")
+    return np.clip(arr, 0, vocab_size - 1).astype(np.int32)
+
+
 def capped_count(counts: np.ndarray | int, vocab_size: int) -> np.ndarray:
     """History counts: 0..vocab_size-1, larger counts share the last bucket."""
-    c = np.asarray(counts, dtype=np.int64)
-    return np.clip(c, 0, vocab_size - 1).astype(np.int32)
+    return _clipped(counts, vocab_size, "history count")
 
 
 def clipped_level(levels: np.ndarray | int, vocab_size: int) -> np.ndarray:
     """Profile levels: 0..vocab_size-1; out-of-range levels are clipped to the nearest edge."""
-    return np.clip(np.asarray(levels, dtype=np.int64), 0, vocab_size - 1).astype(np.int32)
+    return _clipped(levels, vocab_size, "profile level")
 
 
 def screen_segment(coord: np.ndarray, extent: np.ndarray, segments: int) -> np.ndarray:

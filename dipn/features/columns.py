@@ -33,8 +33,11 @@ def factorize(values: np.ndarray | Factorized) -> Factorized:
     if isinstance(values, Factorized):
         return values
     arr = np.asarray(values, dtype=object).ravel()
-    missing = is_missing_string(arr)
-    uniq, inverse = np.unique(np.where(missing, "", arr).astype(str), return_inverse=True)
+    try:
+        missing = is_missing_string(arr)
+        uniq, inverse = np.unique(np.where(missing, "", arr).astype(str), return_inverse=True)
+    except (TypeError, ValueError) as exc:  # a list or a dict among the values
+        raise DipnValidationError(f"a string column holds a value that is not a string ({exc})") from None
     return Factorized(uniq, np.where(missing, -1, inverse).astype(np.int64))
 
 
@@ -66,11 +69,18 @@ VIEW_COLUMNS = {
 
 
 def column(columns: Columns, name: str) -> np.ndarray:
-    """A numeric column."""
+    """A numeric column: integer or float numbers as given; anything else (strings, None, Python
+    objects from a device or a JSON log) is converted to float64 (None -> NaN) or refused, naming
+    the column, so that no encoder ever meets a value numpy cannot compute with."""
     try:
-        return np.asarray(columns[name])
+        values = columns[name]
     except KeyError:
         raise DipnValidationError(f"missing raw column {name!r}") from None
+    try:
+        arr = np.asarray(values)
+        return arr if arr.dtype.kind in "biuf" else arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DipnValidationError(f"raw column {name!r} must hold numbers ({exc})") from None
 
 
 def string_column(columns: Columns, name: str) -> Factorized:

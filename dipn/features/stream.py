@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from dipn.errors import DipnValidationError
 from dipn.features.columns import VIEW_COLUMNS
 from dipn.features.manifest import FeatureManifest
-from dipn.features.timing import NO_PREVIOUS
+from dipn.features.timing import NO_PREVIOUS, checked_timestamps
 from dipn.features.views import SEQUENCE_ENCODERS
+
+_SCALARS = (str, int, float, np.integer, np.floating, np.bool_, type(None))
 
 
 class StreamEncoder:
@@ -35,9 +38,13 @@ class StreamEncoder:
                 value = self.screen[0] if value is None else value
             elif name == "screen_h":
                 value = self.screen[1] if value is None else value
-            columns[name] = np.array([value], dtype=object if isinstance(value, str) or value is None else None)
-        ts = event["ts"]
+            if not isinstance(value, _SCALARS):  # a list or a dict would become a row, not a value
+                raise DipnValidationError(f"{view} field {name!r} is a {type(value).__name__}; expected a number or a string")
+            columns[name] = np.array([value], dtype=object)  # numbers are read by ``columns.column``
+        if event.get("ts") is None:
+            raise DipnValidationError(f"{view} event has no ts")
+        checked_timestamps(columns["ts"])  # the tap view has no time feature, but its ts is remembered
         prev = np.array([self._last_ts.get(view, NO_PREVIOUS)], dtype=np.float64)
         ids = encoder(columns, self.manifest, prev)[0]
-        self._last_ts[view] = float(ts)
+        self._last_ts[view] = float(event["ts"])
         return ids

@@ -17,9 +17,9 @@ _SWIPE = SWIPE_ACTIONS.index("swipe")
 
 def _where_applicable(applies: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
     """Ids where the field applies, padding elsewhere; NaN where it applies is an error."""
-    bad = applies & np.isnan(values)
+    bad = applies & ~np.isfinite(values)
     if bad.any():
-        raise DipnValidationError(f"{name} is missing on {int(bad.sum())} event(s) that need it")
+        raise DipnValidationError(f"{name} is missing or not a finite number on {int(bad.sum())} event(s) that need it")
     return np.where(applies, np.nan_to_num(values, nan=0.0), 0.0)
 
 
@@ -34,8 +34,8 @@ def encode_swipe(columns: Columns, manifest: FeatureManifest, prev_ts: np.ndarra
     is_tap, is_swipe = action == _TAP, action == _SWIPE
     w = column(columns, "screen_w").astype(np.float64)
     h = column(columns, "screen_h").astype(np.float64)
-    if ((w <= 0) | (h <= 0) | np.isnan(w) | np.isnan(h)).any():
-        raise DipnValidationError("screen_w and screen_h must be positive numbers")
+    if not ((w > 0) & (h > 0) & np.isfinite(w) & np.isfinite(h)).all():
+        raise DipnValidationError("screen_w and screen_h must be positive finite numbers")
     sx, sy = cfg.screen_segments_x, cfg.screen_segments_y
 
     def coord(name: str, applies: np.ndarray) -> np.ndarray:

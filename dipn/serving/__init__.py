@@ -1,13 +1,15 @@
 """Coupon-allocation endpoint (paper section 6.3; DESIGN.md section 6).
 
 Devices register, then post only ``{device_id, model_version, p_realtime, p_longterm, ts}``,
-HMAC-signed. Users fall into A/B buckets by a stable hash; a campaign's policy decides who gets a
-coupon; orders and GMV are recorded and R_c (eq. 7) and I_gmv (eq. 8) reported per bucket.
+signed with the device's own Ed25519 key. Users fall into A/B buckets by a stable hash; a
+campaign's policy decides who gets a coupon; orders and GMV are recorded and R_c (eq. 7) and
+I_gmv (eq. 8) reported per bucket.
 
 One job per module: ``config`` (typed campaign and server settings), ``models`` (tables),
-``migrations`` (versioned schema), ``db`` (engines and transactions), ``auth`` (HMAC),
-``buckets`` (stable-hash A/B split), ``policy`` (threshold and budgeted policies),
+``migrations`` (versioned schema), ``db`` (engines and transactions), ``auth`` (device
+signatures), ``buckets`` (stable-hash A/B split), ``policy`` (threshold and budgeted policies),
 ``metrics`` (eq. 7-8), ``uplift_metrics`` (Qini, AUUC), ``ingest`` (group-committed score
-writes), ``store`` (the other reads and writes), ``schemas`` (request bodies), ``app`` (FastAPI
-routes), ``server`` (uvicorn), ``client`` (httpx helper for devices, operators and tests).
+writes), ``ratelimit`` (per-device rate limit, single-use nonces), ``store`` (the other reads
+and writes), ``schemas`` (request bodies), ``app`` (FastAPI routes), ``server`` (uvicorn),
+``client`` (httpx helper for devices, operators and tests).
 """

@@ -1,7 +1,7 @@
 """The FastAPI application: routes, request checks and error answers.
 
-Device routes: ``POST /devices`` (register; returns the device's secret), ``POST /scores``
-(HMAC-signed batch of scores). Operator routes (``Authorization: Bearer`` admin token when one
+Device routes: ``POST /devices`` (register a device's public key), ``POST /scores`` (a signed
+batch of scores), ``GET /coupons/{id}`` (signed: the device's own user's coupon). Operator routes (``Authorization: Bearer`` admin token when one
 is configured): ``POST /campaigns``, ``GET|PATCH /campaigns/{id}``, ``POST
 /campaigns/{id}/decisions``, ``POST /campaigns/{id}/orders``, ``GET /metrics/campaign/{id}``.
 Every refusal is a 4xx with ``{"error": code, "detail": reason}`` and writes nothing.
@@ -15,21 +15,24 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
-from dipn.serving import auth, store
+from dipn.serving import auth, ratelimit, store
 from dipn.serving.config import CampaignConfig, ServerConfig
 from dipn.serving.db import make_engine
 from dipn.serving.ingest import ScorePost, ScoreWriter
 from dipn.serving.metrics import campaign_report
 from dipn.serving.migrations import LATEST, migrate, require_current
+from dipn.serving.ratelimit import RateLimit
 from dipn.serving.schemas import (
     CampaignPatch,
+    CouponOut,
     DecisionOut,
     DecisionRequest,
     DeviceRegistered,
@@ -42,6 +45,28 @@ from dipn.serving.schemas import (
 
 log = logging.getLogger(__name__)
 _score_batch = TypeAdapter(ScoreBatch)
+# Ids are 64-bit in the database; a larger one in a URL is a 422, not a driver overflow (a 500).
+CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _inline_refs(schema: dict) -> dict:
+    """A JSON schema with its ``$defs`` written in place (for an OpenAPI request body)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node):  # noqa: ANN001, ANN202 (any JSON value)
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        return [resolve(v) for v in node] if isinstance(node, list) else node
+
+    return resolve(schema)
+
+
+# /scores reads its raw body (the signature covers the exact bytes), so FastAPI cannot derive the
+# body's schema; it is declared here for the OpenAPI document (and the schema-driven fuzzer).
+SCORES_OPENAPI = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": _inline_refs(_score_batch.json_schema())}}}}
 
 
 class ApiError(Exception):
@@ -101,11 +126,15 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope, receive, send) -> None:  # noqa: ANN001
-        await error_response(413, "body_too_large", f"request body over {self.max_bytes} bytes")(scope, receive, send)
+        """413, and close: the unread rest of the body would otherwise be taken for the next request,
+        and a client reusing the connection would meet a reset instead of an answer."""
+        response = error_response(413, "body_too_large", f"request body over {self.max_bytes} bytes")
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
 
 
 class DeviceCache:
-    """device_id -> (user, secret); devices never change, so entries never go stale."""
+    """device_id -> (user, public key); devices never change, so entries never go stale."""
 
     def __init__(self, engine, capacity: int = 200_000) -> None:  # noqa: ANN001
         self.engine, self.capacity = engine, capacity
@@ -133,9 +162,12 @@ def create_app(config: ServerConfig | None = None, *, run_migrations: bool = Fal
         if run_migrations:
             migrate(engine)
         require_current(engine)
-        writer = ScoreWriter(engine, max_batch=config.max_write_batch, nonce_ttl_ms=config.signature_window_ms)
+        limit = RateLimit(config.rate_limit, config.rate_window_ms)
+        writer = ScoreWriter(engine, max_batch=config.max_write_batch, nonce_ttl_ms=config.signature_window_ms,
+                             rate_limit=limit)
         writer.start()
         app.state.engine, app.state.writer, app.state.devices = engine, writer, DeviceCache(engine)
+        app.state.rate_limit = limit
         if config.admin_token is None:
             log.warning("no admin token: campaign, decision, order and metrics routes are open")
         try:
@@ -162,8 +194,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     @app.exception_handler(auth.AuthError)
     @app.exception_handler(store.StoreError)
-    async def _refusal(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail)
+    async def _refusal(request: Request, exc: ApiError) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.detail)
+        if exc.status == 429:
+            response.headers["retry-after"] = str(request.app.state.rate_limit.retry_after_s(auth.now_ms()))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -178,19 +213,43 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
     @app.post("/devices", status_code=201, response_model=DeviceRegistered)
     def register(body: RegisterDevice, request: Request) -> dict:
         auth.check_bearer(request.headers.get("authorization"), config.enroll_token, "enrollment")
-        device = store.register_device(request.app.state.engine, body.user_id, body.platform, auth.now_ms())
-        return {"device_id": device.device_id, "user_id": device.user_id, "secret": device.secret}
+        try:
+            auth.parse_public_key(body.public_key)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"public_key: {exc}") from exc
+        device = store.register_device(request.app.state.engine, body.user_id, body.platform, body.public_key,
+                                       auth.now_ms())  # fmt: skip
+        return {"device_id": device.device_id, "user_id": device.user_id}
 
-    @app.post("/scores", response_model=ScoresAccepted)
-    async def post_scores(request: Request) -> JSONResponse:
-        body = await request.body()
+    async def authenticate(request: Request, body: bytes) -> tuple[store.DeviceAuth, auth.SignedHeaders, int]:
+        """The registered device that signed this request, its signed headers and the time now."""
         signed = auth.parse_signed_headers(request.headers)
         received_ms = auth.now_ms()
         auth.check_fresh(signed.timestamp_ms, received_ms, config.signature_window_ms)
         device = await request.app.state.devices.get(signed.device_id)
-        if device is None:
-            raise auth.AuthError(401, "unknown_device", f"device {signed.device_id} is not registered")
-        auth.check_signature(device.secret, request.method, request.scope["path"], signed, body)
+        if device is None or device.public_key is None:
+            raise auth.AuthError(401, "unknown_device", f"device {signed.device_id} is not registered (with a key)")
+        auth.check_signature(auth.parse_public_key(device.public_key), request.method, request.scope["path"], signed,
+                             body)  # fmt: skip
+        return device, signed, received_ms
+
+    @app.get("/coupons/{campaign_id}", response_model=CouponOut)
+    async def my_coupon(campaign_id: CampaignId, request: Request) -> dict:
+        """The signing device's own user's coupon: no parameter can name another user."""
+        device, signed, received_ms = await authenticate(request, await request.body())
+        engine, limit = request.app.state.engine, request.app.state.rate_limit
+        admitted = await run_in_threadpool(ratelimit.admit_request, engine, device.device_id, signed.nonce,
+                                           received_ms, limit)  # fmt: skip
+        if admitted == "replay":
+            raise auth.AuthError(409, "replay", f"nonce {signed.nonce} was already used by this device")
+        if admitted == "rate_limited":
+            raise ApiError(429, "rate_limited", f"over {limit.requests} signed requests per {limit.window_ms} ms")
+        return await run_in_threadpool(store.coupon_of, engine, campaign_id, device.user_id)
+
+    @app.post("/scores", response_model=ScoresAccepted, openapi_extra=SCORES_OPENAPI)
+    async def post_scores(request: Request) -> JSONResponse:
+        body = await request.body()
+        device, signed, received_ms = await authenticate(request, body)
         batch = _parse_scores(body, device.device_id, config.max_scores_per_post,
                               latest_ts=received_ms + config.signature_window_ms)
         post = ScorePost(device.device_id, device.user_id, signed.nonce, batch, received_ms)
@@ -200,6 +259,9 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
             raise ApiError(503, "storage_unavailable", f"scores not stored, retry: {exc.__class__.__name__}") from exc
         if result.replay:
             raise auth.AuthError(409, "replay", f"nonce {signed.nonce} was already used by this device")
+        if result.rate_limited:
+            limit = request.app.state.rate_limit
+            raise ApiError(429, "rate_limited", f"over {limit.requests} signed requests per {limit.window_ms} ms")
         return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
 
 
@@ -233,26 +295,26 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
         return {"id": campaign_id, "config": asdict(stored)}
 
     @app.get("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
-    def get_campaign(campaign_id: int, request: Request) -> dict:
+    def get_campaign(campaign_id: CampaignId, request: Request) -> dict:
         return {"id": campaign_id, "config": asdict(store.get_campaign(engine_of(request), campaign_id))}
 
     @app.patch("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
-    def patch_campaign(campaign_id: int, body: CampaignPatch, request: Request) -> dict:
+    def patch_campaign(campaign_id: CampaignId, body: CampaignPatch, request: Request) -> dict:
         changes = body.model_dump(exclude_unset=True)
         if not changes:
             raise ApiError(422, "invalid_request", "nothing to change")
         return {"id": campaign_id, "config": asdict(store.update_campaign(engine_of(request), campaign_id, changes))}
 
     @app.post("/campaigns/{campaign_id}/decisions", response_model=DecisionOut, dependencies=[Depends(admin)])
-    def decide(campaign_id: int, body: DecisionRequest, request: Request) -> dict:
+    def decide(campaign_id: CampaignId, body: DecisionRequest, request: Request) -> dict:
         return store.decide_coupon(engine_of(request), campaign_id, body.user_id, auth.now_ms())
 
     @app.post("/campaigns/{campaign_id}/orders", response_model=OrderRecorded, dependencies=[Depends(admin)])
-    def record_order(campaign_id: int, body: OrderIn, request: Request) -> JSONResponse:
+    def record_order(campaign_id: CampaignId, body: OrderIn, request: Request) -> JSONResponse:
         recorded = store.record_order(engine_of(request), campaign_id, body.model_dump(), auth.now_ms())
         return JSONResponse(recorded, status_code=200 if recorded["duplicate"] else 201)
 
     @app.get("/metrics/campaign/{campaign_id}", dependencies=[Depends(admin)])
-    def metrics(campaign_id: int, request: Request) -> dict:
+    def metrics(campaign_id: CampaignId, request: Request) -> dict:
         campaign, totals = store.campaign_totals(engine_of(request), campaign_id)
         return {"campaign_id": campaign_id, "name": campaign.name, "buckets": campaign_report(totals)}

@@ -5,9 +5,11 @@ Device side::
     device = DeviceClient.register("http://127.0.0.1:8000", user_id="u0001")
     device.post_scores([device.score("dipn-1", p_realtime=0.31, p_longterm=0.52)])
 
-Each call to ``post_scores`` signs afresh (new timestamp and nonce), so a retry of a failed post is
-simply another call with the same scores: the server stores each (device, ts) once and counts the
-rest as duplicates. An uplink with its own transport can sign with ``signed_score_request``.
+Registering makes the device's Ed25519 key pair here and sends only the public key; the private
+key (``secret``) stays with the caller. Each call to ``post_scores`` signs afresh (new timestamp
+and nonce), so a retry of a failed post is simply another call with the same scores: the server
+stores each (device, ts) once and counts the rest as duplicates. An uplink with its own transport
+can sign with ``signed_score_request``.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ class DeviceClient:
                  http: httpx.Client | None = None, timeout: float = 10.0) -> DeviceClient:
         http = http or httpx.Client(base_url=base_url, timeout=timeout)
         headers = {"authorization": f"Bearer {enroll_token}"} if enroll_token else {}
-        device = _answer(http.post("/devices", json={"user_id": user_id, "platform": platform}, headers=headers))
-        return cls(base_url, device["device_id"], device["secret"], http=http)
+        secret, public_key = auth.new_device_key()
+        device = _answer(http.post("/devices", json={"user_id": user_id, "platform": platform, "public_key": public_key},
+                                   headers=headers))  # fmt: skip
+        return cls(base_url, device["device_id"], secret, http=http)
 
     def score(self, model_version: str, p_realtime: float, p_longterm: float, ts: int | None = None) -> dict:
         if not (math.isfinite(p_realtime) and math.isfinite(p_longterm)):
@@ -84,6 +88,11 @@ class DeviceClient:
         """Sign and post a batch; returns {"accepted", "duplicates"}; raises EndpointError on 4xx/5xx."""
         path, body, headers = signed_score_request(self.device_id, self.secret, scores)
         return _answer(self.http.post(path, content=body, headers=headers))
+
+    def my_coupon(self, campaign_id: int) -> dict:
+        """This device's user's coupon in a campaign: {"granted", "coupon_id", "coupon_value", "redeemed"}."""
+        path = f"/coupons/{campaign_id}"
+        return _answer(self.http.get(path, headers=auth.signed_headers(self.device_id, self.secret, "GET", path, b"")))
 
     def close(self) -> None:
         self.http.close()

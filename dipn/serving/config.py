@@ -18,6 +18,9 @@ import numpy as np
 BUCKETS: tuple[str, ...] = ("none", "all", "model", "budgeted")
 
 DEFAULT_SHARES: dict[str, float] = {"none": 0.1, "all": 0.45, "model": 0.45, "budgeted": 0.0}
+# Money is stored in integer cents (64-bit); no campaign needs amounts beyond a trillion.
+MAX_AMOUNT = 1e12
+MAX_SCORE_AGE_MS = 365 * 24 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,26 @@ class CampaignConfig:
 
     def __post_init__(self) -> None:
         check_thresholds(self.t_l, self.t_u)
-        if not (self.coupon_value > 0 and math.isfinite(self.coupon_value)):
-            raise ValueError(f"coupon_value must be a finite number > 0, got {self.coupon_value}")
-        if self.budget is not None and not (self.budget >= 0 and math.isfinite(self.budget)):
-            raise ValueError(f"budget must be a finite number >= 0 or null, got {self.budget}")
+        check_text("name", self.name, 128)  # the campaigns.name column
+        check_text("salt", self.salt, 128)
+        if not 0 < self.coupon_value <= MAX_AMOUNT:
+            raise ValueError(f"coupon_value must be > 0 and <= {MAX_AMOUNT:.0e}, got {self.coupon_value}")
+        if self.budget is not None and not 0 <= self.budget <= MAX_AMOUNT:
+            raise ValueError(f"budget must be >= 0 and <= {MAX_AMOUNT:.0e}, or null, got {self.budget}")
         if not (self.lagrange_multiplier >= 0 and math.isfinite(self.lagrange_multiplier)):
             raise ValueError(f"lagrange_multiplier must be >= 0, got {self.lagrange_multiplier}")
-        if not (self.basket_value >= 0 and math.isfinite(self.basket_value)):
-            raise ValueError(f"basket_value must be >= 0, got {self.basket_value}")
-        if self.score_max_age_ms <= 0:
-            raise ValueError(f"score_max_age_ms must be > 0, got {self.score_max_age_ms}")
+        if not 0 <= self.basket_value <= MAX_AMOUNT:
+            raise ValueError(f"basket_value must be >= 0 and <= {MAX_AMOUNT:.0e}, got {self.basket_value}")
+        if not 0 < self.score_max_age_ms <= MAX_SCORE_AGE_MS:
+            raise ValueError(f"score_max_age_ms must be > 0 and <= {MAX_SCORE_AGE_MS} (a year), "
+                             f"got {self.score_max_age_ms}")
         check_shares(self.shares)
+
+
+def check_text(name: str, value: str, max_length: int) -> None:
+    """Text the database stores: bounded, and without NUL (PostgreSQL text cannot hold it)."""
+    if len(value) > max_length or "\x00" in value:
+        raise ValueError(f"{name} must be at most {max_length} characters, without NUL")
 
 
 def check_thresholds(t_l: float, t_u: float) -> None:
@@ -115,6 +127,11 @@ class ServerConfig:
     max_scores_per_post: int = 256
     signature_window_ms: int = 300_000  # a signed request older or newer than this is stale
     max_write_batch: int = 512  # score posts committed together (group commit)
+    # Signed requests one device may make per window (0: no limit). A phone posts a batch every few
+    # page views and drains its offline queue at 32 scores a post: 120 a minute is ample; a load
+    # generator posing as a few devices needs 0.
+    rate_limit: int = 120
+    rate_window_ms: int = 60_000
 
     ENV = {
         "db_url": "DIPN_DB_URL",
@@ -124,6 +141,8 @@ class ServerConfig:
         "max_scores_per_post": "DIPN_MAX_SCORES_PER_POST",
         "signature_window_ms": "DIPN_SIGNATURE_WINDOW_MS",
         "max_write_batch": "DIPN_MAX_WRITE_BATCH",
+        "rate_limit": "DIPN_RATE_LIMIT",
+        "rate_window_ms": "DIPN_RATE_WINDOW_MS",
     }
 
     @classmethod

@@ -8,9 +8,11 @@ commits, and only then answers each waiting handler. A post is acknowledged only
 that holds it; if the commit fails, every post in it gets an error and none is acknowledged.
 
 Within the transaction each post first claims its request nonce (``INSERT ... ON CONFLICT DO
-NOTHING``: a nonce already there means a replay, and that post writes nothing), then its scores
-are inserted, ignoring any (device, ts) already stored: a retried score is a duplicate, not an
-error. Nonces older than twice the signature window are pruned now and then.
+NOTHING``: a nonce already there means a replay, and that post writes nothing), then counts against
+its device's rate limit (``ratelimit``: a post over the limit is refused with 429 and stores no
+score), then its scores are inserted, ignoring any (device, ts) already stored: a retried score is
+a duplicate, not an error. Nonces older than twice the signature window, and counters of ended
+windows, are pruned now and then.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from dipn.serving import ratelimit
 from dipn.serving.db import write_tx
 from dipn.serving.models import request_nonces, scores
+from dipn.serving.ratelimit import RateLimit
 from dipn.serving.store import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -48,14 +52,15 @@ class PostResult:
     replay: bool
     accepted: int = 0
     duplicates: int = 0
+    rate_limited: bool = False
 
 
 _STOP = object()
 
 
 class ScoreWriter:
-    def __init__(self, engine: Engine, *, max_batch: int, nonce_ttl_ms: int) -> None:
-        self.engine, self.max_batch, self.nonce_ttl_ms = engine, max_batch, nonce_ttl_ms
+    def __init__(self, engine: Engine, *, max_batch: int, nonce_ttl_ms: int, rate_limit: RateLimit = RateLimit(0, 60_000)) -> None:
+        self.engine, self.max_batch, self.nonce_ttl_ms, self.rate_limit = engine, max_batch, nonce_ttl_ms, rate_limit
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="dipn-score-writer", daemon=True)
         self._last_prune = 0.0
@@ -111,9 +116,11 @@ class ScoreWriter:
     def _write(self, batch: list[ScorePost]) -> list[PostResult]:
         with write_tx(self.engine) as conn:
             fresh = self._claim_nonces(conn, batch)
+            winners = self._first_of_each_nonce(batch, fresh)
+            admitted = self._within_rate_limit(conn, winners)
             rows = [
                 {"device_id": post.device_id, "user_id": post.user_id, "received_ms": post.received_ms, **row}
-                for post in batch if (post.device_id, post.nonce) in fresh for row in post.rows
+                for post in winners if id(post) in admitted for row in post.rows
             ]
             inserted: set[tuple[str, int]] = set()
             if rows:
@@ -122,16 +129,43 @@ class ScoreWriter:
             self._maybe_prune(conn)
         results = []
         claimed: set[tuple[str, int]] = set()
+        winner_ids = {id(post) for post in winners}
         for post in batch:
-            if (post.device_id, post.nonce) not in fresh:
+            if id(post) not in winner_ids:
                 results.append(PostResult(replay=True))
                 continue
-            fresh.discard((post.device_id, post.nonce))  # the same request twice in one batch: one wins
+            if id(post) not in admitted:
+                results.append(PostResult(replay=False, rate_limited=True))
+                continue
             keys = {(post.device_id, row["ts"]) for row in post.rows}
             new = (keys & inserted) - claimed
             claimed |= new
             results.append(PostResult(replay=False, accepted=len(new), duplicates=len(post.rows) - len(new)))
         return results
+
+    @staticmethod
+    def _first_of_each_nonce(batch: list[ScorePost], fresh: set[tuple[str, str]]) -> list[ScorePost]:
+        """The posts whose nonce this transaction claimed; the same request twice in one batch: one wins."""
+        winners, seen = [], set()
+        for post in batch:
+            key = (post.device_id, post.nonce)
+            if key in fresh and key not in seen:
+                seen.add(key)
+                winners.append(post)
+        return winners
+
+    def _within_rate_limit(self, conn, posts: list[ScorePost]) -> set[int]:  # noqa: ANN001
+        """ids of the posts their device's rate limit admits (each device's first ones)."""
+        wanted: dict[str, int] = {}
+        for post in posts:
+            wanted[post.device_id] = wanted.get(post.device_id, 0) + 1
+        allowance = ratelimit.admit(conn, wanted, max(p.received_ms for p in posts), self.rate_limit) if posts else {}
+        admitted = set()
+        for post in posts:
+            if allowance[post.device_id] > 0:
+                allowance[post.device_id] -= 1
+                admitted.add(id(post))
+        return admitted
 
     def _claim_nonces(self, conn, batch: list[ScorePost]) -> set[tuple[str, str]]:  # noqa: ANN001
         wanted = {(post.device_id, post.nonce): post.received_ms for post in batch}
@@ -146,5 +180,7 @@ class ScoreWriter:
         if now - self._last_prune < PRUNE_EVERY_S:
             return
         self._last_prune = now
-        cutoff = time.time_ns() // 1_000_000 - 2 * self.nonce_ttl_ms
-        conn.execute(request_nonces.delete().where(request_nonces.c.created_ms < cutoff))
+        now_ms = time.time_ns() // 1_000_000
+        conn.execute(request_nonces.delete().where(request_nonces.c.created_ms < now_ms - 2 * self.nonce_ttl_ms))
+        if self.rate_limit.requests > 0:
+            ratelimit.prune(conn, now_ms, self.rate_limit)

@@ -42,8 +42,22 @@ def _v1_initial(conn: Connection) -> None:
     models.metadata.create_all(conn)
 
 
+def _v2_device_keys_and_rate_counters(conn: Connection) -> None:
+    """Devices sign with their own Ed25519 keys: the stored HMAC secrets go (those devices must
+    register again: nothing that can sign stays in the database); per-device request counters
+    arrive. A database created at version 1 by this code's ``create_all`` already has both."""
+    columns = {c["name"] for c in inspect(conn).get_columns("devices")}
+    if "public_key" not in columns:
+        conn.execute(text("ALTER TABLE devices ADD COLUMN public_key VARCHAR(64)"))
+    if "secret" in columns:
+        conn.execute(text("ALTER TABLE devices DROP COLUMN secret"))
+    models.rate_counters.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, scores, nonces, campaigns, budgets, assignments, grants, orders", _v1_initial),
+    Migration(2, "device public keys instead of stored secrets; per-device rate counters",
+              _v2_device_keys_and_rate_counters),
 )
 LATEST = MIGRATIONS[-1].version
 

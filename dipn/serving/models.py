@@ -3,7 +3,7 @@
 Money is kept in integer cents; times in integer milliseconds since the epoch. Every uniqueness
 the endpoint promises is a database constraint, so it holds across workers and hosts:
 one score per (device, ts), one use of a request nonce per device, one assignment and one coupon
-per (campaign, user), one row per (campaign, order).
+per (campaign, user), one row per (campaign, order), one request counter per (device, window).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ devices = Table(
     metadata,
     Column("device_id", String(32), primary_key=True),
     Column("user_id", String(128), nullable=False, index=True),
-    # The server must know the secret to check an HMAC, so it is stored as issued.
-    Column("secret", String(64), nullable=False),
+    # Ed25519 public key, hex: it checks the device's signatures and cannot make one, so the table
+    # holds no secret. NULL only for devices registered before schema version 2 (they re-register).
+    Column("public_key", String(64), nullable=True),
     Column("platform", String(32), nullable=True),
     Column("created_ms", BigInteger, nullable=False),
 )
@@ -60,6 +61,16 @@ request_nonces = Table(
     Column("device_id", String(32), primary_key=True),
     Column("nonce", String(64), primary_key=True),
     Column("created_ms", BigInteger, nullable=False, index=True),
+)
+
+# Signed requests per device per fixed time window (the per-device rate limit). In the database,
+# not in a worker's memory, so the limit holds however many workers and hosts serve the device.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("device_id", String(32), primary_key=True),
+    Column("window_start_ms", BigInteger, primary_key=True),
+    Column("requests", Integer, nullable=False),
 )
 
 campaigns = Table(

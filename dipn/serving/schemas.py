@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from dipn.serving.auth import PUBLIC_KEY_PATTERN
 
 EPOCH_2000_MS = 946_684_800_000  # a ts before this is not milliseconds since the epoch
 
@@ -39,13 +41,24 @@ class ScoresAccepted(BaseModel):
 
 class RegisterDevice(Strict):
     user_id: UserId
-    platform: Annotated[str, Field(max_length=32)] | None = None
+    platform: Annotated[str, Field(max_length=32, pattern=r"^[^\x00]*$")] | None = None
+    # The device's Ed25519 public key, hex; the private key never leaves the device.
+    public_key: Annotated[str, Field(pattern=PUBLIC_KEY_PATTERN)]
 
 
 class DeviceRegistered(BaseModel):
     device_id: str
     user_id: str
-    secret: str  # hex; shown once, keep it on the device
+
+
+class CouponOut(BaseModel):
+    """What a device may read: its own user's coupon in a campaign, nothing about other users."""
+
+    campaign_id: int
+    granted: bool
+    coupon_id: int | None = None
+    coupon_value: float | None = None
+    redeemed: bool | None = None
 
 
 class DecisionRequest(Strict):
@@ -89,3 +102,11 @@ class CampaignPatch(Strict):
     budget: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     lagrange_multiplier: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
     active: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _only_budget_may_be_null(self) -> CampaignPatch:
+        """An explicit null means "no cap" for the budget; for any other field it means nothing."""
+        nulls = sorted(name for name in self.model_fields_set if name != "budget" and getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may not be null (only budget may: no cap)")
+        return self

@@ -1,18 +1,34 @@
 """Run the endpoint under uvicorn: migrate once, then start the workers.
 
 More capacity is more workers (one process per core) and more hosts behind a load balancer, all
-on one PostgreSQL. Every worker is stateless but for caches of immutable device secrets; the
+on one PostgreSQL. Every worker is stateless but for caches of immutable device public keys; the
 database holds every fact the endpoint promises (nonces, grants, budgets).
+
+SQLite and several workers: safe on one host, because the workers share the file through WAL
+(its index lives in shared memory), take the write lock up front (``BEGIN IMMEDIATE``) and commit
+with ``synchronous=FULL``; the promises rest on the same unique constraints and conditional
+updates as on PostgreSQL. Not safe when the file sits on a network filesystem: WAL needs every
+process on one host and such filesystems do not honour SQLite's locks. So ``--workers > 1`` on
+SQLite is refused there, and several hosts always need PostgreSQL (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from dipn.errors import DipnValidationError
 from dipn.serving.config import ServerConfig
 from dipn.serving.db import make_engine, normalize_url
 from dipn.serving.migrations import migrate
+
+# Filesystems on which SQLite's WAL and locks cannot be trusted ("fuse.sshfs" counts as "sshfs").
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "9p", "ceph", "glusterfs",
+                                 "lustre", "afs", "gpfs", "beegfs", "ncpfs", "davfs"})
 
 
 def free_port() -> int:
@@ -32,11 +48,40 @@ def migrate_database(db_url: str) -> list[int]:
         engine.dispose()
 
 
+def check_workers(db_url: str, workers: int) -> None:
+    """Refuse several workers on a SQLite file they could not share safely (see the module doc)."""
+    url = make_url(normalize_url(db_url))
+    if workers <= 1 or url.get_backend_name() != "sqlite":
+        return
+    fs = filesystem_type(Path(url.database or ".").resolve().parent)
+    if fs and (fs in NETWORK_FILESYSTEMS or fs.removeprefix("fuse.") in NETWORK_FILESYSTEMS):
+        raise DipnValidationError(
+            f"--workers {workers}: the SQLite file {url.database} is on a network filesystem ({fs}), where "
+            "workers cannot share it safely; use a local disk, --workers 1, or PostgreSQL (--db postgresql://...)")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding ``path`` (Linux /proc/self/mountinfo); None if unknown."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    best, fs = "", None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), left.split()[4])  # \040: space
+        inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best) and right:
+            best, fs = mount, right.split()[0]
+    return fs
+
+
 def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                access_log: bool = False, log_level: str = "info") -> None:
     import uvicorn
 
     config = replace(config, db_url=normalize_url(config.db_url))
+    check_workers(config.db_url, workers)
     migrate_database(config.db_url)
     # Workers are separate processes: they read their settings from the environment.
     for var in ServerConfig.ENV.values():

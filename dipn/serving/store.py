@@ -41,7 +41,7 @@ class _Rollback(Exception):
 class DeviceAuth:
     device_id: str
     user_id: str
-    secret: str
+    public_key: str | None  # hex Ed25519; None: registered before keys moved to devices (must re-register)
 
 
 def to_cents(amount: float) -> int:
@@ -60,13 +60,12 @@ def insert_ignore(conn: Connection, table):  # noqa: ANN001, ANN201 (a Table; an
 # --- devices -------------------------------------------------------------------------------------
 
 
-def register_device(engine: Engine, user_id: str, platform: str | None, now_ms: int) -> DeviceAuth:
-    device = DeviceAuth(auth.new_device_id(), user_id, auth.new_secret())
+def register_device(engine: Engine, user_id: str, platform: str | None, public_key: str, now_ms: int) -> DeviceAuth:
+    device = DeviceAuth(auth.new_device_id(), user_id, public_key)
     with write_tx(engine) as conn:
         conn.execute(
-            devices.insert().values(
-                device_id=device.device_id, user_id=user_id, secret=device.secret, platform=platform, created_ms=now_ms
-            )
+            devices.insert().values(device_id=device.device_id, user_id=user_id, public_key=public_key,
+                                    platform=platform, created_ms=now_ms)  # fmt: skip
         )
     return device
 
@@ -74,9 +73,9 @@ def register_device(engine: Engine, user_id: str, platform: str | None, now_ms: 
 def find_device(engine: Engine, device_id: str) -> DeviceAuth | None:
     with read_tx(engine) as conn:
         row = conn.execute(
-            select(devices.c.user_id, devices.c.secret).where(devices.c.device_id == device_id)
+            select(devices.c.user_id, devices.c.public_key).where(devices.c.device_id == device_id)
         ).first()
-    return None if row is None else DeviceAuth(device_id, row.user_id, row.secret)
+    return None if row is None else DeviceAuth(device_id, row.user_id, row.public_key)
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -221,6 +220,17 @@ def _decide_in(conn: Connection, campaign_id: int, user_id: str, now_ms: int) ->
     if coupon_id is None:
         raise _Rollback  # another transaction granted this user's coupon: undo our reservation
     return answer | {"granted": True, "coupon_id": int(coupon_id), "coupon_value": value_cents / 100}
+
+
+def coupon_of(engine: Engine, campaign_id: int, user_id: str) -> dict:
+    """What a device may read: its own user's coupon in a campaign, if one was granted."""
+    with read_tx(engine) as conn:
+        load_campaign(conn, campaign_id)  # 404 for an unknown campaign
+        grant = _grant_of(conn, campaign_id, user_id)
+    if grant is None:
+        return {"campaign_id": campaign_id, "granted": False}
+    return {"campaign_id": campaign_id, "granted": True, "coupon_id": int(grant.id),
+            "coupon_value": grant.value_cents / 100, "redeemed": grant.redeemed_order_id is not None}
 
 
 def _granted_answer(campaign_id: int, user_id: str, grant, reason: str, config: CampaignConfig) -> dict:  # noqa: ANN001
