@@ -1,13 +1,22 @@
-"""Accuracy of DIPN, its ablations and the baselines on one simulated dataset (paper Tables 4, 5).
+"""Accuracy of DIPN, its ablations, the baselines and the alternative models on one simulated
+dataset (paper Tables 4, 5), and a side-by-side comparison of the deployable models.
 
     python benchmarks/accuracy.py                  # 5,000 users x 3 days (the issue's size)
     python benchmarks/accuracy.py --users 500 ...  # quicker
+    python benchmarks/accuracy.py --models ...     # only the model comparison rows
 
 Simulates (or reuses) a dataset, builds samples, trains every row of Table 4 plus the single-task
-rows of Table 5 on the same fixed training subset and scores them on the same fixed subset of the
-evaluation day. Torch models train for a fixed number of epochs and are scored after the last one
-(no model selection on the evaluation day); GBDT stops early on the last 20% of the training
-subset by time. Writes benchmarks/results/accuracy.json and accuracy.md, then RESULTS.md.
+rows of Table 5 and the related models ATRank, RIB and HEROES (docs/models.md) on the same fixed
+training subset and scores them on the same fixed subset of the evaluation day. Torch models train
+for a fixed number of epochs and are scored after the last one (no model selection on the
+evaluation day); GBDT stops early on the last 20% of the training subset by time. Writes
+benchmarks/results/accuracy.json and accuracy.md.
+
+Model comparison (DIPN, RNN+DNN, ATRank, RIB, HEROES): each trained model is also exported to ONNX,
+quantized with the shipped int8 recipe (``convert.quantize``), and timed in onnxruntime on one eval
+sample at a time (batch 1, intra_op_num_threads=1, median over repeats); writes
+benchmarks/results/models.json and models.md. ``--models`` trains only those rows and leaves
+accuracy.{json,md} as they are. Then RESULTS.md is regenerated.
 """
 
 from __future__ import annotations
@@ -48,7 +57,12 @@ ROWS = [
     ("DIPN-no-multi-task (real-time task only)", "dipn", "no_multitask", (0.8371, None)),
     ("DIPN-no-multi-task (long-term task only)", "dipn", "no_multitask_longterm", (None, 0.8204)),
     ("DIPN", "dipn", None, (0.8429, 0.8276)),
+    ("ATRank", "atrank", None, (None, None)),
+    ("RIB", "rib", None, (None, None)),
+    ("HEROES", "heroes", None, (None, None)),
 ]
+COMPARED = ("DIPN", "RNN+DNN", "ATRank", "RIB", "HEROES")  # rows of the model comparison, in its order
+LATENCY_REPEATS = 100
 
 
 def dataset(args: argparse.Namespace) -> Path:
@@ -76,7 +90,7 @@ def run_gbdt(store: SampleStore, train: np.ndarray, evaluation: np.ndarray, seed
 
 
 def run_torch(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_dir: Path,
-              evaluation: np.ndarray) -> dict:  # fmt: skip
+              evaluation: np.ndarray, deployment: bool = False) -> dict:  # fmt: skip
     started = time.perf_counter()
     trainer = Trainer(store, replace(config, model=model, variant=variant), run_dir, progress=True)
     result = trainer.fit()
@@ -84,9 +98,44 @@ def run_torch(store: SampleStore, model: str, variant: str | None, config: Train
     preds = predict(trainer.model, store, evaluation)
     tasks = trainer.tasks
     throughput = [h["train"]["samples_per_s"] for h in result["history"]]
-    return {"metrics": {t: task_metrics(preds[t], preds[f"p_{t}"]) for t in tasks},
-            "train_seconds": train_seconds, "samples_per_s": float(np.median(throughput)) if throughput else None,
-            "parameters": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
+    row = {"metrics": {t: task_metrics(preds[t], preds[f"p_{t}"]) for t in tasks},
+           "train_seconds": train_seconds, "samples_per_s": float(np.median(throughput)) if throughput else None,
+           "parameters": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
+    if deployment:
+        row["deployment"] = deployment_figures(trainer.model, store, evaluation, run_dir / "onnx")
+    return row
+
+
+def deployment_figures(model: torch.nn.Module, store: SampleStore, evaluation: np.ndarray, out: Path) -> dict:
+    """What a phone would pay for the model: ONNX fp32 and int8 (the shipped recipe) file sizes,
+    op count, and single-thread batch-1 onnxruntime latency on a real eval sample (median)."""
+    from convert.onnx_export import export_onnx
+    from convert.quantize import quantize_onnx
+    from convert.runners import OnnxRunner
+    from convert.signature import model_inputs
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    sample = model_inputs(store, evaluation[:1], model.input_names)
+    figures: dict = {}
+    t0 = time.perf_counter()
+    info = export_onnx(model, out / "model.onnx")
+    quantize_onnx(out / "model.onnx", out / "model.int8.onnx")
+    figures["export_seconds"] = time.perf_counter() - t0
+    figures["op_count"] = info["op_count"]
+    for precision, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        runner = OnnxRunner(out / name, threads=1)
+        feeds = {k: sample[k] for k in runner.input_names}
+        for _ in range(5):
+            runner.run_one(feeds)
+        times = []
+        for _ in range(LATENCY_REPEATS):
+            started = time.perf_counter()
+            runner.run_one(feeds)
+            times.append(time.perf_counter() - started)
+        figures[precision] = {"mb": (out / name).stat().st_size / 1e6, "latency_ms_p50": 1000 * float(np.median(times)),
+                              "latency_ms_p90": 1000 * float(np.percentile(times, 90))}  # fmt: skip
+    return figures
 
 
 def fmt(x: float | None) -> str:
@@ -98,8 +147,7 @@ def markdown(report: dict) -> str:
     lines = [
         "## Accuracy: Tables 4 and 5 on simulated data",
         "",
-        f"Command: `python benchmarks/accuracy.py --users {a['users']} --days {a['days']} --seed {a['seed']} "
-        f"--train-samples {a['train_samples']} --eval-samples {a['eval_samples']} --epochs {a['epochs']}`  ",
+        f"Command: `{command(a)}`  ",
         f"Machine: {machine_line(report['machine'])}  ",
         f"Data: {report['data']['users']:,} simulated users, {a['days']} days (last day = evaluation); "
         f"train subset {report['data']['train_used']:,} of {report['data']['train_samples']:,} samples, "
@@ -119,6 +167,46 @@ def markdown(report: dict) -> str:
                      f"{'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
     lines += ["", "The paper's figures come from 300 M samples of real Taobao traffic; ours from a simulator "
               "whose hypotheses are in docs/simulator.md. Compare orderings, not values.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def command(a: dict) -> str:
+    return (f"python benchmarks/accuracy.py {'--models ' if a.get('models') else ''}--users {a['users']} "
+            f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
+            f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --batch-size {a['batch_size']} --lr {a['lr']}")
+
+
+def models_markdown(report: dict) -> str:
+    """The comparison section: accuracy, size and latency of each deployable model, one run."""
+    rows = {row["label"]: row for row in report["rows"]}
+    lines = [
+        "## Models: DIPN beside the related behaviour models",
+        "",
+        f"Command: `{command(report['args'])}`  ",
+        f"Machine: {machine_line(report['machine'])}  ",
+        f"Data: {report['data']['users']:,} simulated users, {report['args']['days']} days; every model trained on the "
+        f"same {report['data']['train_used']:,} training samples for {report['args']['epochs']} epochs and scored on the "
+        f"same {report['data']['eval_used']:,} eval samples, in this one run. Size: ONNX files (opset 17; int8 = the "
+        "shipped onnxruntime dynamic recipe). Latency: onnxruntime, batch 1, intra_op_num_threads=1, median of "
+        f"{LATENCY_REPEATS} calls on one real eval sample, while the machine may run other jobs. Designs: docs/models.md.",
+        "",
+        "| model | AUC real-time | AUC long-term | parameters | ONNX fp32 MB | ONNX int8 MB | ONNX ops "
+        "| p50 ms fp32 | p50 ms int8 | train samples/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label in COMPARED:
+        row = rows.get(label)
+        if row is None or "deployment" not in row:
+            continue
+        m, dep = row["metrics"], row["deployment"]
+        rate = row.get("samples_per_s")
+        lines.append(f"| {label} | {fmt(m.get('realtime', {}).get('auc'))} | {fmt(m.get('longterm', {}).get('auc'))} "
+                     f"| {row['parameters']:,} | {dep['fp32']['mb']:.2f} | {dep['int8']['mb']:.2f} | {dep['op_count']:,} "
+                     f"| {dep['fp32']['latency_ms_p50']:.2f} | {dep['int8']['latency_ms_p50']:.2f} "
+                     f"| {'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
+    lines += ["", "HEROES' recurrence is a Python loop the exporter unrolls (a few thousand small ops per "
+              "view step count); int8 adds a dynamic quantization per step, which costs more than it saves "
+              "on such small matrices. Simulated data: compare orderings, not values.", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -143,6 +231,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--only", nargs="*", help="row labels or variants to run (default: all)")
+    p.add_argument("--models", action="store_true", help="only the model comparison rows "
+                   f"({', '.join(COMPARED)}): writes models.{{json,md}}, leaves accuracy.{{json,md}} alone")  # fmt: skip
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
@@ -154,6 +244,8 @@ def main() -> None:
                          patience=args.epochs, max_train_samples=args.train_samples,
                          max_eval_samples=args.eval_samples, threads=args.threads)  # fmt: skip
     rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only]
+    if args.models:
+        rows = [r for r in rows if r[0] in COMPARED]
     splits = store.split_counts()
     report = {"args": vars(args) | {"data": str(args.data), "out": str(args.out)}, "machine": machine_info(),
               "data": {"users": store.info["users"], "train_samples": splits["train"]["samples"],
@@ -161,7 +253,8 @@ def main() -> None:
                        "eval_realtime_rate": float(store.batch(evaluation)["realtime"].mean()),
                        "eval_longterm_rate": float(store.batch(evaluation)["longterm"].mean())},
               "rows": []}  # fmt: skip
-    previous = _previous_rows(args.out / "accuracy.json", report["args"])
+    name = "models" if args.models else "accuracy"
+    previous = _previous_rows(args.out / f"{name}.json", report["args"])
     args.out.mkdir(parents=True, exist_ok=True)
     for label, model, variant, paper in rows:
         if label in previous:  # finished by an interrupted run with the same settings
@@ -173,12 +266,18 @@ def main() -> None:
             result = run_gbdt(store, train, evaluation, args.seed)
         else:
             run_dir = args.data / "runs" / f"{model}-{variant or 'default'}"
-            result = run_torch(store, model, variant, config, run_dir, evaluation)
+            result = run_torch(store, model, variant, config, run_dir, evaluation, deployment=label in COMPARED)
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
-        (args.out / "accuracy.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    md = markdown(report)
-    (args.out / "accuracy.md").write_text(md)
+        (args.out / f"{name}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    compared = {k: v for k, v in report.items() if k != "rows"} | {
+        "rows": [row for row in report["rows"] if row["label"] in COMPARED]}  # fmt: skip
+    md = models_markdown(compared)
+    (args.out / "models.md").write_text(md)
+    if not args.models:
+        (args.out / "models.json").write_text(json.dumps(compared, indent=1, default=str) + "\n")
+        md = markdown(report) + "\n" + md
+        (args.out / "accuracy.md").write_text(markdown(report))
     render()
     print("\n" + md)
 

@@ -250,7 +250,7 @@ def test_parameter_counts_sum_to_the_total():
 
 # ---- registry, config, validation ----------------------------------------------------------------
 def test_build_model_registry():
-    assert set(MODELS) == {"dipn", "rnn_dnn"}
+    assert set(MODELS) == {"dipn", "rnn_dnn", "atrank", "rib", "heroes"}
     assert build_model("dipn", DIPNConfig(hidden_size=8)).config.hidden_size == 8
     assert build_model("rnn_dnn").input_names == ("browse", "history", "profile")
     with pytest.raises(DipnValidationError, match="known"):

@@ -10,9 +10,10 @@ from pathlib import Path
 from dipn.training.config import TrainConfig
 
 _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --config, then flags
-    "model": (str, "dipn (default) or rnn_dnn"),
+    "model": (str, "dipn (default), rnn_dnn, or an alternative model: atrank, rib, heroes (docs/models.md)"),
     "variant": (str, "a preset: dipn, early_fusion, no_attention, no_inter_view, no_intra_view, "
-                     "no_multitask, no_<source>, only_<source> (see dipn.models.VARIANTS)"),
+                     "no_multitask, no_<source>, only_<source> (see dipn.models.VARIANTS); "
+                     "rnn_dnn_gru; rib_browse"),
     "epochs": (int, "passes over the training split"),
     "batch_size": (int, "global batch size (split across torchrun processes)"),
     "lr": (float, "Adam learning rate"),

@@ -1,4 +1,5 @@
-"""Models: DIPN and its variants (Tables 4-6), the RNN+DNN baseline (torch), the GBDT baseline.
+"""Models: DIPN and its variants (Tables 4-6), the RNN+DNN baseline (torch), the GBDT baseline,
+and the related behaviour models ATRank, RIB and HEROES as alternatives (docs/models.md).
 
 ``MODELS`` is an explicit dict of the torch models; ``build_model("dipn", "no_tap")`` builds one.
 The GBDT baseline (``dipn.models.gbdt``) is not a torch model and is imported on its own, so that
@@ -26,6 +27,9 @@ from dipn.models.dipn import (
     size_estimate_mb,
 )
 from dipn.models.embeddings import EmbeddingTableConfig, GroupEmbedding, table_configs
+from dipn.models.atrank import ATRANK_VARIANTS, ATRank, ATRankConfig, build_atrank
+from dipn.models.heroes import HEROES, HEROES_VARIANTS, HEROESConfig, build_heroes
+from dipn.models.rib import RIB, RIB_VARIANTS, RIBConfig, build_rib
 from dipn.models.rnn_dnn import RNN_DNN_VARIANTS, RNNDNN, RNNDNNConfig, build_rnn_dnn
 
 ModelBuilder = Callable[..., nn.Module]
@@ -34,15 +38,28 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: dict[str, ModelBuilder] = {
     "dipn": build_dipn,
     "rnn_dnn": build_rnn_dnn,
+    "atrank": build_atrank,
+    "rib": build_rib,
+    "heroes": build_heroes,
+}
+ModelConfig = DIPNConfig | RNNDNNConfig | ATRankConfig | RIBConfig | HEROESConfig
+# name -> its config type: what a checkpoint's "model_config" dict is read back into.
+MODEL_CONFIGS: dict[str, type] = {
+    "dipn": DIPNConfig,
+    "rnn_dnn": RNNDNNConfig,
+    "atrank": ATRankConfig,
+    "rib": RIBConfig,
+    "heroes": HEROESConfig,
 }
 
 
 def build_model(
     name: str,
-    variant: str | DIPNConfig | RNNDNNConfig | None = None,
+    variant: str | ModelConfig | None = None,
     feature_config: FeatureConfig | None = None,
 ) -> nn.Module:
-    """``build_model("dipn")`` (full DIPN), ``build_model("dipn", "only_tap")``, ``build_model("rnn_dnn")``."""
+    """``build_model("dipn")`` (full DIPN), ``build_model("dipn", "only_tap")``, ``build_model("rnn_dnn")``,
+    ``build_model("atrank")``, ``build_model("rib", "rib_browse")``, ``build_model("heroes")``."""
     if name not in MODELS:
         raise DipnValidationError(f"unknown model {name!r}; known: {sorted(MODELS)}")
     return MODELS[name](variant, feature_config)
@@ -50,7 +67,7 @@ def build_model(
 
 def build_model_for_data(
     name: str,
-    variant: str | DIPNConfig | RNNDNNConfig | None,
+    variant: str | ModelConfig | None,
     feature_config: FeatureConfig | None,
     available: Sequence[str],
 ) -> nn.Module:
@@ -78,17 +95,27 @@ def build_model_for_data(
 
 
 __all__ = [
+    "ATRANK_VARIANTS",
     "DIPN",
+    "HEROES",
+    "HEROES_VARIANTS",
     "MODELS",
+    "MODEL_CONFIGS",
     "PAPER_ROWS",
+    "RIB",
+    "RIB_VARIANTS",
     "RNNDNN",
     "RNN_DNN_VARIANTS",
     "TASKS",
     "VARIANTS",
+    "ATRank",
+    "ATRankConfig",
     "DIPNConfig",
     "EmbeddingTableConfig",
+    "HEROESConfig",
     "GroupEmbedding",
     "PositionalInputs",
+    "RIBConfig",
     "RNNDNNConfig",
     "build_model",
     "build_model_for_data",

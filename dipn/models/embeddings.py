@@ -8,6 +8,7 @@ a zero vector (``padding_idx=0``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +58,14 @@ class GroupEmbedding(nn.Module):
         super().__init__()
         if not tables:
             raise DipnValidationError("a group embedding needs at least one feature")
-        if [t.column for t in tables] != list(range(len(tables))):
-            raise DipnValidationError("tables must be given in column order 0, 1, ...")
+        columns = [t.column for t in tables]
+        if columns != sorted(set(columns)) or columns[0] < 0:
+            raise DipnValidationError("tables must be given in increasing column order")
         self.records = tables
-        # One table per column, in column order: parameter "tables.<column>.weight". (A dict keyed
-        # by feature name would collide with nn.Module attributes: browse has a feature "type".)
+        self.columns = tuple(columns)
+        # One table per column, in column order: parameter "tables.<i>.weight", i = the column for
+        # a whole group. (A dict keyed by feature name would collide with nn.Module attributes:
+        # browse has a feature "type".)
         self.tables = nn.ModuleList(
             nn.Embedding(t.num_embeddings, t.embedding_dim, padding_idx=PAD_ID) for t in tables
         )
@@ -72,8 +76,17 @@ class GroupEmbedding(nn.Module):
     def for_group(cls, feature_config: FeatureConfig, group: Group | str) -> GroupEmbedding:
         return cls(table_configs(feature_config, group))
 
+    @classmethod
+    def for_features(cls, feature_config: FeatureConfig, group: Group | str, features: Sequence[str]) -> GroupEmbedding:
+        """Only some columns of a group (RIB's micro-behaviour tuple): the other columns get no table."""
+        tables = table_configs(feature_config, group)
+        unknown = sorted(set(features) - {t.feature for t in tables})
+        if unknown:
+            raise DipnValidationError(f"group {Group(group).value!r} has no feature(s) {unknown}")
+        return cls(tuple(t for t in tables if t.feature in features))
+
     def forward(self, ids: Tensor) -> Tensor:
-        return torch.cat([table(ids[..., column]) for column, table in enumerate(self.tables)], dim=-1)
+        return torch.cat([table(ids[..., column]) for column, table in zip(self.columns, self.tables)], dim=-1)
 
     def table(self, feature: str) -> nn.Embedding:
         """The embedding table of one feature, by its Table 3 name."""

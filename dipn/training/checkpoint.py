@@ -16,10 +16,10 @@ from torch import nn
 from dipn import __version__
 from dipn.errors import DipnValidationError
 from dipn.features import FeatureManifest
-from dipn.models import DIPNConfig, RNNDNNConfig, build_model
+from dipn.models import MODEL_CONFIGS, build_model
 
 CHECKPOINT_FORMAT = 1
-CONFIG_TYPES = {"dipn": DIPNConfig, "rnn_dnn": RNNDNNConfig}
+CONFIG_TYPES = MODEL_CONFIGS
 
 
 def git_revision() -> str:

@@ -1,0 +1,129 @@
+"""What the alternative behaviour models (ATRank, RIB, HEROES) share with DIPN's contract.
+
+Each reads the same input groups as DIPN (views ``swipe``, ``tap``, ``browse`` of shape (B, T, F),
+left-padded; ``history`` and ``profile`` of shape (B, F)), embeds them with the same tables
+(``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` holds the
+switches every one of them has (which groups, the task heads), so ``restricted_to`` drops groups a
+dataset lacks the way DIPN does, and ``BehaviourModel`` the plumbing: input checks, masks, the
+static embeddings, the positional wrapper the exporters call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Self
+
+import torch
+from torch import Tensor, nn
+
+from dipn.errors import DipnValidationError
+from dipn.features.spec import FeatureConfig
+from dipn.models.dipn import STATICS, TASKS, VIEWS, PositionalInputs, check_inputs, config_from_dict
+from dipn.models.embeddings import GroupEmbedding, mask_column
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    """Input groups and heads; the fields every alternative model's config starts with."""
+
+    views: tuple[str, ...] = VIEWS
+    use_history: bool = True
+    use_profile: bool = True
+    head_hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.views if v not in VIEWS]
+        if unknown or len(set(self.views)) != len(self.views):
+            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
+        if not self.views:
+            raise DipnValidationError(f"{type(self).__name__} models behaviour sequences: it needs at least one view")
+        if not 0.0 <= self.dropout < 1.0:
+            raise DipnValidationError("dropout must be in [0, 1)")
+
+    @property
+    def statics(self) -> tuple[str, ...]:
+        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile)) if used)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(v for v in VIEWS if v in self.views) + self.statics
+
+    def restricted_to(self, available: Sequence[str]) -> Self:
+        """This configuration without the groups a dataset lacks (public logs: browse + history)."""
+        views = tuple(v for v in self.views if v in available)
+        if not views:
+            raise DipnValidationError(f"{type(self).__name__} needs a behaviour view; the data has {sorted(available)}")
+        return replace(self, views=views, use_history=self.use_history and "history" in available,
+                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return config_from_dict(cls, data)
+
+
+class BehaviourModel(nn.Module):
+    """Base of ATRank, RIB, HEROES: embeddings per group, masks, static features, DIPN's I/O contract.
+
+    ``embeddings`` holds one ``GroupEmbedding`` per input group (a subclass may swap a view's for a
+    subset of its columns). A subclass builds its layers after ``super().__init__``, sets ``heads``
+    (features -> the two logits) and implements ``encode(views, masks)`` -> (B, D) features of the
+    behaviour sequences; the static embeddings are appended to them here.
+    """
+
+    tasks: tuple[str, ...] = TASKS
+
+    def __init__(self, config: SourcesConfig, feature_config: FeatureConfig | None) -> None:
+        super().__init__()
+        self.config = config
+        self.feature_config = fc = feature_config or FeatureConfig()
+        self.input_names = config.input_names
+        self.views = tuple(v for v in VIEWS if v in config.views)
+        missing = [g for g in self.input_names if g not in {g.value for g in fc.groups}]
+        if missing:
+            raise DipnValidationError(f"the feature config has no group(s) {missing}")
+        self._mask_columns = {v: mask_column(fc, v) for v in self.views}
+        self.embeddings = nn.ModuleDict({g: GroupEmbedding.for_group(fc, g) for g in self.input_names})
+        self.heads: nn.Module
+
+    @property
+    def static_dim(self) -> int:
+        """Width of the history and profile embeddings the heads receive besides ``encode``'s output."""
+        return sum(self.embeddings[s].output_dim for s in self.config.statics)
+
+    def mask(self, view: str, ids: Tensor) -> Tensor:
+        """(B, T) float: 1 on real steps (mask column non-zero), 0 on padding."""
+        return (ids[..., self._mask_columns[view]] != 0).to(torch.float32)
+
+    def forward(
+        self,
+        swipe: Tensor | None = None,
+        tap: Tensor | None = None,
+        browse: Tensor | None = None,
+        history: Tensor | None = None,
+        profile: Tensor | None = None,
+        merged: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,); unused inputs ignored."""
+        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile}
+        missing = [n for n in self.input_names if given[n] is None]
+        if missing:
+            raise DipnValidationError(f"{type(self).__name__} needs input(s) {missing}; it uses {self.input_names}")
+        views = {v: given[v] for v in self.views}
+        masks = {v: self.mask(v, ids) for v, ids in views.items()}
+        features = [self.encode(views, masks)]
+        features += [self.embeddings[s](given[s]) for s in self.config.statics]
+        return self.heads(torch.cat(features, dim=-1))
+
+    def encode(self, views: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        check_inputs(self.feature_config, self.input_names, inputs)
+
+    def positional(self) -> PositionalInputs:
+        return PositionalInputs(self)
