@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all emulator bench clean
 
 setup: $(STAMP)
 
@@ -27,5 +27,21 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m ""
 
+# An emulated ARM64 phone (QEMU user mode, Debian arm64 userlands, instruction counter) under
+# .cache/emulator; needs root for apt-get. Says why and exits 0 where it cannot be built.
+emulator: setup
+	$(BIN)/python benchmarks/emulator/build.py
+
+# The device and endpoint benchmarks of docs/benchmarks.md on the demo's model, then RESULTS.md.
+bench: setup emulator
+	test -f $(DEMO_DIR)/bundle/manifest.json || $(BIN)/dipn demo --out $(DEMO_DIR)
+	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/uplink_cost.py
+	$(BIN)/python benchmarks/emulator/bench.py
+	$(BIN)/python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000 --crash
+	$(BIN)/python benchmarks/endpoint_load.py --postgres --workers 2 --seconds 15 --rate 2000 --crash \
+		--out benchmarks/results/endpoint_load_postgres.json
+	$(BIN)/python benchmarks/render_results.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis .cache

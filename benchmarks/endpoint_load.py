@@ -8,7 +8,10 @@ cores. Two phases: a closed loop (each connection sends its next post when the l
 the peak rate), then an open loop at a fixed rate (posts are due on a schedule; latency counts
 from when a post was due, so a stalled server is not hidden). Afterwards the database must hold
 every score the server acknowledged. With --crash the server is killed (SIGKILL) in the middle
-of the closed loop, restarted, and every acknowledged score must still be there.
+of the closed loop, restarted, and every acknowledged score must still be there. Then a closed
+loop per concurrency of --sweep gives throughput and latency against the number of connections
+(endpoint_load.png). The server runs with its per-device rate limit off (``--rate-limit 0``): the
+load comes from a few hundred devices posting far faster than any phone would.
 
     python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000
     python benchmarks/endpoint_load.py --db postgresql://...   # an existing PostgreSQL
@@ -39,7 +42,8 @@ RESULTS = Path(__file__).parent / "results"
 
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers),
+         "--rate-limit", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -204,6 +208,8 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--scores-per-post", type=int, default=1)
     parser.add_argument("--crash", action="store_true", help="SIGKILL the server mid-run; check nothing acked is lost")
+    parser.add_argument("--sweep", default="1,4,16,64,128",
+                        help="connection counts of the throughput-vs-concurrency closed loops ('' for none)")
     parser.add_argument("--out", type=Path, default=RESULTS / "endpoint_load.json")
     args = parser.parse_args()
 
@@ -259,6 +265,15 @@ def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
                                               cpu))
             acked += len(result["acked"])
             print(json.dumps(report["phases"][-1]), flush=True)
+        report["sweep"] = []
+        for connections in [int(c) for c in args.sweep.split(",") if c.strip()]:
+            requests = presign(devices, budget, args.scores_per_post, port)
+            cpu = server_cpu_seconds(server)
+            result = run_phase(port, requests, connections, 0.0, args.seconds)
+            report["sweep"].append(summarize(f"closed loop, {connections} connections", result, args.scores_per_post,
+                                             server_cpu_seconds(server) - cpu) | {"connections": connections})
+            acked += len(result["acked"])
+            print(json.dumps(report["sweep"][-1]), flush=True)
     finally:
         _kill_tree(server, graceful=True)
     report["durability"] = count_stored(db_url, acked, args.scores_per_post)
@@ -267,15 +282,17 @@ def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
     report["load_average_1min_at_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+    if report["sweep"]:
+        plot_sweep(report, args.out.with_suffix(".png"))
+    args.out.with_suffix(".md").write_text(markdown(report, args.out.with_suffix(".png").name))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, plot_name: str) -> str:
     lines = [
-        "# Score posts on loopback (DESIGN.md section 7: >= 2,000 posts/s on 2 cores, p99 <= 50 ms, "
-        "no acknowledged write lost)", "",
+        f"# Score posts on loopback, {report['db']} (DESIGN.md section 7: >= 2,000 posts/s on 2 cores, "
+        "p99 <= 50 ms, no acknowledged write lost)", "",
         f"`{report['command']}`: {report['db']}, {report['workers']} uvicorn workers, {report['connections']} "
         f"connections, {report['scores_per_post']} score(s) per signed post, {report['cpus']} cores shared with "
         f"the load generator and with whatever else runs (1-minute load average at the end: "
@@ -287,10 +304,45 @@ def markdown(report: dict) -> str:
     for p in report["phases"]:
         lines.append(f"| {p['phase']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p90_ms']} | {p['p99_ms']} | "
                      f"{p['max_ms']} | {p['server_cpu_ms_per_post']} | {p['posts_per_s_per_2_cores_from_cpu']} |")
+    if report.get("sweep"):
+        lines += ["", "Throughput against concurrency (closed loops, one after another):", "",
+                  "| connections | posts/s | p50 ms | p99 ms | server CPU ms/post |",
+                  "| ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {p['connections']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p99_ms']} | "
+                  f"{p['server_cpu_ms_per_post']} |" for p in report["sweep"]]  # fmt: skip
+        lines += ["", f"![throughput vs concurrency]({plot_name})"]
     d = report["durability"]
     lines += ["", f"Acknowledged scores {d['acknowledged_scores']:,}, stored {d['stored_scores']:,}, "
               f"acknowledged but lost: {d['acknowledged_lost']}."]
     return "\n".join(lines) + "\n"
+
+
+def plot_sweep(report: dict, path: Path) -> None:
+    """Posts/s (left axis) and p99 latency (right axis) against the number of connections."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = report["sweep"]
+    connections = [p["connections"] for p in sweep]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.plot(connections, [p["posts_per_s"] for p in sweep], "o-", label="posts/s")
+    ax.axhline(2000, color="grey", ls=":", label="target 2,000 posts/s")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(connections, [str(c) for c in connections])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrent connections (closed loop)")
+    ax.set_ylabel("acknowledged posts/s")
+    right = ax.twinx()
+    right.plot(connections, [p["p99_ms"] for p in sweep], "s--", color="tab:red", label="p99 ms")
+    right.set_ylabel("p99 latency ms", color="tab:red")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=8, loc="upper left")
+    ax.set_title(f"{report['db']}, {report['workers']} uvicorn workers, {report['cpus']} cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _kill_tree(process: subprocess.Popen, graceful: bool = False) -> None:

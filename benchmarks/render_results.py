@@ -5,10 +5,11 @@ Figures are never typed by hand: each section is the output of the script named 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["accuracy", "models", "size_parity", "latency", "uplink", "endpoint_load", "endpoint_load_postgres", "coupon_ab", "scale", "real_data"]
+ORDER = ["accuracy", "models", "size_parity", "latency", "emulator", "uplink_cost", "endpoint_load", "endpoint_load_postgres", "coupon_ab", "scale", "real_data"]
 
 
 def render() -> Path:
@@ -25,7 +26,9 @@ def render() -> Path:
 
 
 def _as_section(text: str) -> str:
-    """A section written with a top-level title moves one heading level down."""
+    """A section written with a top-level title moves one heading level down; its images, linked
+    beside it in results/, are linked from here."""
+    text = re.sub(r"\]\((?![a-z]+://|/)([^)]+\.(?:png|svg))\)", r"](results/\1)", text)
     if not text.startswith("# "):
         return text
     return "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())

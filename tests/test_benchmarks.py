@@ -1,0 +1,88 @@
+"""Smoke tests of the issue-8 benchmark scripts on tiny settings: they run end to end and write their
+results where they are told (a temporary directory, never benchmarks/results). Figures are not
+asserted: benchmarks report, tests do not time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.emulator import rootfs  # noqa: E402
+
+
+def test_uplink_cost_counts_headers_and_compares_scores_with_raw_events(tmp_path: Path) -> None:
+    from benchmarks import uplink_cost
+
+    assert uplink_cost.main(["--users", "4", "--days", "1", "--posts", "5", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "uplink_cost.json").read_text())
+    realtime = report["device"]["real time (1 score per post)"]
+    assert realtime["request_bytes"] > realtime["body_bytes"] > 0  # headers are on the wire too
+    assert report["triggers_per_user_day"] > 0
+    cloud = report["cloud"]["per_trigger"]
+    assert cloud["json"] > cloud["json_gzip"] > 0 and cloud["json_zstd"] > 0
+    assert "bytes per user-day" in (tmp_path / "uplink_cost.md").read_text()
+
+
+def test_latency_reports_every_backend_at_one_and_two_threads(
+    tiny_checkpoint: Path, tiny_samples: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from benchmarks import latency
+
+    argv = ["--checkpoint", str(tiny_checkpoint), "--samples", str(tiny_samples), "--bundle", str(tiny_bundle),
+            "--rounds", "1", "--per-round", "2", "--out", str(tmp_path)]  # fmt: skip
+    assert latency.main(argv) == 0
+    report = json.loads((tmp_path / "latency.json").read_text())
+    for run in report["runs"]:
+        assert set(run["model"]) == {"PyTorch eager fp32", "PyTorch eager int8", "onnxruntime fp32", "onnxruntime int8",
+                                     "LiteRT fp32", "LiteRT int8"}  # fmt: skip
+        assert len(run["cpus_allowed"]) == run["threads"]  # pinned
+        assert all("p50_ms" in e for e in run["event_to_score"].values()), run["event_to_score"]
+    assert (tmp_path / "latency.png").stat().st_size > 0
+    assert "cannot run off macOS" in (tmp_path / "latency.md").read_text()
+
+
+def test_endpoint_load_runs_a_small_sweep_and_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "endpoint_load.json"
+    command = [sys.executable, str(ROOT / "benchmarks/endpoint_load.py"), "--seconds", "1", "--devices", "10",
+               "--rate", "100", "--connections", "4", "--sweep", "1,4", "--out", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert [p["connections"] for p in report["sweep"]] == [1, 4]
+    assert all(p["statuses"] == {"200": p["posts_ok"]} for p in report["phases"] + report["sweep"])  # no 429s
+    assert report["durability"]["acknowledged_lost"] == 0
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_fake_cpu_files_describe_the_emulated_core(tmp_path: Path) -> None:
+    """onnxruntime segfaults under qemu-user without these; the part number tells it the core."""
+    rootfs.write_fake_cpu(tmp_path, rootfs.CORES["cortex-a76"])
+    cpuinfo = (tmp_path / "proc/cpuinfo").read_text()
+    assert cpuinfo.count("CPU part\t: 0xd0b") == 2 and "asimddp" in cpuinfo
+    assert (tmp_path / "sys/devices/system/cpu/online").read_text() == "0-1\n"
+
+
+@pytest.mark.slow
+def test_emulator_benchmark_agrees_with_the_host_and_counts_instructions(tiny_bundle: Path, tmp_path: Path) -> None:
+    reason = rootfs.not_built_reason()
+    if reason:
+        pytest.skip(f"emulator not built (this test never downloads it): {reason}")
+    from benchmarks.emulator import bench
+
+    argv = ["--bundle", str(tiny_bundle), "--repeat", "2", "--count-n", "1", "--artifacts", "model.int8.onnx",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert bench.main(argv) == 0
+    report = json.loads((tmp_path / "emulator.json").read_text())
+    assert report["guest"]["machine"] == "aarch64"
+    assert all(a["agrees"] for a in report["agreement"].values()), report["agreement"]
+    assert report["guest"]["heavy_modules_imported"] == []
+    for core in rootfs.CORES:
+        assert report["instructions"]["guest"][core]["model.int8.onnx"]["per_inference"] > 0
+    assert report["instructions"]["host"]["model.int8.onnx"]["per_inference"] > 0
+    assert (tmp_path / "emulator.png").stat().st_size > 0
