@@ -68,8 +68,8 @@ def test_fake_cpu_files_describe_the_emulated_core(tmp_path: Path) -> None:
     assert (tmp_path / "sys/devices/system/cpu/online").read_text() == "0-1\n"
 
 
-@pytest.mark.slow
 def test_emulator_benchmark_agrees_with_the_host_and_counts_instructions(tiny_bundle: Path, tmp_path: Path) -> None:
+    """About 4 minutes where `make emulator` has built the userlands; skipped (never downloaded) elsewhere."""
     reason = rootfs.not_built_reason()
     if reason:
         pytest.skip(f"emulator not built (this test never downloads it): {reason}")
