@@ -83,18 +83,13 @@ def build_samples(
     users = _all_users(frames)
     frames = {v: _with_user_index(f, users) for v, f in frames.items()}
     base_ms, last_ms = _time_range(frames)
-    meta_path = raw_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    meta = read_meta(raw_dir)
     window = cut_window(base_ms, last_ms, config.eval_days, meta)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
     if manifest is None:
-        offset = config.utc_offset_minutes
-        if offset is None:
-            offset = int((meta or {}).get("utc_offset_minutes", 0))
-        feature_config = FeatureConfig(utc_offset_minutes=offset)
-        manifest = build_vocabularies(frames, FeatureManifest(feature_config), window.eval_start_ms)
+        manifest = build_vocabularies(frames, empty_manifest(config, meta), window.eval_start_ms)
     steps.update()
 
     steps.set_postfix_str("encoding events")
@@ -124,6 +119,21 @@ def build_samples(
         shards=shards,
     )  # fmt: skip
     return write_index(out_dir, info, started)
+
+
+def read_meta(raw_dir: Path) -> dict[str, Any] | None:
+    """The raw directory's ``meta.json`` (simulator or importer: time zone, day boundaries), if any."""
+    path = raw_dir / "meta.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def empty_manifest(config: BuildConfig, meta: dict[str, Any] | None) -> FeatureManifest:
+    """The manifest vocabularies are built into: the hour-of-day feature in the time zone the
+    build config names, else the one the log's ``meta.json`` records, else UTC."""
+    offset = config.utc_offset_minutes
+    if offset is None:
+        offset = int((meta or {}).get("utc_offset_minutes", 0))
+    return FeatureManifest(FeatureConfig(utc_offset_minutes=offset))
 
 
 def dataset_info(

@@ -10,7 +10,6 @@ driver and every executor see (local disk in local mode, NFS or similar on a clu
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from dipn.data.build import BuildConfig, dataset_info, given_cuts, write_index
+from dipn.data.build import BuildConfig, dataset_info, empty_manifest, given_cuts, read_meta, write_index
 from dipn.data.cuts import CutWindow, DrawPosition, cut_window
 from dipn.data.keys import user_time_key
 from dipn.data.schema import TIME_COLUMN
@@ -29,7 +28,7 @@ from dipn.data.spark.read import BAD_COLUMNS, VIEW, read_reports, read_validated
 from dipn.data.spark.shards import COUNTS_SCHEMA, SHARD, SHARDS_SCHEMA, UIDX, ShardJob, build_shard, build_shards, count_draws
 from dipn.data.store import SEQUENCE_VIEWS
 from dipn.errors import DipnValidationError
-from dipn.features import FeatureConfig, FeatureManifest, Kind, Vocabulary, vocab_key
+from dipn.features import FeatureManifest, Kind, Vocabulary, vocab_key
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,17 +65,13 @@ def build_samples_spark(
     steps.set_postfix_str("indexing users")
     users = _sorted_users(events)
     base_ms, last_ms = _time_range(events)
-    meta_path = raw_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    meta = read_meta(raw_dir)
     window = cut_window(base_ms, last_ms, config.eval_days, meta)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
     if manifest is None:
-        offset = config.utc_offset_minutes
-        if offset is None:
-            offset = int((meta or {}).get("utc_offset_minutes", 0))
-        manifest = _vocabularies(events, FeatureManifest(FeatureConfig(utc_offset_minutes=offset)), window.eval_start_ms)
+        manifest = _vocabularies(events, empty_manifest(config, meta), window.eval_start_ms)
     steps.update()
 
     steps.set_postfix_str("partitioning by user")
