@@ -39,7 +39,7 @@ from benchmarks.render_results import render  # noqa: E402
 from dipn.data.build import BuildConfig, build_samples  # noqa: E402
 from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
-from dipn.evaluation.metrics import task_metrics  # noqa: E402
+from dipn.evaluation.metrics import bootstrap_auc_interval, task_metrics  # noqa: E402
 from dipn.evaluation.predict import predict  # noqa: E402
 from dipn.models.gbdt import GBDTBaseline, GBDTConfig  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
@@ -102,6 +102,10 @@ def run_torch(store: SampleStore, model: str, variant: str | None, config: Train
            "train_seconds": train_seconds, "samples_per_s": float(np.median(throughput)) if throughput else None,
            "parameters": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
     if deployment:
+        users = store.batch(evaluation)["user_index"]
+        for t in tasks:  # users, not samples, resampled: a user's samples are far from independent
+            low, high = bootstrap_auc_interval(preds[t], preds[f"p_{t}"], users)
+            row["metrics"][t] |= {"auc_low": low, "auc_high": high}
         row["deployment"] = deployment_figures(trainer.model, store, evaluation, run_dir / "onnx")
     return row
 
@@ -170,6 +174,15 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def fmt_interval(m: dict | None) -> str:
+    """AUC with its 95% user-bootstrap interval where the run computed one."""
+    if not m:
+        return "-"
+    if "auc_low" not in m:
+        return fmt(m.get("auc"))
+    return f"{fmt(m['auc'])} [{fmt(m['auc_low'])}, {fmt(m['auc_high'])}]"
+
+
 def command(a: dict) -> str:
     return (f"python benchmarks/accuracy.py {'--models ' if a.get('models') else ''}--users {a['users']} "
             f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
@@ -186,7 +199,8 @@ def models_markdown(report: dict) -> str:
         f"Machine: {machine_line(report['machine'])}  ",
         f"Data: {report['data']['users']:,} simulated users, {report['args']['days']} days; every model trained on the "
         f"same {report['data']['train_used']:,} training samples for {report['args']['epochs']} epochs and scored on the "
-        f"same {report['data']['eval_used']:,} eval samples, in this one run. Size: ONNX files (opset 17; int8 = the "
+        f"same {report['data']['eval_used']:,} eval samples, in this one run; AUC with a 95% interval from 200 bootstrap "
+        "resamples of users. Size: ONNX files (opset 17; int8 = the "
         "shipped onnxruntime dynamic recipe). Latency: onnxruntime, batch 1, intra_op_num_threads=1, median of "
         f"{LATENCY_REPEATS} calls on one real eval sample, while the machine may run other jobs. Designs: docs/models.md.",
         "",
@@ -200,7 +214,7 @@ def models_markdown(report: dict) -> str:
             continue
         m, dep = row["metrics"], row["deployment"]
         rate = row.get("samples_per_s")
-        lines.append(f"| {label} | {fmt(m.get('realtime', {}).get('auc'))} | {fmt(m.get('longterm', {}).get('auc'))} "
+        lines.append(f"| {label} | {fmt_interval(m.get('realtime'))} | {fmt_interval(m.get('longterm'))} "
                      f"| {row['parameters']:,} | {dep['fp32']['mb']:.2f} | {dep['int8']['mb']:.2f} | {dep['op_count']:,} "
                      f"| {dep['fp32']['latency_ms_p50']:.2f} | {dep['int8']['latency_ms_p50']:.2f} "
                      f"| {'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
