@@ -1,5 +1,6 @@
-"""``dipn serve`` as a real server process (uvicorn master + workers) for the abuse and crash tests,
-and fresh databases for each test on SQLite or on one temporary PostgreSQL cluster."""
+"""The endpoint for tests: ``dipn serve`` as a real server process (uvicorn master + workers) for
+the abuse and crash tests, the app in a thread on loopback (``LiveServer``), and fresh databases
+for each test on SQLite or on one temporary PostgreSQL cluster."""
 
 from __future__ import annotations
 
@@ -14,10 +15,39 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sqlalchemy import func, select
+
+from dipn.serving.client import OperatorClient
+from dipn.serving.config import ServerConfig
+from dipn.serving.db import make_engine
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable
-from dipn.serving.server import free_port
+from dipn.serving.server import ThreadedServer, free_port
 
 ADMIN = "hardening-admin-token"
+
+
+class LiveServer(ThreadedServer):
+    """The real app on 127.0.0.1 in a thread, plus a database connection to check what it wrote."""
+
+    def __init__(self, db_url: str, **config: object) -> None:
+        self.db_url = db_url
+        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN, **config), free_port())
+
+    def __enter__(self) -> LiveServer:
+        super().__enter__()
+        self.engine = make_engine(self.db_url, pool_size=2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.engine.dispose()
+
+    def count(self, table) -> int:  # noqa: ANN001
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(table)).scalar()
+
+    def operator(self) -> OperatorClient:
+        return OperatorClient(self.url, ADMIN)
 
 
 class ServeProcess:

@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from sqlalchemy import Engine, event, func, inspect, select, text  # noqa: E402
 
 from dipn.serving import auth, models  # noqa: E402
-from dipn.serving.client import DeviceClient, OperatorClient, encode_scores  # noqa: E402
+from dipn.serving.client import DeviceClient, encode_scores  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.migrations import MIGRATIONS, migrate, schema_version  # noqa: E402
-from dipn.serving.server import ThreadedServer, free_port  # noqa: E402
-from tests.serve_process import ADMIN, Databases, ServeProcess, databases_fixture  # noqa: E402
+from tests.serve_process import ADMIN, Databases, LiveServer, ServeProcess, databases_fixture  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 
@@ -36,29 +35,9 @@ def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     yield from databases_fixture(request, tmp_path_factory)
 
 
-class Endpoint(ThreadedServer):
-    """The app in a thread on loopback, plus an engine to look at what it stored."""
-
-    def __init__(self, db_url: str, **config: object) -> None:
-        self.db_url = db_url
-        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN, **config), free_port())
-
-    def __enter__(self) -> Endpoint:
-        super().__enter__()
-        self.engine = make_engine(self.db_url, pool_size=2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        self.engine.dispose()
-
-    def operator(self) -> OperatorClient:
-        return OperatorClient(self.url, ADMIN)
-
-
 @pytest.fixture(scope="module")
-def endpoint(databases: Databases) -> Iterator[Endpoint]:
-    with Endpoint(databases.new(), rate_limit=0) as live:
+def endpoint(databases: Databases) -> Iterator[LiveServer]:
+    with LiveServer(databases.new(), rate_limit=0) as live:
         yield live
 
 
@@ -101,7 +80,7 @@ def test_the_rate_limit_holds_per_device_across_worker_processes(databases: Data
 def test_a_rate_limited_uplink_stops_and_keeps_its_queue(databases: Databases, tmp_path: Path) -> None:
     from mobile_demo.uplink import Uplink, UplinkConfig
 
-    with Endpoint(databases.new(), rate_limit=2) as live:
+    with LiveServer(databases.new(), rate_limit=2) as live:
         device = DeviceClient.register(live.url, "limited-uplink-user")
         uplink = Uplink(live.url, device.device_id, device.secret, tmp_path / "q.db", UplinkConfig(batch_size=4))
         for i in range(20):
@@ -114,7 +93,7 @@ def test_a_rate_limited_uplink_stops_and_keeps_its_queue(databases: Databases, t
 # ---- body size --------------------------------------------------------------------------------------
 
 
-def test_bodies_over_the_limit_are_refused_declared_or_streamed(endpoint: Endpoint) -> None:
+def test_bodies_over_the_limit_are_refused_declared_or_streamed(endpoint: LiveServer) -> None:
     device = DeviceClient.register(endpoint.url, "big-body-user")
     http = httpx.Client(base_url=endpoint.url, timeout=30)
     scores = [device.score("m", 0.3, 0.5, ts=auth.now_ms() - 60_000 + i) for i in range(2000)]
@@ -139,7 +118,7 @@ def test_bodies_over_the_limit_are_refused_declared_or_streamed(endpoint: Endpoi
 # ---- other users' data ------------------------------------------------------------------------------
 
 
-def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: Endpoint) -> None:
+def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServer) -> None:
     operator = endpoint.operator()
     campaign = operator.create_campaign(name="isolation", shares={"all": 1.0})["id"]
     alice = DeviceClient.register(endpoint.url, "iso-alice")
@@ -178,7 +157,7 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: Endpoint)
 # ---- no secrets at rest -------------------------------------------------------------------------------
 
 
-def test_the_database_holds_nothing_that_can_sign_for_a_device(endpoint: Endpoint) -> None:
+def test_the_database_holds_nothing_that_can_sign_for_a_device(endpoint: LiveServer) -> None:
     device = DeviceClient.register(endpoint.url, "leak-user")
     device.post_scores([device.score("m", 0.2, 0.4)])
     dump = []
@@ -217,7 +196,7 @@ def test_a_version_1_database_loses_its_stored_secrets_on_migration(databases: D
     assert columns == {c.name for c in models.devices.columns}
     assert inspect(engine).has_table("rate_counters")
     engine.dispose()
-    with Endpoint(url) as live:
+    with LiveServer(url) as live:
         secret, _ = auth.new_device_key()
         body = encode_scores([{"device_id": "b" * 32, "model_version": "m", "p_realtime": 0.3, "p_longterm": 0.5,
                                "ts": auth.now_ms()}])  # fmt: skip
@@ -267,7 +246,7 @@ INJECTIONS = {
 }
 
 
-def test_injection_attempts_are_stored_verbatim_and_never_reach_the_sql_text(endpoint: Endpoint) -> None:
+def test_injection_attempts_are_stored_verbatim_and_never_reach_the_sql_text(endpoint: LiveServer) -> None:
     statements: list[str] = []
     lock = threading.Lock()
 
@@ -311,7 +290,7 @@ def test_injection_attempts_are_stored_verbatim_and_never_reach_the_sql_text(end
 @pytest.fixture(scope="module")
 def api_fuzz_target(databases: Databases):  # noqa: ANN201
     """An endpoint, a registered device and a campaign, for the schema-driven fuzzer."""
-    with Endpoint(databases.new(), rate_limit=0) as live:
+    with LiveServer(databases.new(), rate_limit=0) as live:
         device = DeviceClient.register(live.url, "fuzz-user")
         live.operator().create_campaign(name="fuzz", shares={"all": 1.0})
         yield live, device, httpx.Client(base_url=live.url, timeout=30)

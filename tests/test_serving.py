@@ -26,44 +26,17 @@ from dipn.serving import (  # noqa: E402
 )
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient, encode_scores  # noqa: E402
-from dipn.serving.config import CampaignConfig, ServerConfig, UpliftCurve  # noqa: E402
+from dipn.serving.config import CampaignConfig, UpliftCurve  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.metrics import BucketTotals, campaign_report, coupon_usage_rate, gmv_improvement_per_coupon  # noqa: E402
 from dipn.serving.migrations import migrate  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
-from dipn.serving.server import ThreadedServer, free_port  # noqa: E402
-
-ADMIN = "test-admin-token"
+from dipn.serving.server import free_port  # noqa: E402
+from tests.serve_process import ADMIN, LiveServer  # noqa: E402
 
 
 # --- servers -------------------------------------------------------------------------------------
-
-
-
-class LiveServer(ThreadedServer):
-    """The real app on 127.0.0.1 in a thread, plus a database connection to check what it wrote."""
-
-    def __init__(self, db_url: str) -> None:
-        self.db_url = db_url
-        self.port = free_port()
-        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN), self.port)
-
-    def __enter__(self) -> LiveServer:
-        super().__enter__()
-        self.engine = make_engine(self.db_url, pool_size=2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
-        self.engine.dispose()
-
-    def count(self, table) -> int:  # noqa: ANN001
-        with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(table)).scalar()
-
-    def operator(self) -> OperatorClient:
-        return OperatorClient(self.url, ADMIN)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
