@@ -10,6 +10,9 @@ vocabularies, so they need no raw logs and cover what a port gets wrong first:
   * ``unknown_values``: strings outside the vocabularies (out-of-vocabulary id), coordinates off
     the screen, a negative gap, very long stays, counts and levels beyond their ranges;
   * ``no_events``: no behaviour at all, only history and profile (every view all padding).
+Each case is scored at its ``score_ts`` (an idle moment after its last event, or at it): pages
+still open then have stayed ``score_ts - ts``, and the context group is computed at that moment
+(``dipn.features.cut``), as the device does when its timer or a page leave triggers a score.
 
 Encoding uses ``dipn.features.StreamEncoder``, one event at a time as a phone does; sequences are
 left-padded with zero rows to length T (a real event's row is never all zero: its mask column is
@@ -25,8 +28,9 @@ import numpy as np
 
 from dipn.features import STATIC_ENCODERS, FeatureManifest, StreamEncoder
 from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, raw_stays
 
-GOLDEN_FORMAT = 1
+GOLDEN_FORMAT = 2  # 2: score_ts, open-page stays and the context group
 VIEWS = ("swipe", "tap", "browse")
 SCREEN = (390.0, 844.0)  # points, an iPhone 12-14 class screen
 # Scores must match within these absolute tolerances: fp32 kernels differ in summation order only;
@@ -118,31 +122,45 @@ def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[s
         {"name": "no_events", "events": {v: [] for v in VIEWS}, "history": {k: 0 for k in history},
          "profile": {k: 0 for k in profile}},
     ]  # fmt: skip
+    idle_after_ms = {"session": 45_000, "long": 2 * 3_600_000, "unknown_values": 0, "no_events": 0}
     for case in cases:
         case["screen"] = list(SCREEN)
+        stamps = [e["ts"] for events in case["events"].values() for e in events]
+        case["score_ts"] = (max(stamps) if stamps else START_MS) + idle_after_ms[case["name"]]
     return cases
 
 
 def encode_case(
     case: Mapping[str, Any], manifest: FeatureManifest, input_names: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """One case's raw events -> model inputs (1, T, F) / (1, F) int32, as a phone would build them."""
+    """One case's raw events -> model inputs (1, T, F) / (1, F) int32, as a phone would build them
+    at the case's ``score_ts``."""
     from dipn.data.store import merge_by_time
 
     length = manifest.config.sequence_length
     encoder = StreamEncoder(manifest, *case["screen"])
+    score_ts = np.array([case["score_ts"]], np.int64)
     ids: dict[str, np.ndarray] = {}
     times: dict[str, np.ndarray] = {}
     for view in VIEWS:
         width = manifest.config.width(view)
         rows = [encoder.encode(view, event) for event in case["events"][view]][-length:]
-        stamps = [event["ts"] for event in case["events"][view]][-length:]
+        events = case["events"][view][-length:]
+        stamps = [event["ts"] for event in events]
         padded = np.zeros((1, length, width), np.int32)
-        stamp = np.full((1, length), np.iinfo(np.int64).min)
+        stamp = np.full((1, length), NO_EVENT_TS)
         if rows:
             padded[0, length - len(rows) :] = np.stack(rows)
             stamp[0, length - len(rows) :] = stamps
+        if view == "browse":
+            stay = np.zeros((1, length), np.int64)
+            if events:
+                actions = np.array([e["action"] for e in events], dtype=object)
+                stays = np.array([np.nan if e.get("stay_ms") is None else e["stay_ms"] for e in events], np.float64)
+                stay[0, length - len(events) :] = raw_stays(actions, stays)
+            padded = browse_at_cut(padded, stamp, stay, score_ts, manifest)
         ids[view], times[view] = padded, stamp
+    ids["context"] = context_ids(score_ts, {v: times[v][:, -1] for v in VIEWS}, manifest)
     for group, encode in STATIC_ENCODERS.items():
         columns = {name: np.array([case[group].get(name, 0)]) for name in VIEW_COLUMNS[group] if name != "user_id"}
         columns["as_of_ts"] = np.array([START_MS])

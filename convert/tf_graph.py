@@ -37,6 +37,7 @@ from torch import nn
 
 from dipn.errors import DipnValidationError
 from dipn.models.dipn import DIPN, MERGED, STATICS, VIEWS
+from dipn.features.cut import context_columns_read
 from dipn.models.embeddings import mask_column
 
 OUTPUTS = ("p_realtime", "p_longterm")
@@ -82,6 +83,9 @@ class DipnTF(tf.Module):
             for g in sorted(groups)
         }
         # Columns whose non-zero id marks a real step (as DIPN._mask_columns), and merged slices.
+        # The context columns DIPN reads (ContextEmbedding): others are multiplied to padding.
+        modelled = VIEWS if cfg.early_fusion else cfg.views
+        self.context_keep = tf.constant(context_columns_read(fc, modelled), tf.int32) if "context" in groups else None
         self.mask_columns: dict[str, tuple[int, ...]] = {}
         self.merged_slices: tuple[tuple[str, int, int], ...] = ()
         if cfg.early_fusion:
@@ -171,7 +175,8 @@ class DipnTF(tf.Module):
             features.append(self._inter_view(v[a], masks[a], v[b], masks[b]))
         for static in STATICS:
             if static in self.input_names:
-                features.append(self._embed(static, inputs[static]))
+                ids = inputs[static] * self.context_keep if static == "context" else inputs[static]
+                features.append(self._embed(static, ids))
         joined = tf.concat(features, axis=-1)
         logits = {t: self._head(t, joined) for t in cfg.tasks}
         some = logits[cfg.tasks[0]]

@@ -95,10 +95,10 @@ def _litert_torch(model: nn.Module, fp32_path: Path | None, int8_path: Path | No
             self.inner = inner
 
         def forward(
-            self, swipe=None, tap=None, browse=None, history=None, profile=None, merged=None
+            self, swipe=None, tap=None, browse=None, history=None, profile=None, merged=None, context=None
         ):  # noqa: ANN001, ANN202
             realtime, longterm = self.inner(swipe=swipe, tap=tap, browse=browse, history=history,
-                                            profile=profile, merged=merged)  # fmt: skip
+                                            profile=profile, merged=merged, context=context)  # fmt: skip
             return {"p_realtime": torch.sigmoid(realtime), "p_longterm": torch.sigmoid(longterm)}
 
     sample = dict(zip(model.input_names, example_inputs(model), strict=True))

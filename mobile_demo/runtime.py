@@ -5,8 +5,9 @@ without a key, only with ``allow_unsigned=True``, for development), checks every
 sha256, picks a backend, and runs the bundle's golden vectors through its own encoder and that
 backend, refusing a bundle whose ids or scores differ. Each event is sanitized, encoded once on
 arrival (the same ``dipn.features`` code as training) and appended to a bounded ring buffer per
-view; scoring reads the buffers as they are (no re-encoding), so an incremental score costs the
-model call plus O(1) work.
+view; scoring reads the buffers as they are (no re-encoding) and applies what only the scoring
+moment t decides (``dipn.features.cut``: the stay so far of a page still open, the recency of each
+view, the hour of t), so an incremental score costs the model call plus O(T) work.
 
 Model updates (``update``): the new bundle is opened, loaded and self-tested beside the running
 model, which keeps scoring meanwhile; only then, under the lock every event and score holds, is one
@@ -37,6 +38,7 @@ from convert.verify import Bundle, self_test
 from dipn.data.store import merge_by_time
 from dipn.features import SEQUENCE_GROUPS, STATIC_ENCODERS, FeatureManifest, StreamEncoder
 from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, raw_stays
 from mobile_demo.ring import ViewBuffer
 from mobile_demo.sanitize import Sanitizer
 
@@ -69,8 +71,9 @@ class LoadedModel:
 
 
 class EncodedInputs:
-    """A model's inputs as events arrive: encoder state, a ring buffer per view the model reads, the
-    static groups. Built for one model's feature manifest; a new model gets a new one."""
+    """A model's inputs as events arrive: encoder state, a ring buffer per view the model reads (ids,
+    timestamps, and for browse the stay as logged), the static groups and each view's last event
+    time. Built for one model's feature manifest; a new model gets a new one."""
 
     def __init__(self, model: LoadedModel, screen: tuple[float, float]) -> None:
         cfg = model.features.config
@@ -81,28 +84,40 @@ class EncodedInputs:
         merged = "merged" in model.input_names
         views = VIEWS if merged else tuple(v for v in VIEWS if v in model.input_names)
         self.buffers = {v: ViewBuffer(cfg.sequence_length, cfg.width(v)) for v in views}
-        never = int(np.iinfo(np.int64).min)  # timestamp of padding: sorts before every event
-        self.times = {v: ViewBuffer(cfg.sequence_length, 1, np.int64, never) for v in VIEWS} if merged else {}
+        never = int(NO_EVENT_TS)  # timestamp of padding: sorts before every event
+        self.times = {v: ViewBuffer(cfg.sequence_length, 1, np.int64, never) for v in views}
+        self.stays = ViewBuffer(cfg.sequence_length, 1, np.int64, 0) if "browse" in views else None
+        self.last_ts = {v: never for v in VIEWS}  # every view's, read or not: the recency inputs
         self.static = {g: np.zeros((1, cfg.width(g)), np.int32) for g in STATIC_ENCODERS}
 
     def append(self, view: str, clean: Mapping[str, Any]) -> bool:
         """Encode a sanitized event; False when the model does not read its view."""
+        self.last_ts[view] = int(clean["ts"])
         if view not in self.buffers:
             return False
         self.buffers[view].append(self.encoder.encode(view, clean))
-        if self.times:
-            self.times[view].append(np.array([clean["ts"]]))
+        self.times[view].append(np.array([clean["ts"]]))
+        if view == "browse" and self.stays is not None:
+            stay = clean.get("stay_ms")
+            self.stays.append(raw_stays(np.array([clean.get("action")], dtype=object),
+                                        np.array([np.nan if stay is None else stay], np.float64)))  # fmt: skip
         return True
 
     def set_user(self, group: str, values: Mapping[str, int]) -> None:
         columns = {n: np.array([values.get(n, 0)]) for n in VIEW_COLUMNS[group] if n != "user_id"}
         self.static[group] = STATIC_ENCODERS[group](columns, self.model.features).astype(np.int32)
 
-    def inputs(self) -> dict[str, np.ndarray]:
+    def inputs(self, at: int) -> dict[str, np.ndarray]:
+        """The inputs of a score at time ``at`` (ms): what the phone knows then."""
+        cut = np.array([at], np.int64)
         out = {v: buffer.window()[None] for v, buffer in self.buffers.items()} | dict(self.static)
-        if self.times:
-            times = [self.times[v].window()[None, :, 0] for v in VIEWS]
-            out["merged"] = merge_by_time([out[v] for v in VIEWS], times)
+        times = {v: self.times[v].window()[None, :, 0] for v in self.buffers}
+        if "browse" in out and self.stays is not None:
+            out["browse"] = browse_at_cut(out["browse"], times["browse"], self.stays.window()[None, :, 0], cut,
+                                          self.model.features)  # fmt: skip
+        out["context"] = context_ids(cut, {v: np.array([t]) for v, t in self.last_ts.items()}, self.model.features)
+        if "merged" in self.model.input_names:
+            out["merged"] = merge_by_time([out[v] for v in VIEWS], [times[v] for v in VIEWS])
         return {n: out[n] for n in self.model.input_names}
 
 
@@ -270,20 +285,34 @@ class IntentRuntime:
             return event.get("type") == "leave_page"
         return view == "browse" and "swipe" not in self._active.buffers
 
-    def inputs(self) -> dict[str, np.ndarray]:
-        """The model's inputs as the buffers hold them now (views are read without copying)."""
+    def inputs(self, at: int | None = None) -> dict[str, np.ndarray]:
+        """The model's inputs of a score at ``at`` (ms since the epoch; None: now)."""
         with self._lock:
-            return self._active.inputs()
+            return self._active.inputs(self._now() if at is None else int(at))
 
     def score(self, ts: int | None = None) -> Score:
-        """Score now (an explicit call or a timer)."""
+        """Score at ``ts`` (ms; None: now): an explicit call, a page leave or the timer."""
         with self._lock:
             active = self._active  # one model for the whole call
+            at = self._now() if ts is None else int(ts)
             started = time.perf_counter()
-            p = active.model.runner.scores(active.inputs())[0]
+            p = active.model.runner.scores(active.inputs(at))[0]
             latency = (time.perf_counter() - started) * 1000
-            self.last_score_ts = int(ts if ts is not None else time.time() * 1000)
+            self.last_score_ts = at
             return Score(float(p[0]), float(p[1]), self.last_score_ts, latency, active.model.model_version)
+
+    def tick(self, now: int | None = None) -> Score | None:
+        """The timer trigger at an idle moment: a score when ``timer_ms`` has passed since the last
+        one (the app calls this from its own timer; ``now`` in ms, None: the clock)."""
+        with self._lock:
+            at = self._now() if now is None else int(now)
+            if self.timer_ms is None or (self.last_score_ts is not None and at - self.last_score_ts < self.timer_ms):
+                return None
+            return self.score(at)
+
+    @staticmethod
+    def _now() -> int:
+        return int(time.time() * 1000)
 
     def status(self) -> dict[str, Any]:
         model = self.model

@@ -22,7 +22,7 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_samples(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-samples")
-    build_samples(tiny_raw, out, BuildConfig(cuts_per_day=10, seed=3), progress=False)
+    build_samples(tiny_raw, out, BuildConfig(cuts_per_day=10, seed=3, val_days=0.5), progress=False)
     return out
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from dipn.features.manifest import MASK_FEATURE
-from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig
+from dipn.features.spec import CUT_GROUPS, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig
 
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
-STATICS = tuple(g.value for g in STATIC_GROUPS)
+STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))
 
 
 def _random_events(rng: np.random.Generator, fc: FeatureConfig, view: str, n: int) -> np.ndarray:
@@ -45,7 +45,7 @@ def make_batch(
     feature_config: FeatureConfig | None = None,
     empty_view: str | None = "tap",
 ) -> dict[str, np.ndarray]:
-    """A batch dict of int32 id arrays (swipe, tap, browse, merged, history, profile) and float32
+    """A batch dict of int32 id arrays (swipe, tap, browse, merged, history, profile, context) and float32
     labels (realtime, longterm). ``seq_len`` must match ``feature_config.sequence_length``."""
     fc = feature_config or FeatureConfig(sequence_length=seq_len)
     if fc.sequence_length != seq_len:

@@ -50,7 +50,7 @@ def _build(name: str, variant: str | None = None, seed: int = 0) -> torch.nn.Mod
 @pytest.mark.parametrize("name", ALT_MODELS)
 def test_forward_gives_two_finite_logits_per_sample_and_reads_dipn_inputs(name: str, batch) -> None:
     model = _build(name)
-    assert model.input_names == ("swipe", "tap", "browse", "history", "profile")
+    assert model.input_names == ("swipe", "tap", "browse", "history", "profile", "context")
     realtime, longterm = model(**model_inputs(batch, model.input_names, torch.int32))
     assert realtime.shape == longterm.shape == (4,)
     assert torch.isfinite(realtime).all() and torch.isfinite(longterm).all()

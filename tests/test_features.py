@@ -100,7 +100,7 @@ def test_vocabulary_oov_padding_and_capacity() -> None:
 
 def test_table3_sizes_are_the_papers() -> None:
     cfg = FeatureConfig()
-    assert [cfg.width(g) for g in Group] == [14, 3, 6, 6, 6]
+    assert [cfg.width(g) for g in Group] == [14, 3, 6, 6, 6, 4]  # Table 3, then our context group
     dims = {(f.group.value, f.name): (f.vocab_size, f.embed_dim) for f in TABLE3}
     assert dims[("swipe", "page")] == (224, 32)
     assert dims[("swipe", "swipe_length_y")] == (50, 16)

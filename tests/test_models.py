@@ -73,7 +73,7 @@ def test_embedding_tables_follow_table3():
     fc = FeatureConfig()
     for group in Group:
         embedding = GroupEmbedding.for_group(fc, group)
-        specs = [s for s in TABLE3 if s.group is group]
+        specs = [s for s in fc.features if s.group is group]
         assert [(t.num_embeddings, t.embedding_dim) for t in embedding.tables] == [
             (s.num_embeddings, s.embed_dim) for s in specs
         ]
@@ -93,11 +93,11 @@ def test_forward_returns_two_logits_per_sample(batch256, dtype):
 
 
 def test_input_names_per_variant():
-    assert VARIANTS["dipn"].input_names == ("swipe", "tap", "browse", "history", "profile")
-    assert VARIANTS["early_fusion"].input_names == (MERGED, "history", "profile")
-    assert VARIANTS["no_tap"].input_names == ("swipe", "browse", "history", "profile")
-    assert VARIANTS["only_history"].input_names == ("history",)
-    assert VARIANTS["only_swipe"].input_names == ("swipe",)
+    assert VARIANTS["dipn"].input_names == ("swipe", "tap", "browse", "history", "profile", "context")
+    assert VARIANTS["early_fusion"].input_names == (MERGED, "history", "profile", "context")
+    assert VARIANTS["no_tap"].input_names == ("swipe", "browse", "history", "profile", "context")
+    assert VARIANTS["only_history"].input_names == ("history", "context")
+    assert VARIANTS["only_swipe"].input_names == ("swipe", "context")
     assert VARIANTS["no_tap"].pairs == (("swipe", "browse"),)
     assert set(PAPER_ROWS) == set(VARIANTS)
 
@@ -240,7 +240,7 @@ def test_parameter_counts_sum_to_the_total():
     assert sum(counts.values()) == sum(p.numel() for p in model.parameters())
     assert set(counts) == {
         "embeddings.swipe", "embeddings.tap", "embeddings.browse", "embeddings.history",
-        "embeddings.profile", "reshape", "grus", "intra_attention", "heads",
+        "embeddings.profile", "embeddings.context", "reshape", "grus", "intra_attention", "heads",
     }
     size = size_estimate_mb(model)
     assert size["int8_mb"] < 2.0 < size["fp32_mb"]
@@ -252,7 +252,7 @@ def test_parameter_counts_sum_to_the_total():
 def test_build_model_registry():
     assert set(MODELS) == {"dipn", "rnn_dnn", "atrank", "rib", "heroes"}
     assert build_model("dipn", DIPNConfig(hidden_size=8)).config.hidden_size == 8
-    assert build_model("rnn_dnn").input_names == ("browse", "history", "profile")
+    assert build_model("rnn_dnn").input_names == ("browse", "history", "profile", "context")
     with pytest.raises(DipnValidationError, match="known"):
         build_model("transformer")
     with pytest.raises(DipnValidationError, match="known"):
@@ -309,3 +309,14 @@ def test_gbdt_learns_a_planted_signal():
         assert roc_auc_score(test[task], p) > 0.75, task
     again = GBDTBaseline(config, fc).fit(train, valid).predict(test)
     assert np.array_equal(again["realtime"], scores["realtime"])  # seeded
+
+
+def test_a_source_ablation_reads_no_recency_of_the_views_it_leaves_out(batch256):
+    model = _build("dipn", "only_browse").eval()
+    inputs = model_inputs(batch256, model.input_names, torch.int64)
+    other = dict(inputs)
+    other["context"] = inputs["context"].clone()
+    other["context"][:, :2] = 3  # recency of swipe and tap
+    assert torch.equal(torch.stack(model(**inputs)), torch.stack(model(**other)))
+    other["context"][:, 2] = 5  # recency of browse: read
+    assert not torch.equal(torch.stack(model(**inputs)), torch.stack(model(**other)))

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from dipn.data.cuts import HOUR_MS, CutWindow, DrawPosition, cut_window, sample_cuts
+from dipn.data.cuts import EVENT_CUT, HOUR_MS, IDLE_CUT, CutWindow, DrawPosition, IdleRule, cut_window, sample_cuts
 from dipn.data.frames import to_columns
 from dipn.data.keys import key_user, user_time_key
 from dipn.data.readers import read_dataset
@@ -30,6 +30,7 @@ from dipn.features import (
     previous_timestamps,
     vocab_key,
 )
+from dipn.features.cut import raw_stays
 from dipn.features.spec import BROWSE_ACTIONS, value_to_id
 
 
@@ -43,13 +44,37 @@ class BuildConfig:
     """Sample-building settings; defaults follow the paper's section 6.1."""
 
     cuts_per_day: float = 28.0  # about 400 groups per user over 14 days
-    eval_days: float = 1.0  # the last day is evaluation
+    eval_days: float = 1.0  # the last day is evaluation (test)
+    val_days: float = 1.0  # the day before it is validation (early stopping, model choice)
     realtime_hours: float = 1.0
     longterm_hours: float = 24.0
+    idle_timer_ms: int = 60_000  # idle cuts: where a timer trigger scores (dipn.data.cuts)
+    idle_limit_ms: int = 30 * 60_000
+    idle_share: float | None = None  # None: as the timer would score them
     seed: int = 0
     users_per_shard: int = 5000
     lenient: bool = False
     utc_offset_minutes: int | None = None  # hour-of-day time zone; None: meta.json's, else UTC
+
+    def __post_init__(self) -> None:
+        if not (self.cuts_per_day > 0 and self.eval_days > 0 and self.val_days >= 0):
+            raise DipnValidationError("cuts per day and eval days must be > 0, val days >= 0")
+        if not 0 < self.realtime_hours <= self.longterm_hours:
+            raise DipnValidationError(
+                f"label horizons must satisfy 0 < realtime ({self.realtime_hours:g} h) <= longterm ({self.longterm_hours:g} h)"
+            )
+        if self.users_per_shard < 1:
+            raise DipnValidationError("users per shard must be >= 1")
+        IdleRule(self.idle_timer_ms, self.idle_limit_ms, self.idle_share)  # validates the idle settings
+
+    @property
+    def idle(self) -> IdleRule:
+        return IdleRule(self.idle_timer_ms, self.idle_limit_ms, self.idle_share)
+
+    @property
+    def horizon_ms(self) -> int:
+        """The longest label horizon: cuts stop this long before the logs end."""
+        return int(max(self.realtime_hours, self.longterm_hours) * HOUR_MS)
 
 
 def build_samples(
@@ -84,7 +109,7 @@ def build_samples(
     frames = {v: _with_user_index(f, users) for v, f in frames.items()}
     base_ms, last_ms = _time_range(frames)
     meta = read_meta(raw_dir)
-    window = cut_window(base_ms, last_ms, config.eval_days, meta)
+    window = build_window(base_ms, last_ms, config, meta)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
@@ -124,7 +149,20 @@ def build_samples(
 def read_meta(raw_dir: Path) -> dict[str, Any] | None:
     """The raw directory's ``meta.json`` (simulator or importer: time zone, day boundaries), if any."""
     path = raw_dir / "meta.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        for key in ("start_ms", "cut_end_ms"):
+            int(meta[key])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DipnValidationError(f"{path}: not a readable meta.json with integer start_ms and cut_end_ms ({exc!r})") from None
+    return meta
+
+
+def build_window(base_ms: int, last_ms: int, config: BuildConfig, meta: dict[str, Any] | None) -> CutWindow:
+    """The cut window and its train / val / eval days, whichever engine builds."""
+    return cut_window(base_ms, last_ms, config.eval_days, meta, config.val_days, config.horizon_ms)
 
 
 def empty_manifest(config: BuildConfig, meta: dict[str, Any] | None) -> FeatureManifest:
@@ -156,7 +194,8 @@ def dataset_info(
         "users": users,
         "views_present": views_present,
         "events": events,
-        "window": {"start_ms": window.start_ms, "eval_start_ms": window.eval_start_ms, "end_ms": window.end_ms},
+        "window": {"start_ms": window.start_ms, "val_start_ms": window.val_start_ms,
+                   "eval_start_ms": window.eval_start_ms, "end_ms": window.end_ms},  # fmt: skip
         "labels": {"realtime": f"purchase in (t, t + {config.realtime_hours:g} h]",
                    "longterm": f"purchase in (t, t + {config.longterm_hours:g} h]"},  # fmt: skip
         "read_reports": read_reports,
@@ -222,7 +261,8 @@ def encode_view(
     frame = frames.get(view)
     if frame is None or len(frame) == 0:
         empty = np.zeros(0, np.int64)
-        return {"ids": np.zeros((0, width), np.int16), "ts": empty, "user": empty, "keys": empty}
+        out = {"ids": np.zeros((0, width), np.int16), "ts": empty, "user": empty, "keys": empty}
+        return out | ({"stay": empty} if view == "browse" else {})
     user = frame["_uidx"].to_numpy()
     ts = frame["ts"].to_numpy().astype(np.int64)
     ids = np.empty((len(frame), width), np.int16)
@@ -230,7 +270,10 @@ def encode_view(
         part = frame.slice(lo, hi - lo)
         prev = previous_timestamps(ts[lo:hi], user[lo:hi])
         ids[lo:hi] = SEQUENCE_ENCODERS[view](to_columns(part, view), manifest, prev)
-    return {"ids": ids, "ts": ts, "user": user, "keys": user_time_key(user, ts, base_ms)}
+    out = {"ids": ids, "ts": ts, "user": user, "keys": user_time_key(user, ts, base_ms)}
+    if view == "browse":  # the final stay; a sample sees it only as far as its cut (dipn.features.cut)
+        out["stay"] = raw_stays(frame["action"].to_numpy(), frame["stay_ms"].cast(pl.Float64).to_numpy())
+    return out
 
 
 def _user_aligned_chunks(user: np.ndarray, rows: int) -> list[tuple[int, int]]:
@@ -258,8 +301,8 @@ def random_cuts(
     """Random cuts (section 6.1) of the encoded users; ``position`` places them in the dataset."""
     user = np.concatenate([encoded[v]["user"] for v in SEQUENCE_VIEWS])
     ts = np.concatenate([encoded[v]["ts"] for v in SEQUENCE_VIEWS])
-    cut_user, cut_ts = sample_cuts(user, ts, window, config.cuts_per_day, config.seed, position)
-    return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
+    cut_user, cut_ts, cut_type = sample_cuts(user, ts, window, config.cuts_per_day, config.seed, position, config.idle)
+    return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms), "cut_type": cut_type}
 
 
 def given_cuts(
@@ -304,6 +347,7 @@ def assemble_samples(
     base_ms: int,
 ) -> dict[str, np.ndarray]:
     keys, length = cuts["keys"], manifest.config.sequence_length
+    at_event = np.zeros(len(keys), bool)
     user_first = user_time_key(cuts["user"], np.full(len(keys), base_ms), base_ms)
     bounds = np.zeros((len(keys), len(SEQUENCE_VIEWS), 2), np.int64)
     for v, view in enumerate(SEQUENCE_VIEWS):
@@ -311,6 +355,8 @@ def assemble_samples(
         hi = np.searchsorted(view_keys, keys, side="right")
         lo = np.searchsorted(view_keys, user_first, side="left")
         bounds[:, v] = np.stack([np.maximum(lo, hi - length), hi], axis=-1)
+        if len(view_keys):
+            at_event |= (hi > 0) & (view_keys[np.maximum(hi - 1, 0)] == keys)
     labels = np.stack(
         [_purchase_within(keys, encoded, config.realtime_hours * HOUR_MS),
          _purchase_within(keys, encoded, config.longterm_hours * HOUR_MS)], axis=-1
@@ -323,6 +369,8 @@ def assemble_samples(
         "profile": _profile_of(cuts["user"], frames.get("profile"), manifest, n_users),
         "labels": labels,
         "split": cuts["split"] if "split" in cuts else window.split_of(cuts["ts"]),
+        # a given cut is an event cut when the user has an event at that very moment
+        "cut_type": cuts["cut_type"] if "cut_type" in cuts else np.where(at_event, EVENT_CUT, IDLE_CUT).astype(np.uint8),
     }
 
 
@@ -372,7 +420,7 @@ def _write_shards(
         events = {}
         for v, view in enumerate(SEQUENCE_VIEWS):
             lo, hi = np.searchsorted(encoded[view]["user"], [first, last])
-            events[view] = {"ids": encoded[view]["ids"][lo:hi], "ts": encoded[view]["ts"][lo:hi]}
+            events[view] = {k: encoded[view][k][lo:hi] for k in ("ids", "ts", "stay") if k in encoded[view]}
             part["bounds"][:, v] -= lo
         shards.append(write_shard(out_dir, s, (first, last), events, part))
     return shards
@@ -388,9 +436,10 @@ def write_shard(
     for view in SEQUENCE_VIEWS:
         np.save(path / f"{view}.npy", events[view]["ids"])
         np.save(path / f"{view}_ts.npy", events[view]["ts"])
+    np.save(path / "browse_stay.npy", events["browse"]["stay"])
     np.save(path / "bounds.npy", samples["bounds"])
     np.save(path / "cut_user.npy", samples["user"])
     np.save(path / "cut_ts.npy", samples["ts"])
-    for name in ("history", "profile", "labels", "split"):
+    for name in ("history", "profile", "labels", "split", "cut_type"):
         np.save(path / f"{name}.npy", samples[name])
     return {"name": path.name, "users": [users[0], users[1]], "samples": int(len(samples["ts"]))}

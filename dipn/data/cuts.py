@@ -1,9 +1,14 @@
 """Where samples are cut (section 6.1) and which split each cut belongs to.
 
 The paper truncates each user's logs at random moments (about 400 groups per user over 14 days,
-i.e. about 28 a day). We cut at random moments when the user acts (an event of any view), since
-that is when a phone would score; only inside the window whose 24-hour labels are fully observed.
-Splits are by time: cuts in the last ``eval_days`` of the window are evaluation, earlier ones train.
+i.e. about 28 a day). A phone scores when the user acts (a page leave) and on a timer while the
+app is idle, so the moments a cut may fall on are both: every moment with an event of any view
+("event" cuts) and the moments a timer would fire in the idle gaps, every ``timer_ms`` after an
+event until the next event or ``idle_limit_ms`` ("idle" cuts). By default each user-day's cuts
+are drawn from all of them alike, i.e. in the proportion a timer trigger would score;
+``idle_share`` fixes the proportion instead. Only inside the window whose labels are observed.
+Splits are by time: the last ``eval_days`` of the window are evaluation (test), the ``val_days``
+before them validation (early stopping, model choice), earlier ones train.
 """
 
 from __future__ import annotations
@@ -13,33 +18,61 @@ from dataclasses import dataclass
 import numpy as np
 
 from dipn.data.keys import key_time, key_user, user_time_key
+from dipn.errors import DipnValidationError
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-TRAIN, EVAL = 0, 1
+TRAIN, VAL, EVAL = 0, 1, 2
+EVENT_CUT, IDLE_CUT = 0, 1
+CUT_TYPES = {"event": EVENT_CUT, "idle": IDLE_CUT}
+
+
+@dataclass(frozen=True)
+class IdleRule:
+    """Idle moments a timer trigger scores; defaults: every minute, for half an hour of idleness."""
+
+    timer_ms: int = 60_000
+    idle_limit_ms: int = 30 * 60_000  # after this long without an event the app is taken as closed
+    share: float | None = None  # None: as the timer would score them; else this share of the cuts
+
+    def __post_init__(self) -> None:
+        if self.timer_ms <= 0 or self.idle_limit_ms < 0:
+            raise DipnValidationError("the idle timer must be > 0 ms and the idle limit >= 0 ms")
+        if self.share is not None and not 0.0 <= self.share <= 1.0:
+            raise DipnValidationError(f"the idle share must lie in [0, 1], got {self.share}")
 
 
 @dataclass(frozen=True)
 class CutWindow:
     start_ms: int  # first moment a cut may be placed
-    end_ms: int  # cuts lie strictly before this; end_ms + 24 h is observed
-    eval_start_ms: int  # cuts at or after this are evaluation samples
+    end_ms: int  # cuts lie strictly before this; end_ms + the longest label horizon is observed
+    val_start_ms: int  # cuts at or after this are validation samples
+    eval_start_ms: int  # cuts at or after this are evaluation (test) samples
 
     def split_of(self, ts: np.ndarray) -> np.ndarray:
-        return np.where(np.asarray(ts) >= self.eval_start_ms, EVAL, TRAIN).astype(np.uint8)
+        ts = np.asarray(ts)
+        return np.where(ts >= self.eval_start_ms, EVAL, np.where(ts >= self.val_start_ms, VAL, TRAIN)).astype(np.uint8)
 
 
-def cut_window(first_ts: int, last_ts: int, eval_days: float, meta: dict | None = None) -> CutWindow:
-    """From the simulator's meta.json when there is one, else from the data's own time range."""
+def cut_window(
+    first_ts: int, last_ts: int, eval_days: float, meta: dict | None = None,
+    val_days: float = 0.0, horizon_ms: int = DAY_MS,
+) -> CutWindow:  # fmt: skip
+    """From the simulator's meta.json when there is one, else from the data's own time range:
+    cuts stop ``horizon_ms`` (the longest label horizon) before the last event."""
     if meta is not None:
-        start, end = int(meta["start_ms"]), int(meta["cut_end_ms"])
+        start = int(meta["start_ms"])
+        end = min(int(meta["cut_end_ms"]), int(meta.get("end_ms", last_ts + 1)) - int(horizon_ms))
     else:
-        start, end = int(first_ts), int(last_ts) - DAY_MS + 1
+        start, end = int(first_ts), int(last_ts) - int(horizon_ms) + 1
     if end <= start:
-        raise ValueError(
-            "the logs span less than the 24-hour label horizon: no cut has observed labels"
+        span_h = (int(last_ts) - int(first_ts)) / HOUR_MS
+        raise DipnValidationError(
+            f"the logs span {span_h:.1f} h, not more than the {horizon_ms / HOUR_MS:g} h label horizon: "
+            "no cut would have observed labels (shorten --longterm-hours or give longer logs)"
         )
-    return CutWindow(start, end, max(start, end - int(eval_days * DAY_MS)))
+    eval_start = max(start, end - int(eval_days * DAY_MS))
+    return CutWindow(start, end, max(start, eval_start - int(val_days * DAY_MS)), eval_start)
 
 
 @dataclass(frozen=True)
@@ -59,18 +92,35 @@ class DrawPosition:
 
 
 def cut_moments(
-    user_idx: np.ndarray, ts: np.ndarray, window: CutWindow
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (user, time) moments inside the window in key order, with their user-day group."""
-    inside = (ts >= window.start_ms) & (ts < window.end_ms)
-    moments = np.unique(user_time_key(user_idx[inside], ts[inside], window.start_ms))
-    u, t = key_user(moments), key_time(moments, window.start_ms)
-    return u, t, u * 10_000 + (t - window.start_ms) // DAY_MS
+    user_idx: np.ndarray, ts: np.ndarray, window: CutWindow, idle: IdleRule | None = IdleRule()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (user, time) moments inside the window in key order: user, time, user-day group and
+    cut type (event, or idle: a timer firing before the user's next event; none when ``idle`` is None)."""
+    base = min(window.start_ms, int(ts.min())) if len(ts) else window.start_ms
+    events = np.unique(user_time_key(user_idx, ts, base))
+    keys, kinds = events, np.zeros(len(events), np.uint8)
+    if idle is not None and idle.idle_limit_ms >= idle.timer_ms and len(events):
+        nxt = np.r_[events[1:], events[-1]]
+        same_user = np.r_[key_user(events[1:]) == key_user(events[:-1]), False]
+        gap = np.where(same_user, nxt - events, np.int64(idle.idle_limit_ms) + 1)  # last event: no next
+        ticks = np.minimum((gap - 1) // idle.timer_ms, idle.idle_limit_ms // idle.timer_ms).clip(min=0)
+        origin = np.repeat(events, ticks)
+        step = np.arange(len(origin)) - np.repeat(np.cumsum(ticks) - ticks, ticks) + 1
+        keys = np.concatenate([events, origin + step * np.int64(idle.timer_ms)])
+        kinds = np.r_[kinds, np.ones(len(origin), np.uint8)]
+        order = np.argsort(keys, kind="stable")
+        keys, kinds = keys[order], kinds[order]
+    u, t = key_user(keys), key_time(keys, base)
+    inside = (t >= window.start_ms) & (t < window.end_ms)
+    u, t, kinds = u[inside], t[inside], kinds[inside]
+    return u, t, u * 10_000 + (t - window.start_ms) // DAY_MS, kinds
 
 
-def draw_counts(user_idx: np.ndarray, ts: np.ndarray, window: CutWindow) -> tuple[int, int]:
+def draw_counts(
+    user_idx: np.ndarray, ts: np.ndarray, window: CutWindow, idle: IdleRule | None = IdleRule()
+) -> tuple[int, int]:
     """Moments and user-days of these users: how far their draws advance the two streams."""
-    _, _, group = cut_moments(user_idx, ts, window)
+    _, _, group, _ = cut_moments(user_idx, ts, window, idle)
     return len(group), len(np.unique(group))
 
 
@@ -81,24 +131,36 @@ def sample_cuts(
     cuts_per_day: float,
     seed: int,
     position: DrawPosition = DrawPosition(),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pick cut moments among each user's event times, about ``cuts_per_day`` per active day.
+    idle: IdleRule | None = IdleRule(),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pick cut moments (event and idle, see the module docstring), about ``cuts_per_day`` per
+    active user-day.
 
     ``user_idx``/``ts`` are all events of all views of a contiguous range of users (by default
-    the whole dataset). Returns (user_idx, ts) of the cuts, sorted by user then time. A user-day
-    with fewer distinct event moments than its quota is cut at every one of them.
+    the whole dataset). Returns (user_idx, ts, cut_type) of the cuts, sorted by user then time. A
+    user-day with fewer moments than its quota is cut at every one of them.
     """
-    u, t, group = cut_moments(user_idx, ts, window)
+    u, t, group, kind = cut_moments(user_idx, ts, window, idle)
     total = len(group) if position.moments_total is None else position.moments_total
     priority = _uniforms(seed, position.moments_before, len(group))
-    order = np.lexsort((priority, group))  # random order within each group
+    fixed_share = idle is not None and idle.share is not None
+    # random order within each group (and, for a fixed idle share, within each cut type of it)
+    order = np.lexsort((priority, kind, group)) if fixed_share else np.lexsort((priority, group))
     g = group[order]
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(g)])
     rank = np.arange(len(g)) - np.repeat(starts, sizes)
-    quota = _quota(_uniforms(seed, total + position.user_days_before, len(starts)), cuts_per_day)
-    keep = np.sort(order[rank < np.repeat(quota, sizes)])
-    return u[keep], t[keep]
+    quota = np.repeat(_quota(_uniforms(seed, total + position.user_days_before, len(starts)), cuts_per_day), sizes)
+    if fixed_share:
+        k = kind[order]
+        idle_quota = np.round(quota * idle.share).astype(np.int64)
+        events_in_group = np.repeat(np.add.reduceat(k == EVENT_CUT, starts) if len(g) else np.zeros(0, np.int64), sizes)
+        type_rank = np.where(k == EVENT_CUT, rank, rank - events_in_group)
+        keep_mask = type_rank < np.where(k == EVENT_CUT, quota - idle_quota, idle_quota)
+    else:
+        keep_mask = rank < quota
+    keep = np.sort(order[keep_mask])
+    return u[keep], t[keep], kind[keep]
 
 
 def _uniforms(seed: int, start: int, count: int) -> np.ndarray:

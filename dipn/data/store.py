@@ -12,11 +12,16 @@ Layout of a sample directory:
   shard-NNNNN/            one contiguous range of users
     {swipe,tap,browse}.npy      (events, width) int16 ids, sorted by user then time
     {swipe,tap,browse}_ts.npy   (events,) int64 timestamps
+    browse_stay.npy             (events,) int64 final stay ms (-1: page not left in the log); a
+                                sample sees it only as far as its cut (``dipn.features.cut``)
     cut_user.npy cut_ts.npy     (samples,) int64
     bounds.npy                  (samples, 3, 2) int64: per view [lo, hi) rows of the window
     history.npy profile.npy     (samples, 6) int16
     labels.npy                  (samples, 2) uint8: realtime, longterm
-    split.npy                   (samples,) uint8: 0 train, 1 eval
+    split.npy                   (samples,) uint8: 0 train, 1 val, 2 eval
+    cut_type.npy                (samples,) uint8: 0 at an event, 1 at an idle moment
+The context group (recency of each view, hour of the cut) is computed from the windows when a
+batch is gathered, by the same function the device calls when it scores.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from dipn.data.cuts import EVAL, TRAIN
+from dipn.data.cuts import CUT_TYPES, EVAL, TRAIN, VAL
 from dipn.errors import DipnValidationError
 from dipn.features import SEQUENCE_GROUPS, FeatureManifest
+from dipn.features.cut import browse_at_cut, context_ids
 
 SEQUENCE_VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
-STORE_FORMAT = 1
-SPLITS = {"train": TRAIN, "eval": EVAL}
+STORE_FORMAT = 2  # 2: three splits, cut types, open-page stays, the context group
+SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
 LABELS = ("realtime", "longterm")
 
 
@@ -57,12 +63,15 @@ class Shard:
         self.profile = load("profile")
         self.labels = load("labels")
         self.split = load("split")
+        self.cut_type = load("cut_type")
+        self.browse_stay = load("browse_stay")
 
     def __len__(self) -> int:
         return len(self.cut_ts)
 
-    def window(self, view: str, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Left-padded ids (n, length, width) and timestamps (n, length; padding = int64 min)."""
+    def window(self, view: str, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Left-padded ids (n, length, width), timestamps (n, length; padding = int64 min) and the
+        event rows (n, length; padding = -1)."""
         v = SEQUENCE_VIEWS.index(view)
         lo, hi = self.bounds[rows, v, 0], self.bounds[rows, v, 1]
         pos = hi[:, None] - length + np.arange(length)[None, :]
@@ -70,11 +79,11 @@ class Shard:
         events, ts = self.events[view], self.event_ts[view]
         if len(events) == 0:
             return (np.zeros((len(rows), length, events.shape[1]), np.int32),
-                    np.full((len(rows), length), np.iinfo(np.int64).min))  # fmt: skip
+                    np.full((len(rows), length), np.iinfo(np.int64).min), np.full((len(rows), length), -1))  # fmt: skip
         safe = np.where(valid, pos, 0)
         ids = np.where(valid[..., None], events[safe], 0).astype(np.int32)
         times = np.where(valid, ts[safe], np.iinfo(np.int64).min)
-        return ids, times
+        return ids, times, np.where(valid, pos, -1)
 
 
 class SampleStore:
@@ -94,27 +103,30 @@ class SampleStore:
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.split = np.concatenate([np.asarray(s.split) for s in self.shards]) if self.shards else np.zeros(0, np.uint8)
         self.labels = np.concatenate([np.asarray(s.labels) for s in self.shards]) if self.shards else np.zeros((0, 2), np.uint8)
+        self.cut_type = np.concatenate([np.asarray(s.cut_type) for s in self.shards]) if self.shards else np.zeros(0, np.uint8)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     @property
     def groups_present(self) -> tuple[str, ...]:
-        """Input groups the logs held: views with at least one event, history and profile if given.
+        """Input groups the samples hold: views with at least one event, history and profile if
+        given, the context group.
 
         The early-fusion input ``merged`` counts as present only when all three views are.
         """
         events = self.info.get("events", {})
         views = tuple(v for v in SEQUENCE_VIEWS if events.get(v, 0) > 0)
         statics = tuple(g for g in ("history", "profile") if g in self.info.get("views_present", ()))
-        return views + statics + (("merged",) if len(views) == len(SEQUENCE_VIEWS) else ())
+        # the context group is computed at every cut, whatever the logs hold
+        return views + statics + ("context",) + (("merged",) if len(views) == len(SEQUENCE_VIEWS) else ())
 
     @property
     def users(self) -> np.ndarray:
         return np.load(self.root / "users.npy")
 
     def indices(self, split: str | None = None) -> np.ndarray:
-        """Global sample indices of a split ("train", "eval") or of all samples."""
+        """Global sample indices of a split ("train", "val", "eval") or of all samples."""
         if split is None:
             return np.arange(len(self))
         if split not in SPLITS:
@@ -147,14 +159,20 @@ class SampleStore:
         shard = self.shards[s]
         out: dict[str, np.ndarray] = {}
         times = {}
+        cut_ts = np.asarray(shard.cut_ts[rows])
         for view in SEQUENCE_VIEWS:
-            out[view], times[view] = shard.window(view, rows, self.length)
+            out[view], times[view], event_rows = shard.window(view, rows, self.length)
+            if view == "browse" and len(shard.browse_stay):
+                stay = np.asarray(shard.browse_stay)[np.maximum(event_rows, 0)]
+                out[view] = browse_at_cut(out[view], times[view], stay, cut_ts, self.manifest)
+        out["context"] = context_ids(cut_ts, {v: t[:, -1] for v, t in times.items()}, self.manifest)
         out["history"] = np.asarray(shard.history[rows], dtype=np.int32)
         out["profile"] = np.asarray(shard.profile[rows], dtype=np.int32)
         labels = np.asarray(shard.labels[rows], dtype=np.float32)
         out["realtime"], out["longterm"] = labels[:, 0], labels[:, 1]
         out["user_index"] = np.asarray(shard.cut_user[rows])
-        out["cut_ts"] = np.asarray(shard.cut_ts[rows])
+        out["cut_ts"] = cut_ts
+        out["cut_type"] = np.asarray(shard.cut_type[rows])
         if merged:
             out["merged"] = merge_by_time([out[v] for v in SEQUENCE_VIEWS], [times[v] for v in SEQUENCE_VIEWS])
         return out
@@ -172,13 +190,15 @@ class SampleStore:
         return users, times
 
     def split_counts(self) -> dict[str, dict[str, float]]:
-        """Samples and label rates per split."""
+        """Samples, label rates and cut types per split."""
         out = {}
         for name, code in SPLITS.items():
             sel = self.split == code
             n = int(sel.sum())
             rates = self.labels[sel].mean(axis=0) if n else np.zeros(2)
-            out[name] = {"samples": n, **{f"{lab}_rate": round(float(r), 4) for lab, r in zip(LABELS, rates, strict=True)}}
+            types = {f"{t}_cuts": int((self.cut_type[sel] == c).sum()) for t, c in CUT_TYPES.items()}
+            out[name] = {"samples": n, **{f"{lab}_rate": round(float(r), 4) for lab, r in zip(LABELS, rates, strict=True)},
+                         **types}  # fmt: skip
         return out
 
 

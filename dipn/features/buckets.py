@@ -114,3 +114,13 @@ def signed_length_segment(delta: np.ndarray, extent: np.ndarray, segments: int) 
 def direction(delta: np.ndarray) -> np.ndarray:
     """0 = right (or down), 1 = left (or up)."""
     return (_as_float(delta, "swipe direction") < 0).astype(np.int32)
+
+
+def recency_bucket(elapsed_ms: np.ndarray | float, f_s: float, f_b: float) -> np.ndarray:
+    """Time since a view's last event -> the step function's 0..19, or 20 when there is none (NaN).
+
+    A view without any event is not the same as one idle for hours, so it gets its own value.
+    """
+    arr = np.asarray(elapsed_ms, dtype=np.float64)
+    none = np.isnan(arr)
+    return np.where(none, STEP_BUCKETS, step_bucket(np.where(none, 0.0, arr), f_s, f_b)).astype(np.int32)

@@ -26,7 +26,7 @@ from dipn.features.spec import (
 )
 from dipn.features.vocabulary import Vocabulary
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: the context group (recency, cut hour) and open-page stays
 
 # The column whose id is non-zero exactly on real (non-padded) steps of each view.
 MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
@@ -136,6 +136,16 @@ class FeatureManifest:
                     "168 + floor((s-600)/60) below 1200; else 178",
                 },
                 "hour": {"rule": "hour of day of ts", "utc_offset_minutes": cfg.utc_offset_minutes},
+                "recency": {
+                    "rule": "step",
+                    "f_s": cfg.recency.f_s,
+                    "f_b": cfg.recency.f_b,
+                    "input": "ms from the view's last event at or before the scoring time t to t; "
+                    "no event of the view yet -> value 20",
+                },
+                "at_cut": "inputs as known at the scoring time t: a browse page still open at t "
+                "(no stay_ms, or ts + stay_ms > t) has stay t - ts; context.cut_hour is the hour "
+                "of day of t (same utc offset as hour)",
                 "count": "min(count, vocab_size - 1)",
                 "level": "clip(level, 0, vocab_size - 1)",
             },
@@ -176,6 +186,7 @@ class FeatureManifest:
             screen_segments_y=rules["screen"]["segments_y"],
             time_gap=StepRule(rules["time_gap"]["f_s"], rules["time_gap"]["f_b"]),
             duration=StepRule(rules["swipe_duration"]["f_s"], rules["swipe_duration"]["f_b"]),
+            recency=StepRule(rules["recency"]["f_s"], rules["recency"]["f_b"]),
             utc_offset_minutes=rules["hour"]["utc_offset_minutes"],
             groups=groups,
         )

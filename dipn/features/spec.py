@@ -39,6 +39,7 @@ class Kind(str, Enum):
     HOUR = "hour"  # hour of day of the event
     COUNT = "count"  # history counts, capped
     LEVEL = "level"  # profile levels, clipped
+    RECENCY = "recency"  # time from a view's last event to the cut: step function, or "none"
 
 
 class Group(str, Enum):
@@ -47,10 +48,13 @@ class Group(str, Enum):
     BROWSE = "browse"
     HISTORY = "history"
     PROFILE = "profile"
+    CONTEXT = "context"
 
 
 SEQUENCE_GROUPS = (Group.SWIPE, Group.TAP, Group.BROWSE)
-STATIC_GROUPS = (Group.HISTORY, Group.PROFILE)
+STATIC_GROUPS = (Group.HISTORY, Group.PROFILE)  # read from raw logs (history.*, profile.*)
+# Computed at the cut from the cut time and the views' timestamps, on the phone as in training.
+CUT_GROUPS = (Group.CONTEXT,)
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ SWIPE_ACTIONS = ("open_page", "leave_page", "swipe", "tap")
 TAP_EVENTS = ("page", "button")
 BROWSE_ACTIONS = ("browse", "search", "collect", "cart", "purchase")
 
-S, T, B, H, P = Group.SWIPE, Group.TAP, Group.BROWSE, Group.HISTORY, Group.PROFILE
+S, T, B, H, P, C = Group.SWIPE, Group.TAP, Group.BROWSE, Group.HISTORY, Group.PROFILE, Group.CONTEXT
+RECENCY_BUCKETS = 21  # the step function's 20 buckets, then "no event of this view yet"
 
 # Table 3, in the paper's order; the order within a group is the column order of the tensors.
 TABLE3: tuple[FeatureSpec, ...] = (
@@ -121,6 +126,16 @@ TABLE3: tuple[FeatureSpec, ...] = (
     FeatureSpec("phone_price", P, Kind.LEVEL, 11, 4, "phone_price_level"),
 )
 
+# Not in Table 3: what a phone knows at the moment it scores (docs/models.md, "Recency"). The paper
+# cuts samples at events only; a timer trigger also scores idle moments, where "how long since
+# the last event" is the strongest signal on real logs.
+CONTEXT_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("recency_swipe", C, Kind.RECENCY, RECENCY_BUCKETS, 8, "cut_ts - last swipe ts"),
+    FeatureSpec("recency_tap", C, Kind.RECENCY, RECENCY_BUCKETS, 8, "cut_ts - last tap ts"),
+    FeatureSpec("recency_browse", C, Kind.RECENCY, RECENCY_BUCKETS, 8, "cut_ts - last browse ts"),
+    FeatureSpec("cut_hour", C, Kind.HOUR, 24, 4, "cut_ts"),
+)
+
 
 @dataclass(frozen=True)
 class StepRule:
@@ -134,15 +149,18 @@ class StepRule:
 class FeatureConfig:
     """Everything the encoder needs besides vocabularies; defaults are the paper's."""
 
-    features: tuple[FeatureSpec, ...] = TABLE3
+    features: tuple[FeatureSpec, ...] = TABLE3 + CONTEXT_FEATURES
     sequence_length: int = SEQUENCE_LENGTH
     screen_segments_x: int = 17
     screen_segments_y: int = 25
     time_gap: StepRule = StepRule(f_s=100.0, f_b=1000.0)
     duration: StepRule = StepRule(f_s=25.0, f_b=250.0)
+    # Recency: 1-minute steps below 10 min, 10-minute steps below 100 min, then one bucket; the
+    # paper's step function with the scale of the 1-hour label horizon.
+    recency: StepRule = StepRule(f_s=60_000.0, f_b=600_000.0)
     # Hour of day is read in this fixed offset from UTC (the logs' market: UTC+8 for Taobao).
     utc_offset_minutes: int = 0
-    groups: tuple[Group, ...] = field(default=(S, T, B, H, P))
+    groups: tuple[Group, ...] = field(default=(S, T, B, H, P, C))
 
     def group(self, group: Group | str) -> tuple[FeatureSpec, ...]:
         group = Group(group)

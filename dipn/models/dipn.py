@@ -56,12 +56,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
-from dipn.models.embeddings import GroupEmbedding, check_group_ids, mask_column
+from dipn.features.spec import CUT_GROUPS, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.models.embeddings import check_group_ids, group_embedding, mask_column
 
 TASKS = ("realtime", "longterm")  # order of the logits returned by forward
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse")
-STATICS = tuple(g.value for g in STATIC_GROUPS)  # ("history", "profile")
+STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))  # ("history", "profile", "context")
 MERGED = "merged"  # early fusion: the three views merged by timestamp, columns swipe|tap|browse
 INPUT_ORDER = (*VIEWS, MERGED, *STATICS)
 INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
@@ -75,6 +75,7 @@ class DIPNConfig:
     views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
     use_history: bool = True
     use_profile: bool = True
+    use_context: bool = True  # recency of each view and the cut's hour (docs/models.md, "Recency")
     early_fusion: bool = False  # one Bi-GRU over the timestamp-merged sequence ("merged")
     hidden_size: int = 32  # d of the Bi-GRU (section 6.1)
     reshape_dim: int = 64  # width of the FC after the concatenated embeddings (section 4.1)
@@ -100,7 +101,7 @@ class DIPNConfig:
                 "early_fusion merges all three views into one sequence: it needs views = "
                 f"{VIEWS} and inter_view_attention=False"
             )
-        if not (self.views or self.use_history or self.use_profile):
+        if not (self.views or self.use_history or self.use_profile or self.use_context):
             raise DipnValidationError("the configuration uses no input at all")
         if self.hidden_size < 1 or self.reshape_dim < 1 or not 0.0 <= self.dropout < 1.0:
             raise DipnValidationError("hidden_size and reshape_dim must be >= 1, dropout in [0, 1)")
@@ -120,9 +121,13 @@ class DIPNConfig:
         return tuple(p for p in self.inter_view_pairs if p[0] in self.views and p[1] in self.views)
 
     @property
+    def statics(self) -> tuple[str, ...]:
+        """The static inputs used, in ``STATICS`` order."""
+        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile, self.use_context), strict=True) if used)
+
+    @property
     def input_names(self) -> tuple[str, ...]:
-        statics = tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile)) if used)
-        return tuple(n for n in INPUT_ORDER if n in self.sequences or n in statics)
+        return tuple(n for n in INPUT_ORDER if n in self.sequences or n in self.statics)
 
     def restricted_to(self, available: Sequence[str]) -> DIPNConfig:
         """This configuration reading only the ``available`` input groups (a source ablation).
@@ -135,7 +140,8 @@ class DIPNConfig:
         if self.early_fusion and views != self.views:
             raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
         return replace(self, views=views, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
+                       use_profile=self.use_profile and "profile" in available,
+                       use_context=self.use_context and "context" in available)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -329,7 +335,8 @@ class DIPN(nn.Module):
             raise DipnValidationError(f"the feature config has no group(s) {[g.value for g in missing]}")
         d = config.hidden_size
 
-        self.embeddings = nn.ModuleDict({g.value: GroupEmbedding.for_group(fc, g) for g in self._groups_needed()})
+        modelled = VIEWS if config.early_fusion else config.views
+        self.embeddings = nn.ModuleDict({g.value: group_embedding(fc, g, modelled) for g in self._groups_needed()})
         # Columns (into the sequence tensor) whose non-zero id marks a real step.
         self._mask_columns: dict[str, tuple[int, ...]] = {}
         self._merged_slices: tuple[tuple[str, int, int], ...] = ()
@@ -370,8 +377,7 @@ class DIPN(nn.Module):
 
     def _groups_needed(self) -> tuple[Group, ...]:
         views = VIEWS if self.config.early_fusion else self.config.views
-        statics = [s for s, used in zip(STATICS, (self.config.use_history, self.config.use_profile)) if used]
-        return tuple(Group(g) for g in (*[v for v in VIEWS if v in views], *statics))
+        return tuple(Group(g) for g in (*[v for v in VIEWS if v in views], *self.config.statics))
 
     def _sequence_embedding_dim(self, sequence: str) -> int:
         if sequence == MERGED:
@@ -405,9 +411,11 @@ class DIPN(nn.Module):
         history: Tensor | None = None,
         profile: Tensor | None = None,
         merged: Tensor | None = None,
+        context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,)."""
-        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile, MERGED: merged}
+        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile,
+                 MERGED: merged, "context": context}  # fmt: skip
         for name in self.input_names:
             if given[name] is None:
                 raise DipnValidationError(f"this DIPN variant needs input {name!r}; it uses {self.input_names}")

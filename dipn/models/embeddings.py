@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
+from dipn.features.cut import context_columns_read
 from dipn.features.manifest import MASK_FEATURE
 from dipn.features.spec import PAD_ID, SEQUENCE_GROUPS, FeatureConfig, Group
 
@@ -94,6 +95,26 @@ class GroupEmbedding(nn.Module):
             if record.feature == feature:
                 return table
         raise KeyError(f"no feature {feature!r} in this group")
+
+
+class ContextEmbedding(GroupEmbedding):
+    """The context group (recency per view, cut hour) with the recency of views the model does not
+    model set to padding: a source ablation learns nothing from an absent view's timing."""
+
+    def __init__(self, feature_config: FeatureConfig, views: Sequence[str]) -> None:
+        super().__init__(table_configs(feature_config, Group.CONTEXT))
+        keep = torch.tensor(context_columns_read(feature_config, views), dtype=torch.int64)
+        self.register_buffer("keep", keep, persistent=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return super().forward(ids * self.keep.to(ids.dtype))
+
+
+def group_embedding(feature_config: FeatureConfig, group: Group | str, views: Sequence[str]) -> GroupEmbedding:
+    """The embedding of one input group of a model that models ``views``."""
+    if Group(group) is Group.CONTEXT:
+        return ContextEmbedding(feature_config, views)
+    return GroupEmbedding.for_group(feature_config, group)
 
 
 def check_group_ids(

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models.dipn import TASKS, PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
-from dipn.models.embeddings import GroupEmbedding, mask_column
+from dipn.models.embeddings import group_embedding, mask_column
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -31,6 +31,7 @@ class RNNDNNConfig:
     cell: str = "lstm"
     use_history: bool = True
     use_profile: bool = True
+    use_context: bool = True  # browse recency and the cut hour, as every model of ours gets
     hidden_size: int = 32
     reshape_dim: int = 64
     head_hidden: tuple[int, ...] = (128, 64)
@@ -45,12 +46,14 @@ class RNNDNNConfig:
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return ("browse", *(["history"] if self.use_history else []), *(["profile"] if self.use_profile else []))
+        used = (self.use_history, self.use_profile, self.use_context)
+        return ("browse", *(g for g, on in zip(("history", "profile", "context"), used, strict=True) if on))
 
     def restricted_to(self, available: Sequence[str]) -> RNNDNNConfig:
         """Without the history or profile the data lacks (public logs have no profile)."""
         return replace(self, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
+                       use_profile=self.use_profile and "profile" in available,
+                       use_context=self.use_context and "context" in available)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +78,7 @@ class RNNDNN(nn.Module):
         self.input_names = config.input_names
         self.statics = self.input_names[1:]
         d = config.hidden_size
-        self.embeddings = nn.ModuleDict({g: GroupEmbedding.for_group(fc, g) for g in self.input_names})
+        self.embeddings = nn.ModuleDict({g: group_embedding(fc, g, ("browse",)) for g in self.input_names})
         self._mask_column = mask_column(fc, Group.BROWSE)
         self.reshape = nn.Sequential(nn.Linear(self.embeddings["browse"].output_dim, config.reshape_dim), nn.ReLU())
         self.rnns = nn.ModuleDict(
@@ -93,9 +96,11 @@ class RNNDNN(nn.Module):
         history: Tensor | None = None,
         profile: Tensor | None = None,
         merged: Tensor | None = None,
+        context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """browse (B, T, 6) and the history (B, 6) and profile (B, 6) it uses -> (logit_realtime, logit_longterm)."""
-        statics = {"history": history, "profile": profile}
+        """browse (B, T, 6) and the history (B, 6), profile (B, 6) and context (B, 4) it uses ->
+        (logit_realtime, logit_longterm)."""
+        statics = {"history": history, "profile": profile, "context": context}
         if browse is None or any(statics[g] is None for g in self.statics):
             raise DipnValidationError(f"RNN+DNN needs inputs {self.input_names}")
         mask = (browse[..., self._mask_column] != 0).float()

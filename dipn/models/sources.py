@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features.spec import FeatureConfig
 from dipn.models.dipn import STATICS, TASKS, VIEWS, PositionalInputs, check_inputs, config_from_dict
-from dipn.models.embeddings import GroupEmbedding, mask_column
+from dipn.models.embeddings import group_embedding, mask_column
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class SourcesConfig:
     views: tuple[str, ...] = VIEWS
     use_history: bool = True
     use_profile: bool = True
+    use_context: bool = True
     head_hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.0
 
@@ -44,7 +45,7 @@ class SourcesConfig:
 
     @property
     def statics(self) -> tuple[str, ...]:
-        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile)) if used)
+        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile, self.use_context), strict=True) if used)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -56,7 +57,8 @@ class SourcesConfig:
         if not views:
             raise DipnValidationError(f"{type(self).__name__} needs a behaviour view; the data has {sorted(available)}")
         return replace(self, views=views, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available)  # fmt: skip
+                       use_profile=self.use_profile and "profile" in available,
+                       use_context=self.use_context and "context" in available)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,12 +89,12 @@ class BehaviourModel(nn.Module):
         if missing:
             raise DipnValidationError(f"the feature config has no group(s) {missing}")
         self._mask_columns = {v: mask_column(fc, v) for v in self.views}
-        self.embeddings = nn.ModuleDict({g: GroupEmbedding.for_group(fc, g) for g in self.input_names})
+        self.embeddings = nn.ModuleDict({g: group_embedding(fc, g, self.views) for g in self.input_names})
         self.heads: nn.Module
 
     @property
     def static_dim(self) -> int:
-        """Width of the history and profile embeddings the heads receive besides ``encode``'s output."""
+        """Width of the static embeddings (history, profile, context) the heads receive besides ``encode``'s output."""
         return sum(self.embeddings[s].output_dim for s in self.config.statics)
 
     def mask(self, view: str, ids: Tensor) -> Tensor:
@@ -107,9 +109,10 @@ class BehaviourModel(nn.Module):
         history: Tensor | None = None,
         profile: Tensor | None = None,
         merged: Tensor | None = None,
+        context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,); unused inputs ignored."""
-        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile}
+        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile, "context": context}
         missing = [n for n in self.input_names if given[n] is None]
         if missing:
             raise DipnValidationError(f"{type(self).__name__} needs input(s) {missing}; it uses {self.input_names}")

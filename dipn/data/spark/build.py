@@ -20,8 +20,8 @@ import polars as pl
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from dipn.data.build import BuildConfig, dataset_info, empty_manifest, given_cuts, read_meta, write_index
-from dipn.data.cuts import CutWindow, DrawPosition, cut_window
+from dipn.data.build import BuildConfig, build_window, dataset_info, empty_manifest, given_cuts, read_meta, write_index
+from dipn.data.cuts import CutWindow, DrawPosition, IdleRule
 from dipn.data.keys import user_time_key
 from dipn.data.schema import TIME_COLUMN
 from dipn.data.spark.read import BAD_COLUMNS, VIEW, read_reports, read_validated
@@ -66,7 +66,7 @@ def build_samples_spark(
     users = _sorted_users(events)
     base_ms, last_ms = _time_range(events)
     meta = read_meta(raw_dir)
-    window = cut_window(base_ms, last_ms, config.eval_days, meta)
+    window = build_window(base_ms, last_ms, config, meta)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
@@ -79,7 +79,7 @@ def build_samples_spark(
     by_shard = _by_shard(spark, events, users, config.users_per_shard, n_shards).persist(StorageLevel.MEMORY_AND_DISK)
     positions, given, cut_report = None, None, {}
     if cuts_file is None:
-        positions = _draw_positions(by_shard, window, n_shards)
+        positions = _draw_positions(by_shard, window, config.idle, n_shards)
     else:
         cuts, cut_report = given_cuts(Path(cuts_file), users, base_ms, last_ms, config)
         given = _given_by_shard(cuts, n_shards, config.users_per_shard, base_ms)
@@ -161,9 +161,9 @@ def _vocabularies(events: DataFrame, manifest: FeatureManifest, before_ms: int) 
                                        for s in specs})  # fmt: skip
 
 
-def _draw_positions(by_shard: DataFrame, window: CutWindow, n_shards: int) -> dict[int, DrawPosition]:
+def _draw_positions(by_shard: DataFrame, window: CutWindow, idle: IdleRule, n_shards: int) -> dict[int, DrawPosition]:
     """Where each shard's users start in the cut sampler's two random streams."""
-    rows = by_shard.select(SHARD, UIDX, VIEW, "ts").mapInArrow(count_draws(window), COUNTS_SCHEMA).collect()
+    rows = by_shard.select(SHARD, UIDX, VIEW, "ts").mapInArrow(count_draws(window, idle), COUNTS_SCHEMA).collect()
     counts = {r["shard"]: (r["moments"], r["user_days"]) for r in rows}
     total = sum(m for m, _ in counts.values())
     positions, moments, user_days = {}, 0, 0

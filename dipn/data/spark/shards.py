@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from dipn.data.build import BuildConfig, assemble_samples, encode_view, random_cuts, write_shard
-from dipn.data.cuts import CutWindow, DrawPosition, draw_counts
+from dipn.data.cuts import CutWindow, DrawPosition, IdleRule, draw_counts
 from dipn.data.schema import TIME_COLUMN
 from dipn.data.spark.read import ROW, VIEW
 from dipn.data.store import SEQUENCE_VIEWS
@@ -50,7 +50,7 @@ class ShardJob:
         return first, min(first + self.config.users_per_shard, self.n_users)
 
 
-def count_draws(window: CutWindow) -> MapFunction:
+def count_draws(window: CutWindow, idle: IdleRule) -> MapFunction:
     """Per shard: moments and user-days, i.e. how far its users advance the cut sampler's streams."""
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -58,7 +58,7 @@ def count_draws(window: CutWindow) -> MapFunction:
         if rows is None:
             return
         for (shard,), part in rows.filter(pl.col(VIEW).is_in(SEQUENCE_VIEWS)).group_by(SHARD):
-            moments, user_days = draw_counts(part[UIDX].to_numpy(), part["ts"].to_numpy(), window)
+            moments, user_days = draw_counts(part[UIDX].to_numpy(), part["ts"].to_numpy(), window, idle)
             yield pa.RecordBatch.from_pydict({"shard": [shard], "moments": [moments], "user_days": [user_days]})
 
     return count
@@ -91,7 +91,7 @@ def build_shard(job: ShardJob, shard: int, rows: pl.DataFrame) -> tuple[int, dic
         cuts = job.given[shard]
     samples = assemble_samples(cuts, encoded, frames, job.manifest, last - first, job.window, job.config, job.base_ms)
     samples["user"] = samples["user"] + first
-    events = {v: {"ids": encoded[v]["ids"], "ts": encoded[v]["ts"]} for v in SEQUENCE_VIEWS}
+    events = {v: {k: a for k, a in encoded[v].items() if k in ("ids", "ts", "stay")} for v in SEQUENCE_VIEWS}
     entry = write_shard(Path(job.out_dir), shard, (first, last), events, samples)
     return entry["samples"], {v: len(encoded[v]["ts"]) for v in SEQUENCE_VIEWS}
 

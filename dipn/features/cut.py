@@ -1,0 +1,84 @@
+"""What a phone knows at the moment t it scores: the one place that turns a cut time into inputs.
+
+Training samples (``dipn.data.store``), golden vectors (``convert.golden``) and the device wrapper
+(``mobile_demo.runtime``) all call these functions, so a sample cut at t and a phone scoring at t
+see the same ids, and neither sees anything that happens after t:
+
+  * a browse page still open at t has stayed ``t - ts`` so far, whatever the log says it will
+    stay (the raw ``stay_ms`` is the final stay, known only when the page is left); a browse
+    event without a stay time is a page still open;
+  * recency: the time from each view's last event at or before t to t (``Kind.RECENCY``);
+  * the hour of day of t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from dipn.features import buckets
+from dipn.features.manifest import FeatureManifest
+from dipn.features.spec import BROWSE_ACTIONS, SEQUENCE_GROUPS, FeatureConfig, Group, Kind, value_to_id
+
+OPEN_STAY = -1  # stored stay of a browse page whose end is not in the log: still open
+NO_EVENT_TS = np.iinfo(np.int64).min  # timestamp of a padded step
+_BROWSE = int(value_to_id(BROWSE_ACTIONS.index("browse")))  # the type id of a page view
+
+
+def raw_stays(actions: np.ndarray, stay_ms: np.ndarray) -> np.ndarray:
+    """The stay time to keep per browse event (int64 ms): its final stay, ``OPEN_STAY`` for a browse
+    action without one (the page was not left inside the log), 0 for the other actions."""
+    stay = np.asarray(stay_ms, dtype=np.float64)
+    is_browse = np.asarray(actions) == "browse"
+    finite = np.isfinite(stay)
+    kept = np.where(finite, np.clip(np.nan_to_num(stay, nan=0.0, posinf=0.0, neginf=0.0), 0, 2**62), 0)
+    return np.where(is_browse & ~finite, OPEN_STAY, kept).astype(np.int64)
+
+
+def browse_at_cut(
+    ids: np.ndarray, ts: np.ndarray, stay: np.ndarray, cut_ts: np.ndarray, manifest: FeatureManifest
+) -> np.ndarray:
+    """Browse windows (n, T, F) with each stay id as known at the cut: min(final stay, t - ts).
+
+    ``ts`` and ``stay`` are (n, T) (``raw_stays`` values; padded steps anything), ``cut_ts`` (n,).
+    Only the rows of pages still open at t change; the rest are returned as they are.
+    """
+    cfg = manifest.config
+    column = [s.name for s in cfg.group(Group.BROWSE)].index("stay_time")
+    real = ids[..., 0] != 0
+    elapsed = np.asarray(cut_ts, dtype=np.int64)[:, None] - np.where(real, ts, 0)
+    is_browse = ids[..., 0] == _BROWSE
+    still_open = real & is_browse & ((stay == OPEN_STAY) | (stay > elapsed))
+    if not still_open.any():
+        return ids
+    out = np.array(ids, copy=True)
+    out[..., column] = np.where(
+        still_open, value_to_id(buckets.stay_time_bucket(np.where(still_open, elapsed, 0))), ids[..., column]
+    )
+    return out
+
+
+def context_ids(cut_ts: np.ndarray, last_ts: Mapping[str, np.ndarray], manifest: FeatureManifest) -> np.ndarray:
+    """(n, 4) ids of the context group: recency of each view's last event at or before the cut
+    (``NO_EVENT_TS`` or a missing view: none yet), and the cut's hour of day."""
+    cfg = manifest.config
+    cut = np.asarray(cut_ts, dtype=np.int64)
+    columns = []
+    for group in SEQUENCE_GROUPS:
+        last = np.asarray(last_ts.get(group.value, np.full(cut.shape, NO_EVENT_TS)), dtype=np.int64)
+        elapsed = np.where(last == NO_EVENT_TS, np.nan, (cut - np.where(last == NO_EVENT_TS, 0, last)).astype(np.float64))
+        columns.append(value_to_id(buckets.recency_bucket(elapsed, cfg.recency.f_s, cfg.recency.f_b)))
+    columns.append(value_to_id(buckets.hour_of_day(cut, cfg.utc_offset_minutes)))
+    return np.stack(columns, axis=-1).astype(np.int32)
+
+
+def context_columns_read(config: FeatureConfig, views: Sequence[str]) -> list[bool]:
+    """Which context columns a model reads: the recency of the views it models and the cut hour.
+
+    A source ablation without the swipe view must not learn from the swipe view's recency either.
+    """
+    return [
+        spec.kind is not Kind.RECENCY or spec.name.removeprefix("recency_") in views
+        for spec in config.group(Group.CONTEXT)
+    ]
