@@ -117,7 +117,7 @@ def test_training_on_the_tiny_dataset_lowers_the_loss(name: str, tiny_samples: P
 
 
 def test_absent_groups_are_dropped_as_dipn_does() -> None:
-    available = ["browse", "history"]
+    available = ["browse", "history", "context"]
     for name in ALT_MODELS:
         model = build_model_for_data(name, None, SHORT, available)
         assert model.input_names == ("browse", "history")

@@ -67,7 +67,7 @@ def test_bundle_manifest_is_complete(bundle: Path, trained: Path) -> None:
     ckpt = checkpoint.load(trained)
     assert manifest["model"]["checkpoint"]["metrics"] == json.loads(json.dumps(ckpt["metrics"]))
     assert manifest["model"]["checkpoint"]["sha256"] == verify.sha256_file(trained)
-    assert [i["name"] for i in manifest["inputs"]] == ["swipe", "tap", "browse", "history", "profile"]
+    assert [i["name"] for i in manifest["inputs"]] == ["swipe", "tap", "browse", "history", "profile", "context"]
     assert all(i["dtype"] == "int32" for i in manifest["inputs"])
     assert manifest["inputs"][0]["shape"] == [1, 256, 14]
     assert [o["name"] for o in manifest["outputs"]] == ["p_realtime", "p_longterm"]

@@ -52,22 +52,23 @@ def public_samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 def test_the_samples_record_which_input_groups_the_log_holds(public_samples: tuple[Path, Path]) -> None:
     _, samples = public_samples
     store = SampleStore(samples)
-    assert store.groups_present == ("browse", "history")
-    assert json.loads((samples / "dataset.json").read_text())["groups_present"] == ["browse", "history"]
+    assert store.groups_present == ("browse", "history", "context")
+    assert json.loads((samples / "dataset.json").read_text())["groups_present"] == ["browse", "history", "context"]
 
 
 def test_default_models_keep_only_the_groups_the_data_has() -> None:
-    assert VARIANTS["dipn"].restricted_to(["browse", "history"]) == VARIANTS["browse_history"]
-    assert build_model_for_data("dipn", None, None, ["browse", "history"]).input_names == ("browse", "history")
-    assert build_model_for_data("rnn_dnn", None, None, ["browse", "history"]).input_names == ("browse", "history")
-    full = build_model_for_data("dipn", None, None, ["swipe", "tap", "browse", "history", "profile", "merged"])
+    present = ["browse", "history", "context"]
+    assert VARIANTS["dipn"].restricted_to(present) == VARIANTS["browse_history"]
+    assert build_model_for_data("dipn", None, None, present).input_names == ("browse", "history", "context")
+    assert build_model_for_data("rnn_dnn", None, None, present).input_names == ("browse", "history", "context")
+    full = build_model_for_data("dipn", None, None, ["swipe", "tap", "browse", "history", "profile", "context", "merged"])
     assert full.input_names == build_model_for_data("dipn", "dipn", None, full.input_names).input_names
 
 
 @pytest.mark.parametrize(("model", "variant"), [("dipn", "only_swipe"), ("dipn", "dipn"), ("rnn_dnn", "rnn_dnn")])
 def test_a_model_that_needs_an_absent_group_is_refused_by_name(model: str, variant: str | None) -> None:
     with pytest.raises(DipnValidationError, match="the samples hold no") as info:
-        build_model_for_data(model, variant, None, ["browse", "history"])
+        build_model_for_data(model, variant, None, ["browse", "history", "context"])
     assert "browse_history" in str(info.value)
 
 
@@ -82,7 +83,7 @@ def test_import_build_train_convert_and_score_on_the_device(
     store = SampleStore(samples)
     config = TrainConfig(epochs=1, batch_size=16, max_steps=2, max_eval_samples=48, threads=1, seed=3)
     trainer = Trainer(store, config, tmp_path / "run", progress=False)
-    assert trainer.input_names == ("browse", "history")
+    assert trainer.input_names == ("browse", "history", "context")
     trainer.fit()
 
     bundle = tmp_path / "bundle"
@@ -91,7 +92,7 @@ def test_import_build_train_convert_and_score_on_the_device(
     manifest = build_bundle(tmp_path / "run" / "last.pt", samples, bundle,
                             ConvertOptions(formats=formats, parity_samples=48, max_auc_drop=0.5),
                             progress=lambda _: None)  # fmt: skip
-    assert [i["name"] for i in manifest["inputs"]] == ["browse", "history"]
+    assert [i["name"] for i in manifest["inputs"]] == ["browse", "history", "context"]
     assert {a["format"] for a in manifest["artifacts"]} == set(formats) and manifest["status"] == "ok"
 
     index = int(store.indices("eval")[0])
@@ -109,10 +110,10 @@ def test_import_build_train_convert_and_score_on_the_device(
     swipe = {"ts": cut, "type": "leave_page", "x": 10, "y": 10, "page": "home", "duration_ms": 0, "length": 0}
     runtime.on_event("swipe", swipe)
     status = runtime.status()
-    assert status["inputs"] == ["browse", "history"] and status["events_unused"] == 1
+    assert status["inputs"] == ["browse", "history", "context"] and status["events_unused"] == 1
 
-    inputs = runtime.inputs()
-    assert sorted(inputs) == ["browse", "history"]
+    inputs = runtime.inputs(at=cut)
+    assert sorted(inputs) == ["browse", "context", "history"]
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
     expected = runtime.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
@@ -129,11 +130,11 @@ def test_the_real_data_benchmark_prints_aucs_with_user_bootstrap_intervals(tmp_p
                              "--epochs", "1", "--bootstrap", "40", "--threads", "1", "--no-render"])  # fmt: skip
     assert [r["label"] for r in report["rows"]] == [label for label, _, _ in real_data.ROWS]
     by_label = {r["label"]: r for r in report["rows"]}
-    assert by_label["DIPN w/ browse"]["inputs"] == ["browse"]
-    assert by_label["DIPN w/ browse + history"]["inputs"] == ["browse", "history"]
+    assert by_label["DIPN w/ browse"]["inputs"] == ["browse", "context"]
+    assert by_label["DIPN w/ browse + history"]["inputs"] == ["browse", "history", "context"]
     for row in report["rows"]:
         for task in ("realtime", "longterm"):
             m = row["metrics"][task]
             assert m["auc_low"] <= m["auc"] <= m["auc_high"] or m["auc"] != m["auc"]
     text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
-    assert "--format taobao-userbehavior" in text and "| DIPN w/ browse + history | browse, history |" in text
+    assert "--format taobao-userbehavior" in text and "| DIPN w/ browse + history | browse, history, context |" in text

@@ -58,7 +58,7 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
     runtime.set_user(history, profile)
     for _, view, row in events:
         runtime.on_event(view, row)
-    inputs = runtime.inputs()
+    inputs = runtime.inputs(at=cut)
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
     score = runtime.score(cut)
