@@ -87,14 +87,14 @@ class EncodedInputs:
         never = int(NO_EVENT_TS)  # timestamp of padding: sorts before every event
         self.times = {v: ViewBuffer(cfg.sequence_length, 1, np.int64, never) for v in views}
         self.stays = ViewBuffer(cfg.sequence_length, 1, np.int64, 0) if "browse" in views else None
-        self.last_ts = {v: never for v in VIEWS}  # every view's, read or not: the recency inputs
+        self.last_ts = {v: never for v in VIEWS}  # the recency inputs (a view not read: none, unread by the model)
         self.static = {g: np.zeros((1, cfg.width(g)), np.int32) for g in STATIC_ENCODERS}
 
     def append(self, view: str, clean: Mapping[str, Any]) -> bool:
         """Encode a sanitized event; False when the model does not read its view."""
-        self.last_ts[view] = int(clean["ts"])
         if view not in self.buffers:
             return False
+        self.last_ts[view] = int(clean["ts"])
         self.buffers[view].append(self.encoder.encode(view, clean))
         self.times[view].append(np.array([clean["ts"]]))
         if view == "browse" and self.stays is not None:

@@ -117,7 +117,7 @@ def test_import_build_train_convert_and_score_on_the_device(
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
     expected = runtime.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
-    assert scores[-1].p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
+    assert runtime.score(cut).p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
 
 
 def test_the_real_data_benchmark_prints_aucs_with_user_bootstrap_intervals(tmp_path: Path) -> None:
