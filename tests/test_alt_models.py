@@ -120,9 +120,9 @@ def test_absent_groups_are_dropped_as_dipn_does() -> None:
     available = ["browse", "history", "context"]
     for name in ALT_MODELS:
         model = build_model_for_data(name, None, SHORT, available)
-        assert model.input_names == ("browse", "history")
+        assert model.input_names == ("browse", "history", "context")
         groups = {n.split(".")[1] for n, _ in model.named_parameters() if n.startswith("embeddings.")}
-        assert groups == {"browse", "history"}
+        assert groups == {"browse", "history", "context"}
     with pytest.raises(DipnValidationError, match="view"):
         build_model_for_data("atrank", None, SHORT, ["history", "profile"])
 

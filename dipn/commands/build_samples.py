@@ -15,16 +15,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="cut raw logs into samples (3 x 256 events + history + profile, 1 h / 24 h labels)",
         description="Read a directory of raw logs (swipe, tap, browse, history, profile as CSV, "
         "JSON Lines or Parquet), encode every event with the Table 3 encoder, cut samples at "
-        "random moments of user activity (section 6.1), label them 'purchase within 1 hour' and "
-        "'within 1 day', split by time (the last day is evaluation) and write shards of "
-        "memory-mapped arrays plus dataset.json and features.json.",
+        "random moments of user activity (section 6.1): at events and at the idle moments a "
+        "device timer scores; label them 'purchase within 1 hour' and 'within 1 day', split by "
+        "time (train, then val for early stopping, then eval, the last day, as the test) and "
+        "write shards of memory-mapped arrays plus dataset.json and features.json. A sample cut "
+        "at t holds only what a phone knows at t (a page still open has stayed t - ts so far).",
     )
     p.add_argument("raw_dir", type=Path, help="directory with swipe.*, tap.*, browse.*, history.*, profile.*")
     p.add_argument("--out", type=Path, required=True, help="output sample directory")
     p.add_argument("--cuts-per-day", type=float, default=d.cuts_per_day,
                    help=f"cuts per user-day (default {d.cuts_per_day:g}, the paper's ~400 per 14 days)")
     p.add_argument("--eval-days", type=float, default=d.eval_days,
-                   help=f"days at the end of the cut window used for evaluation (default {d.eval_days:g})")
+                   help=f"days at the end of the cut window used for evaluation, the test (default {d.eval_days:g})")
+    p.add_argument("--val-days", type=float, default=d.val_days,
+                   help=f"days before the evaluation days used for validation: early stopping, model "
+                   f"choice (default {d.val_days:g})")
+    p.add_argument("--realtime-hours", type=float, default=d.realtime_hours,
+                   help=f"label horizon of the real-time task: purchase within this many hours (default {d.realtime_hours:g})")
+    p.add_argument("--longterm-hours", type=float, default=d.longterm_hours,
+                   help=f"label horizon of the long-term task (default {d.longterm_hours:g}); cuts stop "
+                   "this long before the logs end")
+    p.add_argument("--idle-timer-seconds", type=float, default=d.idle_timer_ms / 1000,
+                   help=f"idle cuts: a device timer fires this often after the last event (default "
+                   f"{d.idle_timer_ms / 1000:g} s)")
+    p.add_argument("--idle-limit-minutes", type=float, default=d.idle_limit_ms / 60_000,
+                   help=f"...until this long after it, when the app counts as closed (default "
+                   f"{d.idle_limit_ms / 60_000:g} min; 0: no idle cuts)")
+    p.add_argument("--idle-share", type=float, default=d.idle_share,
+                   help="share of each user-day's cuts taken at idle moments (default: as the timer "
+                   "would score them, i.e. drawn from event and idle moments alike)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the cut sampling")
     p.add_argument("--users-per-shard", type=int, default=d.users_per_shard)
     p.add_argument("--utc-offset-minutes", type=int, default=d.utc_offset_minutes,
@@ -32,7 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", type=Path, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
     p.add_argument("--cuts", type=Path, default=None,
-                   help="CSV user_id, ts[, split]: build samples exactly at these cut times instead of random ones")
+                   help="CSV with columns user_id, ts (integer ms since the epoch, as the raw logs) "
+                   "and optionally split (train|val|eval): build samples exactly at these cut times "
+                   "instead of random ones; without split, the cut's day decides it")
     p.add_argument("--lenient", action="store_true",
                    help="drop and count malformed rows instead of stopping at the first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
     config = BuildConfig(
         cuts_per_day=args.cuts_per_day,
         eval_days=args.eval_days,
+        val_days=args.val_days,
+        realtime_hours=args.realtime_hours,
+        longterm_hours=args.longterm_hours,
+        idle_timer_ms=round(args.idle_timer_seconds * 1000),
+        idle_limit_ms=round(args.idle_limit_minutes * 60_000),
+        idle_share=args.idle_share,
         seed=args.seed,
         users_per_shard=args.users_per_shard,
         lenient=args.lenient,
@@ -89,10 +116,11 @@ def _key_value(item: str) -> tuple[str, str]:
 
 def format_summary(info: dict) -> str:
     lines = [f"users: {info['users']}   events: " + ", ".join(f"{v} {n:,}" for v, n in info["events"].items())]
+    hours = (info["build"]["realtime_hours"], info["build"]["longterm_hours"])
     for split, s in info["splits"].items():
         lines.append(
-            f"{split:5s}: {s['samples']:>9,} samples   realtime (1 h) rate {s['realtime_rate']:.3f}"
-            f"   longterm (24 h) rate {s['longterm_rate']:.3f}"
+            f"{split:5s}: {s['samples']:>9,} samples ({s['event_cuts']:,} at events, {s['idle_cuts']:,} idle)"
+            f"   realtime ({hours[0]:g} h) rate {s['realtime_rate']:.3f}   longterm ({hours[1]:g} h) rate {s['longterm_rate']:.3f}"
         )
     lines.append(f"built in {info['build_seconds']:.1f} s")
     for view, report in info.get("read_reports", {}).items():

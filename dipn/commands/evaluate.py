@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=Path, help="a checkpoint from dipn train (best.pt)")
     p.add_argument("samples", type=Path, help="sample directory encoded with the same features.json")
-    p.add_argument("--split", choices=["train", "eval"], default="eval")
+    p.add_argument("--split", choices=["train", "val", "eval"], default="eval",
+                   help="train, val (what early stopping saw) or eval, the held-out test days (default)")
     p.add_argument("--out", type=Path, help="directory for metrics.json and plots (default: next to the checkpoint)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--predictions-out", type=Path, help="CSV of one score pair per cut: user_id, ts, p_realtime, p_longterm")

@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("path", type=Path)
     p.add_argument("--sample", type=int, default=0, help="index of the sample within the split (default 0)")
-    p.add_argument("--split", choices=["train", "eval", "all"], default="all")
+    p.add_argument("--split", choices=["train", "val", "eval", "all"], default="all")
     p.add_argument("--events", type=int, default=12, help="last events shown per view (default 12; 0 = all)")
     p.set_defaults(run=run)
 
@@ -45,7 +45,8 @@ def _when(ms: int) -> str:
 
 
 def render_sample(root: Path, index: int, split: str, events: int) -> str:
-    from dipn.data.store import SEQUENCE_VIEWS, SampleStore
+    from dipn.data.cuts import CUT_TYPES
+    from dipn.data.store import SEQUENCE_VIEWS, SPLITS, SampleStore
     from dipn.features.decode import describe
 
     store = SampleStore(root)
@@ -57,11 +58,15 @@ def render_sample(root: Path, index: int, split: str, events: int) -> str:
     manifest = store.manifest
     cfg = manifest.config
     user = store.users[int(b["user_index"][0])]
+    split_name = {c: n for n, c in SPLITS.items()}[int(store.split[i])]
+    cut_type = {c: n for n, c in CUT_TYPES.items()}[int(b["cut_type"][0])]
+    hours = store.info["build"]
     out = [
-        f"sample {i} ({'eval' if store.split[i] else 'train'}), user {user}, cut at {_when(int(b['cut_ts'][0]))}",
-        f"labels: realtime (1 h) = {int(b['realtime'][0])}, longterm (24 h) = {int(b['longterm'][0])}",
+        f"sample {i} ({split_name}), user {user}, cut at {_when(int(b['cut_ts'][0]))} ({cut_type})",
+        f"labels: realtime ({hours['realtime_hours']:g} h) = {int(b['realtime'][0])}, "
+        f"longterm ({hours['longterm_hours']:g} h) = {int(b['longterm'][0])}",
     ]
-    for group in ("history", "profile"):
+    for group in ("history", "profile", "context"):
         specs = cfg.group(group)
         row = b[group][0]
         out.append(f"{group}: " + ", ".join(f"{s.name}={describe(s, int(v), manifest)}" for s, v in zip(specs, row, strict=True)))

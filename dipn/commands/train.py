@@ -22,7 +22,7 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "seed": (int, "seed of initialization and batch order"),
     "max_steps": (int, "stop after this many optimizer steps"),
     "max_train_samples": (int, "train on a fixed random subset of this size"),
-    "max_eval_samples": (int, "evaluate each epoch on a fixed random subset of this size"),
+    "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
     "checkpoint_every": (int, "steps between resumable checkpoints"),
     "threads": (int, "torch threads per process"),
 }  # fmt: skip

@@ -49,6 +49,9 @@ def describe(spec: FeatureSpec, feature_id: int, manifest: FeatureManifest) -> s
             return f"{sign}{v % half}seg"
         case Kind.DIRECTION:
             return ("right", "left")[v] if "right" in spec.name else ("down", "up")[v]
+        case Kind.RECENCY:
+            rule = cfg.recency
+            return "no event yet" if v == STEP_BUCKETS else _step_range(v, rule.f_s, rule.f_b)
         case Kind.STAY_TIME:
             return _stay_range(v)
         case Kind.HOUR:

@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (quick runs, tests)
     max_train_samples: int | None = None  # use a fixed random subset of the training split
-    max_eval_samples: int | None = None  # same for evaluation each epoch
+    max_eval_samples: int | None = None  # same for the validation split scored each epoch
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every epoch end)
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
 

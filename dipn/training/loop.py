@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dipn.data.store import LABELS, SampleStore
+from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.evaluation.predict import predict
 from dipn.models import build_model_for_data, multitask_loss
@@ -55,9 +56,14 @@ class Trainer:
             self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2)
         )
         self.train_indices = batches.subset(store.indices("train"), config.max_train_samples, config.seed)
-        self.eval_indices = batches.subset(store.indices("eval"), config.max_eval_samples, config.seed + 1)
+        # Early stopping and the choice of best.pt see the validation days only; eval is the test.
+        self.eval_indices = batches.subset(store.indices("val"), config.max_eval_samples, config.seed + 1)
         if len(self.train_indices) == 0:
-            raise ValueError(f"{store.root}: the training split is empty")
+            raise DipnValidationError(f"{store.root}: the training split is empty (build samples over more days)")
+        if len(self.eval_indices) == 0:
+            raise DipnValidationError(
+                f"{store.root}: the validation split is empty; early stopping needs it (build-samples --val-days > 0)"
+            )
         self.state = TrainState()
 
     # ---- steps ---------------------------------------------------------------------------
@@ -104,7 +110,7 @@ class Trainer:
         """Record the epoch, keep the best model, and say whether to stop."""
         state = self.state
         aucs = [metrics[t]["auc"] for t in self.tasks if not math.isnan(metrics[t]["auc"])]
-        score = float(np.mean(aucs)) if aucs else math.nan  # nan: the eval split has one class
+        score = float(np.mean(aucs)) if aucs else math.nan  # nan: the validation split has one class
         record = {"epoch": state.epoch + 1, "step": state.global_step, "score": score, **metrics}
         state.history.append(record)
         improved = score > state.best_score or math.isnan(state.best_score)
