@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from dipn.data.build import BuildConfig, build_samples
-from dipn.data.store import SampleStore
+from dipn.data.store import SPLITS, SampleStore
 from dipn.features import SEQUENCE_ENCODERS, StreamEncoder
 from tests.raw_logs import DAY, HOUR, START, write_logs
 
-EVERY_MOMENT = BuildConfig(cuts_per_day=1e6)  # cut at every event moment: exact expectations
+# cut at every event moment, no idle cuts, train then eval: exact expectations
+EVERY_MOMENT = BuildConfig(cuts_per_day=1e6, val_days=0, idle_limit_ms=0)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_split_is_by_time(built) -> None:
     _, info, store = built
     ts = store.batch(store.indices())["cut_ts"]
     split = store.split
-    assert (ts[split == 1] >= START + DAY).all() and (ts[split == 0] < START + DAY).all()
+    assert (ts[split == SPLITS["eval"]] >= START + DAY).all() and (ts[split == SPLITS["train"]] < START + DAY).all()
     assert info["splits"]["train"]["samples"] + info["splits"]["eval"]["samples"] == len(store)
 
 
