@@ -124,7 +124,7 @@ def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path)
     from dipn.data.simulation import SimulationConfig, simulate
 
     simulate(SimulationConfig(users=40, days=2, seed=3, density=1.0), tmp_path / "raw", progress=False)
-    info = build_samples(tmp_path / "raw", tmp_path / "s", BuildConfig(cuts_per_day=20), progress=False)
+    info = build_samples(tmp_path / "raw", tmp_path / "s", BuildConfig(cuts_per_day=20, val_days=0.5), progress=False)
     store = SampleStore(tmp_path / "s")
     batch = store.batch(store.indices(), merged=True)
     cfg = store.manifest.config
@@ -138,7 +138,7 @@ def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path)
     assert 0.02 <= realtime <= 0.15 and 0.12 <= longterm <= 0.45, (realtime, longterm)
     assert (batch["realtime"] <= batch["longterm"]).all()  # 1 h lies inside 24 h
     window = info["window"]
-    eval_ts, train_ts = batch["cut_ts"][store.split == 1], batch["cut_ts"][store.split == 0]
+    eval_ts, train_ts = batch["cut_ts"][store.split == SPLITS["eval"]], batch["cut_ts"][store.split == SPLITS["train"]]
     assert len(eval_ts) and len(train_ts)
     assert eval_ts.min() >= window["eval_start_ms"] > train_ts.max()
 
@@ -159,7 +159,7 @@ def test_samples_are_built_exactly_at_given_cuts(tmp_path) -> None:
     assert set(got) == {("a", p - 30 * 60_000), ("a", p - 2 * HOUR), ("b", START + DAY)}
     b = store.batch(np.array([got[("a", p - 30 * 60_000)], got[("a", p - 2 * HOUR)]]))
     assert b["realtime"].tolist() == [1, 0] and b["longterm"].tolist() == [1, 1]
-    assert store.split[got[("a", p - 2 * HOUR)]] == 0 and store.split[got[("b", START + DAY)]] == 1
+    assert store.split[got[("a", p - 2 * HOUR)]] == SPLITS["train"] and store.split[got[("b", START + DAY)]] == SPLITS["eval"]
 
 
 def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> None:
@@ -167,7 +167,7 @@ def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> N
     from dipn.data.cuts import CutWindow, DrawPosition, draw_counts, sample_cuts
 
     rng = np.random.default_rng(1)
-    window = CutWindow(start_ms=0, end_ms=3 * DAY, eval_start_ms=2 * DAY)
+    window = CutWindow(start_ms=0, end_ms=3 * DAY, val_start_ms=2 * DAY, eval_start_ms=2 * DAY)
     user = np.sort(rng.integers(0, 40, 5000))
     ts = rng.integers(0, 4 * DAY, 5000)
     whole = sample_cuts(user, ts, window, cuts_per_day=3.5, seed=9)
@@ -180,4 +180,5 @@ def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> N
         moments, user_days = moments + m, user_days + d
     assert np.array_equal(np.concatenate([p[0] for p in parts]), whole[0])
     assert np.array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+    assert np.array_equal(np.concatenate([p[2] for p in parts]), whole[2])  # event / idle
     assert 0 < len(whole[0]) < len(np.unique(user * 4 * DAY + ts))  # a real subsample
