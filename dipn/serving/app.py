@@ -66,9 +66,14 @@ def _inline_refs(schema: dict) -> dict:
     return resolve(schema)
 
 
+# The signed routes read their headers themselves (auth.parse_signed_headers); they are declared
+# for the OpenAPI document, so the schema-driven fuzzer sends arbitrary values in them too.
+SIGNED_OPENAPI = {"parameters": [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+    for name in (auth.HEADER_DEVICE, auth.HEADER_TIMESTAMP, auth.HEADER_NONCE, auth.HEADER_SIGNATURE)]}
 # /scores reads its raw body (the signature covers the exact bytes), so FastAPI cannot derive the
 # body's schema; it is declared here for the OpenAPI document (and the schema-driven fuzzer).
-SCORES_OPENAPI = {"requestBody": {"required": True, "content": {"application/json": {
+SCORES_OPENAPI = SIGNED_OPENAPI | {"requestBody": {"required": True, "content": {"application/json": {
     "schema": _inline_refs(_score_batch.json_schema())}}}}
 
 
@@ -278,7 +283,7 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
         if admitted == "rate_limited":
             raise ApiError(429, "rate_limited", f"over {limit.requests} signed requests per {limit.window_ms} ms")
 
-    @app.get("/coupons/{campaign_id}", response_model=CouponOut)
+    @app.get("/coupons/{campaign_id}", response_model=CouponOut, openapi_extra=SIGNED_OPENAPI)
     async def my_coupon(campaign_id: CampaignId, request: Request) -> dict:
         """The signing device's own user's coupon: no parameter can name another user."""
         device, signed, received_ms = await authenticate(request, await request.body())
