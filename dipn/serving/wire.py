@@ -7,6 +7,7 @@ refuse, so a queued record is one the endpoint can take, and a batch is never la
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping
 
@@ -30,12 +31,12 @@ def score_problem(record: Mapping[str, object]) -> str | None:
         return "model_version must be 1-64 characters of [A-Za-z0-9._+-]"
     for name in ("p_realtime", "p_longterm"):
         value = record[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
             math.isfinite(value) and 0.0 <= value <= 1.0
         ):
             return f"{name} must be a finite number in [0, 1]"
     ts = record["ts"]
-    if isinstance(ts, bool) or not isinstance(ts, int) or not EPOCH_2000_MS <= ts < MAX_TS_MS:
+    if isinstance(ts, bool) or not isinstance(ts, numbers.Integral) or not EPOCH_2000_MS <= ts < MAX_TS_MS:
         return "ts must be integer milliseconds since the epoch (after 2000)"
     return None
 
