@@ -49,9 +49,10 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
     queue_dir = queue_dir or Path(tempfile.mkdtemp(prefix="dipn-replay-"))
     streams = phone_streams(raw, phones, seed)
     devices = []
+    replayed_now = [0.0]  # the phones' clock is the logs' time, not today's (events ahead of it are dropped)
     for s in streams:
         runtime = IntentRuntime(bundle, s["screen"], backend=backend, public_key=public_key,
-                                allow_unsigned=allow_unsigned)
+                                allow_unsigned=allow_unsigned, clock=lambda: replayed_now[0])
         runtime.set_user(s["history"], s["profile"])
         client = DeviceClient.register(url, s["user_id"])
         uplink = Uplink(url, client.device_id, client.secret, queue_dir / f"{client.device_id}.db")
@@ -68,6 +69,7 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
             if wait > 0:
                 time.sleep(wait)
         _, runtime, uplink = devices[i]
+        replayed_now[0] = ts
         raw_bytes += len(repr(row))  # what a cloud-side model would have had to receive
         score = runtime.on_event(view, row)
         if score is not None:

@@ -24,7 +24,7 @@ import platform
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from dipn.features import SEQUENCE_GROUPS, STATIC_ENCODERS, FeatureManifest, Str
 from dipn.features.columns import VIEW_COLUMNS
 from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, raw_stays
 from mobile_demo.ring import ViewBuffer
-from mobile_demo.sanitize import Sanitizer
+from mobile_demo.sanitize import Sanitizer, wall_clock_ms
 
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
 # Preference of backends for "auto": LiteRT (what phones run), then onnxruntime, then CoreML (macOS).
@@ -133,18 +133,20 @@ class IntentRuntime:
         checkpoint: str | Path | None = None,
         public_key: PublicKeySource | None = None,
         allow_unsigned: bool = False,
+        clock: Callable[[], float] = wall_clock_ms,
     ) -> None:
         """``backend``: "auto" (LiteRT, then onnxruntime, then CoreML on macOS), one of "tflite",
         "onnx", "coreml", or "torch" (the PyTorch reference; needs ``checkpoint`` and torch).
         ``public_key``: the model builder's Ed25519 public key (PEM file, PEM text or key object);
         bundles it did not sign are refused. Without one, only ``allow_unsigned=True`` (development)
-        loads anything, with a warning."""
+        loads anything, with a warning. ``clock``: the device's time in ms since the epoch; events
+        more than a few minutes ahead of it are dropped (``mobile_demo.sanitize``)."""
         self.checkpoint = checkpoint
-        self.screen = (float(screen[0]), float(screen[1]))
+        self.sanitizer = Sanitizer(*screen, clock=clock)  # refuses a screen that is no two sizes > 0
+        self.screen = self.sanitizer.screen
         self.backend_choice, self.threads = backend, threads
         self.public_key = None if public_key is None else load_public_key(public_key)
         self.allow_unsigned = allow_unsigned
-        self.sanitizer = Sanitizer(*screen)
         self.score_on_page_leave = score_on_page_leave
         self.timer_ms = timer_ms
         self.last_score_ts: int | None = None
@@ -253,12 +255,14 @@ class IntentRuntime:
 
     # ---- events and scores -----------------------------------------------------------------------
     def set_user(self, history: Mapping[str, int] | None = None, profile: Mapping[str, int] | None = None) -> None:
-        """The user's history counts and profile levels (raw contract fields), as the app knows them."""
+        """The user's history counts and profile levels (raw contract fields), as the app knows them;
+        values that are no numbers count as 0 (``Sanitizer.clean_static``), never raise."""
         with self._lock:
             for group, values in (("history", history), ("profile", profile)):
                 if values is not None:
-                    self._active.set_user(group, values)
-                    self._user[group] = dict(values)
+                    clean = self.sanitizer.clean_static(group, values)
+                    self._active.set_user(group, clean)
+                    self._user[group] = clean
 
     def on_event(self, view: str, event: Mapping[str, Any]) -> Score | None:
         """Take one raw event; returns a score when the event is a trigger (leaving a page)."""

@@ -5,21 +5,28 @@ Rules (per event, before encoding):
   * a tap without x/y, a swipe without start/end or duration, NaN coordinates -> dropped;
   * coordinates off the screen -> clamped to its edges; negative durations or stay -> 0;
   * time going backwards (clock change) -> clamped to the view's last timestamp (gap 0);
+  * a ts more than ``MAX_AHEAD_MS`` ahead of the device clock -> dropped, so one bad timestamp
+    cannot become the view's clock (every later event clamped to it, scores dated centuries ahead);
+    a view whose last timestamp is itself that far ahead (the device clock was set back) starts
+    its clock again at the next event, counted;
   * a button tap without a button -> dropped; unknown pages, buttons, categories -> the
     encoder's out-of-vocabulary id (counted after encoding);
   * a ts that is not milliseconds since the epoch (negative, beyond 2^53) -> dropped;
   * every other field is coerced to its contract type: a number field that holds no finite
     number, or a string field that holds no string or number, becomes absent (counted); fields
     outside the contract are not copied. So whatever the app hands over, the encoder gets values
-    of the types it reads, and a property test (tests/test_fuzz.py) holds it to that.
+    of the types it reads, and a property test (tests/test_fuzz.py) holds it to that;
+  * history counts and profile levels (``clean_static``): the contract's fields only, each a
+    finite number, anything else 0 (counted).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dipn.features.columns import VIEW_COLUMNS
@@ -30,12 +37,17 @@ KIND_FIELD = {"swipe": ("type", SWIPE_ACTIONS), "tap": ("event", TAP_EVENTS), "b
 STRING_FIELDS = frozenset({"page", "button", "leaf_category", "top_category"})
 REQUIRED = {("swipe", "tap"): ("x", "y"), ("swipe", "swipe"): ("x0", "y0", "x1", "y1", "duration_ms"),
             ("tap", "button"): ("button",)}
+MAX_AHEAD_MS = 5 * 60_000  # how far an event may be ahead of the device clock (the endpoint's window)
+
+
+def wall_clock_ms() -> float:
+    return time.time() * 1000
 
 
 def _number(value: Any) -> float | None:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 (10**400 overflows; an app object's own __float__ may raise anything)
         return None
     return number if math.isfinite(number) else None
 
@@ -51,10 +63,17 @@ def _text(value: Any) -> str | None:
 
 
 class Sanitizer:
-    """Per-device state (last timestamp per view) and counts of every repair and drop."""
+    """Per-device state (last timestamp per view) and counts of every repair and drop.
 
-    def __init__(self, screen_w: float, screen_h: float) -> None:
-        self.screen = (float(screen_w), float(screen_h))
+    ``clock``: the device's time in ms since the epoch (injectable: a replay of old logs passes the
+    logs' time); events are bounded by it."""
+
+    def __init__(self, screen_w: float, screen_h: float, clock: Callable[[], float] = wall_clock_ms) -> None:
+        screen = (_number(screen_w), _number(screen_h))
+        if not all(extent is not None and extent > 0 for extent in screen):
+            raise ValueError(f"screen must be two finite sizes > 0, got {screen_w!r} x {screen_h!r}")
+        self.screen = screen
+        self.clock = clock
         self.last_ts: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
 
@@ -78,6 +97,10 @@ class Sanitizer:
         if not 0 <= ts < MAX_ABS_TS:
             self.counts["dropped_bad_ts"] += 1
             return None
+        now = self.clock()
+        if ts > now + MAX_AHEAD_MS:
+            self.counts["dropped_future_ts"] += 1
+            return None
         out = self._typed(view, event)
         out[field] = kind
         if out.get("page") is None:
@@ -94,11 +117,31 @@ class Sanitizer:
                 out[name] = 0.0
                 self.counts[f"clamped_{name}"] += 1
         last = self.last_ts.get(view)
+        if last is not None and last > now + MAX_AHEAD_MS:  # the device clock went back: follow it
+            last = None
+            self.counts["clock_reset"] += 1
         if last is not None and ts < last:
             ts = last
             self.counts["clamped_time_backwards"] += 1
         out["ts"] = int(ts)
         self.last_ts[view] = ts
+        return out
+
+    def clean_static(self, group: str, values: Mapping[str, Any]) -> dict[str, float]:
+        """History counts or profile levels as the encoder takes them: every contract field a
+        finite number; a missing one 0, anything else (a list, a string, NaN, 10**400) 0, counted."""
+        if not isinstance(values, Mapping):
+            self.counts[f"cleared_{group}"] += 1
+            values = {}
+        out = {}
+        for name in VIEW_COLUMNS[group]:
+            if name == "user_id":
+                continue
+            value = values.get(name)
+            number = None if value is None or isinstance(value, bool) else _number(value)
+            if number is None and value is not None:
+                self.counts[f"cleared_{name}"] += 1
+            out[name] = 0.0 if number is None else number
         return out
 
     def _typed(self, view: str, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Scores, and only scores, leave the device: batched, signed, retried with backoff, and kept in a
 bounded on-disk queue (SQLite) while the endpoint is unreachable, drained in order when it is back.
 
-What goes on the wire is built here from five values; raw events never reach this module.
+What goes on the wire is built here from five values; raw events never reach this module. A record
+leaves the queue only when the endpoint acknowledged it (200) or refused that very record (a 422
+naming its index): a score the endpoint's rules refuse is refused at ``submit`` already, a batch
+the endpoint finds too large is split, and any other refusal keeps the queue for a later flush.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections import Counter
@@ -18,8 +20,9 @@ from pathlib import Path
 import httpx
 
 from dipn.serving.client import signed_score_request
+from dipn.serving.wire import MAX_SCORES_PER_POST, WIRE_FIELDS, refused_indices, score_problem
 
-WIRE_FIELDS = ("device_id", "model_version", "p_realtime", "p_longterm", "ts")
+__all__ = ["WIRE_FIELDS", "ScoreQueue", "Uplink", "UplinkConfig"]
 
 
 class ScoreQueue:
@@ -64,6 +67,13 @@ class UplinkConfig:
     queue_max_items: int = 10_000
     timeout_s: float = 5.0
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_SCORES_PER_POST:
+            raise ValueError(f"batch_size must lie in [1, {MAX_SCORES_PER_POST}] (the endpoint's limit a post), "
+                             f"got {self.batch_size}")
+        if self.max_attempts < 1 or self.queue_max_items < 1:
+            raise ValueError("max_attempts and queue_max_items must be >= 1")
+
 
 class Uplink:
     def __init__(
@@ -81,28 +91,37 @@ class Uplink:
         self.http = http or httpx.Client(base_url=base_url, timeout=config.timeout_s)
         self.sleep = sleep
         self.counts: Counter[str] = Counter()
+        self.last_refusal: str | None = None  # why ``submit`` last refused a score
         self.bytes_sent = 0
 
-    def submit(self, model_version: str, p_realtime: float, p_longterm: float, ts: int) -> None:
-        """Queue one score; the record holds exactly the five wire fields."""
-        if not (math.isfinite(p_realtime) and math.isfinite(p_longterm)):
-            self.counts["dropped_non_finite_score"] += 1
-            return
-        self.queue.put({"device_id": self.device_id, "model_version": model_version,
-                        "p_realtime": float(p_realtime), "p_longterm": float(p_longterm), "ts": int(ts)})  # fmt: skip
+    def submit(self, model_version: str, p_realtime: float, p_longterm: float, ts: int) -> bool:
+        """Queue one score (a record of exactly the five wire fields); a score the endpoint would
+        refuse is not queued, only counted, so that it never costs the queue a valid one."""
+        record = {"device_id": self.device_id, "model_version": model_version, "p_realtime": p_realtime,
+                  "p_longterm": p_longterm, "ts": ts}  # fmt: skip
+        problem = score_problem(record)
+        if problem is not None:
+            self.counts["refused_at_submit"] += 1
+            self.last_refusal = problem
+            return False
+        self.queue.put({**record, "p_realtime": float(p_realtime), "p_longterm": float(p_longterm), "ts": int(ts)})
+        return True
 
     def flush(self) -> int:
         """Send queued scores in order, batch by batch; returns how many the endpoint acknowledged."""
-        accepted = 0
-        while batch := self.queue.peek(self.config.batch_size):
-            done, count = self._post(batch)
+        accepted, size = 0, self.config.batch_size
+        while batch := self.queue.peek(size):
+            outcome, count = self._post(batch)
             accepted += count
-            if not done:
+            if outcome == "split":  # 413: the endpoint takes fewer a post than this batch
+                size = max(1, len(batch) // 2)
+            elif outcome == "stop":
                 break
         return accepted
 
-    def _post(self, batch: list[tuple[int, dict]]) -> tuple[bool, int]:
-        """(whether the batch left the queue, how many scores the endpoint accepted)."""
+    def _post(self, batch: list[tuple[int, dict]]) -> tuple[str, int]:
+        """("sent" | "split" | "stop", how many scores the endpoint accepted). "sent": the batch, or
+        the records the endpoint refused by index, left the queue; "stop": all of it stays."""
         ids, records = [i for i, _ in batch], [r for _, r in batch]
         for attempt in range(self.config.max_attempts):
             if attempt:
@@ -117,18 +136,33 @@ class Uplink:
             if response.status_code == 200:
                 self.queue.ack(ids)
                 self.counts["acknowledged"] += len(ids)
-                return True, len(ids)
+                return "sent", len(ids)
             if response.status_code == 429:  # over the device's rate limit: retrying now only counts against it
                 self.counts["rate_limited"] += 1
-                return False, 0
+                return "stop", 0
             if response.status_code >= 500 or response.status_code in (401, 408, 409):
                 self.counts[f"retried_{response.status_code}"] += 1  # server trouble, clock skew, replay
                 continue
-            self.queue.ack(ids)  # a 4xx the endpoint will never accept: drop, do not block the queue
-            self.counts[f"rejected_{response.status_code}"] += len(ids)
-            return True, 0
-        return False, 0
+            if response.status_code == 413 and len(batch) > 1:
+                self.counts["split_413"] += 1
+                return "split", 0
+            named = refused_indices(_detail(response)) & set(range(len(ids))) if response.status_code == 422 else set()
+            if named:  # the endpoint refused these records; the rest go in the next post
+                self.queue.ack([ids[i] for i in sorted(named)])
+                self.counts["rejected_422"] += len(named)
+                return "sent", 0
+            self.counts[f"refused_{response.status_code}"] += 1  # not about a record: keep them all
+            return "stop", 0
+        return "stop", 0
 
     def close(self) -> None:
         self.queue.close()
         self.http.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", "")
+    except (ValueError, AttributeError):
+        return ""
+    return detail if isinstance(detail, str) else ""

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +23,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlchemy) is not installed")
 import httpx  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from sqlalchemy import Engine, event, func, inspect, select, text  # noqa: E402
 
 from dipn.serving import auth, models  # noqa: E402
@@ -25,6 +31,7 @@ from dipn.serving.client import DeviceClient, encode_scores  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.migrations import MIGRATIONS, migrate, schema_version  # noqa: E402
+from dipn.serving.server import ThreadedServer, free_port  # noqa: E402
 from tests.serve_process import ADMIN, Databases, LiveServer, ServeProcess, databases_fixture  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -310,6 +317,9 @@ def _send(target: tuple, case) -> httpx.Response:  # noqa: ANN001 (a schemathesi
     headers = {"content-type": "application/json"}
     if path == "/scores" or path.startswith("/coupons/"):
         headers |= auth.signed_headers(device.device_id, device.secret, case.method, path, content)
+        # Header values the fuzzer generated replace the signed ones (as latin-1 bytes, which the
+        # server decodes back to the same text: "²" arrives as "²").
+        headers |= {name.lower(): value.encode("latin-1", "replace") for name, value in (case.headers or {}).items()}
     elif path != "/devices":
         headers["authorization"] = f"Bearer {ADMIN}"
     return http.request(case.method, path, content=content, params=case.query or None, headers=headers)
@@ -366,3 +376,224 @@ def test_the_openapi_document_describes_the_signed_routes() -> None:
     assert re.fullmatch(r"\^\[0-9a-f\]\{64\}\$", spec["components"]["schemas"]["RegisterDevice"]["properties"]
                         ["public_key"]["pattern"])  # fmt: skip
 
+
+
+# ---- issue 17: operator access, headers, strict campaigns, counting, error bodies, file modes ---------------
+
+
+def _dipn_serve(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DIPN_")} | (env or {})
+    return subprocess.run([sys.executable, "-m", "dipn.cli", "serve", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout)  # fmt: skip
+
+
+def _one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dipn: error: "), done.stderr
+    return lines[0]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the refused app thread
+def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loopback(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/serve.db"
+    assert "no admin token" in _one_line_error(_dipn_serve("--db", db, "--port", str(free_port())))
+    assert "empty token" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ""))
+    assert "empty token" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN, "--enroll-token", ""))
+    refused = _dipn_serve("--db", db, "--insecure-open-operator-routes", "--host", "0.0.0.0")
+    assert "loopback only" in _one_line_error(refused)
+    assert not (tmp_path / "serve.db").exists()  # refused before touching the database
+    # The app itself refuses too (``uvicorn --factory`` without ``dipn serve``): it never starts.
+    with pytest.raises(RuntimeError, match="did not start"), ThreadedServer(ServerConfig(db_url=db), free_port()):
+        pass
+    # Told to, on loopback: the routes are open (a demo's choice).
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "dipn.cli", "serve", "--db", db, "--port", str(port),
+                                "--insecure-open-operator-routes"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "dipn serve did not come up"
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/campaigns", json={"name": "open"}, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 201, answer.text
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serve_refuses_invalid_options_with_one_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/serve.db"
+    assert "--rate-limit must be >= 0" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
+                                                                      "--rate-limit", "-1"))  # fmt: skip
+    assert "max_body_bytes" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
+                                                           "--max-body-bytes", "10"))  # fmt: skip
+    assert "--signature-window" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
+                                                               "--signature-window", "-5"))  # fmt: skip
+    not_a_number = _dipn_serve("--db", db, "--admin-token", ADMIN, env={"DIPN_RATE_LIMIT": "lots"})
+    assert not_a_number.returncode == 2 and "invalid int value: 'lots'" in not_a_number.stderr
+    assert "Traceback" not in not_a_number.stderr
+    with pytest.raises(ValueError, match="DIPN_MAX_HEADERS must be an integer"):
+        ServerConfig.from_env({"DIPN_MAX_HEADERS": "²"})
+    with pytest.raises(ValueError, match="rate_limit must be an integer in"):
+        ServerConfig(rate_limit=-1)
+
+
+DIGIT_LIKE = "0123456789²³¹¼½¾"  # str.isdigit() is True for the first 13; int() takes only the first 10
+HEADER_TEXT = st.text(st.sampled_from([chr(c) for c in [*range(0x21, 0x7F), *range(0xA0, 0x100)]]), max_size=40)
+
+
+@st.composite
+def signed_headers_with_one_malformed(draw: st.DrawFn) -> tuple[str, bytes]:
+    name = draw(st.sampled_from([auth.HEADER_DEVICE, auth.HEADER_TIMESTAMP, auth.HEADER_NONCE, auth.HEADER_SIGNATURE,
+                                 "authorization"]))  # fmt: skip
+    value = draw(st.one_of(HEADER_TEXT, st.text(st.sampled_from(DIGIT_LIKE), min_size=1, max_size=16)))
+    return name, value.encode("latin-1")
+
+
+def test_a_unicode_digit_timestamp_is_a_401_on_both_signed_routes(endpoint: LiveServer) -> None:
+    device = DeviceClient.register(endpoint.url, "unicode-ts-user")
+    http = httpx.Client(base_url=endpoint.url)
+    body = encode_scores([device.score("m", 0.3, 0.5)])
+    for method, path, content in (("POST", "/scores", body), ("GET", "/coupons/1", b"")):
+        headers = _signed(device, method, path, content) | {auth.HEADER_TIMESTAMP: "²".encode("latin-1")}
+        response = http.request(method, path, content=content, headers=headers)
+        assert (response.status_code, response.json()["error"]) == (401, "stale_timestamp"), response.text
+
+
+def test_every_malformed_auth_header_is_a_401_with_the_error_body(endpoint: LiveServer) -> None:
+    """Property: a well-signed request with one header replaced by arbitrary (latin-1, digit-like)
+    text is answered 401 (or, for a value that happens to be valid, what a valid one gets), never 5xx."""
+    device = DeviceClient.register(endpoint.url, "header-fuzz-user")
+    http = httpx.Client(base_url=endpoint.url, timeout=30)
+    body = encode_scores([device.score("m", 0.3, 0.5)])
+
+    @settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(signed_headers_with_one_malformed(), st.sampled_from(["scores", "coupon", "operator"]))
+    def run(header: tuple[str, bytes], route: str) -> None:
+        name, value = header
+        if route == "operator":
+            response = http.get("/campaigns/1", headers={"authorization": value})
+            assert response.status_code in (401, 403), response.text
+        else:
+            method, path, content = ("POST", "/scores", body) if route == "scores" else ("GET", "/coupons/1", b"")
+            headers = _signed(device, method, path, content) | {name: value}
+            response = http.request(method, path, content=content, headers=headers)
+            assert response.status_code in ((401,) if name != "authorization" else (200, 404)), response.text
+        assert set(response.json()) == {"error", "detail"} or response.status_code == 200, response.text
+
+    run()
+
+
+def test_campaign_creation_refuses_unknown_fields_strings_for_numbers_and_zero_cent_coupons(
+    endpoint: LiveServer,
+) -> None:
+    http = httpx.Client(base_url=endpoint.url, headers={"authorization": f"Bearer {ADMIN}"})
+    before = endpoint.count(models.campaigns)
+    for body, named in [
+        ({"name": "typo", "buget": 100}, "buget"),
+        ({"coupon_value": "10"}, "coupon_value"),
+        ({"active": "yes"}, "active"),
+        ({"t_l": "0.1"}, "t_l"),
+        ({"score_max_age_ms": 1e6}, "score_max_age_ms"),
+        ({"shares": {"none": "0.5", "all": 0.5}}, "shares"),
+        ({"shares": {"nobody": 1.0}}, "shares"),
+        ({"uplift": {"peak": 0.1, "mood": 0.3}}, "uplift"),
+        ({"coupon_value": 0.004}, "coupon_value"),
+        ({"coupon_value": 0.0}, "coupon_value"),
+    ]:
+        response = http.post("/campaigns", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"] == "invalid_request" and named in response.json()["detail"], response.text
+    assert endpoint.count(models.campaigns) == before
+    created = http.post("/campaigns", json={"name": "strict", "coupon_value": 10, "budget": 50.5, "active": False,
+                                            "shares": {"all": 1.0}, "uplift": {"peak": 0.2}})  # fmt: skip
+    assert created.status_code == 201, created.text
+    config = created.json()["config"]
+    assert (config["coupon_value"], config["budget"], config["active"], config["uplift"]["peak"]) == (10.0, 50.5,
+                                                                                                      False, 0.2)
+
+
+def test_every_authenticated_post_counts_against_the_rate_limit(databases: Databases) -> None:
+    """Refused signed posts (422, 403, 413 too_many_scores) count: a device cannot probe for free."""
+    with LiveServer(databases.new(), rate_limit=4) as live:
+        device = DeviceClient.register(live.url, "counted-user")
+        other = DeviceClient.register(live.url, "counted-other")
+        http = httpx.Client(base_url=live.url)
+        now = auth.now_ms()
+        bad = [json.dumps({"scores": [device.score("m", 1.5, 0.5, ts=now)]}).encode(),
+               encode_scores([other.score("m", 0.3, 0.5, ts=now)]),
+               encode_scores([device.score("m", 0.3, 0.5, ts=now + i) for i in range(300)])]  # fmt: skip
+        statuses = [http.post("/scores", content=b, headers=_signed(device, "POST", "/scores", b)).status_code
+                    for b in bad]  # fmt: skip
+        assert statuses == [422, 403, 413]
+        assert device.post_scores([device.score("m", 0.3, 0.5, ts=now)]) == {"accepted": 1, "duplicates": 0}
+        over = encode_scores([device.score("m", 0.3, 0.5, ts=now + 1)])
+        limited = http.post("/scores", content=over, headers=_signed(device, "POST", "/scores", over))
+        assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
+        assert live.count(models.scores) == 1
+
+
+def _raw_request(url: str, head: bytes, filler: int = 0) -> bytes:
+    """Send a request head (plus ``filler`` bytes of one header value) on a raw socket; the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            chunk = b"a" * 65536
+            for _ in range(filler // len(chunk)):
+                sock.sendall(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed without reading the rest: what a bound should do
+        answer = b""
+        try:
+            while part := sock.recv(65536):
+                answer += part
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def test_headers_are_bounded_in_size_and_count_by_a_real_server(endpoint: LiveServer) -> None:
+    huge = _raw_request(endpoint.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", filler=20 * 2**20)
+    assert re.match(rb"HTTP/1\.1 4(00|31) ", huge), huge[:200]
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(ServerConfig().max_headers + 1))
+    answer = _raw_request(endpoint.url, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + many[:-2])
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "headers_too_large"
+    assert httpx.get(f"{endpoint.url}/healthz").status_code == 200  # and the server serves on
+
+
+def test_unknown_paths_methods_and_cors_preflights_get_the_error_body(endpoint: LiveServer) -> None:
+    http = httpx.Client(base_url=endpoint.url)
+    missing = http.get("/no-such-route")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found") and set(missing.json()) == {
+        "error", "detail"}
+    wrong_method = http.delete("/scores")
+    assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "method_not_allowed")
+    assert wrong_method.headers["allow"] == "POST" and set(wrong_method.json()) == {"error", "detail"}
+    preflight = http.options("/scores", headers={"origin": "https://evil.example",
+                                                 "access-control-request-method": "POST"})  # fmt: skip
+    assert preflight.status_code == 405 and set(preflight.json()) == {"error", "detail"}
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_the_sqlite_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        with LiveServer(f"sqlite:///{tmp_path}/private.db") as live:
+            device = DeviceClient.register(live.url, "private-user")
+            device.post_scores([device.score("m", 0.3, 0.5)])
+            files = sorted(tmp_path.glob("private.db*"))
+            assert [f.name for f in files] == ["private.db", "private.db-shm", "private.db-wal"]
+            assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o600" for f in files}
+        (tmp_path / "old.db").touch(mode=0o644)  # a database made before the fix is tightened on start
+        make_engine(f"sqlite:///{tmp_path}/old.db").dispose()
+        assert (tmp_path / "old.db").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old_umask)

@@ -56,7 +56,8 @@ MANIFEST = _manifest()
 # ---- strategies --------------------------------------------------------------------------------
 
 GIANT = "Page_" + "x" * 100_000
-huge_ints = st.one_of(st.integers(-(2**70), 2**70), st.sampled_from([2**63, -(2**63) - 1, 2**63 - 1, -(2**63)]))
+huge_ints = st.one_of(st.integers(-(2**70), 2**70), st.sampled_from([2**63, -(2**63) - 1, 2**63 - 1, -(2**63)]),
+                      st.sampled_from([10**400, -(10**400)]))  # beyond float: float() raises OverflowError
 wild_floats = st.floats(allow_nan=True, allow_infinity=True)
 wild_strings = st.one_of(st.text(max_size=30), st.just(""), st.just(GIANT), st.just("\x00\n\"',;"))
 wild_values = st.one_of(st.none(), st.booleans(), huge_ints, wild_floats, wild_strings,
@@ -207,7 +208,8 @@ def test_the_device_sanitizer_and_encoder_never_raise(case: tuple[str, list[dict
 def test_the_sanitizer_leaves_valid_events_as_they_are(case: tuple[str, list[dict]]) -> None:
     """Repairs are for broken events only: a valid stream encodes the same with or without it."""
     view, events = case
-    sanitizer, direct, cleaned = Sanitizer(*SCREEN), StreamEncoder(MANIFEST, *SCREEN), StreamEncoder(MANIFEST, *SCREEN)
+    sanitizer = Sanitizer(*SCREEN, clock=lambda: float(2**53))  # a clock past every generated event
+    direct, cleaned = StreamEncoder(MANIFEST, *SCREEN), StreamEncoder(MANIFEST, *SCREEN)
     for event in events:
         clean = sanitizer.clean(view, event)
         assert clean is not None
@@ -236,6 +238,17 @@ def test_static_encoders_give_ids_in_range_or_a_validation_error(case: tuple[str
     ids = _encode_or_refuse(STATIC_ENCODERS[group], columns, MANIFEST)
     if ids is not None:
         assert_ids_in_range(ids, group)
+
+
+@QUICK
+@given(st.sampled_from(("history", "profile")), st.dictionaries(st.sampled_from(VIEW_COLUMNS["history"]
+                                                                                + VIEW_COLUMNS["profile"]),
+                                                                 wild_values))  # fmt: skip
+def test_the_device_static_path_never_raises(group: str, values: dict) -> None:
+    """What ``IntentRuntime.set_user`` runs: whatever the app hands over, ids in range."""
+    clean = Sanitizer(*SCREEN).clean_static(group, values)
+    ids = STATIC_ENCODERS[group]({n: np.array([v]) for n, v in clean.items()}, MANIFEST)
+    assert_ids_in_range(ids, group)
 
 
 # ---- readers ---------------------------------------------------------------------------------------

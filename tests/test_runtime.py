@@ -68,7 +68,7 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
 
 def test_malformed_events_are_repaired_or_dropped_and_counted(tiny_bundle: Path) -> None:
     runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", allow_unsigned=True)
-    t = 1_800_000_000_000
+    t = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
     bad = [
         ("swipe", {"type": "swipe", "page": "Page_Home"}),  # no ts
         ("swipe", {"ts": t, "type": "pinch", "page": "Page_Home"}),  # unknown action
@@ -112,7 +112,7 @@ def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bund
     onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False,
                          allow_unsigned=True)
     reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint, allow_unsigned=True)
-    t = 1_800_000_000_000
+    t = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
     fired = []
     for i in range(30):
         event = {"ts": t + 100 * i, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 700, "x1": 12, "y1": 100,
@@ -122,3 +122,54 @@ def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bund
     assert sum(fired) == 3  # at 0, 1000 and 2000 ms
     a, b = onnx.score(t + 3000), reference.score(t + 3000)
     assert abs(a.p_realtime - b.p_realtime) < 0.05 and abs(a.p_longterm - b.p_longterm) < 0.05
+
+
+def test_integers_beyond_float_in_any_field_and_wrong_user_values_never_raise(tiny_bundle: Path) -> None:
+    """10**400 overflows float(): in ts, a coordinate, a duration, a stay or the screen size it is
+    dropped or repaired and counted; history and profile values that are no numbers count as 0."""
+    t = 1_790_000_000_000
+    runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", allow_unsigned=True, clock=lambda: t)
+    huge = 10**400
+    swipe = {"ts": t, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 700, "x1": 12, "y1": 100, "duration_ms": 150}
+    for view, event in [
+        ("swipe", {**swipe, "ts": huge}),
+        ("swipe", {**swipe, "x0": huge}),
+        ("swipe", {**swipe, "duration_ms": huge}),
+        ("swipe", {**swipe, "screen_w": huge, "screen_h": -huge}),
+        ("browse", {"ts": t, "action": "browse", "page": "Page_Detail", "stay_ms": huge}),
+        ("swipe", {"ts": t, "type": "tap", "page": "Page_Detail", "x": huge, "y": 30}),
+    ]:
+        runtime.on_event(view, event)
+    runtime.set_user(history={"collect_7d": [1, 2], "cart_7d": huge, "purchase_7d": "many"},
+                     profile={"age_level": float("nan"), "vip_level": {"x": 1}})  # fmt: skip
+    counts = runtime.sanitizer.counts
+    assert counts["dropped_missing_field"] == 4  # a ts, a swipe's start and duration, a tap's x: required
+    assert counts["cleared_duration_ms"] == counts["cleared_stay_ms"] == counts["cleared_x"] == 1
+    assert counts["cleared_screen_w"] == counts["cleared_screen_h"] == 1 and runtime.events_encoded == 2
+    assert counts["cleared_collect_7d"] == counts["cleared_cart_7d"] == counts["cleared_age_level"] == 1
+    score = runtime.score(t)
+    assert np.isfinite([score.p_realtime, score.p_longterm]).all()
+    with pytest.raises(ValueError, match="screen must be two finite sizes"):
+        IntentRuntime(tiny_bundle, (huge, 780), backend="onnx", allow_unsigned=True)
+
+
+def test_a_far_future_timestamp_is_dropped_and_a_view_clock_recovers_when_the_device_clock_goes_back(
+    tiny_bundle: Path,
+) -> None:
+    now = [1_790_000_000_000]
+    runtime = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", allow_unsigned=True, clock=lambda: now[0])
+    year_2530 = 17_672_000_000_000
+
+    def leave(ts: int):  # noqa: ANN202 (a Score or None)
+        return runtime.on_event("swipe", {"ts": ts, "type": "leave_page", "page": "Page_Home"})
+
+    assert leave(now[0]).ts == now[0]
+    assert leave(year_2530) is None and runtime.sanitizer.counts["dropped_future_ts"] == 1
+    now[0] += 60_000
+    assert leave(now[0]).ts == now[0]  # the view's clock was not frozen at 2530
+    assert runtime.sanitizer.counts["clamped_time_backwards"] == 0
+    # The device clock itself was wrong (set to 2530), then corrected: the view follows it back.
+    now[0] = year_2530
+    assert leave(year_2530).ts == year_2530
+    now[0] = 1_790_000_120_000
+    assert leave(now[0]).ts == now[0] and runtime.sanitizer.counts["clock_reset"] == 1

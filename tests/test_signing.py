@@ -26,7 +26,7 @@ from dipn.cli import main as dipn_main  # noqa: E402
 from mobile_demo.runtime import IntentRuntime  # noqa: E402
 
 SCREEN = (360.0, 780.0)
-T0 = 1_800_000_000_000
+T0 = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
 
 
 @pytest.fixture(scope="module")

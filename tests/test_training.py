@@ -96,3 +96,47 @@ def test_evaluate_writes_metrics_and_plots_for_a_checkpoint(tiny_samples: Path, 
     assert sum(row["count"] for row in report["calibration"]["longterm"]) == len(store.indices("eval"))
     for png in ("reliability.png", "scores.png"):
         assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+class _CreatesAFile:
+    """Unpickling this calls ``open(path, "w")``: what a crafted checkpoint could do with any code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_its_code(tmp_path: Path) -> None:
+    import pickle
+
+    from dipn.errors import DipnValidationError
+
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"format": checkpoint.CHECKPOINT_FORMAT, "model_name": "dipn", "payload": _CreatesAFile(marker)},
+               crafted)  # fmt: skip
+    legacy = tmp_path / "legacy.pt"  # a plain pickle, torch's legacy format
+    legacy.write_bytes(pickle.dumps({"format": checkpoint.CHECKPOINT_FORMAT, "payload": _CreatesAFile(marker)},
+                                    protocol=2))
+    for path in (crafted, legacy):
+        with pytest.raises(DipnValidationError, match="refused, not unpickled"):
+            checkpoint.load(path)
+    for command in (["evaluate", str(crafted), str(tmp_path)], ["convert", str(crafted), "--samples", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", "dipn.cli", *command], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "refused, not unpickled" in done.stderr.strip().splitlines()[-1]
+    assert not marker.exists()
+    torch.load(crafted, weights_only=False)  # what the loader did before: the file is really dangerous
+    assert marker.exists()
+
+
+def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path: Path) -> None:
+    from dipn.errors import DipnValidationError
+
+    with pytest.raises(DipnValidationError, match="store plain data"):
+        checkpoint.save(tmp_path / "bad.pt", {"metrics": {"auc": np.float64(0.7)}, "path": tmp_path})
+    assert not list(tmp_path.iterdir())
+    saved = checkpoint.save(tmp_path / "good.pt", {"metrics": {"auc": 0.7}, "weights": torch.ones(2)})
+    assert checkpoint.load(saved)["metrics"] == {"auc": 0.7}

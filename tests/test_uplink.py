@@ -76,9 +76,46 @@ def test_offline_queue_survives_a_restart_and_drains_in_order(live: LiveServer, 
 
 
 def test_a_full_queue_drops_its_oldest_scores_and_counts_them(tmp_path: Path) -> None:
-    uplink = Uplink("http://127.0.0.1:9", "d", "s", tmp_path / "q.db", UplinkConfig(queue_max_items=3))
+    uplink = Uplink("http://127.0.0.1:9", "d" * 32, "s", tmp_path / "q.db", UplinkConfig(queue_max_items=3))
     for i in range(5):
-        uplink.submit("v1", 0.1, 0.2, i)
+        uplink.submit("v1", 0.1, 0.2, NOW + i)
     assert len(uplink.queue) == 3 and uplink.queue.dropped == 2
-    assert [r["ts"] for _, r in uplink.queue.peek(10)] == [2, 3, 4]
+    assert [r["ts"] for _, r in uplink.queue.peek(10)] == [NOW + 2, NOW + 3, NOW + 4]
     uplink.close()
+
+
+def test_scores_the_endpoint_would_refuse_are_refused_at_submit_and_never_queued(tmp_path: Path) -> None:
+    uplink = Uplink("http://127.0.0.1:9", "d" * 32, "s", tmp_path / "q.db")
+    refused = [("v1", 1.5, 0.2, NOW), ("v1", float("nan"), 0.2, NOW), ("v 1", 0.1, 0.2, NOW), ("v1", 0.1, 0.2, 17),
+               ("v1", 0.1, 0.2, float(NOW)), ("v1", "0.1", 0.2, NOW), ("v1", True, 0.2, NOW)]  # fmt: skip
+    assert [uplink.submit(*score) for score in refused] == [False] * len(refused)
+    assert uplink.submit("v1", 0.1, 0.2, NOW) and len(uplink.queue) == 1
+    assert uplink.counts["refused_at_submit"] == len(refused) and "p_realtime must be" in uplink.last_refusal
+    uplink.close()
+    with pytest.raises(ValueError, match="batch_size must lie in"):
+        UplinkConfig(batch_size=257)
+
+
+def test_a_refused_score_costs_only_itself_and_a_batch_over_the_limit_is_split(tmp_path: Path) -> None:
+    """A 422 naming one index drops that score only; a 413 splits the batch; nothing else leaves the
+    queue unacknowledged."""
+    with LiveServer(f"sqlite:///{tmp_path}/endpoint.db", max_scores_per_post=4, rate_limit=0) as server:
+        device = _device(server, "split-user")
+        uplink = Uplink(server.url, device.device_id, device.secret, tmp_path / "q.db", UplinkConfig(batch_size=10))
+        now = int(time.time() * 1000)
+        for i in range(10):
+            uplink.submit("v1", 0.3, 0.5, now - 1000 + i)
+        # A score valid on the device that the endpoint refuses: its clock runs an hour ahead of the server.
+        uplink.submit("v1", 0.3, 0.5, now + 3_600_000)
+        # A record an older app version queued before ``submit`` checked (p_realtime out of range).
+        uplink.queue.put({"device_id": device.device_id, "model_version": "v1", "p_realtime": 1.5, "p_longterm": 0.5,
+                          "ts": now - 10})  # fmt: skip
+        assert uplink.flush() == 10 and len(uplink.queue) == 0
+        assert uplink.counts["acknowledged"] == 10 and uplink.counts["rejected_422"] == 2
+        assert uplink.counts["split_413"] >= 1 and server.count(models.scores) == 10
+        # A refusal that names no score (here: the endpoint does not know the device) keeps the queue.
+        stranger = Uplink(server.url, "e" * 32, device.secret, tmp_path / "q2.db")
+        stranger.submit("v1", 0.3, 0.5, now)
+        assert stranger.flush() == 0 and len(stranger.queue) == 1
+        uplink.close()
+        stranger.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -104,8 +105,9 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     t0 = _stage(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
     db = (args.out / "endpoint.db").resolve()
     db.unlink(missing_ok=True)
-    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}"), free_port()) as server:
-        operator = OperatorClient(server.url)
+    admin_token = secrets.token_urlsafe(24)  # operator routes are never open, not even in the demo
+    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}", admin_token=admin_token), free_port()) as server:
+        operator = OperatorClient(server.url, admin_token)
         campaign = operator.create_campaign(name="demo", salt="demo")["id"]
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
                       public_key=public_key)

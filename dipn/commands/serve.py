@@ -21,13 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, about one per core (default 1)")
     p.add_argument("--admin-token", default=os.environ.get("DIPN_ADMIN_TOKEN"),
                    help="Bearer token for campaign, decision, order and metrics routes; env DIPN_ADMIN_TOKEN "
-                   "(default: none, those routes are open)")
+                   "(required, unless --insecure-open-operator-routes)")
+    p.add_argument("--insecure-open-operator-routes", action="store_true",
+                   help="serve the operator routes without a token, to anyone who can connect: loopback --host "
+                   "only, for demos")
     p.add_argument("--enroll-token", default=os.environ.get("DIPN_ENROLL_TOKEN"),
                    help="Bearer token devices need to register; env DIPN_ENROLL_TOKEN (default: open)")
     p.add_argument("--signature-window", type=float, default=300.0,
                    help="seconds a signed request stays valid either side of the server clock (default 300)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
-    p.add_argument("--rate-limit", type=int, default=int(os.environ.get("DIPN_RATE_LIMIT") or 120),
+    p.add_argument("--rate-limit", type=int, default=os.environ.get("DIPN_RATE_LIMIT") or "120",
                    help="signed requests per device per minute, counted in the database so it holds across "
                    "workers and hosts; 0 = no limit (load tests); env DIPN_RATE_LIMIT (default 120)")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
@@ -36,18 +39,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dipn.errors import DipnValidationError
     from dipn.serving.config import ServerConfig
     from dipn.serving.server import migrate_database, run_server
 
-    if args.workers < 1 or not 0 < args.port < 65536 or args.signature_window <= 0 or args.max_body_bytes < 1024:
-        raise SystemExit("dipn serve: --workers >= 1, --port in 1..65535, --signature-window > 0, "
-                         "--max-body-bytes >= 1024")
+    if args.workers < 1 or not 0 < args.port < 65536 or not 0 < args.signature_window <= 86_400:
+        raise DipnValidationError("--workers >= 1, --port in 1..65535, --signature-window in (0, 86400] seconds")
+    if args.rate_limit < 0:
+        raise DipnValidationError(f"--rate-limit must be >= 0 (0: no limit), got {args.rate_limit}")
     if args.migrate_only:
         applied = migrate_database(args.db)
         print(f"applied migrations {applied}" if applied else "schema already current")
         return 0
-    config = ServerConfig(db_url=args.db, admin_token=args.admin_token, enroll_token=args.enroll_token,
-                          max_body_bytes=args.max_body_bytes, signature_window_ms=round(args.signature_window * 1000),
-                          rate_limit=max(args.rate_limit, 0))
+    try:
+        config = ServerConfig(db_url=args.db, admin_token=args.admin_token, enroll_token=args.enroll_token,
+                              open_operator_routes=args.insecure_open_operator_routes,
+                              max_body_bytes=args.max_body_bytes,
+                              signature_window_ms=round(args.signature_window * 1000), rate_limit=args.rate_limit)
+    except ValueError as exc:
+        raise DipnValidationError(str(exc)) from None
     run_server(config, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
     return 0

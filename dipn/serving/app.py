@@ -22,15 +22,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dipn.serving import auth, ratelimit, store
-from dipn.serving.config import CampaignConfig, ServerConfig
+from dipn.errors import DipnValidationError
+from dipn.serving.config import OPEN_OPERATOR_ROUTES_REFUSED, ServerConfig
 from dipn.serving.db import make_engine
 from dipn.serving.ingest import ScorePost, ScoreWriter
 from dipn.serving.metrics import campaign_report
 from dipn.serving.migrations import LATEST, migrate, require_current
 from dipn.serving.ratelimit import RateLimit
 from dipn.serving.schemas import (
+    CampaignIn,
     CampaignPatch,
     CouponOut,
     DecisionOut,
@@ -63,10 +66,18 @@ def _inline_refs(schema: dict) -> dict:
     return resolve(schema)
 
 
+# The signed routes read their headers themselves (auth.parse_signed_headers); they are declared
+# for the OpenAPI document, so the schema-driven fuzzer sends arbitrary values in them too.
+SIGNED_OPENAPI = {"parameters": [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+    for name in (auth.HEADER_DEVICE, auth.HEADER_TIMESTAMP, auth.HEADER_NONCE, auth.HEADER_SIGNATURE)]}
 # /scores reads its raw body (the signature covers the exact bytes), so FastAPI cannot derive the
 # body's schema; it is declared here for the OpenAPI document (and the schema-driven fuzzer).
-SCORES_OPENAPI = {"requestBody": {"required": True, "content": {"application/json": {
+SCORES_OPENAPI = SIGNED_OPENAPI | {"requestBody": {"required": True, "content": {"application/json": {
     "schema": _inline_refs(_score_batch.json_schema())}}}}
+
+
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 class ApiError(Exception):
@@ -133,6 +144,24 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class HeaderLimit:
+    """Pure ASGI middleware: 431 for a request with more than ``max_headers`` headers or more than
+    ``max_bytes`` of them. The server bounds its receive buffer too (h11, ``server.py``); this holds
+    the same limits under any ASGI server."""
+
+    def __init__(self, app, max_headers: int, max_bytes: int) -> None:  # noqa: ANN001 (an ASGI app)
+        self.app, self.max_headers, self.max_bytes = app, max_headers, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            size = sum(len(name) + len(value) + 4 for name, value in headers)
+            if len(headers) > self.max_headers or size > self.max_bytes:
+                detail = f"at most {self.max_headers} headers and {self.max_bytes} bytes of them"
+                return await error_response(431, "headers_too_large", detail)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class DeviceCache:
     """device_id -> (user, public key); devices never change, so entries never go stale."""
 
@@ -154,10 +183,13 @@ class DeviceCache:
 
 
 def create_app(config: ServerConfig | None = None, *, run_migrations: bool = False) -> FastAPI:
+    """The app; it refuses to start (lifespan) without an admin token unless ``open_operator_routes``."""
     config = config or ServerConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if config.admin_token is None and not config.open_operator_routes:
+            raise DipnValidationError(OPEN_OPERATOR_ROUTES_REFUSED)
         engine = make_engine(config.db_url)
         if run_migrations:
             migrate(engine)
@@ -169,7 +201,7 @@ def create_app(config: ServerConfig | None = None, *, run_migrations: bool = Fal
         app.state.engine, app.state.writer, app.state.devices = engine, writer, DeviceCache(engine)
         app.state.rate_limit = limit
         if config.admin_token is None:
-            log.warning("no admin token: campaign, decision, order and metrics routes are open")
+            log.warning("no admin token (open_operator_routes): campaign, decision, order and metrics routes are open")
         try:
             yield
         finally:
@@ -182,6 +214,7 @@ def create_app(config: ServerConfig | None = None, *, run_migrations: bool = Fal
     _add_device_routes(app, config)
     _add_operator_routes(app, config)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(HeaderLimit, max_headers=config.max_headers, max_bytes=config.max_header_bytes)
     return app
 
 
@@ -203,6 +236,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", describe_validation_error(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _routing(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths, methods (CORS preflights included): the documented body, Allow kept."""
+        response = error_response(exc.status_code, HTTP_ERROR_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
 
 def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
@@ -233,25 +273,33 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
                              body)  # fmt: skip
         return device, signed, received_ms
 
-    @app.get("/coupons/{campaign_id}", response_model=CouponOut)
-    async def my_coupon(campaign_id: CampaignId, request: Request) -> dict:
-        """The signing device's own user's coupon: no parameter can name another user."""
-        device, signed, received_ms = await authenticate(request, await request.body())
-        engine, limit = request.app.state.engine, request.app.state.rate_limit
-        admitted = await run_in_threadpool(ratelimit.admit_request, engine, device.device_id, signed.nonce,
-                                           received_ms, limit)  # fmt: skip
+    async def admit(request: Request, device: store.DeviceAuth, signed: auth.SignedHeaders, received_ms: int) -> None:
+        """Claim the request's nonce and count it (a request that writes no scores); 409 or 429."""
+        limit = request.app.state.rate_limit
+        admitted = await run_in_threadpool(ratelimit.admit_request, request.app.state.engine, device.device_id,
+                                           signed.nonce, received_ms, limit)  # fmt: skip
         if admitted == "replay":
             raise auth.AuthError(409, "replay", f"nonce {signed.nonce} was already used by this device")
         if admitted == "rate_limited":
             raise ApiError(429, "rate_limited", f"over {limit.requests} signed requests per {limit.window_ms} ms")
-        return await run_in_threadpool(store.coupon_of, engine, campaign_id, device.user_id)
+
+    @app.get("/coupons/{campaign_id}", response_model=CouponOut, openapi_extra=SIGNED_OPENAPI)
+    async def my_coupon(campaign_id: CampaignId, request: Request) -> dict:
+        """The signing device's own user's coupon: no parameter can name another user."""
+        device, signed, received_ms = await authenticate(request, await request.body())
+        await admit(request, device, signed, received_ms)
+        return await run_in_threadpool(store.coupon_of, request.app.state.engine, campaign_id, device.user_id)
 
     @app.post("/scores", response_model=ScoresAccepted, openapi_extra=SCORES_OPENAPI)
     async def post_scores(request: Request) -> JSONResponse:
         body = await request.body()
         device, signed, received_ms = await authenticate(request, body)
-        batch = _parse_scores(body, device.device_id, config.max_scores_per_post,
-                              latest_ts=received_ms + config.signature_window_ms)
+        try:
+            batch = _parse_scores(body, device.device_id, config.max_scores_per_post,
+                                  latest_ts=received_ms + config.signature_window_ms)
+        except ApiError:  # refused, but authenticated: it uses its nonce and counts against the limit
+            await admit(request, device, signed, received_ms)
+            raise
         post = ScorePost(device.device_id, device.user_id, signed.nonce, batch, received_ms)
         try:
             result = await asyncio.wrap_future(request.app.state.writer.submit(post))
@@ -290,8 +338,12 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
         return request.app.state.engine
 
     @app.post("/campaigns", status_code=201, dependencies=[Depends(admin)])
-    def create_campaign(body: CampaignConfig, request: Request) -> dict:
-        campaign_id, stored = store.create_campaign(engine_of(request), body, auth.now_ms())
+    def create_campaign(body: CampaignIn, request: Request) -> dict:
+        try:
+            config = body.to_config()
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"body: {exc}") from exc
+        campaign_id, stored = store.create_campaign(engine_of(request), config, auth.now_ms())
         return {"id": campaign_id, "config": asdict(stored)}
 
     @app.get("/campaigns/{campaign_id}", dependencies=[Depends(admin)])

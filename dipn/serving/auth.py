@@ -38,9 +38,11 @@ HEADER_NONCE = "x-dipn-nonce"
 HEADER_SIGNATURE = "x-dipn-signature"
 SCHEME = b"DIPN-ED25519"
 
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_DEVICE_ID = re.compile(r"^[0-9a-f]{32}$")
-_SIGNATURE = re.compile(r"^[0-9a-f]{128}$")
+# ASCII only and matched whole: str.isdigit() takes "²", which int() then refuses (a 500).
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_DEVICE_ID = re.compile(r"[0-9a-f]{32}")
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+_SIGNATURE = re.compile(r"[0-9a-f]{128}")
 PUBLIC_KEY_PATTERN = r"^[0-9a-f]{64}$"
 
 
@@ -127,13 +129,13 @@ def parse_signed_headers(headers) -> SignedHeaders:  # noqa: ANN001 (any case-in
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise AuthError(401, "missing_signature", f"signed request needs headers {', '.join(missing)}")
-    if not _DEVICE_ID.match(values[HEADER_DEVICE]):
+    if not _DEVICE_ID.fullmatch(values[HEADER_DEVICE]):
         raise AuthError(401, "unknown_device", f"{HEADER_DEVICE} is not a device id (32 hex digits)")
-    if not values[HEADER_TIMESTAMP].isdigit() or len(values[HEADER_TIMESTAMP]) > 15:
+    if not _TIMESTAMP.fullmatch(values[HEADER_TIMESTAMP]):
         raise AuthError(401, "stale_timestamp", f"{HEADER_TIMESTAMP} must be integer milliseconds since the epoch")
-    if not _NONCE.match(values[HEADER_NONCE]):
+    if not _NONCE.fullmatch(values[HEADER_NONCE]):
         raise AuthError(401, "bad_nonce", f"{HEADER_NONCE} must be 16-64 characters of [A-Za-z0-9_-]")
-    if not _SIGNATURE.match(values[HEADER_SIGNATURE]):
+    if not _SIGNATURE.fullmatch(values[HEADER_SIGNATURE]):
         raise AuthError(401, "bad_signature", f"{HEADER_SIGNATURE} must be 128 lowercase hex digits")
     return SignedHeaders(
         values[HEADER_DEVICE], int(values[HEADER_TIMESTAMP]), values[HEADER_NONCE], values[HEADER_SIGNATURE]
@@ -159,7 +161,8 @@ def check_signature(public_key: Ed25519PublicKey, method: str, path: str, signed
 
 
 def check_bearer(header: str | None, token: str | None, what: str) -> None:
-    """Operator routes: ``Authorization: Bearer TOKEN``; open when no token is configured."""
+    """Operator routes: ``Authorization: Bearer TOKEN``; open when no token is configured (the app
+    refuses to start so unless told to, ``app.create_app``)."""
     if token is None:
         return
     if not header or not header.startswith("Bearer "):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dipn.serving.wire import MAX_SCORES_PER_POST
+
 # A/B buckets, one per strategy: no coupon, coupon for all, threshold policy on the DIPN score
 # (paper section 6.3), and the budgeted knapsack policy (issue 6, item 6).
 BUCKETS: tuple[str, ...] = ("none", "all", "model", "budgeted")
@@ -79,8 +81,9 @@ class CampaignConfig:
         check_thresholds(self.t_l, self.t_u)
         check_text("name", self.name, 128)  # the campaigns.name column
         check_text("salt", self.salt, 128)
-        if not 0 < self.coupon_value <= MAX_AMOUNT:
-            raise ValueError(f"coupon_value must be > 0 and <= {MAX_AMOUNT:.0e}, got {self.coupon_value}")
+        value = self.coupon_value
+        if not (math.isfinite(value) and value <= MAX_AMOUNT and round(value * 100) >= 1):  # stored in whole cents
+            raise ValueError(f"coupon_value must be >= 0.01 and <= {MAX_AMOUNT:.0e}, got {self.coupon_value}")
         if self.budget is not None and not 0 <= self.budget <= MAX_AMOUNT:
             raise ValueError(f"budget must be >= 0 and <= {MAX_AMOUNT:.0e}, or null, got {self.budget}")
         if not (self.lagrange_multiplier >= 0 and math.isfinite(self.lagrange_multiplier)):
@@ -116,15 +119,24 @@ def check_shares(shares: dict[str, float]) -> None:
         raise ValueError(f"shares must sum to 1, got {sum(shares.values())} from {shares}")
 
 
+OPEN_OPERATOR_ROUTES_REFUSED = (
+    "no admin token: campaign, decision, order and metrics routes would be open to anyone; set --admin-token "
+    "(or DIPN_ADMIN_TOKEN), or for a loopback demo --insecure-open-operator-routes")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Settings of one server process; ``from_env`` lets every uvicorn worker read the same."""
 
     db_url: str = "sqlite:///dipn-serve.db"
     admin_token: str | None = None  # Bearer token for campaign, decision, order and metrics routes
+    # Without an admin token the app refuses to start unless this is set: a loopback demo's choice.
+    open_operator_routes: bool = False
     enroll_token: str | None = None  # Bearer token for device registration; None: open
     max_body_bytes: int = 64 * 1024
-    max_scores_per_post: int = 256
+    max_scores_per_post: int = MAX_SCORES_PER_POST
+    max_header_bytes: int = 16 * 1024  # request line and headers together (h11's receive buffer)
+    max_headers: int = 64
     signature_window_ms: int = 300_000  # a signed request older or newer than this is stale
     max_write_batch: int = 512  # score posts committed together (group commit)
     # Signed requests one device may make per window (0: no limit). A phone posts a batch every few
@@ -136,24 +148,55 @@ class ServerConfig:
     ENV = {
         "db_url": "DIPN_DB_URL",
         "admin_token": "DIPN_ADMIN_TOKEN",
+        "open_operator_routes": "DIPN_OPEN_OPERATOR_ROUTES",
         "enroll_token": "DIPN_ENROLL_TOKEN",
         "max_body_bytes": "DIPN_MAX_BODY_BYTES",
         "max_scores_per_post": "DIPN_MAX_SCORES_PER_POST",
+        "max_header_bytes": "DIPN_MAX_HEADER_BYTES",
+        "max_headers": "DIPN_MAX_HEADERS",
         "signature_window_ms": "DIPN_SIGNATURE_WINDOW_MS",
         "max_write_batch": "DIPN_MAX_WRITE_BATCH",
         "rate_limit": "DIPN_RATE_LIMIT",
         "rate_window_ms": "DIPN_RATE_WINDOW_MS",
     }
 
+    def __post_init__(self) -> None:
+        for name in ("admin_token", "enroll_token"):
+            if getattr(self, name) == "":
+                raise ValueError(f"{name}: an empty token would guard nothing; give a token or none")
+        bounds = {"max_body_bytes": (1024, 2**31), "max_scores_per_post": (1, MAX_SCORES_PER_POST),
+                  "max_header_bytes": (1024, 2**20), "max_headers": (8, 1024),
+                  "signature_window_ms": (1, 24 * 3_600_000), "max_write_batch": (1, 100_000),
+                  "rate_limit": (0, 10**9), "rate_window_ms": (1, 24 * 3_600_000)}  # fmt: skip
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
+        """Raises ``ValueError`` naming the variable whose value is not of its setting's type."""
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name, var in cls.ENV.items():
-            if environ.get(var):
-                default = getattr(cls, name)
-                values[name] = int(environ[var]) if isinstance(default, int) else environ[var]
+            text = environ.get(var)
+            if not text:
+                continue
+            default = getattr(cls, name)
+            if isinstance(default, bool):
+                values[name] = text == "1"
+            elif isinstance(default, int):
+                if not text.isascii() or not text.lstrip("-").isdigit():
+                    raise ValueError(f"{var} must be an integer, got {text!r}")
+                values[name] = int(text)
+            else:
+                values[name] = text
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
-        return {var: str(getattr(self, name)) for name, var in self.ENV.items() if getattr(self, name) is not None}
+        env = {}
+        for name, var in self.ENV.items():
+            value = getattr(self, name)
+            if value is not None and value is not False:
+                env[var] = "1" if value is True else str(value)
+        return env

@@ -9,6 +9,7 @@ writes that must be race-free rely on unique constraints and conditional updates
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PRIVATE_FILE_MODE = 0o600  # the database holds personal data (docs/security.md)
 
 
 def normalize_url(url: str) -> str:
@@ -45,6 +47,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
     if not database or database == ":memory:":
         raise ValueError("--db: SQLite needs a file (sqlite:///PATH): workers share it through WAL")
     Path(database).parent.mkdir(parents=True, exist_ok=True)
+    make_private(Path(database))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -70,6 +73,21 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def make_private(database: Path) -> None:
+    """Create the SQLite file owner-only (0600), or make an existing one (and its -wal, -shm) so.
+
+    SQLite gives the -wal and -shm files it creates the mode of the database file, so a database
+    created here keeps every file it writes private, whatever the umask.
+    """
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+                path.chmod(PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 def _begin_immediate(dbapi_connection) -> None:  # noqa: ANN001 (a sqlite3.Connection)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from dipn.serving.auth import PUBLIC_KEY_PATTERN
-
-EPOCH_2000_MS = 946_684_800_000  # a ts before this is not milliseconds since the epoch
+from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve
+from dipn.serving.wire import DEVICE_ID_PATTERN, EPOCH_2000_MS, MAX_TS_MS, MODEL_VERSION_PATTERN
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-DeviceId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
-TimestampMs = Annotated[StrictInt, Field(ge=EPOCH_2000_MS, lt=10**15)]
+TimestampMs = Annotated[StrictInt, Field(ge=EPOCH_2000_MS, lt=MAX_TS_MS)]
 
 
 class Strict(BaseModel):
@@ -24,7 +26,7 @@ class Score(Strict):
     """What a device sends (DESIGN.md section 5) and nothing else: unknown fields are refused."""
 
     device_id: DeviceId
-    model_version: Annotated[str, Field(pattern=r"^[A-Za-z0-9._+-]{1,64}$")]
+    model_version: Annotated[str, Field(pattern=MODEL_VERSION_PATTERN)]
     p_realtime: Probability
     p_longterm: Probability
     ts: TimestampMs
@@ -110,3 +112,36 @@ class CampaignPatch(Strict):
         if nulls:
             raise ValueError(f"{', '.join(nulls)} may not be null (only budget may: no cap)")
         return self
+
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # a JSON number; "10" is not one
+
+
+class UpliftIn(Strict):
+    peak: Number = UpliftCurve.peak
+    mode: Number = UpliftCurve.mode
+    concentration: Number = UpliftCurve.concentration
+
+
+class CampaignIn(Strict):
+    """``POST /campaigns``: a ``CampaignConfig`` as JSON, strictly typed, unknown fields refused (a
+    typo such as ``buget`` must not silently mean "no cap"); ``CampaignConfig`` checks the ranges."""
+
+    name: StrictStr = CampaignConfig.name
+    coupon_value: Number = CampaignConfig.coupon_value
+    budget: Number | None = CampaignConfig.budget
+    t_l: Number = CampaignConfig.t_l
+    t_u: Number = CampaignConfig.t_u
+    shares: dict[Literal[BUCKETS], Number] | None = None  # None: the default shares
+    lagrange_multiplier: Number = CampaignConfig.lagrange_multiplier
+    basket_value: Number = CampaignConfig.basket_value
+    uplift: UpliftIn = Field(default_factory=UpliftIn)
+    score_max_age_ms: StrictInt = CampaignConfig.score_max_age_ms
+    salt: StrictStr = CampaignConfig.salt
+    active: StrictBool = CampaignConfig.active
+
+    def to_config(self) -> CampaignConfig:
+        """Raises ``ValueError`` for values out of range (a 422 naming the field)."""
+        values = self.model_dump(exclude={"uplift", "shares"})
+        shares = {} if self.shares is None else {"shares": dict(self.shares)}
+        return CampaignConfig(**values, **shares, uplift=UpliftCurve(**self.uplift.model_dump()))

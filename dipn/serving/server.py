@@ -14,6 +14,7 @@ SQLite is refused there, and several hosts always need PostgreSQL (docs/deploy.m
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import replace
@@ -22,7 +23,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from dipn.errors import DipnValidationError
-from dipn.serving.config import ServerConfig
+from dipn.serving.config import OPEN_OPERATOR_ROUTES_REFUSED, ServerConfig
 from dipn.serving.db import make_engine, normalize_url
 from dipn.serving.migrations import migrate
 
@@ -76,11 +77,38 @@ def filesystem_type(path: Path) -> str | None:
     return fs
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_operator_access(config: ServerConfig, host: str) -> None:
+    """Refuse open operator routes, and open ones on an address other machines can reach."""
+    if config.admin_token is not None:
+        return
+    if not config.open_operator_routes:
+        raise DipnValidationError(OPEN_OPERATOR_ROUTES_REFUSED)
+    if not is_loopback(host):
+        raise DipnValidationError(f"--insecure-open-operator-routes binds loopback only, not --host {host}; "
+                                  "set --admin-token to serve other machines")
+
+
+def uvicorn_options(config: ServerConfig) -> dict[str, object]:
+    """h11, with its receive buffer bounded: the request line and headers may not exceed
+    ``max_header_bytes`` (httptools, uvicorn's faster parser, buffers headers without a bound)."""
+    return {"http": "h11", "h11_max_incomplete_event_size": config.max_header_bytes}
+
+
 def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
                access_log: bool = False, log_level: str = "info") -> None:
     import uvicorn
 
     config = replace(config, db_url=normalize_url(config.db_url))
+    check_operator_access(config, host)
     check_workers(config.db_url, workers)
     migrate_database(config.db_url)
     # Workers are separate processes: they read their settings from the environment.
@@ -96,6 +124,7 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 800
         access_log=access_log,
         log_level=log_level,
         timeout_graceful_shutdown=30,
+        **uvicorn_options(config),
     )
 
 
@@ -111,7 +140,8 @@ class ThreadedServer:
 
         self.url = f"http://127.0.0.1:{port}"
         app = create_app(config, run_migrations=True)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    **uvicorn_options(config)))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadedServer:

@@ -1,11 +1,18 @@
 """Checkpoints hold everything needed to score, resume or convert: weights, model config, feature
-manifest, training config, metrics, optimizer and RNG state, and the code's git revision."""
+manifest, training config, metrics, optimizer and RNG state, and the code's git revision.
+
+All of it is tensors and plain data (dicts, lists, strings, numbers), so ``load`` unpickles with
+``torch.load(weights_only=True)``: a crafted .pt cannot run code in ``dipn evaluate``, ``dipn
+convert`` or a resumed run. ``save`` refuses to write anything else, so every checkpoint it writes
+loads that way; a file holding other Python objects is refused, not unpickled (docs/security.md).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import os
+import pickle
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -45,6 +52,10 @@ def save(path: Path, state: dict[str, Any]) -> Path:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"format": CHECKPOINT_FORMAT, "dipn_version": __version__,
                 "saved_at": dt.datetime.now(dt.UTC).isoformat(), **state}, tmp)  # fmt: skip
+    objects = torch.serialization.get_unsafe_globals_in_checkpoint(tmp)
+    if objects:  # ``load`` would refuse it: store such values as plain data (a dict, a float) instead
+        tmp.unlink()
+        raise DipnValidationError(f"{path}: checkpoint state holds Python objects {objects}; store plain data")
     os.replace(tmp, path)
     return path
 
@@ -53,7 +64,14 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise DipnValidationError(f"{path}: no such checkpoint")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DipnValidationError(
+            f"{path}: holds Python objects besides tensors and plain data; refused, not unpickled (loading "
+            "it could run code): a checkpoint from dipn train never does") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise DipnValidationError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DipnValidationError(f"{path}: not a dipn checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
