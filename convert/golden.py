@@ -28,7 +28,7 @@ import numpy as np
 
 from dipn.features import STATIC_ENCODERS, FeatureManifest, StreamEncoder
 from dipn.features.columns import VIEW_COLUMNS
-from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, raw_stays
+from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
 
 GOLDEN_FORMAT = 2  # 2: score_ts, open-page stays and the context group
 VIEWS = ("swipe", "tap", "browse")
@@ -155,9 +155,7 @@ def encode_case(
         if view == "browse":
             stay = np.zeros((1, length), np.int64)
             if events:
-                actions = np.array([e["action"] for e in events], dtype=object)
-                stays = np.array([np.nan if e.get("stay_ms") is None else e["stay_ms"] for e in events], np.float64)
-                stay[0, length - len(events) :] = raw_stays(actions, stays)
+                stay[0, length - len(events) :] = event_stays(events)
             padded = browse_at_cut(padded, stamp, stay, score_ts, manifest)
         ids[view], times[view] = padded, stamp
     ids["context"] = context_ids(score_ts, {v: times[v][:, -1] for v in VIEWS}, manifest)

@@ -38,7 +38,7 @@ from convert.verify import Bundle, self_test
 from dipn.data.store import merge_by_time
 from dipn.features import SEQUENCE_GROUPS, STATIC_ENCODERS, FeatureManifest, StreamEncoder
 from dipn.features.columns import VIEW_COLUMNS
-from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, raw_stays
+from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
 from mobile_demo.ring import ViewBuffer
 from mobile_demo.sanitize import Sanitizer, wall_clock_ms
 
@@ -98,9 +98,7 @@ class EncodedInputs:
         self.buffers[view].append(self.encoder.encode(view, clean))
         self.times[view].append(np.array([clean["ts"]]))
         if view == "browse" and self.stays is not None:
-            stay = clean.get("stay_ms")
-            self.stays.append(raw_stays(np.array([clean.get("action")], dtype=object),
-                                        np.array([np.nan if stay is None else stay], np.float64)))  # fmt: skip
+            self.stays.append(event_stays([clean]))
         return True
 
     def set_user(self, group: str, values: Mapping[str, int]) -> None:
@@ -142,6 +140,7 @@ class IntentRuntime:
         loads anything, with a warning. ``clock``: the device's time in ms since the epoch; events
         more than a few minutes ahead of it are dropped (``mobile_demo.sanitize``)."""
         self.checkpoint = checkpoint
+        self.clock = clock  # also the time of a score that names none
         self.sanitizer = Sanitizer(*screen, clock=clock)  # refuses a screen that is no two sizes > 0
         self.screen = self.sanitizer.screen
         self.backend_choice, self.threads = backend, threads
@@ -314,9 +313,8 @@ class IntentRuntime:
                 return None
             return self.score(at)
 
-    @staticmethod
-    def _now() -> int:
-        return int(time.time() * 1000)
+    def _now(self) -> int:
+        return int(self.clock())
 
     def status(self) -> dict[str, Any]:
         model = self.model

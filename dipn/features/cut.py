@@ -36,6 +36,14 @@ def raw_stays(actions: np.ndarray, stay_ms: np.ndarray) -> np.ndarray:
     return np.where(is_browse & ~finite, OPEN_STAY, kept).astype(np.int64)
 
 
+def event_stays(events: Sequence[Mapping[str, object]]) -> np.ndarray:
+    """``raw_stays`` of raw browse events as dicts (the device's and the golden cases' form), where
+    a missing or None ``stay_ms`` is a page not left yet."""
+    actions = np.array([e.get("action") for e in events], dtype=object)
+    stays = np.array([np.nan if e.get("stay_ms") is None else e["stay_ms"] for e in events], np.float64)
+    return raw_stays(actions, stays)
+
+
 def browse_at_cut(
     ids: np.ndarray, ts: np.ndarray, stay: np.ndarray, cut_ts: np.ndarray, manifest: FeatureManifest
 ) -> np.ndarray:
