@@ -65,3 +65,20 @@ def write_logs(root: Path, days: int = 2) -> dict:
     meta = {"start_ms": START, "days": days, "cut_end_ms": START + days * DAY, "end_ms": START + (days + 1) * DAY}
     (root / "meta.json").write_text(json.dumps(meta))
     return {"purchase": purchase, **meta}
+
+
+def user_events_until(raw: Path, user: str, cut: int) -> tuple[list[tuple[int, str, dict]], dict, dict | None, tuple]:
+    """What a phone of ``user`` has seen up to ``cut`` in a simulated raw directory: its events of
+    every view in time order (each view keeps its own order), its profile, its latest history
+    snapshot, and its screen (the swipe log's; a user without swipes gets a phone-sized one)."""
+    events = []
+    for view in ("swipe", "tap", "browse"):
+        frame = pl.read_parquet(raw / f"{view}.parquet").filter((pl.col("user_id") == user) & (pl.col("ts") <= cut))
+        events += [(row["ts"], view, row) for row in frame.iter_rows(named=True)]
+    events.sort(key=lambda e: e[0])
+    profile = pl.read_parquet(raw / "profile.parquet").filter(pl.col("user_id") == user).row(0, named=True)
+    history = pl.read_parquet(raw / "history.parquet").filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut))
+    latest = history.sort("as_of_ts").row(len(history) - 1, named=True) if len(history) else None
+    swipes = pl.read_parquet(raw / "swipe.parquet").filter(pl.col("user_id") == user)
+    screen = (swipes["screen_w"][0], swipes["screen_h"][0]) if len(swipes) else (390, 844)
+    return events, profile, latest, screen

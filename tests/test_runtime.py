@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -18,7 +17,8 @@ pytest.importorskip("onnxruntime")
 from convert.errors import BundleIntegrityError  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from mobile_demo.ring import ViewBuffer  # noqa: E402
-from mobile_demo.runtime import VIEWS, IntentRuntime  # noqa: E402
+from mobile_demo.runtime import IntentRuntime  # noqa: E402
+from tests.raw_logs import user_events_until  # noqa: E402
 
 
 def test_ring_buffer_is_a_left_padded_window_of_the_last_rows() -> None:
@@ -31,19 +31,6 @@ def test_ring_buffer_is_a_left_padded_window_of_the_last_rows() -> None:
     np.testing.assert_array_equal(ring.window(), [[3, 3], [4, 4], [5, 5], [6, 6]])
 
 
-def _user_events(raw: Path, user: str, cut: int) -> tuple[list[tuple[int, str, dict]], dict, dict | None, tuple]:
-    events = []
-    for view in VIEWS:
-        frame = pl.read_parquet(raw / f"{view}.parquet").filter((pl.col("user_id") == user) & (pl.col("ts") <= cut))
-        events += [(row["ts"], view, row) for row in frame.iter_rows(named=True)]
-    events.sort(key=lambda e: e[0])  # stable: each view keeps its own order
-    profile = pl.read_parquet(raw / "profile.parquet").filter(pl.col("user_id") == user).row(0, named=True)
-    history = pl.read_parquet(raw / "history.parquet").filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut))
-    latest = history.sort("as_of_ts").row(len(history) - 1, named=True) if len(history) else None
-    swipes = pl.read_parquet(raw / "swipe.parquet").filter(pl.col("user_id") == user)
-    return events, profile, latest, (swipes["screen_w"][0], swipes["screen_h"][0])
-
-
 @pytest.mark.parametrize("backend", ["tflite", "onnx"])
 def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
     backend: str, tiny_bundle: Path, tiny_samples: Path, tiny_raw: Path
@@ -52,7 +39,7 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
     index = int(store.indices("eval")[0])
     batch = store.batch(np.array([index]))
     user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
-    events, profile, history, screen = _user_events(tiny_raw, user, cut)
+    events, profile, history, screen = user_events_until(tiny_raw, user, cut)
     runtime = IntentRuntime(tiny_bundle, screen, backend=backend, score_on_page_leave=False, allow_unsigned=True)
     assert runtime.self_test["cases"] > 0 and runtime.backend == backend
     runtime.set_user(history, profile)
