@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from dipn.data.store import SampleStore
+    from mobile_demo.runtime import IntentRuntime
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -82,3 +88,20 @@ def user_events_until(raw: Path, user: str, cut: int) -> tuple[list[tuple[int, s
     swipes = pl.read_parquet(raw / "swipe.parquet").filter(pl.col("user_id") == user)
     screen = (swipes["screen_w"][0], swipes["screen_h"][0]) if len(swipes) else (390, 844)
     return events, profile, latest, screen
+
+
+def device_at_cut(
+    store: SampleStore, index: int, raw: Path, bundle: Path, backend: str
+) -> tuple[IntentRuntime, dict[str, np.ndarray], int]:
+    """A device wrapper that has seen sample ``index``'s user up to its cut, the sample's batch, and
+    its cut: what the tests compare the training tensors with."""
+    from mobile_demo.runtime import IntentRuntime
+
+    batch = store.batch(np.array([index]))
+    user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
+    events, profile, history, screen = user_events_until(raw, user, cut)
+    runtime = IntentRuntime(bundle, screen, backend=backend, score_on_page_leave=False, allow_unsigned=True)
+    runtime.set_user(history, profile)
+    for _, view, row in events:
+        runtime.on_event(view, row)
+    return runtime, batch, cut

@@ -18,7 +18,7 @@ from convert.errors import BundleIntegrityError  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from mobile_demo.ring import ViewBuffer  # noqa: E402
 from mobile_demo.runtime import IntentRuntime  # noqa: E402
-from tests.raw_logs import user_events_until  # noqa: E402
+from tests.raw_logs import device_at_cut  # noqa: E402
 
 
 def test_ring_buffer_is_a_left_padded_window_of_the_last_rows() -> None:
@@ -37,14 +37,8 @@ def test_live_events_encode_to_the_training_tensors_and_score_like_the_bundle(
 ) -> None:
     store = SampleStore(tiny_samples)
     index = int(store.indices("eval")[0])
-    batch = store.batch(np.array([index]))
-    user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
-    events, profile, history, screen = user_events_until(tiny_raw, user, cut)
-    runtime = IntentRuntime(tiny_bundle, screen, backend=backend, score_on_page_leave=False, allow_unsigned=True)
+    runtime, batch, cut = device_at_cut(store, index, tiny_raw, tiny_bundle, backend)
     assert runtime.self_test["cases"] > 0 and runtime.backend == backend
-    runtime.set_user(history, profile)
-    for _, view, row in events:
-        runtime.on_event(view, row)
     inputs = runtime.inputs(at=cut)
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from dipn.data.build import BuildConfig, build_samples
 from dipn.data.cuts import IDLE_CUT
 from dipn.data.store import SampleStore
-from tests.raw_logs import user_events_until
+from tests.raw_logs import device_at_cut
 
 INPUTS = ("swipe", "tap", "browse", "history", "profile", "context")
 VIEWS = ("swipe", "tap", "browse")
@@ -102,16 +102,7 @@ def test_samples_are_also_cut_at_idle_moments_and_record_their_type(store: Sampl
 def test_the_device_scoring_at_a_cut_builds_the_ids_of_that_sample(
     pick: int, store: SampleStore, tiny_raw: Path, tiny_bundle: Path
 ) -> None:
-    from mobile_demo.runtime import IntentRuntime
-
-    index = pick % len(store)
-    batch = store.batch(np.array([index]))
-    user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
-    events, profile, latest, screen = user_events_until(tiny_raw, user, cut)
-    runtime = IntentRuntime(tiny_bundle, screen, backend="onnx", score_on_page_leave=False, allow_unsigned=True)
-    runtime.set_user(latest, profile)
-    for _, view, row in events:
-        runtime.on_event(view, row)
+    runtime, batch, cut = device_at_cut(store, pick % len(store), tiny_raw, tiny_bundle, "onnx")
     inputs = runtime.inputs(at=cut)
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
