@@ -300,7 +300,7 @@ def test_gbdt_learns_a_planted_signal():
     matrix, names = summary_features(train, fc)
     assert matrix.shape == (600, len(names)) and len(set(names)) == len(names)
     assert "browse.count.cart" in names and "swipe.last.time_gap" in names
-    config = GBDTConfig(num_boost_round=100, num_threads=1)  # 2 OpenMP threads stall on a busy machine
+    config = GBDTConfig(num_boost_round=100, num_threads=1, touch=True)  # 2 OpenMP threads stall on a busy machine
     model = GBDTBaseline(config, fc).fit(train, valid)
     scores = model.predict(test)
     assert set(scores) == {"realtime", "longterm"}
@@ -309,6 +309,42 @@ def test_gbdt_learns_a_planted_signal():
         assert roc_auc_score(test[task], p) > 0.75, task
     again = GBDTBaseline(config, fc).fit(train, valid).predict(test)
     assert np.array_equal(again["realtime"], scores["realtime"])  # seeded
+
+
+def test_the_papers_gbdt_reads_browse_history_profile_and_recency_but_no_touch():
+    from dipn.models.gbdt import GBDTBaseline, GBDTConfig, gbdt_config_for_data
+
+    batch = make_batch(batch_size=8, seq_len=64, seed=3)
+    fc = FeatureConfig(sequence_length=64)
+    paper, touch = GBDTBaseline(GBDTConfig(), fc), GBDTBaseline(GBDTConfig(touch=True), fc)
+    paper.features(batch), touch.features(batch)
+    groups = {n.split(".")[0] for n in paper.feature_names}
+    assert groups == {"browse", "history", "profile", "cut_hour"}
+    assert {"browse.recency", "cut_hour", "browse.last.stay_time"} <= set(paper.feature_names)
+    assert {"swipe.recency", "tap.recency", "tap.distinct_buttons"} <= set(touch.feature_names)
+    assert set(paper.feature_names) < set(touch.feature_names)
+    # swipes and taps change nothing the paper's row reads
+    other = dict(batch, swipe=np.zeros_like(batch["swipe"]), tap=np.zeros_like(batch["tap"]))
+    assert np.array_equal(paper.features(batch), paper.features(other), equal_nan=True)
+    # on logs without touch views: gbdt_touch is refused, and absent static groups are left out
+    with pytest.raises(DipnValidationError, match="no swipe, tap events; use --model gbdt"):
+        gbdt_config_for_data("gbdt_touch", ("browse", "history", "context"))
+    assert gbdt_config_for_data("gbdt", ("browse", "history", "context")).statics == ("history",)
+
+
+def test_a_saved_gbdt_scores_as_the_fitted_one(tmp_path):
+    from dipn.models.gbdt import GBDTBaseline, GBDTConfig
+
+    train = plant_signal(make_batch(batch_size=300, seq_len=64, seed=31), seed=1)
+    test = plant_signal(make_batch(batch_size=50, seq_len=64, seed=32), seed=2)
+    fc = FeatureConfig(sequence_length=64)
+    model = GBDTBaseline(GBDTConfig(num_boost_round=20, num_threads=1), fc).fit(train, test)
+    loaded = GBDTBaseline.load(model.save(tmp_path / "gbdt.json"), fc)
+    for task, p in model.predict(test).items():
+        np.testing.assert_allclose(loaded.predict(test)[task], p, rtol=0, atol=1e-12)
+    (tmp_path / "bad.json").write_text('{"kind": "gbdt", "format": 1, "config": {"nope": 1}}')
+    with pytest.raises(DipnValidationError, match="not a readable GBDT model"):
+        GBDTBaseline.load(tmp_path / "bad.json", fc)
 
 
 def test_a_source_ablation_reads_no_recency_of_the_views_it_leaves_out(batch256):

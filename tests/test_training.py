@@ -98,6 +98,27 @@ def test_evaluate_writes_metrics_and_plots_for_a_checkpoint(tiny_samples: Path, 
         assert (tmp_path / "ev" / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("model", ["gbdt", "gbdt_touch"])
+def test_train_fits_each_gbdt_row_on_val_and_evaluate_scores_it(tiny_samples: Path, tmp_path: Path, model: str) -> None:
+    import json
+
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "dipn.cli", "train", str(tiny_samples), "--out", str(run), "--model",
+                          model, "--threads", "1", "--quiet"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"model {model}: summaries of " + ("swipe, tap, browse" if model == "gbdt_touch" else "browse,") in out
+    assert "val: realtime AUC" in out
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["train_samples"] == len(SampleStore(tiny_samples).indices("train"))
+    ev = subprocess.run([sys.executable, "-m", "dipn.cli", "evaluate", str(run / "gbdt.json"), str(tiny_samples),
+                         "--split", "val", "--out", str(tmp_path / "ev")], capture_output=True, text=True,
+                        check=True).stdout  # fmt: skip
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    for task in ("realtime", "longterm"):  # the val AUC of the fit is the one evaluate measures
+        for metric in ("auc", "mean_score", "logloss"):
+            assert report["tasks"][task][metric] == pytest.approx(record[task][metric], abs=1e-6, nan_ok=True)
+    assert "realtime  AUC" in ev
+
+
 class _CreatesAFile:
     """Unpickling this calls ``open(path, "w")``: what a crafted checkpoint could do with any code."""
 

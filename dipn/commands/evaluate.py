@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Score a checkpoint on a split of a sample directory and write metrics.json, "
         "reliability.png (calibration) and scores.png (score histograms by label) to --out.",
     )
-    p.add_argument("checkpoint", type=Path, help="a checkpoint from dipn train (best.pt)")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint from dipn train (best.pt, or gbdt.json of a GBDT run)")
     p.add_argument("samples", type=Path, help="sample directory encoded with the same features.json")
     p.add_argument("--split", choices=["train", "val", "eval"], default="eval",
                    help="train, val (what early stopping saw) or eval, the held-out test days (default)")

@@ -1,4 +1,4 @@
-"""``dipn train``: train DIPN (or a variant, or the RNN+DNN baseline) on a sample directory."""
+"""``dipn train``: train DIPN (or a variant, a baseline, an alternative model) on a sample directory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from dipn.training.config import TrainConfig
 
 _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --config, then flags
-    "model": (str, "dipn (default), rnn_dnn, or an alternative model: atrank, rib, heroes (docs/models.md)"),
+    "model": (str, "dipn (default), rnn_dnn, gbdt (the paper's: browse + history + profile), gbdt_touch "
+                   "(+ swipe and tap summaries), or an alternative model: atrank, rib, heroes (docs/models.md)"),
     "variant": (str, "a preset: dipn, early_fusion, no_attention, no_inter_view, no_intra_view, "
                      "no_multitask, no_<source>, only_<source> (see dipn.models.VARIANTS); "
                      "rnn_dnn_gru; rib_browse"),
@@ -34,10 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model on samples; run under torchrun for data parallelism",
         description="Train DIPN (Adam, both tasks jointly: L_short + L_long) on a sample directory "
-        "from build-samples, evaluate AUC per task on the eval split every epoch, stop early, and "
+        "from build-samples, evaluate AUC per task on the val split every epoch, stop early, and "
         "write best.pt / last.pt checkpoints (weights, config, feature manifest, metrics, git "
-        "revision) to --out. Options: command line over --config JSON over defaults. Data "
-        "parallel: torchrun --nproc-per-node 2 $(which dipn) train ... (same options).",
+        "revision) to --out. --model gbdt / gbdt_touch fit LightGBM instead (early stopping on val; "
+        "--out/gbdt.json; epochs, lr and batch options do not apply). Options: command line over "
+        "--config JSON over defaults. Data parallel: torchrun --nproc-per-node 2 $(which dipn) "
+        "train ... (same options).",
     )
     p.add_argument("samples", type=Path, help="sample directory (from dipn build-samples)")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and metrics")
@@ -63,9 +66,12 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from dipn.data.store import SampleStore
+    from dipn.models.gbdt import GBDT_MODELS
 
     config = resolve_config(args)
     store = SampleStore(args.samples)
+    if config.model in GBDT_MODELS:
+        return run_gbdt(args, config, store)
     if args.dry_run:
         print(describe_model(config, store))
         return 0
@@ -90,6 +96,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"best epoch {best['epoch']}: {aucs}; checkpoint {args.out / 'best.pt'}")
         else:
             print(f"stopped after {result['global_step']} steps; checkpoint {args.out / 'last.pt'}")
+    return 0
+
+
+def run_gbdt(args: argparse.Namespace, config: TrainConfig, store) -> int:
+    from dipn.models.gbdt import gbdt_config_for_data
+    from dipn.training.boosted import train_gbdt
+
+    gbdt = gbdt_config_for_data(config.model, store.groups_present)
+    print(f"model {config.model}: summaries of {', '.join(g.value for g in gbdt.views)}, context"
+          f"{''.join(', ' + g for g in gbdt.statics)} (the samples hold {', '.join(store.groups_present)})")  # fmt: skip
+    if args.dry_run:
+        print(f"samples: {store.split_counts()}")
+        return 0
+    if args.resume:
+        print("dipn: note: a GBDT fit has no resumable state; fitting from the start")
+    result = train_gbdt(store, config, args.out, progress=not args.quiet)
+    best = result["history"][0]
+    aucs = ", ".join(f"{t} AUC {best[t]['auc']:.4f}" for t in ("realtime", "longterm") if t in best)
+    print(f"val: {aucs} after {best['rounds']} rounds; model {result['model_path']}")
     return 0
 
 

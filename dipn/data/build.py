@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -325,6 +326,8 @@ def given_cuts(
     report = {"given": len(frame), "dropped_unknown_user": int((~known).sum()),
               "dropped_before_logs": int((known & ~in_range).sum()),
               "label_window_beyond_logs": int((ts[keep] + config.longterm_hours * HOUR_MS > last_ms).sum())}  # fmt: skip
+    if not keep.any():
+        raise DipnValidationError(f"{path}: none of its {len(frame):,} cuts can be built: " + _why_no_cuts(known, ts, base_ms))
     cut_user, cut_ts = pos[keep].astype(np.int64), ts[keep].astype(np.int64)
     cuts = {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
     if "split" in frame.columns:
@@ -334,6 +337,17 @@ def given_cuts(
             raise DipnValidationError(f"{path}: split must be one of {list(SPLITS)}, got {bad[:5]}")
         cuts["split"] = np.array([SPLITS[s] for s in split], dtype=np.uint8)
     return cuts, report
+
+
+def _why_no_cuts(known: np.ndarray, ts: np.ndarray, base_ms: int) -> str:
+    if not len(known):
+        return "the file holds no rows"
+    if not known.any():
+        return "no user_id of the file is a user of the logs"
+    first = dt.datetime.fromtimestamp(base_ms / 1000, dt.UTC).isoformat()
+    seconds = bool(len(ts[known])) and ts[known].max() * 1000 >= base_ms
+    return (f"every cut of a known user precedes the logs' first event ({first})"
+            + ("; ts looks like seconds, and --cuts takes integer milliseconds since the epoch" if seconds else ""))
 
 
 def assemble_samples(

@@ -12,7 +12,7 @@ from dipn.errors import DipnValidationError
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "dipn"  # a name of dipn.models.MODELS: dipn, rnn_dnn, atrank, rib, heroes
+    model: str = "dipn"  # dipn.models.MODELS (dipn, rnn_dnn, atrank, rib, heroes) or gbdt, gbdt_touch
     variant: str | None = None  # a preset of the model (e.g. "no_tap"); None = the full model
     epochs: int = 5
     batch_size: int = 256  # global: split across processes under torchrun
