@@ -5,12 +5,14 @@ dataset (paper Tables 4, 5), and a side-by-side comparison of the deployable mod
     python benchmarks/accuracy.py --users 500 ...  # quicker
     python benchmarks/accuracy.py --models ...     # only the model comparison rows
 
-Simulates (or reuses) a dataset, builds samples, trains every row of Table 4 plus the single-task
-rows of Table 5 and the related models ATRank, RIB and HEROES (docs/models.md) on the same fixed
-training subset and scores them on the same fixed subset of the evaluation day. Torch models train
-for a fixed number of epochs and are scored after the last one (no model selection on the
-evaluation day); GBDT stops early on the last 20% of the training subset by time. Writes
-benchmarks/results/accuracy.json and accuracy.md.
+Simulates (or reuses) a dataset, builds samples (train, val, eval by days; cut at events and at
+idle moments; recency and cut-hour inputs), trains every row of Table 4 plus the single-task rows
+of Table 5, both GBDT rows (the paper's: browse + history + profile; ours: + swipe and tap) and the
+related models ATRank, RIB and HEROES (docs/models.md) as ``dipn train`` does, on the same fixed
+training subset, and scores them on the same fixed subset of the evaluation day. Model choice uses
+val only: torch rows are scored with their best.pt (best val AUC; early stopping with
+``--patience``), GBDT stops boosting on val. AUCs carry user-bootstrap 95% intervals and a paired
+difference against the paper's GBDT row. Writes benchmarks/results/accuracy.json and accuracy.md.
 
 Model comparison (DIPN, RNN+DNN, ATRank, RIB, HEROES): each trained model is also exported to ONNX,
 quantized with the shipped int8 recipe (``convert.quantize``), and timed in onnxruntime on one eval
@@ -25,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,14 @@ from benchmarks.render_results import render  # noqa: E402
 from dipn.data.build import BuildConfig, build_samples  # noqa: E402
 from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
-from dipn.evaluation.metrics import bootstrap_auc_interval, task_metrics  # noqa: E402
-from dipn.evaluation.predict import predict  # noqa: E402
-from dipn.models.gbdt import GBDTBaseline, GBDTConfig  # noqa: E402
+from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, row_metrics  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
-from dipn.training.loop import Trainer  # noqa: E402
 
 # (row label as in the paper, model, variant, paper AUC of Table 4 / 5: realtime, longterm)
 ROWS = [
     ("GBDT", "gbdt", None, (0.7871, None)),
+    ("GBDT+touch", "gbdt_touch", None, (None, None)),
     ("RNN+DNN", "rnn_dnn", None, (0.7902, None)),
     ("DIPN-early-fusion", "dipn", "early_fusion", (0.7708, None)),
     ("DIPN-no-attention", "dipn", "no_attention", (0.8345, None)),
@@ -62,6 +61,7 @@ ROWS = [
     ("HEROES", "heroes", None, (None, None)),
 ]
 COMPARED = ("DIPN", "RNN+DNN", "ATRank", "RIB", "HEROES")  # rows of the model comparison, in its order
+REFERENCE = "GBDT"  # the row every paired difference is taken against
 LATENCY_REPEATS = 100
 
 
@@ -77,37 +77,15 @@ def dataset(args: argparse.Namespace) -> Path:
     return samples
 
 
-def run_gbdt(store: SampleStore, train: np.ndarray, evaluation: np.ndarray, seed: int) -> dict:
-    started = time.perf_counter()
-    order = train[np.argsort(store.batch(train)["cut_ts"], kind="stable")]
-    cut = int(len(order) * 0.8)
-    model = GBDTBaseline(GBDTConfig(seed=seed), store.manifest.config)
-    model.fit(store.batch(order[:cut]), store.batch(order[cut:]))
-    batch = store.batch(evaluation)
-    scores = model.predict(batch)
-    return {"metrics": {t: task_metrics(batch[t], scores[t]) for t in ("realtime", "longterm")},
-            "train_seconds": time.perf_counter() - started}  # fmt: skip
-
-
-def run_torch(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_dir: Path,
-              evaluation: np.ndarray, deployment: bool = False) -> dict:  # fmt: skip
-    started = time.perf_counter()
-    trainer = Trainer(store, replace(config, model=model, variant=variant), run_dir, progress=True)
-    result = trainer.fit()
-    train_seconds = time.perf_counter() - started
-    preds = predict(trainer.model, store, evaluation)
-    tasks = trainer.tasks
-    throughput = [h["train"]["samples_per_s"] for h in result["history"]]
-    row = {"metrics": {t: task_metrics(preds[t], preds[f"p_{t}"]) for t in tasks},
-           "train_seconds": train_seconds, "samples_per_s": float(np.median(throughput)) if throughput else None,
-           "parameters": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
-    if deployment:
-        users = store.batch(evaluation)["user_index"]
-        for t in tasks:  # users, not samples, resampled: a user's samples are far from independent
-            low, high = bootstrap_auc_interval(preds[t], preds[f"p_{t}"], users)
-            row["metrics"][t] |= {"auc_low": low, "auc_high": high}
-        row["deployment"] = deployment_figures(trainer.model, store, evaluation, run_dir / "onnx")
-    return row
+def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_dir: Path, ev: EvalSet,
+            reference: ScoredRow | None, bootstrap: int, seed: int, deployment: bool) -> tuple[dict, ScoredRow]:  # fmt: skip
+    row = fit_and_score(store, model, variant, config, run_dir, ev.indices)
+    result = {"metrics": row_metrics(row, ev, reference, bootstrap, seed), "inputs": list(row.inputs),
+              "train_seconds": row.train_seconds, "samples_per_s": row.samples_per_s,
+              "parameters": row.parameters}  # fmt: skip
+    if deployment and row.model is not None:
+        result["deployment"] = deployment_figures(row.model, store, ev.indices, run_dir / "onnx")
+    return result, row
 
 
 def deployment_figures(model: torch.nn.Module, store: SampleStore, evaluation: np.ndarray, out: Path) -> dict:
@@ -147,31 +125,41 @@ def fmt(x: float | None) -> str:
 
 
 def markdown(report: dict) -> str:
-    a = report["args"]
+    a, d = report["args"], report["data"]
     lines = [
         "## Accuracy: Tables 4 and 5 on simulated data",
         "",
         f"Command: `{command(a)}`  ",
         f"Machine: {machine_line(report['machine'])}  ",
-        f"Data: {report['data']['users']:,} simulated users, {a['days']} days (last day = evaluation); "
-        f"train subset {report['data']['train_used']:,} of {report['data']['train_samples']:,} samples, "
-        f"eval subset {report['data']['eval_used']:,} of {report['data']['eval_samples']:,}; "
-        f"eval label rates: realtime {report['data']['eval_realtime_rate']:.3f}, "
-        f"longterm {report['data']['eval_longterm_rate']:.3f}.",
+        f"Data: {d['users']:,} simulated users, {a['days']} days (train, then val: early stopping and model choice, "
+        f"then the last day: eval); train subset {d['train_used']:,} of {d['train_samples']:,} samples, val "
+        f"{d.get('val_samples', 0):,}, eval subset {d['eval_used']:,} of {d['eval_samples']:,}; eval label rates: "
+        f"realtime {d['eval_realtime_rate']:.3f}, longterm {d['eval_longterm_rate']:.3f}.",
         "",
-        "| model | AUC real-time (ours) | AUC long-term (ours) | paper AUC (Table 4 / 5) | train s | samples/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"AUC on eval with a {a['bootstrap']}-round user-bootstrap 95% interval; Δ vs {REFERENCE}: the paired "
+        "difference on the same resamples (an interval above 0: better than the paper's GBDT).",
+        "",
+        f"| model | AUC real-time (ours) | Δ vs {REFERENCE} | AUC long-term (ours) | Δ vs {REFERENCE} "
+        "| paper AUC (Table 4 / 5) | train s | samples/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["rows"]:
         m = row["metrics"]
         paper = " / ".join(fmt(p) for p in row["paper"] if p is not None)
         rate = row.get("samples_per_s")
-        lines.append(f"| {row['label']} | {fmt(m.get('realtime', {}).get('auc'))} | "
-                     f"{fmt(m.get('longterm', {}).get('auc'))} | {paper} | {row['train_seconds']:.0f} | "
-                     f"{'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
+        lines.append(f"| {row['label']} | {fmt_interval(m.get('realtime'))} | {fmt_delta(m.get('realtime'))} "
+                     f"| {fmt_interval(m.get('longterm'))} | {fmt_delta(m.get('longterm'))} | {paper} "
+                     f"| {row['train_seconds']:.0f} | {'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
     lines += ["", "The paper's figures come from 300 M samples of real Taobao traffic; ours from a simulator "
               "whose hypotheses are in docs/simulator.md. Compare orderings, not values.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def fmt_delta(m: dict | None) -> str:
+    d = (m or {}).get("vs_reference")
+    if not d or d["delta"] != d["delta"]:
+        return "-"
+    return f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
 
 
 def fmt_interval(m: dict | None) -> str:
@@ -186,7 +174,8 @@ def fmt_interval(m: dict | None) -> str:
 def command(a: dict) -> str:
     return (f"python benchmarks/accuracy.py {'--models ' if a.get('models') else ''}--users {a['users']} "
             f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
-            f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --batch-size {a['batch_size']} --lr {a['lr']}")
+            f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --patience {a['patience']} "
+            f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']}")
 
 
 def models_markdown(report: dict) -> str:
@@ -198,7 +187,7 @@ def models_markdown(report: dict) -> str:
         f"Command: `{command(report['args'])}`  ",
         f"Machine: {machine_line(report['machine'])}  ",
         f"Data: {report['data']['users']:,} simulated users, {report['args']['days']} days; every model trained on the "
-        f"same {report['data']['train_used']:,} training samples for {report['args']['epochs']} epochs and scored on the "
+        f"same {report['data']['train_used']:,} training samples for at most {report['args']['epochs']} epochs (the best val epoch kept) and scored on the "
         f"same {report['data']['eval_used']:,} eval samples, in this one run; AUC with a 95% interval from 200 bootstrap "
         "resamples of users. Size: ONNX files (opset 17; int8 = the "
         "shipped onnxruntime dynamic recipe). Latency: onnxruntime, batch 1, intra_op_num_threads=1, median of "
@@ -240,7 +229,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-samples", type=int, default=8000)
     p.add_argument("--eval-samples", type=int, default=4000)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="at most this many epochs (default 2)")
+    p.add_argument("--patience", type=int, default=2, help="epochs without a better val AUC before stopping (default 2)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds over users (default 200)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=None)
@@ -253,34 +244,34 @@ def main() -> None:
 
     store = SampleStore(dataset(args))
     train = subset(store.indices("train"), args.train_samples, args.seed)
-    evaluation = subset(store.indices("eval"), args.eval_samples, args.seed + 1)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         patience=args.epochs, max_train_samples=args.train_samples,
-                         max_eval_samples=args.eval_samples, threads=args.threads)  # fmt: skip
-    rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only]
+    ev = EvalSet.of(store, subset(store.indices("eval"), args.eval_samples, args.seed + 1))
+    config = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
+                         threads=args.threads)  # fmt: skip
+    rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only or r[0] == REFERENCE]
     if args.models:
-        rows = [r for r in rows if r[0] in COMPARED]
+        rows = [r for r in rows if r[0] in COMPARED or r[0] == REFERENCE]
     splits = store.split_counts()
     report = {"args": vars(args) | {"data": str(args.data), "out": str(args.out)}, "machine": machine_info(),
               "data": {"users": store.info["users"], "train_samples": splits["train"]["samples"],
-                       "eval_samples": splits["eval"]["samples"], "train_used": len(train), "eval_used": len(evaluation),
-                       "eval_realtime_rate": float(store.batch(evaluation)["realtime"].mean()),
-                       "eval_longterm_rate": float(store.batch(evaluation)["longterm"].mean())},
+                       "val_samples": splits["val"]["samples"], "eval_samples": splits["eval"]["samples"],
+                       "train_used": len(train), "eval_used": len(ev.indices),
+                       "eval_realtime_rate": float(ev.labels["realtime"].mean()),
+                       "eval_longterm_rate": float(ev.labels["longterm"].mean())},
               "rows": []}  # fmt: skip
     name = "models" if args.models else "accuracy"
     previous = _previous_rows(args.out / f"{name}.json", report["args"])
     args.out.mkdir(parents=True, exist_ok=True)
+    reference: ScoredRow | None = None
     for label, model, variant, paper in rows:
-        if label in previous:  # finished by an interrupted run with the same settings
+        run_dir = args.data / "runs" / f"{model}-{variant or 'default'}"
+        if label in previous and label != REFERENCE:  # finished by an interrupted run with the same settings
             report["rows"].append(previous[label])
             continue
         print(f"\n=== {label} ===", flush=True)
-        torch.manual_seed(args.seed)
-        if model == "gbdt":
-            result = run_gbdt(store, train, evaluation, args.seed)
-        else:
-            run_dir = args.data / "runs" / f"{model}-{variant or 'default'}"
-            result = run_torch(store, model, variant, config, run_dir, evaluation, deployment=label in COMPARED)
+        result, scored = run_row(store, model, variant, config, run_dir, ev, reference, args.bootstrap, args.seed,
+                                 deployment=label in COMPARED)  # fmt: skip
+        reference = scored if label == REFERENCE else reference
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
         (args.out / f"{name}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")

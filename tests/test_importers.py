@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dipn.commands import import_logs as import_command
 from dipn.data.build import BuildConfig, build_samples
@@ -128,16 +130,18 @@ def test_history_snapshots_are_taken_at_china_midnight(tmp_path: Path) -> None:
     path = write(tmp_path / "UserBehavior.csv", f"1,1,1,cart,{cart}", f"1,1,1,pv,{taobao(2, 3600)}")
     run("taobao-userbehavior", [path], tmp_path / "china")
     china = history_of(tmp_path / "china")
-    assert china["as_of_ts"].to_list() == [taobao(1, 0) * 1000, taobao(2, 0) * 1000]
-    assert china["cart_7d"].to_list() == [0, 1]  # the cart is on 11-26: seen from 11-27 00:00 on
+    # the cart is on 11-26 China time: seen from 11-27 00:00 on; the days after each active day
+    assert china["as_of_ts"].to_list() == [taobao(2, 0) * 1000, taobao(3, 0) * 1000]
+    assert china["cart_7d"].to_list() == [1, 1]
     run("taobao-userbehavior", [path], tmp_path / "utc", utc_offset_minutes=0)
     utc = history_of(tmp_path / "utc")
-    utc_midnight_1125 = (CHINA_DAY0 + 8 * 3600) * 1000
-    assert utc["as_of_ts"].to_list() == [utc_midnight_1125, utc_midnight_1125 + DAY_S * 1000]
-    assert utc["cart_7d"].to_list() == [0, 1]
+    utc_midnight_1125 = (CHINA_DAY0 + 8 * 3600) * 1000  # the cart is on 11-25 in UTC
+    # ... and in UTC the window's last day is 12-03, when the cart leaves the 7 days before it
+    assert utc["as_of_ts"].to_list() == [utc_midnight_1125 + d * DAY_S * 1000 for d in (1, 2, 8)]
+    assert utc["cart_7d"].to_list() == [1, 1, 0]
 
 
-def test_history_counts_the_seven_days_before_each_snapshot(tmp_path: Path) -> None:
+def test_history_counts_the_seven_days_before_each_snapshot_taken_where_a_count_changes(tmp_path: Path) -> None:
     path = write(
         tmp_path / "UserBehavior.csv",
         f"1,1,1,buy,{taobao(0, 10)}",
@@ -150,14 +154,39 @@ def test_history_counts_the_seven_days_before_each_snapshot(tmp_path: Path) -> N
     run("taobao-userbehavior", [path], tmp_path / "out")
     h = history_of(tmp_path / "out")
     one = h.filter(pl.col("user_id") == "1")
-    assert one["as_of_ts"].to_list() == [taobao(d, 0) * 1000 for d in (0, 6, 7, 8)]
-    assert one["purchase_7d"].to_list() == [0, 1, 1, 0]  # day 0 leaves the 7 days before day 8
-    assert one["purchase_365d"].to_list() == [0, 1, 1, 1]
-    assert one["collect_7d"].to_list() == [0, 1, 1, 0]
-    assert one["cart_7d"].to_list() == [0, 0, 1, 1]
-    two = h.filter(pl.col("user_id") == "2").row(0, named=True)
-    assert two["as_of_ts"] == taobao(8, 0) * 1000
-    assert all(two[c] == 0 for c in h.columns[2:])
+    # days 1, 7 (the days after active days 0 and 6) and 8 (day 7's events enter, day 0's leave)
+    assert one["as_of_ts"].to_list() == [taobao(d, 0) * 1000 for d in (1, 7, 8)]
+    assert one["purchase_7d"].to_list() == [1, 1, 0]  # day 0 leaves the 7 days before day 8
+    assert one["purchase_365d"].to_list() == [1, 1, 1]
+    assert one["collect_7d"].to_list() == [1, 1, 0]
+    assert one["cart_7d"].to_list() == [0, 1, 1]
+    # user 2 is first seen on the last day: no snapshot, a cut reads none (padding), as for
+    # a cut of user 1 on day 0
+    assert h.filter(pl.col("user_id") == "2").height == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 8 * DAY_S + DAY_S - 1), st.sampled_from(["pv", "cart", "fav", "buy"])),
+                min_size=1, max_size=25), st.integers(0, 9 * DAY_S - 1))  # fmt: skip
+def test_the_snapshot_a_cut_reads_is_the_same_when_the_log_ends_at_the_cut(tmp_path: Path, events, cut: int) -> None:
+    """What a phone knows at t: the history a cut reads does not depend on events after it."""
+    rows = sorted(events)
+    path = write(tmp_path / "all.csv", *[f"1,1,1,{a},{CHINA_DAY0 + t}" for t, a in rows])
+    run("taobao-userbehavior", [path], tmp_path / "all")
+    read = _as_of(history_of(tmp_path / "all"), (CHINA_DAY0 + cut) * 1000)
+    known = [(t, a) for t, a in rows if t <= cut]
+    if known:
+        path = write(tmp_path / "known.csv", *[f"1,1,1,{a},{CHINA_DAY0 + t}" for t, a in known])
+        run("taobao-userbehavior", [path], tmp_path / "known")
+        assert _as_of(history_of(tmp_path / "known"), (CHINA_DAY0 + cut) * 1000) == read
+    else:
+        assert read is None  # no event before the cut: no snapshot either
+
+
+def _as_of(history: pl.DataFrame, ts_ms: int) -> dict | None:
+    """The snapshot ``build-samples`` gives a cut at ts_ms: the latest at or before it."""
+    before = history.filter(pl.col("as_of_ts") <= ts_ms).sort("as_of_ts")
+    return None if before.height == 0 else {k: v for k, v in before.row(-1, named=True).items() if k != "as_of_ts"}
 
 
 def test_exact_duplicate_rows_are_dropped_and_counted(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from dipn.data.build import BuildConfig, build_samples
 from dipn.data.importers import ImportConfig, import_logs
 from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
+from dipn.features import FeatureManifest
 from dipn.models import VARIANTS, build_model_for_data
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
@@ -130,11 +131,79 @@ def test_the_real_data_benchmark_prints_aucs_with_user_bootstrap_intervals(tmp_p
                              "--epochs", "1", "--bootstrap", "40", "--threads", "1", "--no-render"])  # fmt: skip
     assert [r["label"] for r in report["rows"]] == [label for label, _, _ in real_data.ROWS]
     by_label = {r["label"]: r for r in report["rows"]}
+    assert "no swipe, tap events" in by_label["GBDT+touch"]["skipped"]  # the log has no touch views
+    assert by_label["GBDT"]["inputs"] == ["browse", "context", "history"]
     assert by_label["DIPN w/ browse"]["inputs"] == ["browse", "context"]
     assert by_label["DIPN w/ browse + history"]["inputs"] == ["browse", "history", "context"]
     for row in report["rows"]:
+        if "skipped" in row:
+            continue
         for task in ("realtime", "longterm"):
             m = row["metrics"][task]
             assert m["auc_low"] <= m["auc"] <= m["auc_high"] or m["auc"] != m["auc"]
+            assert set(m["by_cut_type"]) <= {"event", "idle"} and m["by_cut_type"]
+            assert ("vs_reference" in m) == (row["label"] != "GBDT")
     text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
     assert "--format taobao-userbehavior" in text and "| DIPN w/ browse + history | browse, history, context |" in text
+    assert "Δ vs GBDT" in text and "By cut type" in text
+
+
+# ---- the real Taobao slice in ../shared (skipped where it is absent) ------------------------------
+SHARED_TAOBAO = Path(__file__).resolve().parents[2] / "shared" / "data" / "taobao-userbehavior-tail" / "UserBehavior_tail.csv.gz"
+needs_real_slice = pytest.mark.skipif(not SHARED_TAOBAO.exists(),
+                                      reason=f"the real Taobao slice is absent ({SHARED_TAOBAO}): no ../shared here")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def real_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("taobao-real")
+    import_logs("taobao-userbehavior", [SHARED_TAOBAO], root / "raw", ImportConfig(progress=False))
+    build_samples(root / "raw", root / "samples", BuildConfig(seed=3), progress=False)
+    return root / "raw", root / "samples"
+
+
+@needs_real_slice
+def test_on_the_real_slice_no_input_of_a_cut_changes_when_the_log_ends_at_the_cut(
+    real_slice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 16's leak, end to end on real data: the importer's stays and history snapshots and the
+    builder's windows see nothing after the cut (the published file cut at t, re-imported)."""
+    import gzip
+
+    raw, samples = real_slice
+    store = SampleStore(samples)
+    lines = gzip.decompress(SHARED_TAOBAO.read_bytes()).decode().splitlines()
+    rng = np.random.default_rng(16)
+    picks = [rng.choice(store.indices(split)[store.cut_type[store.indices(split)] == kind])
+             for split in ("train", "eval") for kind in (0, 1) for _ in range(3)]  # fmt: skip
+    users, times = store.cuts(np.array(picks))
+    for n, (u, cut) in enumerate(zip(users, times, strict=True)):
+        user, cut = str(store.users[u]), int(cut)
+        cuts = tmp_path / f"cut{n}.csv"
+        pl.DataFrame({"user_id": [user], "ts": [cut], "split": ["eval"]}).write_csv(cuts)
+        known = [line for line in lines if line.split(",")[0] == user and int(line.split(",")[4]) * 1000 <= cut]
+        (tmp_path / f"known{n}.csv").write_text("\n".join(known) + "\n")
+        import_logs("taobao-userbehavior", [tmp_path / f"known{n}.csv"], tmp_path / f"raw{n}", ImportConfig(progress=False))
+        manifest = FeatureManifest.load(samples / "features.json")
+        for name, source in (("full", raw), ("known", tmp_path / f"raw{n}")):
+            build_samples(source, tmp_path / f"{name}{n}", BuildConfig(), manifest, progress=False, cuts_file=cuts)
+        full, short = (SampleStore(tmp_path / f"{name}{n}").batch(np.array([0])) for name in ("full", "known"))
+        for group in ("browse", "history", "context"):
+            np.testing.assert_array_equal(full[group], short[group], err_msg=f"{group} at {cut} of user {user}")
+
+
+@needs_real_slice
+def test_the_real_data_benchmark_runs_by_default_on_the_real_slice(tmp_path: Path) -> None:
+    pytest.importorskip("lightgbm")
+    from benchmarks import real_data
+
+    report = real_data.main(["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--train-samples",
+                             "600", "--eval-samples", "800", "--epochs", "1", "--bootstrap", "30", "--threads", "1",
+                             "--only", "DIPN w/ browse + history", "--no-render"])  # fmt: skip
+    assert report["args"]["path"] == [str(SHARED_TAOBAO)] and report["data"]["users"] == 114
+    assert [r["label"] for r in report["rows"]] == ["GBDT", "DIPN w/ browse + history"]
+    dipn = report["rows"][1]["metrics"]
+    assert {"delta", "low", "high"} <= set(dipn["realtime"]["vs_reference"])
+    assert set(dipn["longterm"]["by_cut_type"]) == {"event", "idle"}
+    text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
+    assert text.startswith("## Real data: taobao-userbehavior") and "UserBehavior_tail.csv.gz" in text

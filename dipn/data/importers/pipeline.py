@@ -286,7 +286,7 @@ class _Run:
                 frame = by_user_and_time(self.fmt.resolve(frame))
                 kept.update(dict(frame[_FILE].value_counts().iter_rows()))
                 views = with_stay_times(frame, self.config.stay_cap_ms)
-                snaps = snapshots(frame, self.offset_minutes)
+                snaps = snapshots(frame, self.offset_minutes, self._last_day())
                 browse.write_table(_table(views, browse_schema))
                 history.write_table(_table(snaps, history_schema))
                 self.actions.update(dict(frame["action"].value_counts().iter_rows()))
@@ -296,6 +296,10 @@ class _Run:
         for s, report in zip(self.sources, self.reports, strict=True):
             side_file = s.role not in self.fmt.event_roles  # its valid rows were all used
             report.rows_kept = report.rows_read - sum(report.dropped.values()) if side_file else kept.get(s.index, 0)
+
+    def _last_day(self) -> int:
+        """The market day of the window's last moment: no cut reads a later snapshot."""
+        return (int(self._window()["end_ms"]) - 1 + self.offset_minutes * 60_000) // DAY_MS
 
     def _without_duplicates(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Without the rows whose text and time equal an earlier row's: exact duplicates."""
@@ -339,7 +343,8 @@ class _Run:
             "stay_ms": f"gap to the user's next imported event, capped at {self.config.stay_cap_ms} ms; "
             "browse rows only; null for a user's last event",
             "stay_cap_ms": self.config.stay_cap_ms,
-            "history": "one snapshot per user and active day at 00:00 market time; counts of the "
+            "history": "snapshots at 00:00 market time on the days a count changes (the day after an active day, "
+                       "8 and 366 days after it); counts of the "
             "7 and 365 days before it, from this log only",
             "lenient": self.config.lenient,
             "rows": {
