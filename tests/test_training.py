@@ -61,6 +61,18 @@ def test_resume_after_interruption_continues_from_the_saved_step(tiny_samples: P
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_dropout_and_weight_decay_options_reach_the_model_and_the_optimizer(tiny_samples: Path, tmp_path: Path) -> None:
+    from dipn.errors import DipnValidationError
+
+    store = SampleStore(tiny_samples)
+    trainer = Trainer(store, replace(QUICK, dropout=0.25, weight_decay=1e-4), tmp_path, progress=False)
+    assert trainer.model.config.dropout == 0.25 and trainer.optimizer.param_groups[0]["weight_decay"] == 1e-4
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in trainer.model.modules())
+    assert Trainer(store, QUICK, tmp_path, progress=False).model.config.dropout == 0.0  # the paper's
+    with pytest.raises(DipnValidationError, match="dropout in"):
+        replace(QUICK, dropout=1.0)
+
+
 def test_dry_run_prints_parameters_by_component(tiny_samples: Path, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "dipn.cli", "train", str(tiny_samples), "--out", str(tmp_path),
                           "--dry-run"], capture_output=True, text=True, check=True).stdout  # fmt: skip

@@ -26,6 +26,8 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
     "checkpoint_every": (int, "steps between resumable checkpoints"),
     "threads": (int, "torch threads per process"),
+    "weight_decay": (float, "Adam L2 penalty (the paper names none)"),
+    "dropout": (float, "dropout of the model's head layers, overriding its preset"),
 }  # fmt: skip
 
 

@@ -11,7 +11,6 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import calibration_table, task_metrics
 from dipn.evaluation.plots import reliability_plot, score_histograms
 from dipn.evaluation.predict import predict
-from dipn.features import FeatureManifest
 from dipn.training import checkpoint
 from dipn.training.boosted import load_gbdt, predict_gbdt
 
@@ -19,17 +18,21 @@ from dipn.training.boosted import load_gbdt, predict_gbdt
 def evaluate_checkpoint(
     ckpt_path: Path, samples: Path, split: str, out: Path, batch_size: int = 512, predictions_out: Path | None = None
 ) -> dict[str, Any]:
-    store = SampleStore(samples)
-    indices = store.indices(split)
+    # the model first: a file that is no model is refused before anything else is read
     if ckpt_path.suffix == ".json":  # a GBDT run's gbdt.json
         gbdt, manifest = load_gbdt(ckpt_path)
-        _check_vocabularies(store, manifest, ckpt_path)
-        preds, tasks, revision = predict_gbdt(gbdt, store, indices), gbdt.config.tasks, None
+        tasks, revision = gbdt.config.tasks, None
     else:
         model, manifest, ckpt = checkpoint.load_model(ckpt_path)
-        _check_vocabularies(store, manifest, ckpt_path)
-        preds = predict(model, store, indices, batch_size)
         tasks, revision = tuple(getattr(model.config, "tasks", LABELS)), ckpt.get("git_revision")
+    store = SampleStore(samples)
+    if store.manifest.vocabularies != manifest.vocabularies:
+        raise DipnValidationError(
+            f"{samples} was encoded with other vocabularies than {ckpt_path}; rebuild it with "
+            f"dipn build-samples --manifest <the model's features.json>"
+        )
+    indices = store.indices(split)
+    preds = predict_gbdt(gbdt, store, indices) if ckpt_path.suffix == ".json" else predict(model, store, indices, batch_size)
     if predictions_out is not None:
         write_predictions(store, indices, preds, predictions_out)
     labels = {t: preds[t] for t in tasks}
@@ -47,14 +50,6 @@ def evaluate_checkpoint(
     reliability_plot(labels, scores, out / "reliability.png")
     score_histograms(labels, scores, out / "scores.png")
     return report
-
-
-def _check_vocabularies(store: SampleStore, manifest: FeatureManifest, model_path: Path) -> None:
-    if store.manifest.vocabularies != manifest.vocabularies:
-        raise DipnValidationError(
-            f"{store.root} was encoded with other vocabularies than {model_path}; rebuild it with "
-            f"dipn build-samples --manifest <the model's features.json>"
-        )
 
 
 def write_predictions(store: SampleStore, indices, preds: dict[str, Any], path: Path) -> Path:

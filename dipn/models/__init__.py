@@ -8,7 +8,8 @@ importing this package does not pull in LightGBM.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -70,8 +71,10 @@ def build_model_for_data(
     variant: str | ModelConfig | None,
     feature_config: FeatureConfig | None,
     available: Sequence[str],
+    overrides: Mapping[str, object] | None = None,
 ) -> nn.Module:
-    """The model to train on a dataset holding only the ``available`` input groups.
+    """The model to train on a dataset holding only the ``available`` input groups, with the
+    ``overrides`` (e.g. ``{"dropout": 0.3}``) applied to its configuration.
 
     A model's default configuration (no variant named) keeps the groups the data has, where the
     model's config can drop groups (``restricted_to``); a model or variant that needs an absent
@@ -82,6 +85,12 @@ def build_model_for_data(
         default = build_model(name, None, feature_config).config
         if hasattr(default, "restricted_to"):
             variant = default.restricted_to(available)
+    if overrides:
+        config = variant if variant is not None and not isinstance(variant, str) else build_model(name, variant, feature_config).config
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(config)})
+        if unknown:
+            raise DipnValidationError(f"model {name!r} has no setting {unknown}")
+        variant = dataclasses.replace(config, **overrides)
     model = build_model(name, variant, feature_config)
     missing = [g for g in model.input_names if g not in available]
     if missing:

@@ -29,10 +29,14 @@ class TrainConfig:
     max_eval_samples: int | None = None  # same for the validation split scored each epoch
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every epoch end)
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
+    weight_decay: float = 0.0  # Adam's L2 penalty; the paper names none
+    dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.checkpoint_every < 1:
             raise DipnValidationError("epochs, batch_size, checkpoint_every must be >= 1 and lr > 0")
+        if not self.weight_decay >= 0 or not (self.dropout is None or 0 <= self.dropout < 1):
+            raise DipnValidationError(f"weight_decay must be >= 0 and dropout in [0, 1), got {self.weight_decay}, {self.dropout}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -48,12 +48,15 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present)
+        overrides = {"dropout": config.dropout} if config.dropout is not None else None
+        self.model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
+                                          overrides)  # fmt: skip
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.input_names = tuple(self.model.input_names)
         self.parallel = distributed.wrap(self.model, self.rank)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2)
+            self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2),
+            weight_decay=config.weight_decay,
         )
         self.train_indices = batches.subset(store.indices("train"), config.max_train_samples, config.seed)
         # Early stopping and the choice of best.pt see the validation days only; eval is the test.
