@@ -29,6 +29,11 @@ def _first_samples(root: Path) -> dict[str, np.ndarray]:
     return store.batch(np.arange(min(16, len(store))))
 
 
+def _leftovers(parent: Path, name: str) -> list[Path]:
+    """Directories a writer of ``parent/name`` put beside it (whatever it calls them; not its lock file)."""
+    return [p for p in parent.glob(f".{name}?*") if p.is_dir()]
+
+
 def _kill_when(process: subprocess.Popen, appeared: callable, timeout: float = 300) -> bool:
     """SIGKILL ``process`` as soon as ``appeared()``; False if it ended first."""
     deadline = time.monotonic() + timeout
@@ -55,16 +60,16 @@ def test_a_rebuild_killed_midway_leaves_the_previous_samples_whole_and_the_next_
     process = subprocess.Popen(rebuild, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def writing_shards() -> bool:  # in place (before issue 17) or beside the output
-        return (out / "shard-00003").exists() or any(tmp_path.glob(".samples.partial-*/shard-00003"))
+        return (out / "shard-00003").exists() or any((p / "shard-00003").exists() for p in _leftovers(tmp_path, "samples"))
 
     assert _kill_when(process, writing_shards), "the rebuild ended before it wrote its shards"
     assert (out / "dataset.json").read_text() == index
     for name, values in _first_samples(out).items():
         np.testing.assert_array_equal(values, batch[name], err_msg=name)
-    assert list(tmp_path.glob(".samples.partial-*")), "the kill fell after the build; nothing was tested"
+    assert _leftovers(tmp_path, "samples"), "the kill fell after the build; nothing was tested"
 
     build_samples(tiny_raw, out, BuildConfig(cuts_per_day=6, seed=9, val_days=0.5, users_per_shard=1), progress=False)
-    assert not list(tmp_path.glob(".samples.partial-*")) and not (tmp_path / ".samples.previous").exists()
+    assert not _leftovers(tmp_path, "samples")
     assert len(SampleStore(out).shards) > 1
 
 
@@ -143,7 +148,7 @@ def test_a_killed_conversion_leaves_a_partial_bundle_that_the_next_conversion_re
             "--quantize", "none", "--parity-samples", "16", "--max-auc-drop", "0.5", "--quiet"]  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "dipn.cli", "convert", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    assert _kill_when(process, lambda: any(tmp_path.glob(".bundle.partial-*/model.onnx")))
-    assert list(tmp_path.glob(".bundle.partial-*")) and not out.exists()
+    assert _kill_when(process, lambda: any((p / "model.onnx").exists() for p in _leftovers(tmp_path, "bundle")))
+    assert _leftovers(tmp_path, "bundle") and not out.exists()
     assert dipn_main(["convert", *args]) == 0
-    assert not list(tmp_path.glob(".bundle.partial-*")) and (out / "manifest.json").is_file()
+    assert not _leftovers(tmp_path, "bundle") and (out / "manifest.json").is_file()
