@@ -152,3 +152,15 @@ def test_a_killed_conversion_leaves_a_partial_bundle_that_the_next_conversion_re
     assert _leftovers(tmp_path, "bundle") and not out.exists()
     assert dipn_main(["convert", *args]) == 0
     assert not _leftovers(tmp_path, "bundle") and (out / "manifest.json").is_file()
+
+
+def test_a_second_writer_of_an_output_is_refused_while_the_first_holds_it(tiny_raw: Path, tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    out = tmp_path / "samples"
+    with FileLock(tmp_path / ".samples.lock", timeout=0):  # what a build in progress holds
+        with pytest.raises(DipnValidationError, match="another process is writing it"):
+            build_samples(tiny_raw, out, BUILD, progress=False)
+    assert not out.exists() and not _leftovers(tmp_path, "samples")
+    build_samples(tiny_raw, out, BUILD, progress=False)
+    assert SampleStore(out).split_counts()["train"]["samples"] > 0
