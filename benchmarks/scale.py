@@ -122,10 +122,11 @@ def identical(a: Path, b: Path) -> bool:
 
 
 def train(samples: Path, out: Path, processes: int, threads: int, args: argparse.Namespace) -> dict:
-    """One epoch on a fixed subset; samples/s as the trainer measures it (global batches, rank 0)."""
+    """One epoch on a fixed subset; samples/s as the trainer measures it (global batches, rank 0).
+    A --work directory kept from an earlier call holds its run: --overwrite replaces it."""
     options = ["train", str(samples), "--out", str(out), "--epochs", "1", "--batch-size", str(args.batch_size),
                "--max-train-samples", str(args.train_samples), "--max-eval-samples", "64",
-               "--threads", str(threads), "--seed", "0", "--quiet"]  # fmt: skip
+               "--threads", str(threads), "--seed", "0", "--overwrite", "--quiet"]  # fmt: skip
     if processes == 1:
         command = dipn(*options)
     else:

@@ -14,19 +14,19 @@
                                              without a signature of the key they trust
 
 Every artifact is run on held-out samples right after it is written and compared with PyTorch
-fp32 (``convert.parity``). If any fails the gate (NaN, or an AUC drop above ``max_auc_drop``), the
+fp32 (``convert.parity``). If any fails the gate (NaN; or scores apart from PyTorch's and an AUC
+drop above ``max_auc_drop`` where the samples can measure one, see ``convert.parity``), the
 bundle is still written, for inspection, with ``status: "rejected"`` (``convert.verify`` refuses
 to load it) and ``ParityGateError`` is raised. The bundle is assembled in a temporary directory
-beside ``out`` and moved into place at the end, so an interrupted conversion never leaves a
-half-written bundle under ``out``.
+beside ``out`` and moved into place at the end (``dipn.outputs.replacing``), so an interrupted
+conversion never leaves a half-written bundle under ``out``, and the next conversion removes the
+temporary directory a killed one left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,11 +38,12 @@ import numpy as np
 
 from convert import golden as golden_vectors
 from convert.errors import ConversionError, ParityGateError, RuntimeUnavailableError
-from convert.parity import DEFAULT_MAX_AUC_DROP, Parity, compare, gate
+from convert.parity import AGREEMENT, DEFAULT_MAX_AUC_DROP, Parity, compare, gate, measurable_pairs
 from convert.quantize import ONNX_INT8, CoremlWeights, quantize_onnx, recipes
 from convert.signing import SIGNATURE, load_private_key, sign_bundle
 from convert.signature import example_inputs, input_signature, labels_of, model_inputs, output_signature, torch_scores
 from convert.verify import BUNDLE_FORMAT, MANIFEST, describe_files, sha256_file
+from dipn.outputs import BUNDLE, replacing
 
 FORMATS = ("onnx", "tflite", "coreml")
 FILE_NAMES = {
@@ -80,6 +81,8 @@ class ConvertOptions:
             raise ConversionError("--max-auc-drop must be in [0, 1)")
         if self.parity_samples is not None and self.parity_samples < 2:
             raise ConversionError("--parity-samples must be at least 2")
+        if self.threads < 1:
+            raise ConversionError(f"--threads must be >= 1, got {self.threads}")
         CoremlWeights(self.coreml_weights)  # validates the mode
 
 
@@ -94,26 +97,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _prepare_out(out: Path) -> Path:
-    """A fresh temporary directory beside ``out``; ``out`` may be absent, empty or an old bundle."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        raise ConversionError(f"{out} exists and is not a bundle directory; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied and served
-    return tmp
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}-old-{int(time.time())}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 class _Conversion:
@@ -166,7 +149,7 @@ class _Conversion:
     def _record(self, fmt: str, precision: str, info: dict[str, Any], scores: np.ndarray,
                 golden: np.ndarray, method: str, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         name = FILE_NAMES[(fmt, precision)]
-        parity = compare(name, method, self.reference_scores, scores, self.labels, self.tasks)
+        parity = compare(name, method, self.reference_scores, scores, self.labels, self.tasks, precision)
         self.parities.append(parity)
         self.golden_scores[name] = golden
         path = self.tmp / name
@@ -287,6 +270,8 @@ class _Conversion:
                 "seed": opts.seed,
                 "reference_auc": self.reference_auc,
                 "max_auc_drop": opts.max_auc_drop,
+                "agreement": AGREEMENT,  # scores this close to PyTorch's pass (convert.parity, rule 2)
+                "auc_gated_from_pairs": measurable_pairs(opts.max_auc_drop),  # rule 3, else rule 4
                 "passed": not failures,
                 "failures": failures,
             },
@@ -336,9 +321,9 @@ def build_bundle(
 def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions, progress: Progress) -> dict[str, Any]:
     # Read the key before the long conversion: a wrong path should fail in a second, not an hour.
     signer = load_private_key(options.signing_key) if options.signing_key else None
-    job = _Conversion(checkpoint, samples, out, options, progress)
-    job.tmp = _prepare_out(out)
-    try:
+    with replacing(out, BUNDLE) as staging:
+        job = _Conversion(checkpoint, samples, out, options, progress)
+        job.tmp = staging
         steps = [("reference", job.reference)] + [(f, getattr(job, f)) for f in FORMATS if f in options.formats]
         for i, (name, step) in enumerate(steps, start=1):
             progress(f"[{i}/{len(steps)}] {name}")
@@ -350,10 +335,6 @@ def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions
         if signer is not None and manifest["status"] == "ok":  # a rejected bundle is never signed
             record = sign_bundle(job.tmp, signer)
             progress(f"signed manifest.json with key {record['key_id']} -> {SIGNATURE}")
-        _move_into_place(job.tmp, out)
-    except BaseException:
-        shutil.rmtree(job.tmp, ignore_errors=True)
-        raise
     return manifest
 
 

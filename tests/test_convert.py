@@ -250,6 +250,30 @@ def test_gate_fails_on_nan_scores_and_on_an_auc_drop_above_the_threshold() -> No
         parity.enforce([same, nan], 0.003)
 
 
+def test_the_gate_judges_score_differences_first_and_an_auc_drop_only_where_samples_measure_one() -> None:
+    """Issue 17, item 15: an fp32 artifact 5e-7 from PyTorch was rejected on 200 near-tied samples."""
+    rng = np.random.default_rng(3)
+    labels = {"realtime": (rng.random(400) < 0.3).astype(float), "longterm": (rng.random(400) < 0.5).astype(float)}
+    first = {t: v[:200] for t, v in labels.items()}
+    near_tied = 0.4 + rng.random((200, 2)) * 1e-6
+    fp32 = parity.compare("fp32", "test", near_tied, near_tied + rng.uniform(-5e-7, 5e-7, (200, 2)), first,
+                          ("realtime", "longterm"))  # fmt: skip
+    assert fp32.worst_auc_drop > 0.003 and fp32.max_abs_diff < 1e-6  # what the old gate rejected
+    assert parity.gate([fp32], 0.003) == []
+
+    scores = np.stack([labels["realtime"] * 0.3 + rng.random(400) * 0.6, rng.random(400)], axis=1)
+    few = {t: v[:40] for t, v in labels.items()}  # 40 samples: about 12 x 28 pairs, below 30 / 0.003
+    close = parity.compare("int8", "test", scores[:40], scores[:40] + 2e-3, few, ("realtime",), "int8")
+    assert close.pairs["realtime"] < parity.measurable_pairs(0.003) and parity.gate([close], 0.003) == []
+    apart = parity.compare("int8", "test", scores[:40], scores[:40] + rng.normal(0, 0.05, (40, 2)), few,
+                           ("realtime",), "int8")  # fmt: skip
+    assert "too few to measure an AUC drop" in parity.gate([apart], 0.003)[0]
+    many = parity.compare("int8", "test", scores, scores + rng.normal(0, 0.3, scores.shape), labels,
+                          ("realtime",), "int8")  # fmt: skip
+    assert many.pairs["realtime"] >= parity.measurable_pairs(0.003) and many.auc_drop["realtime"] > 0.003
+    assert "realtime AUC" in parity.gate([many], 0.003)[0]
+
+
 def _convert_command(argv: list[str]) -> int:
     """``dipn convert ...`` as dipn.cli.main runs it (errors -> exit 2)."""
     from dipn.commands import convert as command

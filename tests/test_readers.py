@@ -487,3 +487,18 @@ def test_strict_and_lenient_agree_on_which_rows_are_bad(
         assert (err.line, err.rule) == bad[0]
     else:
         assert read_view(path, "swipe").frame.equals(result.frame)
+
+
+def test_a_nul_in_text_is_a_malformed_row_and_never_reaches_a_vocabulary(tmp_path: Path) -> None:
+    """Vocabularies ship to phones, where a NUL ends a C string (issue 17, item 15)."""
+    from dipn.features import FeatureManifest, Vocabulary
+
+    path = swipe_csv(tmp_path, OPEN, "u1,1100,tap,ho\0me,10,20,,,,,,400,800")
+    assert_error(error_of(path), path, 3, "page", "nul_character")
+    lenient = read_view(path, "swipe", lenient=True)
+    assert lenient.report.dropped == {"nul_character": 1} and lenient.frame["page"].to_list() == ["home"]
+    with pytest.raises(DipnValidationError, match="without NUL"):
+        Vocabulary.build(["home", "ho\0me"], 10)
+    manifest = FeatureManifest().to_dict() | {"vocabularies": {"swipe.page": ["home", "ho\0me"]}}
+    with pytest.raises(DipnValidationError, match="without NUL"):  # a features.json written by hand
+        FeatureManifest.from_dict(manifest)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dipn.commands.options import finite_float
 from dipn.data.build import BuildConfig
+from dipn.errors import DipnValidationError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,25 +25,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("raw_dir", type=Path, help="directory with swipe.*, tap.*, browse.*, history.*, profile.*")
     p.add_argument("--out", type=Path, required=True, help="output sample directory")
-    p.add_argument("--cuts-per-day", type=float, default=d.cuts_per_day,
+    p.add_argument("--cuts-per-day", type=finite_float, default=d.cuts_per_day,
                    help=f"cuts per user-day (default {d.cuts_per_day:g}, the paper's ~400 per 14 days)")
-    p.add_argument("--eval-days", type=float, default=d.eval_days,
+    p.add_argument("--eval-days", type=finite_float, default=d.eval_days,
                    help=f"days at the end of the cut window used for evaluation, the test (default {d.eval_days:g})")
-    p.add_argument("--val-days", type=float, default=d.val_days,
+    p.add_argument("--val-days", type=finite_float, default=d.val_days,
                    help=f"days before the evaluation days used for validation: early stopping, model "
                    f"choice (default {d.val_days:g})")
-    p.add_argument("--realtime-hours", type=float, default=d.realtime_hours,
+    p.add_argument("--realtime-hours", type=finite_float, default=d.realtime_hours,
                    help=f"label horizon of the real-time task: purchase within this many hours (default {d.realtime_hours:g})")
-    p.add_argument("--longterm-hours", type=float, default=d.longterm_hours,
+    p.add_argument("--longterm-hours", type=finite_float, default=d.longterm_hours,
                    help=f"label horizon of the long-term task (default {d.longterm_hours:g}); cuts stop "
                    "this long before the logs end")
-    p.add_argument("--idle-timer-seconds", type=float, default=d.idle_timer_ms / 1000,
+    p.add_argument("--idle-timer-seconds", type=finite_float, default=d.idle_timer_ms / 1000,
                    help=f"idle cuts: a device timer fires this often after the last event (default "
                    f"{d.idle_timer_ms / 1000:g} s)")
-    p.add_argument("--idle-limit-minutes", type=float, default=d.idle_limit_ms / 60_000,
+    p.add_argument("--idle-limit-minutes", type=finite_float, default=d.idle_limit_ms / 60_000,
                    help=f"...until this long after it, when the app counts as closed (default "
                    f"{d.idle_limit_ms / 60_000:g} min; 0: no idle cuts)")
-    p.add_argument("--idle-share", type=float, default=d.idle_share,
+    p.add_argument("--idle-share", type=finite_float, default=d.idle_share,
                    help="share of each user-day's cuts taken at idle moments (default: as the timer "
                    "would score them, i.e. drawn from event and idle moments alike)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the cut sampling")
@@ -100,7 +102,7 @@ def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> 
 
     reason = spark_unavailable()
     if reason:
-        raise SystemExit(f"dipn build-samples --engine spark: {reason}")
+        raise DipnValidationError(f"--engine spark: {reason}")
     conf = dict(_key_value(item) for item in args.spark_conf)
     with spark_session(args.master, conf, progress=not args.quiet) as spark:
         return build_samples_spark(spark, args.raw_dir, args.out, config, manifest,
@@ -110,7 +112,7 @@ def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> 
 def _key_value(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise SystemExit(f"dipn build-samples: --spark-conf wants KEY=VALUE, got {item!r}")
+        raise DipnValidationError(f"--spark-conf wants KEY=VALUE, got {item!r}")
     return key.strip(), value.strip()
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from dipn.errors import DipnValidationError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -56,20 +58,24 @@ def _from_db(args: argparse.Namespace) -> list[dict]:
             reports.append({"campaign_id": campaign_id, "name": config.name, "buckets": campaign_report(totals)})
         return reports
     except store.StoreError as exc:
-        raise SystemExit(f"dipn coupon-report: {exc.detail}") from exc
+        raise DipnValidationError(exc.detail) from None
     finally:
         engine.dispose()
 
 
 def _from_url(args: argparse.Namespace) -> list[dict]:
+    import httpx
+
     from dipn.serving.client import EndpointError, OperatorClient
 
     if not args.campaign:
-        raise SystemExit("dipn coupon-report: --url needs --campaign ID")
+        raise DipnValidationError("--url needs --campaign ID")
     client = OperatorClient(args.url, args.admin_token)
     try:
         return [client.metrics(campaign_id) for campaign_id in args.campaign]
     except EndpointError as exc:
-        raise SystemExit(f"dipn coupon-report: {exc}") from exc
+        raise DipnValidationError(str(exc)) from None
+    except httpx.TransportError as exc:  # nothing listening, DNS, TLS, a timeout
+        raise DipnValidationError(f"--url {args.url}: no answer ({exc})") from None
     finally:
         client.close()

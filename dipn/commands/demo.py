@@ -42,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from dipn.data.simulation import SimulationConfig, simulate
     from dipn.data.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
+    from dipn.outputs import make_directory
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
+    from dipn.training.run_dir import prepare_run_dir
 
     started = time.perf_counter()
+    make_directory(args.out)
     raw, samples = args.out / "raw", args.out / "samples"
     t0 = _stage(f"1. simulate {args.users} shoppers over {args.days} days (density {args.density:g}) -> {raw}")
     summary = simulate(
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                          max_eval_samples=args.eval_samples, seed=args.seed, lr=2e-3)  # fmt: skip
     store = SampleStore(samples)
     print(describe_model(config, store).split("\ntraining config")[0])
+    prepare_run_dir(run_dir, overwrite=True)  # a demo run again replaces its run, never extends it
     Trainer(store, config, run_dir).fit()
     print(f"done in {time.perf_counter() - t0:.1f} s")
 

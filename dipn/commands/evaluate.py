@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from dipn.commands.options import positive_int
+from dipn.errors import DipnValidationError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "val", "eval"], default="eval",
                    help="train, val (what early stopping saw) or eval, the held-out test days (default)")
     p.add_argument("--out", type=Path, help="directory for metrics.json and plots (default: next to the checkpoint)")
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=positive_int, default=512)
     p.add_argument("--predictions-out", type=Path, help="CSV of one score pair per cut: user_id, ts, p_realtime, p_longterm")
     p.set_defaults(run=run)
 
@@ -28,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from dipn.evaluation.report import evaluate_checkpoint
 
     out = args.out or args.checkpoint.parent / f"evaluation-{args.split}"
+    if out.exists() and not out.is_dir():  # found before the scoring, not after it
+        raise DipnValidationError(f"--out {out} is a file; give a directory for metrics.json and the plots")
+    if args.predictions_out is not None and args.predictions_out.is_dir():
+        raise DipnValidationError(f"--predictions-out {args.predictions_out} is a directory; give a CSV file path")
     report = evaluate_checkpoint(args.checkpoint, args.samples, args.split, out, args.batch_size, args.predictions_out)
     for task, m in report["tasks"].items():
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}"

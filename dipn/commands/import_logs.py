@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dipn.commands.options import finite_float
 from dipn.data.importers import FORMATS, STAY_CAP_MS
 
 
@@ -30,9 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the market's offset from UTC: days of the history snapshots, and recorded in "
                    "meta.json for build-samples' hour feature (default: the format's; Taobao 480, others 0)")
     cap = STAY_CAP_MS / 60_000
-    p.add_argument("--stay-cap-minutes", type=float, default=cap,
+    p.add_argument("--stay-cap-minutes", type=finite_float, default=cap,
                    help=f"longest stay time of a browse event (the gap to the user's next event; default {cap:g})")
-    p.add_argument("--users-fraction", type=float, default=1.0, metavar="F",
+    p.add_argument("--users-fraction", type=finite_float, default=1.0, metavar="F",
                    help="keep a fixed pseudo-random share F of the users, with all their events (default 1: "
                    "all); build-samples holds a whole log in memory, see docs/data.md")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,10 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dipn.data.importers import ImportConfig, import_logs
 
-    if args.stay_cap_minutes <= 0:
-        raise SystemExit("dipn import: --stay-cap-minutes must be > 0")
-    if not 0 < args.users_fraction <= 1:
-        raise SystemExit("dipn import: --users-fraction must be in (0, 1]")
     config = ImportConfig(
         lenient=args.lenient,
         utc_offset_minutes=args.utc_offset_minutes,

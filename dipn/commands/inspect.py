@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dipn.commands.options import non_negative_int
 from dipn.errors import DipnValidationError
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--sample", type=int, default=0, help="index of the sample within the split (default 0)")
     p.add_argument("--split", choices=["train", "val", "eval", "all"], default="all")
-    p.add_argument("--events", type=int, default=12, help="last events shown per view (default 12; 0 = all)")
+    p.add_argument("--events", type=non_negative_int, default=12, help="last events shown per view (default 12; 0 = all)")
     p.set_defaults(run=run)
 
 

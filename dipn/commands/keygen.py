@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from convert.signing import generate_keypair, key_id, load_public_key
+    from dipn.outputs import make_directory
 
+    make_directory(args.out)
     private_path, public_path = generate_keypair(args.out, args.name)
     print(f"private key {private_path} (mode 600; keep it secret)")
     print(f"public key  {public_path} (key id {key_id(load_public_key(public_path))}; configure devices with it)")

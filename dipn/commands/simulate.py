@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dipn.commands.options import finite_float
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same data (default 0)")
     p.add_argument(
         "--density",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="scale of activity; 1.0 is the paper's Table 1 (about 42 browse, 391 tap, 1583 swipe "
         "actions per user-day); use e.g. 0.1 for quick experiments",
@@ -33,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.outputs import RAW_LOGS, existing_output
 
-    if args.users < 1 or args.days < 1 or args.density <= 0:
-        raise SystemExit("dipn simulate: --users and --days must be >= 1 and --density > 0")
+    existing_output(args.out, RAW_LOGS)  # writes over earlier raw logs, never into another kind of directory
     config = SimulationConfig(users=args.users, days=args.days, seed=args.seed, density=args.density)
     summary = simulate(config, args.out, progress=not args.quiet)
     print(json.dumps(summary, indent=1))

@@ -47,7 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("samples", type=Path, help="sample directory (from dipn build-samples)")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and metrics")
     p.add_argument("--config", type=Path, help="JSON file of training options")
-    p.add_argument("--resume", action="store_true", help="continue from --out/last.pt after an interruption")
+    earlier = p.add_mutually_exclusive_group()  # --out holding an earlier run is refused without one of them
+    earlier.add_argument("--resume", action="store_true", help="continue from --out/last.pt after an interruption")
+    earlier.add_argument("--overwrite", action="store_true", help="replace the run in --out (its checkpoints and "
+                         "metrics are deleted first)")
     p.add_argument("--dry-run", action="store_true", help="build the model, print parameters by component and sizes, exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, (kind, text) in _FLAGS.items():
@@ -79,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from dipn.training import distributed
     from dipn.training.loop import Trainer
+    from dipn.training.run_dir import prepare_run_dir
 
+    prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)  # before any process can write
     rank = distributed.init_from_env()
     try:
         trainer = Trainer(store, config, args.out, rank, progress=not args.quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from dipn.data.frames import to_columns
 from dipn.data.keys import key_user, user_time_key
 from dipn.data.readers import read_dataset
 from dipn.data.schema import TIME_COLUMN
-from dipn.data.store import SEQUENCE_VIEWS, SPLITS, STORE_FORMAT, SampleStore
+from dipn.data.store import SEQUENCE_VIEWS, SPLITS, STORE_FORMAT, SampleStore, describe_files
 from dipn.errors import DipnValidationError
 from dipn.features import (
     SEQUENCE_ENCODERS,
@@ -33,6 +34,7 @@ from dipn.features import (
 )
 from dipn.features.cut import raw_stays
 from dipn.features.spec import BROWSE_ACTIONS, value_to_id
+from dipn.outputs import SAMPLES, replacing
 
 
 ENCODE_CHUNK_ROWS = 2_000_000
@@ -58,6 +60,9 @@ class BuildConfig:
     utc_offset_minutes: int | None = None  # hour-of-day time zone; None: meta.json's, else UTC
 
     def __post_init__(self) -> None:
+        spans = (self.cuts_per_day, self.eval_days, self.val_days, self.realtime_hours, self.longterm_hours)
+        if not all(math.isfinite(x) for x in spans):
+            raise DipnValidationError("cuts per day, eval and val days and label horizons must be finite numbers")
         if not (self.cuts_per_day > 0 and self.eval_days > 0 and self.val_days >= 0):
             raise DipnValidationError("cuts per day and eval days must be > 0, val days >= 0")
         if not 0 < self.realtime_hours <= self.longterm_hours:
@@ -66,6 +71,10 @@ class BuildConfig:
             )
         if self.users_per_shard < 1:
             raise DipnValidationError("users per shard must be >= 1")
+        if self.seed < 0:
+            raise DipnValidationError(f"seed must be >= 0, got {self.seed}")
+        if self.utc_offset_minutes is not None and not -24 * 60 < self.utc_offset_minutes < 24 * 60:
+            raise DipnValidationError(f"utc offset must lie within 24 hours of UTC, got {self.utc_offset_minutes} min")
         IdleRule(self.idle_timer_ms, self.idle_limit_ms, self.idle_share)  # validates the idle settings
 
     @property
@@ -91,17 +100,26 @@ def build_samples(
     Vocabularies are built from the training part of the logs (events before the evaluation
     period) unless a manifest is given, e.g. to encode new logs for an existing model.
     ``cuts_file`` (CSV ``user_id, ts`` and optional ``split``) replaces the random cuts, so dipn
-    is scored at exactly the moments another system was scored at.
+    is scored at exactly the moments another system was scored at. The directory is built beside
+    ``out_dir`` and replaces it whole at the end (``dipn.outputs.replacing``): a kill leaves the
+    previous samples, never a mix.
     """
+    with replacing(Path(out_dir), SAMPLES) as staging:
+        return _build(Path(raw_dir), staging, config, manifest, progress, cuts_file)
+
+
+def _build(
+    raw_dir: Path, out_dir: Path, config: BuildConfig, manifest: FeatureManifest | None, progress: bool,
+    cuts_file: str | Path | None,
+) -> dict[str, Any]:  # fmt: skip
     started = time.perf_counter()
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     steps = tqdm(total=6, desc="build-samples", unit="step", disable=not progress)
 
     steps.set_postfix_str("reading")
     results = read_dataset(raw_dir, lenient=config.lenient)
     frames = {view: r.frame for view, r in results.items()}
-    if not any(v in frames for v in SEQUENCE_VIEWS):
-        raise DipnValidationError(f"{raw_dir}: no swipe, tap or browse log found")
+    if not any(len(frames.get(v, ())) for v in SEQUENCE_VIEWS):
+        raise DipnValidationError(f"{raw_dir}: no swipe, tap or browse events (no such log, or only a header)")
     read_reports = {view: str(r.report) for view, r in results.items()}
     steps.update()
 
@@ -131,7 +149,6 @@ def build_samples(
     steps.update()
 
     steps.set_postfix_str("writing")
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest.save(out_dir / "features.json")
     np.save(out_dir / "users.npy", users)
     shards = _write_shards(out_dir, encoded, samples, len(users), config.users_per_shard)
@@ -156,8 +173,11 @@ def read_meta(raw_dir: Path) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
         for key in ("start_ms", "cut_end_ms"):
             int(meta[key])
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise DipnValidationError(f"{path}: not a readable meta.json with integer start_ms and cut_end_ms ({exc!r})") from None
+        for key in ("end_ms", "utc_offset_minutes"):  # optional
+            int(meta.get(key, 0))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DipnValidationError(f"{path}: not a readable meta.json with integer start_ms and cut_end_ms "
+                                  f"(and end_ms, utc_offset_minutes if given) ({exc!r})") from None  # fmt: skip
     return meta
 
 
@@ -206,7 +226,9 @@ def dataset_info(
 
 
 def write_index(out_dir: Path, info: dict[str, Any], started: float) -> dict[str, Any]:
-    """Write dataset.json, then complete it with what the store reads back (split counts)."""
+    """Write dataset.json, with what each file holds, then complete it with what the store reads
+    back (split counts)."""
+    info["files"] = describe_files(out_dir, [s["name"] for s in info["shards"]])
     (out_dir / "dataset.json").write_text(json.dumps(info, indent=1) + "\n")
     store = SampleStore(out_dir)
     info["splits"] = store.split_counts()
@@ -313,7 +335,8 @@ def given_cuts(
     try:
         frame = pl.read_csv(path, schema_overrides={"user_id": pl.Utf8, "ts": pl.Int64})
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise DipnValidationError(f"{path}: not a readable cuts CSV (user_id, ts[, split]): {exc}") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DipnValidationError(f"{path}: not a readable cuts CSV (user_id, ts[, split]): {first_line}") from None
     missing = {"user_id", "ts"} - set(frame.columns)
     if missing:
         raise DipnValidationError(f"{path}: missing column(s) {sorted(missing)}; expected user_id, ts[, split]")

@@ -562,6 +562,7 @@ def _column_checks(view: str, rule: ColumnRule) -> list[_Check]:
     checks: list[_Check] = []
     if rule.dtype == "str":
         missing = value.is_null()
+        checks.append(_nul_character(name))
     else:
         present = pl.col(_PRESENT + name)
         checks.append(_not_a_number(view, rule, present & value.is_null()))
@@ -574,6 +575,16 @@ def _column_checks(view: str, rule: ColumnRule) -> list[_Check]:
     if rule.allowed is not None:
         checks.append(_unknown_value(name, rule.allowed))
     return checks
+
+
+def _nul_character(name: str) -> _Check:
+    """Text goes into vocabularies that ship to phones, where a NUL ends a C string."""
+    test = pl.col(name).str.contains("\0", literal=True).fill_null(False)
+
+    def explain(row: dict[str, Any]) -> str:
+        return f"{row[name]!r} holds a NUL character; {name!r} must be text without NUL"
+
+    return _Check("nul_character", name, test, explain)
 
 
 def _not_a_number(view: str, rule: ColumnRule, test: pl.Expr) -> _Check:

@@ -6,7 +6,11 @@ user's history and profile and two labels. Storing every window would repeat eac
 of its window in each view. ``SampleStore.batch`` materializes left-padded tensors on demand.
 
 Layout of a sample directory:
-  dataset.json            index: shards, counts, label rates, split boundaries, build settings
+  dataset.json            index: shards, counts, label rates, split boundaries, build settings,
+                          and what every other file holds (shape and dtype of each array, the
+                          sha256 of features.json): a directory whose files do not match its
+                          index (an interrupted rebuild, files copied from another build)
+                          refuses to open instead of serving batches from a mix
   features.json           the feature manifest (vocabularies, bucket rules, tensor shapes)
   users.npy               user id strings, indexed by the user index used below
   shard-NNNNN/            one contiguous range of users
@@ -26,6 +30,7 @@ batch is gathered, by the same function the device calls when it scores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,20 +44,97 @@ from dipn.features import SEQUENCE_GROUPS, FeatureManifest
 from dipn.features.cut import browse_at_cut, context_ids
 
 SEQUENCE_VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
-STORE_FORMAT = 2  # 2: three splits, cut types, open-page stays, the context group
+STORE_FORMAT = 3  # 3: the index describes every file; 2: three splits, cut types, open-page stays, context
 SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
 LABELS = ("realtime", "longterm")
+SHARD_ARRAYS = (*SEQUENCE_VIEWS, *(f"{v}_ts" for v in SEQUENCE_VIEWS), "browse_stay", "bounds", "cut_user",
+                "cut_ts", "history", "profile", "labels", "split", "cut_type")  # fmt: skip
+_REBUILD = "rebuild it with dipn build-samples"
+_INDEX_FIELDS = {"shards": list, "files": dict, "events": dict, "views_present": list, "build": dict}
+
+
+def describe_array(array: np.ndarray) -> dict[str, Any]:
+    """What the index records of an array file, and ``open_array`` checks."""
+    return {"shape": list(array.shape), "dtype": array.dtype.str}
+
+
+def describe_files(root: Path, shards: list[str]) -> dict[str, Any]:
+    """The index's record of every file (dataset.json "files"): the sha256 of features.json, the
+    shape and dtype of users.npy and of each shard's arrays."""
+    def array(path: Path) -> dict[str, Any]:
+        return describe_array(np.load(path, mmap_mode="r"))
+
+    return {"features.json": {"sha256": _sha256(root / "features.json")}, "users.npy": array(root / "users.npy"),
+            **{f"{shard}/{name}.npy": array(root / shard / f"{name}.npy") for shard in shards for name in SHARD_ARRAYS}}  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DipnValidationError(f"{path}: not readable ({exc.strerror or exc}); {_REBUILD}") from None
+
+
+def open_array(root: Path, name: str, files: dict[str, Any]) -> np.ndarray:
+    """The memory map of the .npy file ``root/name``, which must be what the index says it is."""
+    path = root / name
+    try:
+        array = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise DipnValidationError(f"{path}: missing from the sample directory; {_REBUILD}") from None
+    except (OSError, ValueError, EOFError) as exc:  # truncated, or not a .npy of plain numbers
+        raise DipnValidationError(f"{path}: not a readable .npy array ({exc}); {_REBUILD}") from None
+    found, expected = describe_array(array), files.get(name)
+    if found != expected:
+        raise DipnValidationError(
+            f"{path}: holds {found}, the index (dataset.json) says {expected}: the files are not the ones the "
+            f"index describes (an interrupted rebuild, or files of another build); {_REBUILD}"
+        )
+    return array
+
+
+def _check_manifest(root: Path, files: dict[str, Any]) -> None:
+    features, entry = root / "features.json", files.get("features.json")
+    if _sha256(features) != (entry.get("sha256") if isinstance(entry, dict) else None):
+        raise DipnValidationError(
+            f"{features}: not the feature manifest the samples were encoded with (its sha256 differs from the "
+            f"index's): its vocabularies would not match the ids in the shards; {_REBUILD}"
+        )
+
+
+def read_index(root: Path) -> dict[str, Any]:
+    """dataset.json, checked for the format and the fields a store needs."""
+    index = root / "dataset.json"
+    if not index.is_file():
+        raise DipnValidationError(f"{root} is not a sample directory (no dataset.json)")
+    try:
+        info = json.loads(index.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DipnValidationError(f"{index}: not readable JSON ({exc}); {_REBUILD}") from None
+    if not isinstance(info, dict):
+        raise DipnValidationError(f"{index}: not a sample index (a JSON object); {_REBUILD}")
+    if info.get("format") != STORE_FORMAT:
+        raise DipnValidationError(f"{index}: sample format {info.get('format')!r}, this dipn reads "
+                                  f"{STORE_FORMAT}; {_REBUILD}")  # fmt: skip
+    for name, kind in _INDEX_FIELDS.items():
+        if not isinstance(info.get(name), kind):
+            raise DipnValidationError(f"{index}: no {kind.__name__} {name!r}; {_REBUILD}")
+    if not all(isinstance(shard, dict) and isinstance(shard.get("name"), str) for shard in info["shards"]):
+        raise DipnValidationError(f"{index}: a shard entry without its name; {_REBUILD}")
+    return info
 
 
 @dataclass
 class Shard:
-    """Memory-mapped arrays of one shard."""
+    """Memory-mapped arrays of one shard, each checked against the index's record of it."""
 
-    path: Path
+    root: Path
+    name: str
+    files: dict[str, Any]  # dataset.json "files"
 
     def __post_init__(self) -> None:
-        def load(name: str) -> np.ndarray:
-            return np.load(self.path / f"{name}.npy", mmap_mode="r")
+        def load(array: str) -> np.ndarray:
+            return open_array(self.root, f"{self.name}/{array}.npy", self.files)
 
         self.events = {v: load(v) for v in SEQUENCE_VIEWS}
         self.event_ts = {v: load(f"{v}_ts") for v in SEQUENCE_VIEWS}
@@ -91,15 +173,13 @@ class SampleStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        index = self.root / "dataset.json"
-        if not index.exists():
-            raise DipnValidationError(f"{self.root} is not a sample directory (no dataset.json)")
-        self.info: dict[str, Any] = json.loads(index.read_text())
-        if self.info.get("format") != STORE_FORMAT:
-            raise DipnValidationError(f"{index}: unsupported sample format {self.info.get('format')}")
+        self.info: dict[str, Any] = read_index(self.root)
+        files = self.info["files"]
+        _check_manifest(self.root, files)
         self.manifest = FeatureManifest.load(self.root / "features.json")
         self.length = self.manifest.config.sequence_length
-        self.shards = [Shard(self.root / s["name"]) for s in self.info["shards"]]
+        self._users = open_array(self.root, "users.npy", files)
+        self.shards = [Shard(self.root, s["name"], files) for s in self.info["shards"]]
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.split = np.concatenate([np.asarray(s.split) for s in self.shards]) if self.shards else np.zeros(0, np.uint8)
         self.labels = np.concatenate([np.asarray(s.labels) for s in self.shards]) if self.shards else np.zeros((0, 2), np.uint8)
@@ -123,7 +203,7 @@ class SampleStore:
 
     @property
     def users(self) -> np.ndarray:
-        return np.load(self.root / "users.npy")
+        return np.asarray(self._users)
 
     def indices(self, split: str | None = None) -> np.ndarray:
         """Global sample indices of a split ("train", "val", "eval") or of all samples."""

@@ -161,10 +161,20 @@ class FeatureManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureManifest:
-        if data.get("format") != MANIFEST_FORMAT:
-            raise DipnValidationError(
-                f"feature manifest format {data.get('format')!r} is not {MANIFEST_FORMAT}"
-            )
+        """The manifest ``to_dict`` wrote; anything else (a file of another kind, a field missing or
+        of the wrong type) is a ``DipnValidationError``, never a ``KeyError`` deep in the parse."""
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise DipnValidationError(f"not a feature manifest of format {MANIFEST_FORMAT} (found {found!r})")
+        try:
+            return cls._parse(data)
+        except DipnValidationError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DipnValidationError(f"not a complete feature manifest ({exc.__class__.__name__}: {exc})") from None
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> FeatureManifest:
         rules = data["rules"]
         features = tuple(
             FeatureSpec(
@@ -197,7 +207,6 @@ class FeatureManifest:
     def load(cls, path: str | Path) -> FeatureManifest:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DipnValidationError(f"{path}: not a readable feature manifest ({exc})") from exc
-        return cls.from_dict(data)
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, DipnValidationError) as exc:
+            raise DipnValidationError(f"{path}: not a readable feature manifest ({exc})") from None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dipn.errors import DipnValidationError
 from dipn.features.columns import Factorized, factorize
 from dipn.features.spec import OOV_ID, PAD_ID
 
@@ -17,6 +18,12 @@ class Vocabulary:
     """Known values in id order: ``values[i]`` has id ``i + 2`` (0 = padding, 1 = OOV)."""
 
     values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # The vocabulary ships to phones: a NUL ends a C string, so "a\0b" would be "a" in a port.
+        bad = next((v for v in self.values if not isinstance(v, str) or "\0" in v), None)
+        if bad is not None:
+            raise DipnValidationError(f"vocabulary value {bad!r}: values are strings without NUL characters")
 
     @classmethod
     def build(cls, counts: Counter[str] | Iterable[str], capacity: int) -> Vocabulary:

@@ -19,6 +19,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from dipn.errors import DipnValidationError
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PRIVATE_FILE_MODE = 0o600  # the database holds personal data (docs/security.md)
 
@@ -39,15 +41,18 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         return _sqlite_engine(url, pool_size)
     if backend == "postgresql":
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    raise ValueError(f"--db: unsupported database {backend!r}; use sqlite:///PATH or postgresql://...")
+    raise DipnValidationError(f"--db: unsupported database {backend!r}; use sqlite:///PATH or postgresql://...")
 
 
 def _sqlite_engine(url: str, pool_size: int) -> Engine:
     database = make_url(url).database
     if not database or database == ":memory:":
-        raise ValueError("--db: SQLite needs a file (sqlite:///PATH): workers share it through WAL")
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
-    make_private(Path(database))
+        raise DipnValidationError("--db: SQLite needs a file (sqlite:///PATH): workers share it through WAL")
+    try:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        make_private(Path(database))
+    except OSError as exc:
+        raise DipnValidationError(f"--db: {database}: cannot open it as a database file ({exc.strerror or exc})") from None
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, inspect, select, text
 
+from dipn.errors import DipnValidationError
 from dipn.serving import models
 from dipn.serving.db import write_tx
 
@@ -62,8 +63,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST = MIGRATIONS[-1].version
 
 
-class SchemaOutOfDate(RuntimeError):
-    pass
+class SchemaOutOfDate(DipnValidationError):
+    """The database needs migrating first (``dipn serve --migrate-only``)."""
 
 
 def current_version(conn: Connection) -> int:

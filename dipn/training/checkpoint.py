@@ -27,6 +27,9 @@ from dipn.models import MODEL_CONFIGS, build_model
 
 CHECKPOINT_FORMAT = 1
 CONFIG_TYPES = MODEL_CONFIGS
+MODEL_KEYS = ("model_name", "model_config", "model_state", "feature_manifest")
+RESUME_KEYS = (*MODEL_KEYS, "optimizer_state", "train_state", "torch_rng")
+_UNSAFE_GLOBAL = "Unsupported global"  # torch's words when weights_only=True refuses to import a name
 
 
 def git_revision() -> str:
@@ -66,7 +69,10 @@ def load(path: str | Path) -> dict[str, Any]:
         raise DipnValidationError(f"{path}: no such checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if _UNSAFE_GLOBAL not in str(exc):  # an opcode torch does not know: random bytes, another format
+            raise DipnValidationError(f"{path}: not a readable checkpoint (not a PyTorch file of tensors and "
+                                      "plain data)") from None  # fmt: skip
         raise DipnValidationError(
             f"{path}: holds Python objects besides tensors and plain data; refused, not unpickled (loading "
             "it could run code): a checkpoint from dipn train never does") from None
@@ -77,20 +83,58 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def rebuild_model(ckpt: dict[str, Any]) -> tuple[nn.Module, FeatureManifest]:
+def require_keys(ckpt: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """Refuse a checkpoint that lacks what the caller reads from it (to score: ``MODEL_KEYS``)."""
+    missing = [key for key in keys if key not in ckpt]
+    if missing:
+        raise DipnValidationError(f"{path}: not a complete dipn checkpoint (no {', '.join(missing)})")
+
+
+def require_same_run(ckpt: dict[str, Any], path: Path, model_name: str, model_config: dict[str, Any],
+                     manifest: FeatureManifest) -> None:  # fmt: skip
+    """Refuse to resume a run with another model, variant or feature encoding than it was trained with."""
+    if ckpt["model_name"] != model_name:
+        raise DipnValidationError(f"{path} was trained as model {ckpt['model_name']!r}, not {model_name!r}; "
+                                  "resume with the run's options or start a new run")  # fmt: skip
+    theirs = ckpt["model_config"] if isinstance(ckpt["model_config"], dict) else {}
+    differ = sorted(k for k in set(theirs) | set(model_config) if theirs.get(k) != model_config.get(k))
+    if differ:
+        shown = ", ".join(f"{k} {theirs.get(k)!r} (now {model_config.get(k)!r})" for k in differ[:4])
+        raise DipnValidationError(f"{path} was trained with another model configuration: {shown}; resume with "
+                                  "the run's options (same --model, --variant) or start a new run")  # fmt: skip
+    if _manifest_of(ckpt, path) != manifest:
+        raise DipnValidationError(f"{path} was trained on samples encoded with another features.json; resume "
+                                  "on the run's samples")  # fmt: skip
+
+
+def _manifest_of(ckpt: dict[str, Any], path: Path) -> FeatureManifest:
+    try:
+        return FeatureManifest.from_dict(ckpt["feature_manifest"])
+    except DipnValidationError as exc:
+        raise DipnValidationError(f"{path}: {exc}") from None
+
+
+def rebuild_model(ckpt: dict[str, Any], path: Path) -> tuple[nn.Module, FeatureManifest]:
     """The model and feature manifest a checkpoint was trained with, weights loaded, eval mode."""
-    manifest = FeatureManifest.from_dict(ckpt["feature_manifest"])
+    manifest = _manifest_of(ckpt, path)
     name = ckpt["model_name"]
-    config_type = CONFIG_TYPES[name]
-    config = config_type.from_dict(ckpt["model_config"])
-    model = build_model(name, config, manifest.config)
-    model.load_state_dict(ckpt["model_state"])
+    if name not in CONFIG_TYPES:
+        raise DipnValidationError(f"{path}: unknown model {name!r}; known: {sorted(CONFIG_TYPES)}")
+    try:
+        config = CONFIG_TYPES[name].from_dict(ckpt["model_config"])
+        model = build_model(name, config, manifest.config)
+        model.load_state_dict(ckpt["model_state"])
+    except DipnValidationError as exc:
+        raise DipnValidationError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: weights of other shapes
+        raise DipnValidationError(f"{path}: its weights do not fit its model configuration ({str(exc)[:200]})") from None
     model.eval()
     return model, manifest
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, FeatureManifest, dict[str, Any]]:
     ckpt = load(path)
-    model, manifest = rebuild_model(ckpt)
+    require_keys(ckpt, Path(path), MODEL_KEYS)
+    model, manifest = rebuild_model(ckpt, Path(path))
     return model, manifest, ckpt
 

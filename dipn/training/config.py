@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from dipn.errors import DipnValidationError
 
@@ -33,16 +34,40 @@ class TrainConfig:
     dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.checkpoint_every < 1:
-            raise DipnValidationError("epochs, batch_size, checkpoint_every must be >= 1 and lr > 0")
-        if not self.weight_decay >= 0 or not (self.dropout is None or 0 <= self.dropout < 1):
-            raise DipnValidationError(f"weight_decay must be >= 0 and dropout in [0, 1), got {self.weight_decay}, {self.dropout}")
+        """Refuse what would crash later or, worse, run and mean nothing (``max_steps=-5`` wrote an
+        untrained best.pt, ``patience=-1`` stopped after one epoch), naming the option."""
+        for name, hint in get_type_hints(TrainConfig).items():
+            value = getattr(self, name)
+            kinds = tuple(k for k in get_args(hint) or (hint,) if k is not type(None))  # int | None -> (int,)
+            if value is None and len(kinds) < len(get_args(hint)):
+                continue
+            number = kinds == (float,) and isinstance(value, int)  # JSON writes 1.0 as 1
+            if isinstance(value, bool) or not (isinstance(value, kinds) or number):
+                wanted = " or ".join(k.__name__ for k in kinds)
+                raise DipnValidationError(f"training option {name} must be {wanted}, got {value!r}")
+            if kinds == (float,) and not _finite(value):
+                raise DipnValidationError(f"training option {name} must be a finite number, got {value!r}")
+        for name in ("epochs", "batch_size", "patience", "checkpoint_every", "max_steps", "max_train_samples",
+                     "max_eval_samples", "threads"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise DipnValidationError(f"training option {name} must be >= 1, got {value!r}")
+        if self.seed < 0:
+            raise DipnValidationError(f"training option seed must be >= 0, got {self.seed}")
+        if not (self.lr > 0 and self.adam_eps > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise DipnValidationError(f"lr and adam_eps must be > 0, beta1 and beta2 in [0, 1): lr {self.lr}, "
+                                      f"adam_eps {self.adam_eps}, beta1 {self.beta1}, beta2 {self.beta2}")  # fmt: skip
+        if self.weight_decay < 0 or not (self.dropout is None or 0 <= self.dropout < 1):
+            raise DipnValidationError(f"training option weight_decay must be >= 0 and dropout in [0, 1), got "
+                                      f"{self.weight_decay}, {self.dropout}")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise DipnValidationError(f"training options must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -53,5 +78,12 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DipnValidationError(f"{path}: not a readable training config ({exc})") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, DipnValidationError) as exc:
+            raise DipnValidationError(f"{path}: not a readable training config ({exc})") from None
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False

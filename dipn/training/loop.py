@@ -194,8 +194,9 @@ class Trainer:
     def resume(self, path: str | Path) -> None:
         """Continue a killed run from its last checkpoint: same weights, optimizer, position."""
         ckpt = checkpoint.load(path)
-        if ckpt["model_name"] != self.config.model or ckpt["model_config"] != checkpoint.model_config_dict(self.model):
-            raise ValueError(f"{path} was trained with another model configuration")
+        checkpoint.require_keys(ckpt, Path(path), checkpoint.RESUME_KEYS)
+        checkpoint.require_same_run(ckpt, path, self.config.model, checkpoint.model_config_dict(self.model),
+                                    self.store.manifest)  # fmt: skip
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.state = TrainState(**ckpt["train_state"])

@@ -40,6 +40,7 @@ from dipn.data.importers.lines import CHUNK_BYTES, check_readable, is_gzip
 from dipn.data.readers import SUFFIXES
 from dipn.data.schema import SCHEMAS, VIEWS
 from dipn.errors import DipnValidationError
+from dipn.outputs import RAW_LOGS, existing_output, make_directory
 from dipn.features.spec import BROWSE_ACTIONS
 
 STAY_CAP_MS = 30 * 60_000  # a browse event's stay: the gap to the user's next event, at most 30 min
@@ -171,10 +172,10 @@ def _sources(fmt: LogFormat, paths: list[Path]) -> list[_Source]:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    """Refuse a directory whose other raw files build-samples would mix with the import."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DipnValidationError(f"{out_dir} exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Refuse a directory of another kind, or whose other raw files build-samples would mix with
+    the import."""
+    existing_output(out_dir, RAW_LOGS)
+    make_directory(out_dir)
     ours = {"browse.parquet", "history.parquet"}
     foreign = sorted(
         p.name for p in out_dir.iterdir()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from dipn.errors import DipnValidationError
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
@@ -60,19 +62,19 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         if self.users < 1:
-            raise ValueError(f"users must be >= 1, got {self.users}")
+            raise DipnValidationError(f"users must be >= 1, got {self.users}")
         if self.days < 1:
-            raise ValueError(f"days must be >= 1, got {self.days}")
+            raise DipnValidationError(f"days must be >= 1, got {self.days}")
         if not 0 < self.density <= 10:
-            raise ValueError(f"density must be in (0, 10], got {self.density}")
+            raise DipnValidationError(f"density must be in (0, 10], got {self.density}")
         if self.horizon_hours < 0:
-            raise ValueError(f"horizon_hours must be >= 0, got {self.horizon_hours}")
+            raise DipnValidationError(f"horizon_hours must be >= 0, got {self.horizon_hours}")
         if not 0 <= self.buyer_share <= 1:
-            raise ValueError(f"buyer_share must be in [0, 1], got {self.buyer_share}")
+            raise DipnValidationError(f"buyer_share must be in [0, 1], got {self.buyer_share}")
         if self.start_ms < 366 * DAY_MS:
-            raise ValueError("start_ms must leave room for a year of pre-period history")
+            raise DipnValidationError("start_ms must leave room for a year of pre-period history")
         if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+            raise DipnValidationError(f"seed must be >= 0, got {self.seed}")
 
     @property
     def cut_end_ms(self) -> int:

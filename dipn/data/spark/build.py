@@ -4,8 +4,9 @@ Global facts need the whole dataset but are small: the sorted user ids, the time
 cut window), the vocabularies (counts per value over the training period, ranked on the driver
 by ``Vocabulary.build`` exactly as the default engine ranks them) and, per shard, how many
 moments and user-days come before it (so its cut draws are the whole-dataset run's draws).
-The tasks write the shards straight into the output directory, so it must be a filesystem the
-driver and every executor see (local disk in local mode, NFS or similar on a cluster).
+The tasks write the shards straight into the staging directory beside the output, so it must be on
+a filesystem the driver and every executor see (local disk in local mode, NFS or similar on a
+cluster).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dipn.data.spark.read import BAD_COLUMNS, VIEW, read_reports, read_validated
 from dipn.data.spark.shards import COUNTS_SCHEMA, SHARD, SHARDS_SCHEMA, UIDX, ShardJob, build_shard, build_shards, count_draws
 from dipn.data.store import SEQUENCE_VIEWS
 from dipn.errors import DipnValidationError
+from dipn.outputs import SAMPLES, replacing
 from dipn.features import FeatureManifest, Kind, Vocabulary, vocab_key
 
 if TYPE_CHECKING:
@@ -43,12 +45,21 @@ def build_samples_spark(
     progress: bool = True,
     cuts_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``dipn.data.build.build_samples`` on Spark: same arguments, same sample directory."""
+    """``dipn.data.build.build_samples`` on Spark: same arguments, same sample directory, built
+    beside ``out_dir`` and renamed into place as well (the executors write into the staging
+    directory, so it must lie on a filesystem they all see)."""
+    with replacing(Path(out_dir), SAMPLES) as staging:
+        return _build(spark, Path(raw_dir), staging, config, manifest, progress, cuts_file)
+
+
+def _build(
+    spark: SparkSession, raw_dir: Path, out_dir: Path, config: BuildConfig, manifest: FeatureManifest | None,
+    progress: bool, cuts_file: str | Path | None,
+) -> dict[str, Any]:  # fmt: skip
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     steps = tqdm(total=6, desc="build-samples (spark)", unit="step", disable=not progress)
 
     steps.set_postfix_str("reading")
@@ -86,7 +97,6 @@ def build_samples_spark(
     steps.update()
 
     steps.set_postfix_str("encoding, cutting, labelling, writing")
-    out_dir.mkdir(parents=True, exist_ok=True)
     job = ShardJob(str(out_dir.resolve()), manifest, window, config, base_ms, len(users),
                    tuple(files), positions, given)  # fmt: skip
     done = {r["shard"]: r for r in by_shard.mapInArrow(build_shards(job), SHARDS_SCHEMA).collect()}
@@ -139,6 +149,8 @@ def _time_range(events: DataFrame) -> tuple[int, int]:
     time = F.coalesce(*[F.col(c) for c in columns])
     timed = events.filter(F.col(VIEW).isin(list(TIME_COLUMN)))
     row = timed.agg(F.min(time).alias("lo"), F.max(time).alias("hi")).first()
+    if row["lo"] is None:
+        raise DipnValidationError("the logs hold no timed rows (only headers?)")
     return int(row["lo"]), int(row["hi"])
 
 

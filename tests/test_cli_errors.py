@@ -1,0 +1,260 @@
+"""Every subcommand, run on a corpus of bad inputs, answers with one line ``dipn: error: ...`` (or
+argparse's ``dipn CMD: error: ...``) and exit status 2, never a traceback (issue 17, items 14, 15).
+
+The corpus is built once from the session's tiny dataset. Cases run in-process through
+``dipn.cli.main``, as the ``dipn`` entry point does; a few run as real processes as well, to show
+that stderr holds no traceback. The error boundary in ``dipn.cli`` catches ``DipnValidationError``
+only: each case passes because the file or option is checked where it is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from dipn.cli import main as dipn_main
+from dipn.cli import make_parser
+from dipn.data.build import BuildConfig, build_samples
+from dipn.training.config import TrainConfig
+
+ERROR_LINE = re.compile(r"^dipn( [a-z-]+)?: error: ")
+QUICK_TRAIN = ["--batch-size", "16", "--max-train-samples", "32", "--max-eval-samples", "16", "--threads", "1",
+               "--quiet"]  # fmt: skip
+BROWSE_HEADER = "user_id,ts,action,leaf_category,top_category,page,stay_ms\n"
+
+
+class Corpus:
+    """Bad inputs beside good ones: ``bad(name)`` is a path made by one of the builders below."""
+
+    def __init__(self, root: Path, raw: Path, samples: Path, checkpoint: Path) -> None:
+        self.root, self.raw, self.samples, self.checkpoint = root, raw, samples, checkpoint
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+    def copy(self, source: Path, name: str) -> Path:
+        target = self.root / name
+        shutil.copytree(source, target)
+        return target
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_raw: Path, tiny_samples: Path, tiny_checkpoint: Path) -> Corpus:
+    c = Corpus(tmp_path_factory.mktemp("bad-inputs"), tiny_raw, tiny_samples, tiny_checkpoint)
+    root, shard = c.root, "shard-00000"
+    (root / "a_file").write_text("not a directory\n")
+    header_only = root / "raw-header-only"
+    header_only.mkdir()
+    (header_only / "browse.csv").write_text(BROWSE_HEADER)
+    (header_only / "tap.csv").write_text("user_id,ts,event,page,button\n")
+    (c.copy(tiny_raw, "raw-meta-not-json") / "meta.json").write_text("{start_ms: 1")
+    meta = json.loads((tiny_raw / "meta.json").read_text()) | {"utc_offset_minutes": "UTC+8"}
+    (c.copy(tiny_raw, "raw-meta-bad-offset") / "meta.json").write_text(json.dumps(meta))
+    short = root / "raw-short"
+    short.mkdir()
+    (short / "browse.csv").write_text(BROWSE_HEADER + "u1,1000,browse,L1,T1,P1,10\nu1,7200000,purchase,L1,T1,P1,10\n")
+    nul = root / "raw-nul"
+    nul.mkdir()
+    (nul / "browse.csv").write_text(BROWSE_HEADER + "".join(
+        f"u{i % 5},{1000 + i * 3_600_000},browse,L\0{i % 3},T1,P1,10\n" for i in range(100)))  # fmt: skip
+    labels = c.copy(tiny_samples, "samples-truncated") / shard / "labels.npy"
+    labels.write_bytes(labels.read_bytes()[:200])
+    (c.copy(tiny_samples, "samples-missing-shard-file") / shard / "cut_ts.npy").unlink()
+    shutil.rmtree(c.copy(tiny_samples, "samples-missing-shard") / shard)
+    (c.copy(tiny_samples, "samples-index-not-json") / "dataset.json").write_text("{")
+    (c.copy(tiny_samples, "samples-index-a-list") / "dataset.json").write_text("[]")
+    (c.copy(tiny_samples, "samples-manifest-a-list") / "features.json").write_text("[]")
+    (c.copy(tiny_samples, "samples-garbage-array") / shard / "split.npy").write_bytes(b"garbage" * 20)
+    (c.copy(tiny_samples, "samples-no-users") / "users.npy").unlink()
+    (root / "manifest-a-list.json").write_text("[]")
+    manifest = json.loads((tiny_samples / "features.json").read_text())
+    del manifest["rules"]
+    (root / "manifest-incomplete.json").write_text(json.dumps(manifest))
+    build_samples(tiny_raw, root / "samples-no-train", BuildConfig(eval_days=3, val_days=0.5), progress=False)
+    (root / "garbage.pt").write_bytes(b"\x00garbage" * 100)
+    (root / "empty.pt").write_bytes(b"")
+    (root / "truncated.pt").write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    torch.save({"format": 1, "metrics": {}}, root / "incomplete.pt")
+    run = c.copy(tiny_checkpoint.parent, "run-truncated-last")
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:5000])
+    c.copy(tiny_checkpoint.parent, "run")
+    (root / "config-string-epochs.json").write_text('{"epochs": "5"}')
+    (root / "config-not-an-object.json").write_text("[1]")
+    (root / "db-dir").mkdir()
+    return c
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    try:
+        status = dipn_main(argv)
+    except SystemExit as exc:  # argparse's own one-line errors
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
+Case = Callable[[Corpus], list[str]]
+
+
+def _train(samples: str | None, *extra: str) -> Case:
+    """``dipn train`` on the named bad samples (None: the good ones) into a new run directory."""
+    return lambda c: ["train", c.path(samples) if samples else str(c.samples), "--out", c.path("new-run"),
+                      *QUICK_TRAIN, *extra]  # fmt: skip
+
+
+# (subcommand, what is wrong, argv, the words the one line must hold)
+CASES: list[tuple[str, str, Case, str]] = [
+    ("simulate", "--out is a file", lambda c: ["simulate", "--users", "3", "--out", c.path("a_file"), "--quiet"],
+     "is a file, not a directory"),
+    ("simulate", "--density nan", lambda c: ["simulate", "--density", "nan", "--out", c.path("sim")],
+     "must be a finite number"),
+    ("import", "--out is a file", lambda c: ["import", "rees46", c.path("raw-short/browse.csv"), "--out",
+                                             c.path("a_file"), "--quiet"], "is a file, not a directory"),
+    ("import", "a header of another layout", lambda c: ["import", "rees46", c.path("raw-header-only/browse.csv"),
+                                                         "--out", c.path("imported"), "--quiet"], "missing columns"),
+    ("import", "an empty file", lambda c: ["import", "retailrocket", c.path("empty.pt"), "--out", c.path("imported"),
+                                           "--quiet"], "the file is empty"),
+    ("build-samples", "header-only files", lambda c: ["build-samples", c.path("raw-header-only"), "--out",
+                                                      c.path("s1"), "--quiet"], "only a header"),
+    ("build-samples", "meta.json not JSON", lambda c: ["build-samples", c.path("raw-meta-not-json"), "--out",
+                                                       c.path("s2"), "--quiet"], "not a readable meta.json"),
+    ("build-samples", "meta.json with a text offset", lambda c: ["build-samples", c.path("raw-meta-bad-offset"),
+                                                                 "--out", c.path("s3"), "--quiet"], "utc_offset_minutes"),
+    ("build-samples", "logs shorter than the label horizon", lambda c: ["build-samples", c.path("raw-short"), "--out",
+                                                                        c.path("s4"), "--quiet"], "label horizon"),
+    ("build-samples", "--out is a file", lambda c: ["build-samples", str(c.raw), "--out", c.path("a_file"), "--quiet"],
+     "is a file, not a directory"),
+    ("build-samples", "--manifest not a manifest", lambda c: ["build-samples", str(c.raw), "--out", c.path("s5"),
+                                                              "--manifest", c.path("manifest-a-list.json"), "--quiet"],
+     "not a feature manifest"),
+    ("build-samples", "--manifest incomplete", lambda c: ["build-samples", str(c.raw), "--out", c.path("s6"),
+                                                          "--manifest", c.path("manifest-incomplete.json"), "--quiet"],
+     "not a complete feature manifest"),
+    ("build-samples", "--idle-timer-seconds nan", lambda c: ["build-samples", str(c.raw), "--out", c.path("s7"),
+                                                             "--idle-timer-seconds", "nan"], "must be a finite number"),
+    ("build-samples", "--seed -1", lambda c: ["build-samples", str(c.raw), "--out", c.path("s8"), "--seed", "-1",
+                                              "--quiet"], "seed must be >= 0"),
+    ("build-samples", "a NUL in a category", lambda c: ["build-samples", c.path("raw-nul"), "--out", c.path("s9"),
+                                                        "--quiet"], "holds a NUL character"),
+    ("inspect", "a truncated shard", lambda c: ["inspect", c.path("samples-truncated")], "not a readable .npy array"),
+    ("inspect", "a missing shard file", lambda c: ["inspect", c.path("samples-missing-shard-file")],
+     "missing from the sample directory"),
+    ("inspect", "dataset.json a list", lambda c: ["inspect", c.path("samples-index-a-list")], "not a sample index"),
+    ("inspect", "features.json not a manifest", lambda c: ["inspect", c.path("manifest-incomplete.json")],
+     "not a complete feature manifest"),
+    ("inspect", "--events -1", lambda c: ["inspect", str(c.samples), "--events", "-1"], "must be >= 0"),
+    ("train", "a truncated shard", _train("samples-truncated"), "not a readable .npy array"),
+    ("train", "a missing shard", _train("samples-missing-shard"), "missing from the sample directory"),
+    ("train", "dataset.json not JSON", _train("samples-index-not-json"), "not readable JSON"),
+    ("train", "features.json a list", _train("samples-manifest-a-list"), "not the feature manifest"),
+    ("train", "a garbage array", _train("samples-garbage-array"), "not a readable .npy array"),
+    ("train", "an empty train split", _train("samples-no-train"), "split is empty"),
+    ("train", "--lr nan", _train(None, "--lr", "nan"), "lr must be a finite number"),
+    ("train", "--max-steps -5", _train(None, "--max-steps", "-5"), "max_steps must be >= 1"),
+    ("train", "--patience -1", _train(None, "--patience", "-1"), "patience must be >= 1"),
+    ("train", "--config with a string", lambda c: [*_train(None)(c), "--config", c.path("config-string-epochs.json")],
+     "epochs must be int"),
+    ("train", "--config not an object", lambda c: [*_train(None)(c), "--config", c.path("config-not-an-object.json")],
+     "a JSON object"),
+    ("train", "--out is a file", lambda c: ["train", str(c.samples), "--out", c.path("a_file"), *QUICK_TRAIN],
+     "is a file, not a directory"),
+    ("train", "--resume with another variant", lambda c: ["train", str(c.samples), "--out", c.path("run"), "--resume",
+                                                          "--variant", "no_tap", *QUICK_TRAIN],
+     "another model configuration"),
+    ("train", "--resume a truncated last.pt", lambda c: ["train", str(c.samples), "--out", c.path("run-truncated-last"),
+                                                         "--resume", *QUICK_TRAIN], "not a readable checkpoint"),
+    ("train", "--resume with nothing to resume", lambda c: ["train", str(c.samples), "--out", c.path("run-none"),
+                                                            "--resume", *QUICK_TRAIN], "nothing to resume"),
+    ("evaluate", "a garbage checkpoint", lambda c: ["evaluate", c.path("garbage.pt"), str(c.samples)],
+     "not a readable checkpoint"),
+    ("evaluate", "an empty checkpoint", lambda c: ["evaluate", c.path("empty.pt"), str(c.samples)],
+     "not a readable checkpoint"),
+    ("evaluate", "a truncated checkpoint", lambda c: ["evaluate", c.path("truncated.pt"), str(c.samples)],
+     "not a readable checkpoint"),
+    ("evaluate", "a checkpoint without a model", lambda c: ["evaluate", c.path("incomplete.pt"), str(c.samples)],
+     "not a complete dipn checkpoint"),
+    ("evaluate", "samples without users.npy", lambda c: ["evaluate", str(c.checkpoint), c.path("samples-no-users"),
+                                                         "--out", c.path("ev")], "users.npy: missing"),
+    ("evaluate", "--out is a file", lambda c: ["evaluate", str(c.checkpoint), str(c.samples), "--out",
+                                               c.path("a_file")], "is a file"),
+    ("evaluate", "--batch-size 0", lambda c: ["evaluate", str(c.checkpoint), str(c.samples), "--batch-size", "0"],
+     "must be >= 1"),
+    ("keygen", "--out is a file", lambda c: ["keygen", "--out", c.path("a_file")], "cannot create the directory"),
+    ("convert", "a garbage checkpoint", lambda c: ["convert", c.path("garbage.pt"), "--samples", str(c.samples),
+                                                   "--out", c.path("b1")], "not a readable checkpoint"),
+    ("convert", "a truncated shard", lambda c: ["convert", str(c.checkpoint), "--samples", c.path("samples-truncated"),
+                                                "--out", c.path("b2")], "not a readable .npy array"),
+    ("convert", "--out is a file", lambda c: ["convert", str(c.checkpoint), "--samples", str(c.samples), "--out",
+                                              c.path("a_file")], "is a file, not a directory"),
+    ("convert", "--threads 0", lambda c: ["convert", str(c.checkpoint), "--samples", str(c.samples), "--out",
+                                          c.path("b3"), "--threads", "0"], "--threads must be >= 1"),
+    ("serve", "an unsupported database", lambda c: ["serve", "--db", "mysql://x/y", "--admin-token", "t",
+                                                    "--migrate-only"], "unsupported database"),
+    ("coupon-report", "a directory for a database", lambda c: ["coupon-report", "--db", f"sqlite:///{c.path('db-dir')}"],
+     "cannot open it as a database file"),
+    ("coupon-report", "nothing listening at --url", lambda c: ["coupon-report", "--url", "http://127.0.0.1:9",
+                                                               "--campaign", "1"], "no answer"),
+    ("demo", "--out is a file", lambda c: ["demo", "--out", c.path("a_file")], "cannot create the directory"),
+    ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "users must be >= 1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "wrong", "argv", "words"), CASES, ids=[f"{c}: {w}" for c, w, _, _ in CASES])
+def test_a_bad_input_is_one_line_and_exit_status_2(
+    corpus: Corpus, command: str, wrong: str, argv: Case, words: str, capsys: pytest.CaptureFixture
+) -> None:
+    status, err = _main(argv(corpus), capsys)
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    assert status == 2 and "Traceback" not in err, err
+    assert ERROR_LINE.match(last) and words in last, last
+
+
+def test_the_corpus_runs_every_subcommand() -> None:
+    subcommands = next(a for a in make_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {command for command, *_ in CASES} == set(subcommands.choices)
+
+
+IN_A_PROCESS = [("build-samples", "header-only files"), ("train", "a truncated shard"),
+                ("evaluate", "a garbage checkpoint"), ("train", "--lr nan")]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", [i for i, (command, wrong, *_) in enumerate(CASES) if (command, wrong) in IN_A_PROCESS])
+def test_a_real_process_prints_no_traceback(corpus: Corpus, index: int) -> None:
+    _, _, argv, words = CASES[index]
+    done = subprocess.run([sys.executable, "-m", "dipn.cli", *argv(corpus)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert words in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("options", [
+    {"max_steps": -5}, {"patience": -1}, {"patience": 0}, {"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0.0},
+    {"adam_eps": float("nan")}, {"beta1": 1.0}, {"epochs": 0}, {"batch_size": -1}, {"seed": -1}, {"threads": 0},
+    {"max_train_samples": -3}, {"max_eval_samples": 0}, {"checkpoint_every": 0}, {"epochs": "5"}, {"lr": True},
+    {"variant": 3}, {"lr": 10**400},
+])  # fmt: skip
+def test_nonsensical_training_options_are_refused_naming_the_option(options: dict) -> None:
+    from dipn.errors import DipnValidationError
+
+    (name,) = options
+    with pytest.raises(DipnValidationError, match=name):
+        TrainConfig.from_dict(TrainConfig().to_dict() | options)
+    assert TrainConfig(lr=1, max_steps=3, variant="no_tap").lr == 1  # JSON's 1 for 1.0 is fine
+
+
+def test_the_cli_catches_nothing_but_dipns_own_errors() -> None:
+    """The boundary is narrow: a bug still shows its traceback."""
+    import ast
+
+    import dipn.cli
+
+    tree = ast.parse(Path(dipn.cli.__file__).read_text())
+    caught = {ast.unparse(h.type) for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler)}
+    assert caught == {"DipnValidationError", "KeyboardInterrupt"}
