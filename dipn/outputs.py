@@ -37,7 +37,7 @@ class OutputKind:
 
 
 SAMPLES = OutputKind("sample directory", ("dataset.json",))
-TRAINING_RUN = OutputKind("training run", ("train_config.json", "last.pt", "best.pt", "metrics.jsonl"))
+TRAINING_RUN = OutputKind("training run", ("train_config.json", "last.pt", "best.pt", "metrics.jsonl", "gbdt.json"))
 BUNDLE = OutputKind("bundle", ("manifest.json",))
 RAW_LOGS = OutputKind("raw log directory", ("meta.json", "swipe.*", "tap.*", "browse.*", "history.*", "profile.*"))
 KINDS = (SAMPLES, TRAINING_RUN, BUNDLE, RAW_LOGS)

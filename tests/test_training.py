@@ -129,6 +129,9 @@ def test_train_fits_each_gbdt_row_on_val_and_evaluate_scores_it(tiny_samples: Pa
         for metric in ("auc", "mean_score", "logloss"):
             assert report["tasks"][task][metric] == pytest.approx(record[task][metric], abs=1e-6, nan_ok=True)
     assert "realtime  AUC" in ev
+    again = subprocess.run([sys.executable, "-m", "dipn.cli", "train", str(tiny_samples), "--out", str(run), "--model",
+                            model, "--quiet"], capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 2 and "holds a training run" in again.stderr  # nothing lost without --overwrite
 
 
 class _CreatesAFile:

@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_gbdt(args: argparse.Namespace, config: TrainConfig, store) -> int:
+    from dipn.errors import DipnValidationError
     from dipn.models.gbdt import gbdt_config_for_data
     from dipn.training.boosted import train_gbdt
+    from dipn.training.run_dir import prepare_run_dir
 
     gbdt = gbdt_config_for_data(config.model, store.groups_present)
     print(f"model {config.model}: summaries of {', '.join(g.value for g in gbdt.views)}, context"
@@ -117,7 +119,8 @@ def run_gbdt(args: argparse.Namespace, config: TrainConfig, store) -> int:
         print(f"samples: {store.split_counts()}")
         return 0
     if args.resume:
-        print("dipn: note: a GBDT fit has no resumable state; fitting from the start")
+        raise DipnValidationError(f"{config.model} fits in one go and has nothing to resume: use --overwrite")
+    prepare_run_dir(args.out, overwrite=args.overwrite)
     result = train_gbdt(store, config, args.out, progress=not args.quiet)
     best = result["history"][0]
     aucs = ", ".join(f"{t} AUC {best[t]['auc']:.4f}" for t in ("realtime", "longterm") if t in best)

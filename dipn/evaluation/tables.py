@@ -28,6 +28,7 @@ from dipn.training import checkpoint
 from dipn.training.boosted import load_gbdt, predict_gbdt, train_gbdt
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
+from dipn.training.run_dir import prepare_run_dir
 
 
 @dataclass
@@ -46,6 +47,7 @@ def fit_and_score(store: SampleStore, model: str, variant: str | None, config: T
                   evaluation: np.ndarray, progress: bool = True) -> ScoredRow:  # fmt: skip
     """Train ``model`` / ``variant`` into ``run_dir`` and score the selected model on ``evaluation``."""
     config = replace(config, model=model, variant=variant)
+    prepare_run_dir(run_dir, overwrite=True)  # a table's run replaces the row's earlier one
     torch.manual_seed(config.seed)
     started = time.perf_counter()
     if model in GBDT_MODELS:
