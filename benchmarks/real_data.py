@@ -131,7 +131,8 @@ def markdown(report: dict) -> str:
         m = row["metrics"]
         lines.append(f"| {row['label']} | {', '.join(row['inputs'])} | {fmt_auc(m['realtime'])} | {fmt_delta(m['realtime'])} "
                      f"| {fmt_auc(m['longterm'])} | {fmt_delta(m['longterm'])} | {row['train_seconds']:.0f} |")  # fmt: skip
-    lines += ["", "By cut type (AUC [95% interval]; samples):", "",
+    lines += ["", "Reading: " + "; ".join(verdicts(report["rows"])) + ".", "",
+              "By cut type (AUC [95% interval]; samples):", "",
               "| model | real-time, event cuts | real-time, idle cuts | long-term, event cuts | long-term, idle cuts |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in report["rows"]:
@@ -144,6 +145,20 @@ def markdown(report: dict) -> str:
                 cells.append(f"{fmt_auc(m)}; {m['samples']:,}" if m else "-")
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """Each row against GBDT per task, as its paired interval says: above, below, or not resolved."""
+    out = []
+    for row in rows:
+        if "skipped" in row or row["label"] == REFERENCE:
+            continue
+        for task in TASKS:
+            d = row["metrics"][task].get("vs_reference", {})
+            word = ("above GBDT" if d["low"] > 0 else "below GBDT" if d["high"] < 0 else "not resolved from GBDT") \
+                if d and d["low"] == d["low"] else "no interval"  # fmt: skip
+            out.append(f"{row['label']} {task} {word} (Δ {d.get('delta', float('nan')):+.4f})")
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
