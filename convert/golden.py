@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dipn.features import STATIC_ENCODERS, FeatureManifest, StreamEncoder
-from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
 
 GOLDEN_FORMAT = 2  # 2: score_ts, open-page stays and the context group

@@ -37,7 +37,7 @@ from convert.signing import PublicKeySource, load_public_key, load_trusted_bundl
 from convert.verify import Bundle, self_test
 from dipn.data.store import merge_by_time
 from dipn.features import SEQUENCE_GROUPS, STATIC_ENCODERS, FeatureManifest, StreamEncoder
-from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
 from mobile_demo.ring import ViewBuffer
 from mobile_demo.sanitize import Sanitizer, wall_clock_ms

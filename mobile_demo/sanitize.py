@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
 from dipn.features.timing import MAX_ABS_TS
 
