@@ -33,8 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from dipn.serving import auth
-from dipn.serving.client import DeviceClient, encode_scores
+from dipn import wire
+from dipn.serving.client import DeviceClient
 from dipn.serving.server import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,13 +62,13 @@ def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
 def presign(devices: list[DeviceClient], count: int, scores_per_post: int, port: int) -> list[bytes]:
     """``count`` raw HTTP requests, each a signed post of fresh scores with its own nonce."""
     requests = []
-    base_ts = auth.now_ms()
+    base_ts = wire.now_ms()
     for i in range(count):
         device = devices[i % len(devices)]
         ts = base_ts + (i // len(devices)) * scores_per_post
         scores = [device.score("bench-1", 0.05 + (i % 90) / 100, 0.5, ts + k) for k in range(scores_per_post)]
-        body = encode_scores(scores)
-        headers = auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body)
+        body = wire.encode_scores(scores)
+        headers = wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body)
         head = (f"POST /scores HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
         requests.append(head.encode() + body)

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from convert.errors import BundleIntegrityError  # noqa: E402
+from convert.reference import TorchReference  # noqa: E402
+from dipn.bundle.errors import BundleIntegrityError  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from mobile_demo.ring import ViewBuffer  # noqa: E402
 from mobile_demo.runtime import IntentRuntime  # noqa: E402
@@ -92,7 +93,8 @@ def test_the_device_side_imports_no_heavy_stack() -> None:
 def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
     onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False,
                          allow_unsigned=True)
-    reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint, allow_unsigned=True)
+    reference = IntentRuntime(tiny_bundle, (360, 780), backend=TorchReference(tiny_checkpoint),
+                              allow_unsigned=True)
     t = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
     fired = []
     for i in range(30):
