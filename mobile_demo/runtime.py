@@ -39,7 +39,7 @@ from dipn.bundle.manifest import Bundle
 from dipn.bundle.runners import Runner, runner_for
 from dipn.bundle.selftest import self_test
 from dipn.bundle.trust import PublicKeySource, load_public_key, load_trusted_bundle
-from dipn.features import MERGED, VIEWS, FeatureManifest, StreamEncoder, inputs_at_cut, static_ids
+from dipn.features import MERGED, STATIC_ENCODERS, VIEWS, FeatureManifest, StreamEncoder, inputs_at_cut, static_ids
 from dipn.features.cut import NO_EVENT_TS, event_stays
 from mobile_demo.ring import ViewBuffer
 from mobile_demo.sanitize import Sanitizer, wall_clock_ms

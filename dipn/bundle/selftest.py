@@ -16,7 +16,7 @@ import numpy as np
 from dipn.bundle.errors import BundleIntegrityError
 from dipn.bundle.golden import input_shapes, pad_rows, read_golden
 from dipn.bundle.manifest import Bundle
-from dipn.features import VIEWS, FeatureManifest, StreamEncoder, inputs_at_cut, left_pad, static_ids
+from dipn.features import STATIC_ENCODERS, VIEWS, FeatureManifest, StreamEncoder, inputs_at_cut, left_pad, static_ids
 from dipn.features.cut import NO_EVENT_TS, event_stays
 
 
@@ -34,7 +34,7 @@ def encode_case(case: Mapping[str, Any], manifest: FeatureManifest, input_names:
         windows[view] = left_pad(rows, length)[None]
         times[view] = left_pad(np.array([event["ts"] for event in events], np.int64), length, NO_EVENT_TS)[None]
     stay = left_pad(event_stays(case["events"]["browse"]), length)[None]
-    statics = {group: static_ids(group, case[group], manifest) for group in ("history", "profile")}
+    statics = {group: static_ids(group, case[group], manifest) for group in STATIC_ENCODERS}
     score_ts = np.array([case["score_ts"]], np.int64)
     inputs = inputs_at_cut(windows, times, stay, score_ts, statics, manifest, merged="merged" in input_names)
     return {name: inputs[name] for name in input_names}

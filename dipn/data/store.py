@@ -40,7 +40,7 @@ import numpy as np
 
 from dipn.data.cuts import CUT_TYPES, EVAL, TRAIN, VAL
 from dipn.errors import DipnValidationError
-from dipn.features import MERGED, TASKS, VIEWS, FeatureManifest, inputs_at_cut
+from dipn.features import MERGED, STATIC_ENCODERS, TASKS, VIEWS, FeatureManifest, inputs_at_cut
 
 STORE_FORMAT = 3  # 3: the index describes every file; 2: three splits, cut types, open-page stays, context
 SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
@@ -241,7 +241,7 @@ class SampleStore:
             windows[view], times[view], event_rows = shard.window(view, rows, self.length)
             if view == "browse" and len(shard.browse_stay):
                 stay = np.asarray(shard.browse_stay)[np.maximum(event_rows, 0)]
-        statics = {group: np.asarray(getattr(shard, group)[rows], dtype=np.int32) for group in ("history", "profile")}
+        statics = {group: np.asarray(getattr(shard, group)[rows], dtype=np.int32) for group in STATIC_ENCODERS}
         out = inputs_at_cut(windows, times, stay, cut_ts, statics, self.manifest, merged)
         labels = np.asarray(shard.labels[rows], dtype=np.float32)
         out["realtime"], out["longterm"] = labels[:, 0], labels[:, 1]
