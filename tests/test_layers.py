@@ -180,3 +180,18 @@ def test_the_device_builds_every_runner_of_a_real_bundle_and_loads_nothing_of_th
     for path, reason in report["refused"].items():  # CoreML off macOS: its one-line reason
         assert formats[path] == "coreml" and sys.platform != "darwin" and "\n" not in reason and "macOS" in reason
     assert all(isinstance(report["backends"][f], float) for f in ("onnx", "tflite"))
+
+
+# Read under old runtimes (tflite-runtime: numpy < 2, Python <= 3.10) where the rest of dipn does not run.
+OLD_RUNTIME_MODULES = ("dipn/__init__.py", "dipn/bundle/__init__.py", "dipn/bundle/golden.py", "dipn/bundle/timing.py",
+                       "dipn/bundle/litert_golden.py")  # fmt: skip
+
+
+def test_what_old_runtimes_run_is_python_3_9_and_imports_numpy_and_itself_only() -> None:
+    ours = {module_name(ROOT / path) for path in OLD_RUNTIME_MODULES}
+    for path in OLD_RUNTIME_MODULES:
+        ast.parse((ROOT / path).read_text(), path, feature_version=(3, 9))
+        for line, imported in imports(ROOT / path):
+            top = imported.split(".")[0]
+            assert imported in ours or top in sys.stdlib_module_names or top in ("__future__", "numpy"), (
+                f"{path}:{line} imports {imported}")

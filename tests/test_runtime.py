@@ -146,3 +146,16 @@ def test_a_far_future_timestamp_is_dropped_and_a_view_clock_recovers_when_the_de
     assert leave(year_2530).ts == year_2530
     now[0] = 1_790_000_120_000
     assert leave(now[0]).ts == now[0] and runtime.sanitizer.counts["clock_reset"] == 1
+
+
+def test_the_stored_golden_ids_score_as_stored_under_a_bare_litert_interpreter(tiny_bundle: Path) -> None:
+    """``dipn.bundle.litert_golden``, what runs under tflite-runtime, here with LiteRT's own interpreter."""
+    pytest.importorskip("ai_edge_litert")
+    from dipn.bundle.litert_golden import golden_report
+
+    report = golden_report(tiny_bundle, repeat=2, runtime="ai_edge_litert")
+    rows = report["artifacts"]
+    assert set(rows) == {"model.tflite", "model.int8.tflite"} and report["runtime"].startswith("ai_edge_litert")
+    for row in rows.values():
+        assert "error" not in row and row["golden_max_abs_diff"] <= row["tolerance"]
+        assert row["inference"]["runs"] == 2 and set(row["scores"]) >= {"long", "no_events"}

@@ -9,13 +9,14 @@ with ``RuntimeUnavailableError`` and its one-line reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from dipn.bundle.errors import RuntimeUnavailableError
+from dipn.bundle.manifest import Bundle
 from dipn.bundle.runners.coreml import CoremlRunner
 from dipn.bundle.runners.litert import TfliteRunner
 from dipn.bundle.runners.onnx import OnnxRunner
@@ -38,3 +39,15 @@ def runner_for(artifact: Mapping[str, Any], root: Path, threads: int = 1, litert
     if artifact["format"] == "coreml":
         return CoremlRunner(path)
     raise RuntimeUnavailableError(f"no runner for format {artifact['format']!r}")
+
+
+def run_one_calls(bundle: Bundle, threads: int = 1) -> dict[str, Callable[[Mapping[str, np.ndarray]], Any]]:
+    """"onnxruntime fp32", "LiteRT fp32", then int8 -> one raw batch-1 call of that artifact
+    (``run_one``: no conversion of inputs or outputs), for latency tables; LiteRT is
+    ``ai_edge_litert``, what phones run."""
+    calls: dict[str, Callable[[Mapping[str, np.ndarray]], Any]] = {}
+    for precision in ("fp32", "int8"):
+        calls[f"onnxruntime {precision}"] = OnnxRunner(bundle.path(bundle.artifact("onnx", precision)), threads).run_one
+        lite = TfliteRunner(bundle.path(bundle.artifact("tflite", precision)), threads, runtime="ai_edge_litert")
+        calls[f"LiteRT {precision}"] = lite.run_one
+    return calls
