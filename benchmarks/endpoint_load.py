@@ -1,4 +1,4 @@
-"""Throughput and latency of signed score posts on loopback (DESIGN.md section 7: >= 2,000 score
+"""Throughput and latency of signed score posts on loopback (the target: >= 2,000 score
 posts/s on 2 cores, p99 <= 50 ms, zero acknowledged writes lost). Figures, not asserts.
 
 The server runs as ``python -m dipn.cli serve`` (= ``dipn serve``) with N uvicorn workers; the load
@@ -291,7 +291,7 @@ def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
 
 def markdown(report: dict, plot_name: str) -> str:
     lines = [
-        f"# Score posts on loopback, {report['db']} (DESIGN.md section 7: >= 2,000 posts/s on 2 cores, "
+        f"# Score posts on loopback, {report['db']} (target: >= 2,000 posts/s on 2 cores, "
         "p99 <= 50 ms, no acknowledged write lost)", "",
         f"`{report['command']}`: {report['db']}, {report['workers']} uvicorn workers, {report['connections']} "
         f"connections, {report['scores_per_post']} score(s) per signed post, {report['cpus']} cores shared with "

@@ -1,4 +1,4 @@
-"""Size, parity and latency of the converted artifacts (issue 5; targets in DESIGN.md section 7).
+"""Size, parity and latency of the converted artifacts (issue 5), against the project's targets.
 
     python benchmarks/size_parity.py                       # converts runs/demo/run/best.pt
     python benchmarks/size_parity.py --reuse               # measure an existing bundle again
@@ -119,7 +119,7 @@ def render(report: dict[str, Any]) -> str:
                  "coreml": "CoreML (weights-only check)"}[fmt]  # fmt: skip
         lines.append(f"| {label} | {mb(fp32)} | {mb(int8)} | {diff} | {auc_pair(fmt)} | {drop:+.4f} | {lat32} | "
                      f"{lat8} | {graph} | {fp32.get('seconds', 0):.1f} / {int8.get('seconds', 0):.1f} |")  # fmt: skip
-    lines += ["", "Targets (DESIGN.md section 7): int8 artifact <= 2.5 MB each; AUC drop <= 0.003 for ONNX and "
+    lines += ["", "Targets: int8 artifact <= 2.5 MB each; AUC drop <= 0.003 for ONNX and "
               "TFLite int8; p50 <= 5 ms, 1 thread, int8 ONNX and TFLite.", ""]  # fmt: skip
     checks = []
     for fmt in ("onnx", "tflite", "coreml"):

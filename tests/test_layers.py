@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from mobile_demo import HOST_ONLY
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("dipn", "convert", "mobile_demo", "benchmarks")
 ANY = "*"

@@ -1,6 +1,6 @@
 """Read raw event logs (CSV, JSON Lines, Parquet) and enforce the contracts of ``dipn.features.contract``.
 
-DESIGN.md section 2: a user feeds in one file per view; every problem is reported with the file,
+A user feeds in one file per view; every problem is reported with the file,
 the line (or Parquet row), the column and a short machine name of the broken rule, so the user
 can fix the export instead of guessing. Validation is vectorized (Polars): every column is read
 as text (or as the Parquet type), parsed with non-strict casts and compared; Python only looks at

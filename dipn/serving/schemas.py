@@ -22,7 +22,7 @@ class Strict(BaseModel):
 
 
 class Score(Strict):
-    """What a device sends (DESIGN.md section 5) and nothing else: unknown fields are refused."""
+    """What a device sends (``dipn.wire``) and nothing else: unknown fields are refused."""
 
     device_id: DeviceId
     model_version: Annotated[str, Field(pattern=MODEL_VERSION_PATTERN)]
