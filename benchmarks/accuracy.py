@@ -93,8 +93,8 @@ def deployment_figures(model: torch.nn.Module, store: SampleStore, evaluation: n
     op count, and single-thread batch-1 onnxruntime latency on a real eval sample (median)."""
     from convert.onnx_export import export_onnx
     from convert.quantize import quantize_onnx
-    from convert.runners import OnnxRunner
     from convert.signature import model_inputs
+    from dipn.bundle.runners.onnx import OnnxRunner
 
     out.mkdir(parents=True, exist_ok=True)
     model.eval()

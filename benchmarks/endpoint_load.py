@@ -1,4 +1,4 @@
-"""Throughput and latency of signed score posts on loopback (DESIGN.md section 7: >= 2,000 score
+"""Throughput and latency of signed score posts on loopback (the target: >= 2,000 score
 posts/s on 2 cores, p99 <= 50 ms, zero acknowledged writes lost). Figures, not asserts.
 
 The server runs as ``python -m dipn.cli serve`` (= ``dipn serve``) with N uvicorn workers; the load
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from dipn.serving import auth
-from dipn.serving.client import DeviceClient, encode_scores
+from dipn import wire
+from dipn.serving.client import DeviceClient
 from dipn.serving.server import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,13 +62,13 @@ def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
 def presign(devices: list[DeviceClient], count: int, scores_per_post: int, port: int) -> list[bytes]:
     """``count`` raw HTTP requests, each a signed post of fresh scores with its own nonce."""
     requests = []
-    base_ts = auth.now_ms()
+    base_ts = wire.now_ms()
     for i in range(count):
         device = devices[i % len(devices)]
         ts = base_ts + (i // len(devices)) * scores_per_post
         scores = [device.score("bench-1", 0.05 + (i % 90) / 100, 0.5, ts + k) for k in range(scores_per_post)]
-        body = encode_scores(scores)
-        headers = auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body)
+        body = wire.encode_scores(scores)
+        headers = wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body)
         head = (f"POST /scores HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
         requests.append(head.encode() + body)
@@ -291,7 +291,7 @@ def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
 
 def markdown(report: dict, plot_name: str) -> str:
     lines = [
-        f"# Score posts on loopback, {report['db']} (DESIGN.md section 7: >= 2,000 posts/s on 2 cores, "
+        f"# Score posts on loopback, {report['db']} (target: >= 2,000 posts/s on 2 cores, "
         "p99 <= 50 ms, no acknowledged write lost)", "",
         f"`{report['command']}`: {report['db']}, {report['workers']} uvicorn workers, {report['connections']} "
         f"connections, {report['scores_per_post']} score(s) per signed post, {report['cpus']} cores shared with "

@@ -20,9 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,76 +31,31 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 
-REFERENCE = "PyTorch eager fp32"
+REFERENCE = "PyTorch eager fp32"  # a label of convert.reference.torch_calls
 THREADS = (1, 2)
-
-
-def backends(bundle: Path, checkpoint: Path, threads: int) -> dict[str, Callable[[dict[str, np.ndarray]], Any]]:
-    """label -> a call scoring one batch-1 feed, every backend and precision the host can run."""
-    import torch
-
-    from convert.runners import OnnxRunner, TfliteRunner
-    from convert.signature import ScoreModule
-    from dipn.training.checkpoint import load_model
-
-    torch.set_num_threads(threads)
-    model, _, _ = load_model(checkpoint)
-    names = list(model.input_names)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated in favour of torchao
-        torch_int8 = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU}, dtype=torch.qint8)
-    calls: dict[str, Callable[[dict[str, np.ndarray]], Any]] = {}
-    for label, module in ((REFERENCE, model), ("PyTorch eager int8", torch_int8)):
-        scored = ScoreModule(module).eval()
-        calls[label] = lambda f, m=scored: m(*[torch.from_numpy(f[n]) for n in names])
-    for precision, suffix in (("fp32", ""), ("int8", ".int8")):
-        calls[f"onnxruntime {precision}"] = OnnxRunner(bundle / f"model{suffix}.onnx", threads=threads).run_one
-        lite = TfliteRunner(bundle / f"model{suffix}.tflite", threads=threads, runtime="ai_edge_litert")
-        calls[f"LiteRT {precision}"] = lite.run_one
-    return calls
-
-
-def time_backends(calls: dict[str, Callable], inputs: dict[str, np.ndarray], rounds: int,
-                  per_round: int) -> dict[str, list[float]]:  # fmt: skip
-    """Seconds per call; each round runs every backend on the same ``per_round`` distinct samples."""
-    import torch
-
-    feeds = [{k: np.ascontiguousarray(v[i : i + 1]) for k, v in inputs.items()} for i in range(per_round)]
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    with torch.no_grad():
-        for call in calls.values():  # warm-up: first calls allocate and pick kernels
-            for feed in feeds[:3]:
-                call(feed)
-        for _ in range(rounds):
-            for label, call in calls.items():
-                for feed in feeds:
-                    started = time.perf_counter()
-                    call(feed)
-                    times[label].append(time.perf_counter() - started)
-    return times
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1e3
-    return {f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 90, 99)} | {"runs": len(seconds)}
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """One thread count, in this (pinned) process: model latencies, then event -> score."""
     from benchmarks.emulator.guest import event_to_score
+    from convert.reference import TorchReference, torch_calls
     from convert.signature import model_inputs
+    from dipn.bundle.manifest import load_bundle
+    from dipn.bundle.runners import run_one_calls
+    from dipn.bundle.timing import interleaved, percentiles
     from dipn.data.store import SampleStore
 
-    calls = backends(args.bundle, args.checkpoint, args.threads)
+    bundle = load_bundle(args.bundle)
+    calls = torch_calls(args.checkpoint, args.threads) | run_one_calls(bundle, args.threads)
     store = SampleStore(args.samples)
     inputs = model_inputs(store, store.indices("eval")[: args.per_round], _input_names(args.bundle))
     per_round = min(args.per_round, len(next(iter(inputs.values()))))
-    times = time_backends(calls, inputs, args.rounds, per_round)
+    times = interleaved(calls, inputs, args.rounds, per_round)
     golden = json.loads((args.bundle / "golden.json").read_text())
-    events = {fmt: event_to_score(args.bundle, golden, fmt, args.rounds * per_round, args.public_key, args.threads,
-                                  args.checkpoint) for fmt in ("torch", "onnx", "tflite")}  # fmt: skip
+    events = {fmt: event_to_score(args.bundle, golden, backend, args.rounds * per_round, args.public_key, args.threads)
+              for fmt, backend in (("torch", TorchReference(args.checkpoint)), ("onnx", "onnx"), ("tflite", "tflite"))}
     return {"threads": args.threads, "cpus_allowed": sorted(os.sched_getaffinity(0)),
-            "model": {k: summary(v) for k, v in times.items()}, "event_to_score": events}  # fmt: skip
+            "model": {k: percentiles(v) for k, v in times.items()}, "event_to_score": events}  # fmt: skip
 
 
 def _input_names(bundle: Path) -> list[str]:
@@ -163,7 +115,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
             else:
                 lines.append(f"| {e['runtime']} | `{e['artifact']}` | {run['threads']} | {e['p50_ms']:.2f} | "
                              f"{e['p90_ms']:.2f} |")  # fmt: skip
-    lines += ["", "Target (DESIGN.md section 7): int8, 1 thread, p50 <= 5 ms on the host. Phones: see the ARM64 "
+    lines += ["", "Target: int8, 1 thread, p50 <= 5 ms on the host. Phones: see the ARM64 "
               "emulation section (instruction counts and estimated phone latency).", "",
               f"![latency by backend]({plot_name})", ""]  # fmt: skip
     return "\n".join(lines) + "\n"

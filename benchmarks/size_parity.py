@@ -1,4 +1,4 @@
-"""Size, parity and latency of the converted artifacts (issue 5; targets in DESIGN.md section 7).
+"""Size, parity and latency of the converted artifacts (issue 5), against the project's targets.
 
     python benchmarks/size_parity.py                       # converts runs/demo/run/best.pt
     python benchmarks/size_parity.py --reuse               # measure an existing bundle again
@@ -22,11 +22,8 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -36,93 +33,28 @@ from benchmarks.machine import machine_info, machine_line  # noqa: E402
 
 TARGET_MB, TARGET_DROP, TARGET_P50_MS = 2.5, 0.003, 5.0
 
-_TFLITE_RUNTIME_SCRIPT = r"""
-import json, sys, time
-import numpy as np
-import tflite_runtime
-from tflite_runtime.interpreter import Interpreter
-bundle, rounds = sys.argv[1], int(sys.argv[2])
-manifest = json.load(open(f"{bundle}/manifest.json"))
-golden = json.load(open(f"{bundle}/golden.json"))
-shapes = {i["name"]: i["shape"][1:] for i in manifest["inputs"]}
-def pad(rows, shape):
-    out = np.zeros((1, *shape), np.int32)
-    if len(shape) == 1: out[0] = rows[0]
-    elif rows: out[0, shape[0] - len(rows):] = np.asarray(rows, np.int32)
-    return out
-report = {"tflite_runtime": tflite_runtime.__version__, "numpy": np.__version__}
-for a in manifest["artifacts"]:
-    if a["format"] != "tflite": continue
-    entry = {}
-    try:
-        runner = Interpreter(model_path=f"{bundle}/{a['path']}", num_threads=1).get_signature_runner()
-        diffs, feeds = [], None
-        for case in golden["cases"]:
-            feeds = {n: pad(case["ids"][n], shapes[n]) for n in shapes}
-            out = runner(**feeds)
-            got = [float(out["p_realtime"][0]), float(out["p_longterm"][0])]
-            diffs.append(max(abs(g - e) for g, e in zip(got, case["scores"][a["path"]])))
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter(); runner(**feeds); times.append(time.perf_counter() - t0)
-        entry = {"loads": True, "golden_max_abs_diff": max(diffs),
-                 "p50_ms": float(np.percentile(times, 50) * 1e3), "p90_ms": float(np.percentile(times, 90) * 1e3)}
-    except Exception as exc:
-        entry = {"loads": False, "error": f"{type(exc).__name__}: {exc}"}
-    report[a["path"]] = entry
-print(json.dumps(report))
-"""
-
-
-def _feeds(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    return {k: np.ascontiguousarray(v[i : i + 1]) for k, v in inputs.items()}
-
-
 def latency(bundle: Path, checkpoint: Path, samples: Path, rounds: int, per_round: int) -> dict[str, dict[str, float]]:
-    """p50 / p90 milliseconds of one batch-1 inference per runtime, 1 thread, interleaved rounds."""
-    import torch
-
-    from convert.runners import OnnxRunner, TfliteRunner
-    from convert.signature import ScoreModule, model_inputs
+    """p50 / p90 / p99 milliseconds of one batch-1 inference per runtime, 1 thread, interleaved rounds."""
+    from convert.reference import torch_calls
+    from convert.signature import model_inputs
+    from dipn.bundle.manifest import load_bundle
+    from dipn.bundle.runners import run_one_calls
+    from dipn.bundle.timing import interleaved, percentiles
     from dipn.data.store import SampleStore
-    from dipn.training.checkpoint import load_model
 
-    torch.set_num_threads(1)
-    model, _, _ = load_model(checkpoint)
+    loaded = load_bundle(bundle)
     store = SampleStore(samples)
-    inputs = model_inputs(store, store.indices("eval")[:per_round], model.input_names)
-    names = list(model.input_names)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated (torchao)
-        torch_int8 = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU}, dtype=torch.qint8)
-    calls: dict[str, Any] = {}
-    for label, module in (("torch fp32", model), ("torch int8", torch_int8)):
-        scored = ScoreModule(module).eval()
-        calls[label] = lambda f, m=scored: m(*[torch.from_numpy(f[n]) for n in names])
-    for precision, suffix in (("fp32", ""), ("int8", ".int8")):
-        onnx = OnnxRunner(bundle / f"model{suffix}.onnx", threads=1)
-        calls[f"onnxruntime {precision}"] = onnx.run_one
-        lite = TfliteRunner(bundle / f"model{suffix}.tflite", threads=1, runtime="ai_edge_litert")
-        calls[f"LiteRT {precision}"] = lite.run_one
-    times: dict[str, list[float]] = {k: [] for k in calls}
-    with torch.no_grad():
-        for call in calls.values():  # warm-up
-            for i in range(3):
-                call(_feeds(inputs, i))
-        for _ in range(rounds):
-            for label, call in calls.items():
-                for i in range(per_round):
-                    feeds = _feeds(inputs, i)
-                    t0 = time.perf_counter()
-                    call(feeds)
-                    times[label].append(time.perf_counter() - t0)
-    return {k: {"p50_ms": float(np.percentile(v, 50) * 1e3), "p90_ms": float(np.percentile(v, 90) * 1e3),
-                "runs": len(v)} for k, v in times.items()}  # fmt: skip
+    names = [i["name"] for i in loaded.manifest["inputs"]]
+    inputs = model_inputs(store, store.indices("eval")[:per_round], names)
+    times = interleaved(torch_calls(checkpoint, 1) | run_one_calls(loaded, 1), inputs, rounds, per_round)
+    return {label: percentiles(seconds) for label, seconds in times.items()}
 
 
 def tflite_runtime_check(python: str, bundle: Path, rounds: int) -> dict[str, Any]:
-    result = subprocess.run([python, "-c", _TFLITE_RUNTIME_SCRIPT, str(bundle), str(rounds)],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    """``dipn.bundle.litert_golden`` under ``python``, a separate environment with tflite-runtime."""
+    result = subprocess.run([python, "-m", "dipn.bundle.litert_golden", str(bundle), "--repeat", str(rounds)],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT,
+                            env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"PYTHONPATH": str(ROOT)})  # fmt: skip
     if result.returncode:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -168,7 +100,7 @@ def render(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| PyTorch eager | {manifest['model'].get('fp32_mb', '-')} | - | reference | "
         + "; ".join(f"{t} {ref[t]:.4f}" for t in tasks)
-        + f" | - | {ms('torch fp32')} | {ms('torch int8')} (torch.ao dynamic, Linear+GRU) | - | - |",
+        + f" | - | {ms('PyTorch eager fp32')} | {ms('PyTorch eager int8')} (torch.ao dynamic, Linear+GRU) | - | - |",
     ]
     runtime = {"onnx": "onnxruntime", "tflite": "LiteRT", "coreml": None}
     for fmt in ("onnx", "tflite", "coreml"):
@@ -187,7 +119,7 @@ def render(report: dict[str, Any]) -> str:
                  "coreml": "CoreML (weights-only check)"}[fmt]  # fmt: skip
         lines.append(f"| {label} | {mb(fp32)} | {mb(int8)} | {diff} | {auc_pair(fmt)} | {drop:+.4f} | {lat32} | "
                      f"{lat8} | {graph} | {fp32.get('seconds', 0):.1f} / {int8.get('seconds', 0):.1f} |")  # fmt: skip
-    lines += ["", "Targets (DESIGN.md section 7): int8 artifact <= 2.5 MB each; AUC drop <= 0.003 for ONNX and "
+    lines += ["", "Targets: int8 artifact <= 2.5 MB each; AUC drop <= 0.003 for ONNX and "
               "TFLite int8; p50 <= 5 ms, 1 thread, int8 ONNX and TFLite.", ""]  # fmt: skip
     checks = []
     for fmt in ("onnx", "tflite", "coreml"):
@@ -207,14 +139,13 @@ def render(report: dict[str, Any]) -> str:
         if "error" in old:
             lines += ["", f"tflite-runtime: could not run ({old['error']})."]
         else:
-            parts = [f"`{k}` " + (f"loads, golden max abs diff {v['golden_max_abs_diff']:.1e}, p50 {v['p50_ms']:.2f} ms"
-                                   if v.get("loads") else f"refused: {v.get('error')}")
-                     for k, v in old.items() if k.endswith(".tflite")]  # fmt: skip
+            parts = [f"`{k}` " + (f"loads, golden max abs diff {v['golden_max_abs_diff']:.1e}, "
+                                   f"p50 {v['inference']['p50_ms']:.2f} ms" if "error" not in v
+                                   else f"refused: {v['error']}")
+                     for k, v in old["artifacts"].items()]  # fmt: skip
             lines += [
                 "",
-                f"tflite-runtime {old['tflite_runtime']} (numpy {old['numpy']}, separate venv): "
-                + "; ".join(parts)
-                + ".",
+                f"{old['runtime']} (numpy {old['numpy']}, separate venv): " + "; ".join(parts) + ".",
             ]
     return "\n".join(lines) + "\n"
 
@@ -233,7 +164,7 @@ def main() -> None:
     args = p.parse_args()
 
     from convert.bundle import ConvertOptions, build_bundle
-    from convert.verify import load_bundle
+    from dipn.bundle.manifest import load_bundle
 
     command = "python benchmarks/size_parity.py " + " ".join(sys.argv[1:])
     start = time.perf_counter()

@@ -4,7 +4,7 @@
     python benchmarks/uplink_cost.py --users 20 --days 1 --out /tmp/uplink   # a quick look
 
 Events come from the simulator at density 1.0 (the paper's Table 1: ~42 browse, ~391 tap and
-~1583 swipe-view actions per user per day), in our raw contract (dipn.data.schema). The trigger is
+~1583 swipe-view actions per user per day), in our raw contract (dipn.features.contract). The trigger is
 the wrapper's default: one score per page leave (a swipe-view ``leave_page``), counted in the same
 simulated days.
 

@@ -16,7 +16,7 @@
 Every artifact is run on held-out samples right after it is written and compared with PyTorch
 fp32 (``convert.parity``). If any fails the gate (NaN; or scores apart from PyTorch's and an AUC
 drop above ``max_auc_drop`` where the samples can measure one, see ``convert.parity``), the
-bundle is still written, for inspection, with ``status: "rejected"`` (``convert.verify`` refuses
+bundle is still written, for inspection, with ``status: "rejected"`` (``dipn.bundle.manifest`` refuses
 to load it) and ``ParityGateError`` is raised. The bundle is assembled in a temporary directory
 beside ``out`` and moved into place at the end (``dipn.outputs.replacing``), so an interrupted
 conversion never leaves a half-written bundle under ``out``, and the next conversion removes the
@@ -37,12 +37,16 @@ from typing import Any
 import numpy as np
 
 from convert import golden as golden_vectors
-from convert.errors import ConversionError, ParityGateError, RuntimeUnavailableError
+from convert.errors import ConversionError, ParityGateError
 from convert.parity import AGREEMENT, DEFAULT_MAX_AUC_DROP, Parity, compare, gate, measurable_pairs
 from convert.quantize import ONNX_INT8, CoremlWeights, quantize_onnx, recipes
-from convert.signing import SIGNATURE, load_private_key, sign_bundle
+from convert.signing import load_private_key, sign_bundle
 from convert.signature import example_inputs, input_signature, labels_of, model_inputs, output_signature, torch_scores
-from convert.verify import BUNDLE_FORMAT, MANIFEST, describe_files, sha256_file
+from dipn.bundle.errors import RuntimeUnavailableError
+from dipn.bundle.golden import GOLDEN_FORMAT, real_rows
+from dipn.bundle.manifest import BUNDLE_FORMAT, MANIFEST, describe_files, sha256_file
+from dipn.bundle.selftest import encode_case
+from dipn.bundle.trust import SIGNATURE
 from dipn.outputs import BUNDLE, replacing
 
 FORMATS = ("onnx", "tflite", "coreml")
@@ -128,7 +132,7 @@ class _Conversion:
         self.example = example_inputs(self.model, self.inputs)
         cases = golden_vectors.golden_cases(self.features)
         self.golden_cases = cases
-        self.golden_encoded = [golden_vectors.encode_case(c, self.features, self.names) for c in cases]
+        self.golden_encoded = [encode_case(c, self.features, self.names) for c in cases]
         self.golden_inputs = golden_vectors.stack_inputs(self.golden_encoded)
         self.artifacts: list[dict[str, Any]] = []
         self.parities: list[Parity] = []
@@ -165,7 +169,7 @@ class _Conversion:
     # ---- formats ---------------------------------------------------------------------------
     def onnx(self) -> None:
         from convert.onnx_export import describe_onnx, export_onnx
-        from convert.runners import OnnxRunner
+        from dipn.bundle.runners.onnx import OnnxRunner
 
         self.progress("ONNX (torch.onnx legacy exporter, opset 17; onnxruntime dynamic int8)")
         fp32 = self.tmp / FILE_NAMES[("onnx", "fp32")]
@@ -182,8 +186,8 @@ class _Conversion:
                          runner.label, {"quantization": quantization})  # fmt: skip
 
     def tflite(self) -> None:
-        from convert.runners import TfliteRunner
         from convert.tflite_export import convert_tflite
+        from dipn.bundle.runners.litert import TfliteRunner
 
         route = self.options.tflite_route
         self.progress(f"TFLite (route {route}; dynamic-range int8)")
@@ -197,7 +201,8 @@ class _Conversion:
                          runner.label, extra)  # fmt: skip
 
     def coreml(self) -> None:
-        from convert.coreml_export import coreml_available, convert_coreml, predict_coreml, weight_quantized_model
+        from convert.coreml_export import convert_coreml, weight_quantized_model
+        from dipn.bundle.runners.coreml import coreml_available, predict_coreml
 
         self.progress("CoreML (torch.jit.trace -> mlprogram, fp32 compute; int8 weights)")
         paths = {"fp32": self.tmp / FILE_NAMES[("coreml", "fp32")],
@@ -228,14 +233,14 @@ class _Conversion:
         failures = gate(self.parities, opts.max_auc_drop)
         self.features.save(self.tmp / "features.json")
         golden = {
-            "format": golden_vectors.GOLDEN_FORMAT,
+            "format": GOLDEN_FORMAT,
             "about": "raw event streams (one case each), the model inputs they encode to (real rows only: "
             "sequences are left-padded with zero rows to the input shape), and each artifact's scores "
             "[p_realtime, p_longterm]; 'pytorch' is the fp32 reference",
             "tolerance": golden_vectors.TOLERANCE,
             "cases": [
                 {"name": case["name"], "raw": case,
-                 "ids": {n: golden_vectors.real_rows(enc[n]) for n in self.names},
+                 "ids": {n: real_rows(enc[n]) for n in self.names},
                  "scores": {k: [round(float(x), 7) for x in v[i]] for k, v in self.golden_scores.items()}}
                 for i, (case, enc) in enumerate(zip(self.golden_cases, self.golden_encoded, strict=True))
             ],

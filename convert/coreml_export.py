@@ -11,7 +11,8 @@ CoreML predicts only on macOS. Elsewhere ``inspect_package`` reads the saved pac
 outputs, shapes, op counts, which weights are int8, size) and ``weight_parity`` loads the
 package's dequantized weights back into the PyTorch model and compares scores: that covers weight
 quantization, not the phone's own kernels (or fp16 on the Neural Engine, if a port enables it).
-``predict_coreml`` is the real prediction check; it runs on macOS and says why it cannot elsewhere.
+The real prediction check is ``dipn.bundle.runners.coreml.predict_coreml``; it runs on macOS and says why
+it cannot elsewhere.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import collections
 import contextlib
 import copy
 import io
-import logging
-import platform
 import sys
 import time
 import warnings
@@ -33,18 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from convert.errors import ConversionError, RuntimeUnavailableError
+from convert.errors import ConversionError
 from convert.quantize import COREML_INT8, CoremlWeights, quantize_coreml
-from convert.signature import OUTPUTS, ScoreModule, example_inputs, input_shape
+from convert.signature import ScoreModule, example_inputs, input_shape
+from dipn.bundle.runners.coreml import quiet_coremltools
+from dipn.features import OUTPUTS
 
 DEPLOYMENT_TARGET = "iOS16"  # also macOS 13: int32 inputs of an ML program, constexpr weights
-MACOS_ONLY = "CoreML prediction runs only on macOS (coremltools: 'Model prediction is only supported on macOS')"
-
-
-def _quiet() -> None:
-    """Before coremltools is imported: it logs, on import, every library version it has not been
-    tested with, and that prediction needs macOS."""
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -68,7 +62,7 @@ def convert_coreml(
     recipe: CoremlWeights = COREML_INT8,
 ) -> dict[str, dict[str, Any]]:
     """Write the fp32 and/or compressed ``.mlpackage`` directories; return {"fp32": info, "int8": info}."""
-    _quiet()
+    quiet_coremltools()
     import coremltools as ct
 
     start = time.perf_counter()
@@ -99,7 +93,7 @@ def convert_coreml(
 
 
 def _program(path: Path) -> tuple[Any, Any]:
-    _quiet()
+    quiet_coremltools()
     import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 
@@ -193,31 +187,3 @@ def weight_quantized_model(path: Path, model: nn.Module) -> tuple[nn.Module, int
         state[name] = torch.from_numpy(value)
     clone.load_state_dict(state)
     return clone, len(weights)
-
-
-def coreml_available() -> tuple[bool, str]:
-    """(True, "") on macOS with a loadable coremltools; else (False, the reason)."""
-    if platform.system() != "Darwin":
-        return False, f"{MACOS_ONLY}; this is {platform.system()}"
-    try:
-        import coremltools  # noqa: F401
-    except ImportError:
-        return False, "coremltools is not installed"
-    return True, ""
-
-
-def predict_coreml(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Real CoreML prediction, sample by sample (batch 1): (N, 2) probabilities. macOS only."""
-    available, reason = coreml_available()
-    if not available:
-        raise RuntimeUnavailableError(reason)
-    _quiet()
-    import coremltools as ct
-
-    mlmodel = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
-    n = len(next(iter(inputs.values())))
-    out = np.zeros((n, 2), np.float32)
-    for i in range(n):
-        result = mlmodel.predict({k: np.asarray(v[i : i + 1], np.int32) for k, v in inputs.items()})
-        out[i] = [float(np.ravel(result[k])[0]) for k in OUTPUTS]
-    return out

@@ -1,5 +1,5 @@
-"""Errors of conversion and bundle loading; all are ``DipnValidationError`` so that ``dipn`` prints
-them as one clear line and exits non-zero."""
+"""Errors of conversion; all are ``DipnValidationError`` so that ``dipn`` prints them as one clear
+line and exits non-zero. (Why a bundle is refused when it is loaded: ``dipn.bundle.errors``.)"""
 
 from __future__ import annotations
 
@@ -12,19 +12,3 @@ class ConversionError(DipnValidationError):
 
 class ParityGateError(ConversionError):
     """An artifact disagrees with PyTorch beyond the allowed AUC drop, or outputs NaN."""
-
-
-class BundleIntegrityError(DipnValidationError):
-    """A bundle file is missing, truncated or modified (size or sha256 differs from manifest.json)."""
-
-
-class BundleSignatureError(BundleIntegrityError):
-    """A bundle is unsigned, signed by an untrusted key, or its manifest changed after signing."""
-
-
-class RuntimeTooOldError(DipnValidationError):
-    """The installed runtime is older than the minimum version an artifact needs."""
-
-
-class RuntimeUnavailableError(DipnValidationError):
-    """The runtime an artifact needs cannot run here (not installed, or CoreML off macOS)."""

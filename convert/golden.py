@@ -1,4 +1,4 @@
-"""Golden vectors (DESIGN.md section 5): raw event streams, the ids they encode to, each artifact's scores.
+"""Golden vectors, the write side: raw event streams, the ids they encode to, each artifact's scores.
 
 A port of the encoder (Kotlin, Swift) is correct when it turns each case's raw events into exactly
 these ids, and a runtime is correct when the artifact turns the ids into these scores within the
@@ -14,9 +14,10 @@ Each case is scored at its ``score_ts`` (an idle moment after its last event, or
 still open then have stayed ``score_ts - ts``, and the context group is computed at that moment
 (``dipn.features.cut``), as the device does when its timer or a page leave triggers a score.
 
-Encoding uses ``dipn.features.StreamEncoder``, one event at a time as a phone does; sequences are
-left-padded with zero rows to length T (a real event's row is never all zero: its mask column is
-non-zero). ``golden.json`` stores the real rows only.
+Encoding is the device's own (``dipn.bundle.selftest.encode_case``: ``dipn.features.StreamEncoder``,
+one event at a time as a phone does); sequences are left-padded with zero rows to length T (a real
+event's row is never all zero: its mask column is non-zero). ``golden.json`` stores the real rows
+only (``dipn.bundle.golden``, which a device reads).
 """
 
 from __future__ import annotations
@@ -26,12 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dipn.features import STATIC_ENCODERS, FeatureManifest, StreamEncoder
-from dipn.features.columns import VIEW_COLUMNS
-from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
-
-GOLDEN_FORMAT = 2  # 2: score_ts, open-page stays and the context group
-VIEWS = ("swipe", "tap", "browse")
+from dipn.features import VIEWS, FeatureManifest
 SCREEN = (390.0, 844.0)  # points, an iPhone 12-14 class screen
 # Scores must match within these absolute tolerances: fp32 kernels differ in summation order only;
 # int8 kernels quantize activations on the fly, and rounding differs between CPU instruction sets.
@@ -128,63 +124,6 @@ def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[s
         stamps = [e["ts"] for events in case["events"].values() for e in events]
         case["score_ts"] = (max(stamps) if stamps else START_MS) + idle_after_ms[case["name"]]
     return cases
-
-
-def encode_case(
-    case: Mapping[str, Any], manifest: FeatureManifest, input_names: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """One case's raw events -> model inputs (1, T, F) / (1, F) int32, as a phone would build them
-    at the case's ``score_ts``."""
-    from dipn.data.store import merge_by_time
-
-    length = manifest.config.sequence_length
-    encoder = StreamEncoder(manifest, *case["screen"])
-    score_ts = np.array([case["score_ts"]], np.int64)
-    ids: dict[str, np.ndarray] = {}
-    times: dict[str, np.ndarray] = {}
-    for view in VIEWS:
-        width = manifest.config.width(view)
-        rows = [encoder.encode(view, event) for event in case["events"][view]][-length:]
-        events = case["events"][view][-length:]
-        stamps = [event["ts"] for event in events]
-        padded = np.zeros((1, length, width), np.int32)
-        stamp = np.full((1, length), NO_EVENT_TS)
-        if rows:
-            padded[0, length - len(rows) :] = np.stack(rows)
-            stamp[0, length - len(rows) :] = stamps
-        if view == "browse":
-            stay = np.zeros((1, length), np.int64)
-            if events:
-                stay[0, length - len(events) :] = event_stays(events)
-            padded = browse_at_cut(padded, stamp, stay, score_ts, manifest)
-        ids[view], times[view] = padded, stamp
-    ids["context"] = context_ids(score_ts, {v: times[v][:, -1] for v in VIEWS}, manifest)
-    for group, encode in STATIC_ENCODERS.items():
-        columns = {name: np.array([case[group].get(name, 0)]) for name in VIEW_COLUMNS[group] if name != "user_id"}
-        columns["as_of_ts"] = np.array([START_MS])
-        ids[group] = encode(columns, manifest).astype(np.int32)
-    if "merged" in input_names:
-        ids["merged"] = merge_by_time([ids[v] for v in VIEWS], [times[v] for v in VIEWS])
-    return {name: ids[name] for name in input_names}
-
-
-def real_rows(ids: np.ndarray) -> list[list[int]]:
-    """A (1, T, F) sequence without its left padding (leading all-zero rows); (1, F) as one row."""
-    array = np.asarray(ids)[0]
-    if array.ndim == 1:
-        return [array.tolist()]
-    real = np.flatnonzero(array.any(axis=1))
-    return array[real[0] :].tolist() if real.size else []
-
-
-def pad_rows(rows: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
-    """Inverse of ``real_rows``: (1, T, F) or (1, F) int32."""
-    out = np.zeros((1, *shape), np.int32)
-    if len(shape) == 1:
-        out[0] = rows[0]
-    elif rows:
-        out[0, shape[0] - len(rows) :] = np.asarray(rows, np.int32)
-    return out
 
 
 def stack_inputs(encoded: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

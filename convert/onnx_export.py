@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from convert.signature import OUTPUTS, ScoreModule, example_inputs
+from convert.signature import ScoreModule, example_inputs
+from dipn.features import OUTPUTS
 
 OPSET = 17
 # IR version -> first onnxruntime release that loads it (onnxruntime's compatibility table).

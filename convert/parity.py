@@ -8,8 +8,8 @@ how many scores are NaN. The gate, artifact by artifact and in this order:
 2. scores within ``AGREEMENT`` (1e-4, the fp32 golden tolerance) of PyTorch's pass: the artifact
    computes the same function up to summation order, and an AUC that moves then only reorders
    near-tied samples (an fp32 artifact 5e-7 from PyTorch once failed on 200 such samples);
-3. otherwise each task's AUC drop must be at most ``max_auc_drop`` (default 0.003, DESIGN.md
-   section 7), but only where it can be measured: the parity samples must hold enough pairs of
+3. otherwise each task's AUC drop must be at most ``max_auc_drop`` (default 0.003, the
+   project's target), but only where it can be measured: the parity samples must hold enough pairs of
    a positive and a negative that one reordered pair moves the AUC by at most a thirtieth of the
    allowed drop (``positives * negatives >= 30 / max_auc_drop``: 10,000 pairs at 0.003, e.g. 100
    positives and 100 negatives);

@@ -17,10 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from dipn.data.store import SampleStore
-from dipn.models.dipn import MERGED, STATICS, VIEWS
-
-OUTPUTS = ("p_realtime", "p_longterm")
-TASK_OF_OUTPUT = {"p_realtime": "realtime", "p_longterm": "longterm"}
+from dipn.features import MERGED, OUTPUTS, STATICS, TASKS, VIEWS
 
 
 class ScoreModule(nn.Module):
@@ -66,7 +63,7 @@ def model_inputs(store: SampleStore, indices: np.ndarray, input_names: Sequence[
 
 def labels_of(store: SampleStore, indices: np.ndarray) -> dict[str, np.ndarray]:
     batch = store.batch(np.asarray(indices))
-    return {task: batch[task] for task in TASK_OF_OUTPUT.values()}
+    return {task: batch[task] for task in TASKS}
 
 
 def example_inputs(model: nn.Module, inputs: Mapping[str, np.ndarray] | None = None) -> tuple[Tensor, ...]:

@@ -36,11 +36,11 @@ from tensorflow.compiler.tf2xla.python import xla
 from torch import nn
 
 from dipn.errors import DipnValidationError
-from dipn.models.dipn import DIPN, MERGED, STATICS, VIEWS
+from dipn.features import MERGED, OUTPUTS, STATICS, VIEWS
 from dipn.features.cut import context_columns_read
+from dipn.models.dipn import DIPN
 from dipn.models.embeddings import mask_column
 
-OUTPUTS = ("p_realtime", "p_longterm")
 _NEG = -1e9  # as dipn.models.dipn: a finite "minus infinity"
 
 

@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import polars as pl
 
-from dipn.serving.client import DeviceClient
-from mobile_demo.runtime import VIEWS, IntentRuntime
-from mobile_demo.uplink import Uplink
+from dipn.features import VIEWS
+from mobile_demo.runtime import IntentRuntime
+from mobile_demo.uplink import Uplink, UplinkConfig, register_device
 
 
 def phone_streams(raw: Path, phones: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -54,8 +55,9 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
         runtime = IntentRuntime(bundle, s["screen"], backend=backend, public_key=public_key,
                                 allow_unsigned=allow_unsigned, clock=lambda: replayed_now[0])
         runtime.set_user(s["history"], s["profile"])
-        client = DeviceClient.register(url, s["user_id"])
-        uplink = Uplink(url, client.device_id, client.secret, queue_dir / f"{client.device_id}.db")
+        http = httpx.Client(base_url=url, timeout=UplinkConfig().timeout_s)
+        device_id, secret = register_device(http, s["user_id"])
+        uplink = Uplink(url, device_id, secret, queue_dir / f"{device_id}.db", http=http)
         devices.append((s, runtime, uplink))
     timeline = sorted(((ts, i, view, row) for i, (s, _, _) in enumerate(devices) for ts, view, row in s["events"]),
                       key=lambda e: (e[0], e[1]))  # fmt: skip

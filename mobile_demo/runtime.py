@@ -1,13 +1,16 @@
 """The on-device wrapper: raw touch and browse events in, intent scores out.
 
-On load it opens the bundle only if the configured public key signed it (``convert.signing``;
+On load it opens the bundle only if the configured public key signed it (``dipn.bundle.trust``;
 without a key, only with ``allow_unsigned=True``, for development), checks every file against its
 sha256, picks a backend, and runs the bundle's golden vectors through its own encoder and that
 backend, refusing a bundle whose ids or scores differ. Each event is sanitized, encoded once on
 arrival (the same ``dipn.features`` code as training) and appended to a bounded ring buffer per
 view; scoring reads the buffers as they are (no re-encoding) and applies what only the scoring
-moment t decides (``dipn.features.cut``: the stay so far of a page still open, the recency of each
-view, the hour of t), so an incremental score costs the model call plus O(T) work.
+moment t decides (``dipn.features.inputs_at_cut``, the samples' and golden cases' own assembly: the
+stay so far of a page still open, the recency of each view, the hour of t), so an incremental
+score costs the model call plus O(T) work. Runners come from ``dipn.bundle.runners``, one per
+artifact format; a caller may inject its own (the PyTorch reference, ``convert.reference``), so this
+package names no torch.
 
 Model updates (``update``): the new bundle is opened, loaded and self-tested beside the running
 model, which keeps scoring meanwhile; only then, under the lock every event and score holds, is one
@@ -31,18 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from convert.errors import RuntimeUnavailableError
-from convert.runners import runner_for
-from convert.signing import PublicKeySource, load_public_key, load_trusted_bundle
-from convert.verify import Bundle, self_test
-from dipn.data.store import merge_by_time
-from dipn.features import SEQUENCE_GROUPS, STATIC_ENCODERS, FeatureManifest, StreamEncoder
-from dipn.features.columns import VIEW_COLUMNS
-from dipn.features.cut import NO_EVENT_TS, browse_at_cut, context_ids, event_stays
+from dipn.bundle.errors import RuntimeUnavailableError
+from dipn.bundle.manifest import Bundle
+from dipn.bundle.runners import Runner, runner_for
+from dipn.bundle.selftest import self_test
+from dipn.bundle.trust import PublicKeySource, load_public_key, load_trusted_bundle
+from dipn.features import MERGED, STATIC_ENCODERS, VIEWS, FeatureManifest, StreamEncoder, inputs_at_cut, static_ids
+from dipn.features.cut import NO_EVENT_TS, event_stays
 from mobile_demo.ring import ViewBuffer
 from mobile_demo.sanitize import Sanitizer, wall_clock_ms
 
-VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
 # Preference of backends for "auto": LiteRT (what phones run), then onnxruntime, then CoreML (macOS).
 AUTO_ORDER = ("tflite", "onnx", "coreml")
 
@@ -65,15 +66,15 @@ class LoadedModel:
     model_version: str
     input_names: tuple[str, ...]
     backend: str
-    runner: Any
+    runner: Runner
     self_test: dict[str, Any]
     signer: str | None  # key id of the bundle's signature; None when loaded unsigned
 
 
 class EncodedInputs:
     """A model's inputs as events arrive: encoder state, a ring buffer per view the model reads (ids,
-    timestamps, and for browse the stay as logged), the static groups and each view's last event
-    time. Built for one model's feature manifest; a new model gets a new one."""
+    timestamps, and for browse the stay as logged) and the static groups. Built for one model's
+    feature manifest; a new model gets a new one."""
 
     def __init__(self, model: LoadedModel, screen: tuple[float, float]) -> None:
         cfg = model.features.config
@@ -81,41 +82,34 @@ class EncodedInputs:
         self.encoder = StreamEncoder(model.features, *screen)
         # Only the views the model reads are encoded and buffered (a browse-only model from a
         # public log never pays for swipes); early fusion reads all three.
-        merged = "merged" in model.input_names
-        views = VIEWS if merged else tuple(v for v in VIEWS if v in model.input_names)
+        self.merged = MERGED in model.input_names
+        views = VIEWS if self.merged else tuple(v for v in VIEWS if v in model.input_names)
         self.buffers = {v: ViewBuffer(cfg.sequence_length, cfg.width(v)) for v in views}
         never = int(NO_EVENT_TS)  # timestamp of padding: sorts before every event
         self.times = {v: ViewBuffer(cfg.sequence_length, 1, np.int64, never) for v in views}
         self.stays = ViewBuffer(cfg.sequence_length, 1, np.int64, 0) if "browse" in views else None
-        self.last_ts = {v: never for v in VIEWS}  # the recency inputs (a view not read: none, unread by the model)
         self.static = {g: np.zeros((1, cfg.width(g)), np.int32) for g in STATIC_ENCODERS}
 
     def append(self, view: str, clean: Mapping[str, Any]) -> bool:
         """Encode a sanitized event; False when the model does not read its view."""
         if view not in self.buffers:
             return False
-        self.last_ts[view] = int(clean["ts"])
         self.buffers[view].append(self.encoder.encode(view, clean))
         self.times[view].append(np.array([clean["ts"]]))
         if view == "browse" and self.stays is not None:
             self.stays.append(event_stays([clean]))
         return True
 
-    def set_user(self, group: str, values: Mapping[str, int]) -> None:
-        columns = {n: np.array([values.get(n, 0)]) for n in VIEW_COLUMNS[group] if n != "user_id"}
-        self.static[group] = STATIC_ENCODERS[group](columns, self.model.features).astype(np.int32)
+    def set_user(self, group: str, values: Mapping[str, float]) -> None:
+        self.static[group] = static_ids(group, values, self.model.features)
 
     def inputs(self, at: int) -> dict[str, np.ndarray]:
         """The inputs of a score at time ``at`` (ms): what the phone knows then."""
-        cut = np.array([at], np.int64)
-        out = {v: buffer.window()[None] for v, buffer in self.buffers.items()} | dict(self.static)
+        windows = {v: buffer.window()[None] for v, buffer in self.buffers.items()}
         times = {v: self.times[v].window()[None, :, 0] for v in self.buffers}
-        if "browse" in out and self.stays is not None:
-            out["browse"] = browse_at_cut(out["browse"], times["browse"], self.stays.window()[None, :, 0], cut,
-                                          self.model.features)  # fmt: skip
-        out["context"] = context_ids(cut, {v: np.array([t]) for v, t in self.last_ts.items()}, self.model.features)
-        if "merged" in self.model.input_names:
-            out["merged"] = merge_by_time([out[v] for v in VIEWS], [times[v] for v in VIEWS])
+        stays = None if self.stays is None else self.stays.window()[None, :, 0]
+        out = inputs_at_cut(windows, times, stays, np.array([at], np.int64), self.static, self.model.features,
+                            self.merged)  # fmt: skip
         return {n: out[n] for n in self.model.input_names}
 
 
@@ -124,22 +118,22 @@ class IntentRuntime:
         self,
         bundle_dir: str | Path,
         screen: tuple[float, float],
-        backend: str = "auto",
+        backend: str | Runner = "auto",
         threads: int = 1,
         score_on_page_leave: bool = True,
         timer_ms: int | None = None,
-        checkpoint: str | Path | None = None,
         public_key: PublicKeySource | None = None,
         allow_unsigned: bool = False,
         clock: Callable[[], float] = wall_clock_ms,
     ) -> None:
         """``backend``: "auto" (LiteRT, then onnxruntime, then CoreML on macOS), one of "tflite",
-        "onnx", "coreml", or "torch" (the PyTorch reference; needs ``checkpoint`` and torch).
+        "onnx", "coreml", or a runner the caller built (``scores(inputs) -> (N, 2)``, such as the
+        PyTorch reference ``convert.reference.TorchReference``), used as it is: not self-tested,
+        never updated.
         ``public_key``: the model builder's Ed25519 public key (PEM file, PEM text or key object);
         bundles it did not sign are refused. Without one, only ``allow_unsigned=True`` (development)
         loads anything, with a warning. ``clock``: the device's time in ms since the epoch; events
         more than a few minutes ahead of it are dropped (``mobile_demo.sanitize``)."""
-        self.checkpoint = checkpoint
         self.clock = clock  # also the time of a score that names none
         self.sanitizer = Sanitizer(*screen, clock=clock)  # refuses a screen that is no two sizes > 0
         self.screen = self.sanitizer.screen
@@ -185,7 +179,7 @@ class IntentRuntime:
         return self.model.backend
 
     @property
-    def runner(self) -> Any:
+    def runner(self) -> Runner:
         return self.model.runner
 
     @property
@@ -202,9 +196,9 @@ class IntentRuntime:
         return LoadedModel(bundle, features, str(bundle.manifest.get("model_version", "unknown")), input_names,
                            backend, runner, report, signer)  # fmt: skip
 
-    def _pick_backend(self, bundle: Bundle, backend: str, threads: int) -> tuple[str, Any, dict[str, Any]]:
-        if backend == "torch":
-            return "torch", TorchReference(self.checkpoint), {"skipped": "the reference is the model itself"}
+    def _pick_backend(self, bundle: Bundle, backend: str | Runner, threads: int) -> tuple[str, Runner, dict[str, Any]]:
+        if not isinstance(backend, str):
+            return backend.label, backend, {"skipped": "an injected runner: the caller's reference, not an artifact"}
         formats = [a["format"] for a in bundle.artifacts]
         order = [f for f in AUTO_ORDER if f in formats] if backend == "auto" else [backend]
         reasons = []
@@ -226,8 +220,8 @@ class IntentRuntime:
         A refused bundle raises (``BundleSignatureError``, ``BundleIntegrityError``, ...) and the
         previous model keeps running; ``status()["updates"]`` counts both outcomes.
         """
-        if self.backend_choice == "torch":
-            raise RuntimeUnavailableError("the torch reference backend scores one checkpoint; it cannot be updated")
+        if not isinstance(self.backend_choice, str):
+            raise RuntimeUnavailableError("an injected runner scores one model; it cannot be updated")
         with self._update_lock:
             try:
                 model = self._load(bundle_dir)  # slow; the old model keeps scoring meanwhile
@@ -323,22 +317,4 @@ class IntentRuntime:
                 "events_encoded": self.events_encoded, "events_unused": self.events_unused,
                 "sanitizer": dict(self.sanitizer.counts), "self_test": model.self_test,
                 "updates": dict(self.updates)}  # fmt: skip
-
-
-class TorchReference:
-    """The PyTorch model itself as a backend: the reference the artifacts are checked against."""
-
-    label = "torch"
-
-    def __init__(self, checkpoint: str | Path | None) -> None:
-        if checkpoint is None:
-            raise RuntimeUnavailableError("the torch backend needs the checkpoint (checkpoint=...)")
-        from convert.signature import torch_scores
-        from dipn.training.checkpoint import load_model
-
-        self.model, _, _ = load_model(checkpoint)
-        self._scores = torch_scores
-
-    def scores(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._scores(self.model, inputs)
 

@@ -1,5 +1,9 @@
 """Malformed events never crash the app: each is repaired (clamped) or dropped, and counted.
 
+The contract an event is held to (its fields, their types, the kinds of event and the fields each
+kind requires) is the one the log readers enforce, ``dipn.features.contract``; only what to do with
+a one-off bad event on a phone (repair or drop, never refuse the whole log) is decided here.
+
 Rules (per event, before encoding):
   * missing ``ts`` or action field, NaN / infinite ``ts``, unknown action type -> dropped;
   * a tap without x/y, a swipe without start/end or duration, NaN coordinates -> dropped;
@@ -29,14 +33,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dipn.features.columns import VIEW_COLUMNS
-from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
+from dipn.features.contract import KIND_FIELD, REQUIRED, STRING_FIELDS, VIEW_COLUMNS
 from dipn.features.timing import MAX_ABS_TS
 
-KIND_FIELD = {"swipe": ("type", SWIPE_ACTIONS), "tap": ("event", TAP_EVENTS), "browse": ("action", BROWSE_ACTIONS)}
-STRING_FIELDS = frozenset({"page", "button", "leaf_category", "top_category"})
-REQUIRED = {("swipe", "tap"): ("x", "y"), ("swipe", "swipe"): ("x0", "y0", "x1", "y1", "duration_ms"),
-            ("tap", "button"): ("button",)}
 MAX_AHEAD_MS = 5 * 60_000  # how far an event may be ahead of the device clock (the endpoint's window)
 
 

@@ -1,7 +1,9 @@
 """Scores, and only scores, leave the device: batched, signed, retried with backoff, and kept in a
 bounded on-disk queue (SQLite) while the endpoint is unreachable, drained in order when it is back.
 
-What goes on the wire is built here from five values; raw events never reach this module. A record
+What goes on the wire is built here from five values, by ``dipn.wire`` (the module the endpoint
+checks requests with); raw events never reach this module. A device registers itself here too
+(``register_device``): it makes its key pair and sends only the public key. A record
 leaves the queue only when the endpoint acknowledged it (200) or refused that very record (a 422
 naming its index): a score the endpoint's rules refuse is refused at ``submit`` already, a batch
 the endpoint finds too large is split, and any other refusal keeps the queue for a later flush.
@@ -19,10 +21,17 @@ from pathlib import Path
 
 import httpx
 
-from dipn.serving.client import signed_score_request
-from dipn.serving.wire import MAX_SCORES_PER_POST, WIRE_FIELDS, refused_indices, score_problem
+from dipn.wire import MAX_SCORES_PER_POST, refused_indices, registration_request, score_problem, signed_score_request
 
-__all__ = ["WIRE_FIELDS", "ScoreQueue", "Uplink", "UplinkConfig"]
+
+def register_device(http: httpx.Client, user_id: str, platform: str | None = None,
+                    enroll_token: str | None = None) -> tuple[str, str]:  # fmt: skip
+    """Register this device with the endpoint ``http`` talks to: (device id, secret). The key pair
+    is made here and only its public half is sent; the secret signs every later request."""
+    path, body, headers, secret = registration_request(user_id, platform, enroll_token)
+    response = http.post(path, json=body, headers=headers)
+    response.raise_for_status()
+    return response.json()["device_id"], secret
 
 
 class ScoreQueue:

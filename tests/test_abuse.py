@@ -26,8 +26,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from sqlalchemy import Engine, event, func, inspect, select, text  # noqa: E402
 
-from dipn.serving import auth, models  # noqa: E402
-from dipn.serving.client import DeviceClient, encode_scores  # noqa: E402
+from dipn import wire  # noqa: E402
+from dipn.serving import models  # noqa: E402
+from dipn.serving.client import DeviceClient  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.migrations import MIGRATIONS, migrate, schema_version  # noqa: E402
@@ -49,7 +50,7 @@ def endpoint(databases: Databases) -> Iterator[LiveServer]:
 
 
 def _signed(device: DeviceClient, method: str, path: str, body: bytes = b"", **kw: object) -> dict[str, str]:
-    return {"content-type": "application/json", **auth.signed_headers(device.device_id, device.secret, method, path,
+    return {"content-type": "application/json", **wire.signed_headers(device.device_id, device.secret, method, path,
                                                                        body, **kw)}  # fmt: skip
 
 
@@ -63,8 +64,8 @@ def test_the_rate_limit_holds_per_device_across_worker_processes(databases: Data
         http = httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=30))
         noisy = DeviceClient.register("", "noisy-user", http=http)
         quiet = DeviceClient.register("", "quiet-user", http=http)
-        now = auth.now_ms()
-        bodies = [encode_scores([noisy.score("m", 0.3, 0.5, ts=now - 10_000 + i)]) for i in range(30)]
+        now = wire.now_ms()
+        bodies = [wire.encode_scores([noisy.score("m", 0.3, 0.5, ts=now - 10_000 + i)]) for i in range(30)]
         with ThreadPoolExecutor(max_workers=30) as pool:
             answers = list(pool.map(lambda b: http.post("/scores", content=b, headers=_signed(noisy, "POST", "/scores", b)),
                                     bodies))  # fmt: skip
@@ -91,7 +92,7 @@ def test_a_rate_limited_uplink_stops_and_keeps_its_queue(databases: Databases, t
         device = DeviceClient.register(live.url, "limited-uplink-user")
         uplink = Uplink(live.url, device.device_id, device.secret, tmp_path / "q.db", UplinkConfig(batch_size=4))
         for i in range(20):
-            uplink.submit("m", 0.3, 0.5, auth.now_ms() - 10_000 + i)
+            uplink.submit("m", 0.3, 0.5, wire.now_ms() - 10_000 + i)
         assert uplink.flush() == 8  # two posts, then one 429 and no hammering
         assert uplink.counts["rate_limited"] == 1 and len(uplink.queue) == 12
         uplink.close()
@@ -103,7 +104,7 @@ def test_a_rate_limited_uplink_stops_and_keeps_its_queue(databases: Databases, t
 def test_bodies_over_the_limit_are_refused_declared_or_streamed(endpoint: LiveServer) -> None:
     device = DeviceClient.register(endpoint.url, "big-body-user")
     http = httpx.Client(base_url=endpoint.url, timeout=30)
-    scores = [device.score("m", 0.3, 0.5, ts=auth.now_ms() - 60_000 + i) for i in range(2000)]
+    scores = [device.score("m", 0.3, 0.5, ts=wire.now_ms() - 60_000 + i) for i in range(2000)]
     body = json.dumps({"scores": scores}).encode()
     assert len(body) > ServerConfig().max_body_bytes
 
@@ -132,11 +133,11 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServe
     bob = DeviceClient.register(endpoint.url, "iso-bob")
     operator.decide(campaign, "iso-bob")  # bob has a coupon, alice has none
     http = httpx.Client(base_url=endpoint.url)
-    now = auth.now_ms()
+    now = wire.now_ms()
 
     # Posting: scores name their device, the signer must be that device, and the user is the device's.
-    as_bob = encode_scores([bob.score("m", 0.3, 0.5, ts=now)])
-    forged = {**_signed(alice, "POST", "/scores", as_bob), auth.HEADER_DEVICE: bob.device_id}
+    as_bob = wire.encode_scores([bob.score("m", 0.3, 0.5, ts=now)])
+    forged = {**_signed(alice, "POST", "/scores", as_bob), wire.HEADER_DEVICE: bob.device_id}
     assert http.post("/scores", content=as_bob, headers=forged).json()["error"] == "bad_signature"
     mismatch = http.post("/scores", content=as_bob, headers=_signed(alice, "POST", "/scores", as_bob))
     assert (mismatch.status_code, mismatch.json()["error"]) == (403, "device_mismatch")
@@ -174,13 +175,13 @@ def test_the_database_holds_nothing_that_can_sign_for_a_device(endpoint: LiveSer
                 dump.extend(str(value) for value in row)
         registered = conn.execute(select(models.devices.c.public_key)
                                   .where(models.devices.c.device_id == device.device_id)).scalar()
-    assert registered == auth.public_key_of(device.secret)
+    assert registered == wire.public_key_of(device.secret)
     assert not any(device.secret in value for value in dump)
     assert "secret" not in {c["name"] for c in inspect(endpoint.engine).get_columns("devices")}
     # All a leaked database offers is the public key: as a signing key it signs nothing the server takes.
-    body = encode_scores([device.score("m", 0.9, 0.9)])
+    body = wire.encode_scores([device.score("m", 0.9, 0.9)])
     headers = {"content-type": "application/json",
-               **auth.signed_headers(device.device_id, registered, "POST", "/scores", body)}
+               **wire.signed_headers(device.device_id, registered, "POST", "/scores", body)}
     response = httpx.post(f"{endpoint.url}/scores", content=body, headers=headers)
     assert (response.status_code, response.json()["error"]) == (401, "bad_signature")
 
@@ -204,10 +205,10 @@ def test_a_version_1_database_loses_its_stored_secrets_on_migration(databases: D
     assert inspect(engine).has_table("rate_counters")
     engine.dispose()
     with LiveServer(url) as live:
-        secret, _ = auth.new_device_key()
-        body = encode_scores([{"device_id": "b" * 32, "model_version": "m", "p_realtime": 0.3, "p_longterm": 0.5,
-                               "ts": auth.now_ms()}])  # fmt: skip
-        headers = {"content-type": "application/json", **auth.signed_headers("b" * 32, secret, "POST", "/scores", body)}
+        secret, _ = wire.new_device_key()
+        body = wire.encode_scores([{"device_id": "b" * 32, "model_version": "m", "p_realtime": 0.3, "p_longterm": 0.5,
+                               "ts": wire.now_ms()}])  # fmt: skip
+        headers = {"content-type": "application/json", **wire.signed_headers("b" * 32, secret, "POST", "/scores", body)}
         response = httpx.post(f"{live.url}/scores", content=body, headers=headers)
     assert (response.status_code, response.json()["error"]) == (401, "unknown_device")
 
@@ -265,7 +266,7 @@ def test_injection_attempts_are_stored_verbatim_and_never_reach_the_sql_text(end
     try:
         operator = endpoint.operator()
         http = httpx.Client(base_url=endpoint.url)
-        secret, public_key = auth.new_device_key()
+        secret, public_key = wire.new_device_key()
         registered = http.post("/devices", json={"user_id": INJECTIONS["user"], "platform": INJECTIONS["platform"],
                                                  "public_key": public_key}).json()  # fmt: skip
         device = DeviceClient(endpoint.url, registered["device_id"], secret)
@@ -316,7 +317,7 @@ def _send(target: tuple, case) -> httpx.Response:  # noqa: ANN001 (a schemathesi
     content = b"" if body is None or type(body).__name__ == "NotSet" else json.dumps(body).encode()
     headers = {"content-type": "application/json"}
     if path == "/scores" or path.startswith("/coupons/"):
-        headers |= auth.signed_headers(device.device_id, device.secret, case.method, path, content)
+        headers |= wire.signed_headers(device.device_id, device.secret, case.method, path, content)
         # Header values the fuzzer generated replace the signed ones (as latin-1 bytes, which the
         # server decodes back to the same text: "²" arrives as "²").
         headers |= {name.lower(): value.encode("latin-1", "replace") for name, value in (case.headers or {}).items()}
@@ -449,7 +450,7 @@ HEADER_TEXT = st.text(st.sampled_from([chr(c) for c in [*range(0x21, 0x7F), *ran
 
 @st.composite
 def signed_headers_with_one_malformed(draw: st.DrawFn) -> tuple[str, bytes]:
-    name = draw(st.sampled_from([auth.HEADER_DEVICE, auth.HEADER_TIMESTAMP, auth.HEADER_NONCE, auth.HEADER_SIGNATURE,
+    name = draw(st.sampled_from([wire.HEADER_DEVICE, wire.HEADER_TIMESTAMP, wire.HEADER_NONCE, wire.HEADER_SIGNATURE,
                                  "authorization"]))  # fmt: skip
     value = draw(st.one_of(HEADER_TEXT, st.text(st.sampled_from(DIGIT_LIKE), min_size=1, max_size=16)))
     return name, value.encode("latin-1")
@@ -458,9 +459,9 @@ def signed_headers_with_one_malformed(draw: st.DrawFn) -> tuple[str, bytes]:
 def test_a_unicode_digit_timestamp_is_a_401_on_both_signed_routes(endpoint: LiveServer) -> None:
     device = DeviceClient.register(endpoint.url, "unicode-ts-user")
     http = httpx.Client(base_url=endpoint.url)
-    body = encode_scores([device.score("m", 0.3, 0.5)])
+    body = wire.encode_scores([device.score("m", 0.3, 0.5)])
     for method, path, content in (("POST", "/scores", body), ("GET", "/coupons/1", b"")):
-        headers = _signed(device, method, path, content) | {auth.HEADER_TIMESTAMP: "²".encode("latin-1")}
+        headers = _signed(device, method, path, content) | {wire.HEADER_TIMESTAMP: "²".encode("latin-1")}
         response = http.request(method, path, content=content, headers=headers)
         assert (response.status_code, response.json()["error"]) == (401, "stale_timestamp"), response.text
 
@@ -470,7 +471,7 @@ def test_every_malformed_auth_header_is_a_401_with_the_error_body(endpoint: Live
     text is answered 401 (or, for a value that happens to be valid, what a valid one gets), never 5xx."""
     device = DeviceClient.register(endpoint.url, "header-fuzz-user")
     http = httpx.Client(base_url=endpoint.url, timeout=30)
-    body = encode_scores([device.score("m", 0.3, 0.5)])
+    body = wire.encode_scores([device.score("m", 0.3, 0.5)])
 
     @settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
     @given(signed_headers_with_one_malformed(), st.sampled_from(["scores", "coupon", "operator"]))
@@ -524,15 +525,15 @@ def test_every_authenticated_post_counts_against_the_rate_limit(databases: Datab
         device = DeviceClient.register(live.url, "counted-user")
         other = DeviceClient.register(live.url, "counted-other")
         http = httpx.Client(base_url=live.url)
-        now = auth.now_ms()
+        now = wire.now_ms()
         bad = [json.dumps({"scores": [device.score("m", 1.5, 0.5, ts=now)]}).encode(),
-               encode_scores([other.score("m", 0.3, 0.5, ts=now)]),
-               encode_scores([device.score("m", 0.3, 0.5, ts=now + i) for i in range(300)])]  # fmt: skip
+               wire.encode_scores([other.score("m", 0.3, 0.5, ts=now)]),
+               wire.encode_scores([device.score("m", 0.3, 0.5, ts=now + i) for i in range(300)])]  # fmt: skip
         statuses = [http.post("/scores", content=b, headers=_signed(device, "POST", "/scores", b)).status_code
                     for b in bad]  # fmt: skip
         assert statuses == [422, 403, 413]
         assert device.post_scores([device.score("m", 0.3, 0.5, ts=now)]) == {"accepted": 1, "duplicates": 0}
-        over = encode_scores([device.score("m", 0.3, 0.5, ts=now + 1)])
+        over = wire.encode_scores([device.score("m", 0.3, 0.5, ts=now + 1)])
         limited = http.post("/scores", content=over, headers=_signed(device, "POST", "/scores", over))
         assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
         assert live.count(models.scores) == 1

@@ -164,8 +164,8 @@ def test_time_decoding_follows_the_encoder_buckets() -> None:
 def test_onnx_export_runs_in_onnxruntime_like_pytorch(name: str, batch, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from convert.onnx_export import export_onnx
-    from convert.runners import OnnxRunner
     from convert.signature import torch_scores
+    from dipn.bundle.runners.onnx import OnnxRunner
 
     model = _build(name)
     inputs = {n: batch[n].astype(np.int32) for n in model.input_names}
@@ -201,13 +201,14 @@ def alt_bundles(tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("name", ALT_MODELS)
 def test_bundle_runs_in_the_device_wrapper_like_the_checkpoint(name: str, alt_bundles: dict[str, Path]) -> None:
+    from convert.reference import TorchReference
     from mobile_demo.runtime import IntentRuntime
 
     run = alt_bundles[name]
     manifest = json.loads((run / "bundle" / "manifest.json").read_text())
     assert manifest["model"]["name"] == name and manifest["status"] == "ok"
     device = IntentRuntime(run / "bundle", (390.0, 844.0), backend="onnx", allow_unsigned=True)
-    reference = IntentRuntime(run / "bundle", (390.0, 844.0), backend="torch", checkpoint=run / "best.pt",
+    reference = IntentRuntime(run / "bundle", (390.0, 844.0), backend=TorchReference(run / "best.pt"),
                               allow_unsigned=True)  # fmt: skip
     assert device.self_test["cases"] >= 4
     events = [("swipe", {"ts": 1_000 + i, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 500, "x1": 10,

@@ -19,11 +19,17 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tensorflow")
 pytest.importorskip("coremltools")
 
-from convert import parity, verify  # noqa: E402
+from convert import parity  # noqa: E402
 from convert.bundle import ConvertOptions, build_bundle, size_parity_table  # noqa: E402
-from convert.errors import BundleIntegrityError, ParityGateError, RuntimeTooOldError  # noqa: E402
-from convert.runners import OnnxRunner, TfliteRunner, check_runtime_version, runner_for  # noqa: E402
+from convert.errors import ParityGateError  # noqa: E402
 from convert.signature import model_inputs, torch_scores  # noqa: E402
+from dipn.bundle.errors import BundleIntegrityError, RuntimeTooOldError  # noqa: E402
+from dipn.bundle.manifest import load_bundle, sha256_file  # noqa: E402
+from dipn.bundle.runners import runner_for  # noqa: E402
+from dipn.bundle.runners.litert import TfliteRunner  # noqa: E402
+from dipn.bundle.runners.onnx import OnnxRunner  # noqa: E402
+from dipn.bundle.runners.versions import check_runtime_version  # noqa: E402
+from dipn.bundle.selftest import self_test  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from dipn.features.spec import FeatureConfig  # noqa: E402
 from dipn.models import DIPN, VARIANTS  # noqa: E402
@@ -66,7 +72,7 @@ def test_bundle_manifest_is_complete(bundle: Path, trained: Path) -> None:
     assert manifest["model_version"].startswith("dipn-")
     ckpt = checkpoint.load(trained)
     assert manifest["model"]["checkpoint"]["metrics"] == json.loads(json.dumps(ckpt["metrics"]))
-    assert manifest["model"]["checkpoint"]["sha256"] == verify.sha256_file(trained)
+    assert manifest["model"]["checkpoint"]["sha256"] == sha256_file(trained)
     assert [i["name"] for i in manifest["inputs"]] == ["swipe", "tap", "browse", "history", "profile", "context"]
     assert all(i["dtype"] == "int32" for i in manifest["inputs"])
     assert manifest["inputs"][0]["shape"] == [1, 256, 14]
@@ -81,7 +87,7 @@ def test_bundle_manifest_is_complete(bundle: Path, trained: Path) -> None:
         listed = [f for f in manifest["files"] if f == artifact["path"] or f.startswith(artifact["path"] + "/")]
         assert listed and sum(manifest["files"][f]["bytes"] for f in listed) == artifact["bytes"]
     for relative, entry in manifest["files"].items():
-        assert verify.sha256_file(bundle / relative) == entry["sha256"]
+        assert sha256_file(bundle / relative) == entry["sha256"]
     assert {"features.json", "golden.json"} <= set(manifest["files"])
     golden = json.loads((bundle / "golden.json").read_text())
     assert [c["name"] for c in golden["cases"]] == ["session", "long", "unknown_values", "no_events"]
@@ -96,7 +102,7 @@ def test_onnx_and_tflite_artifacts_score_real_samples_like_pytorch(
     model, _, _ = checkpoint.load_model(trained)
     inputs = _eval_inputs(tiny_samples, model)
     reference = torch_scores(model, inputs)
-    loaded = verify.load_bundle(bundle)
+    loaded = load_bundle(bundle)
     tolerance = {"fp32": 1e-4, "int8": 0.03}
     for fmt in ("onnx", "tflite"):
         for precision in ("fp32", "int8"):
@@ -107,7 +113,7 @@ def test_onnx_and_tflite_artifacts_score_real_samples_like_pytorch(
 
 
 def test_tflite_keeps_all_recurrences_in_one_while_loop(bundle: Path) -> None:
-    manifest = verify.load_bundle(bundle).manifest
+    manifest = load_bundle(bundle).manifest
     for precision in ("fp32", "int8"):
         entry = next(a for a in manifest["artifacts"] if a["format"] == "tflite" and a["precision"] == precision)
         assert entry["route"] == "tf-while" and entry["while_loops"] == 1
@@ -120,7 +126,7 @@ def test_tflite_keeps_all_recurrences_in_one_while_loop(bundle: Path) -> None:
 
 
 def test_int8_artifacts_are_smaller_than_fp32(bundle: Path) -> None:
-    manifest = verify.load_bundle(bundle).manifest
+    manifest = load_bundle(bundle).manifest
     size = {(a["format"], a["precision"]): a["bytes"] for a in manifest["artifacts"]}
     for fmt in ("onnx", "tflite", "coreml"):
         assert size[(fmt, "int8")] < 0.5 * size[(fmt, "fp32")], fmt
@@ -152,7 +158,7 @@ def test_coreml_package_is_saved_quantized_and_inspected(bundle: Path, trained: 
 
 @pytest.mark.skipif(platform.system() != "Darwin", reason="CoreML prediction runs only on macOS (coremltools)")
 def test_coreml_prediction_matches_pytorch(bundle: Path, trained: Path, tiny_samples: Path) -> None:
-    from convert.coreml_export import predict_coreml
+    from dipn.bundle.runners.coreml import predict_coreml
 
     model, _, _ = checkpoint.load_model(trained)
     inputs = _eval_inputs(tiny_samples, model, 8)
@@ -162,11 +168,11 @@ def test_coreml_prediction_matches_pytorch(bundle: Path, trained: Path, tiny_sam
 
 
 def test_golden_vectors_pass_the_self_test(bundle: Path) -> None:
-    loaded = verify.load_bundle(bundle)
+    loaded = load_bundle(bundle)
     for fmt in ("onnx", "tflite"):
         for precision in ("fp32", "int8"):
             entry = loaded.artifact(fmt, precision)
-            report = verify.self_test(loaded, entry, runner_for(entry, bundle))
+            report = self_test(loaded, entry, runner_for(entry, bundle))
             assert report["cases"] == 4 and report["max_abs_diff"] <= report["tolerance"]
     golden = json.loads((bundle / "golden.json").read_text())
     long = next(c for c in golden["cases"] if c["name"] == "long")
@@ -187,14 +193,14 @@ def test_a_corrupted_artifact_is_refused_with_a_sha256_mismatch(bundle_copy: Pat
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(BundleIntegrityError, match=r"model\.int8\.onnx: sha256 mismatch: expected [0-9a-f]{64}, got"):
-        verify.load_bundle(bundle_copy)
+        load_bundle(bundle_copy)
 
 
 def test_a_truncated_artifact_is_refused(bundle_copy: Path) -> None:
     path = bundle_copy / "model.int8.tflite"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(BundleIntegrityError, match=r"model\.int8\.tflite: .*truncated.*sha256 mismatch"):
-        verify.load_bundle(bundle_copy)
+        load_bundle(bundle_copy)
 
 
 def test_a_modified_file_inside_the_coreml_package_is_refused(bundle_copy: Path) -> None:
@@ -203,13 +209,13 @@ def test_a_modified_file_inside_the_coreml_package_is_refused(bundle_copy: Path)
     data[100] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(BundleIntegrityError, match="weight.bin: sha256 mismatch"):
-        verify.load_bundle(bundle_copy)
+        load_bundle(bundle_copy)
 
 
 def test_a_missing_file_is_refused(bundle_copy: Path) -> None:
     (bundle_copy / "golden.json").unlink()
     with pytest.raises(BundleIntegrityError, match="golden.json: missing"):
-        verify.load_bundle(bundle_copy)
+        load_bundle(bundle_copy)
 
 
 def test_an_older_runtime_than_the_artifact_needs_is_refused(bundle: Path) -> None:
@@ -308,10 +314,10 @@ def test_convert_command_exits_non_zero_and_marks_the_bundle_rejected_on_nan(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "rejected" and "NaN" in manifest["parity"]["failures"][0]
     with pytest.raises(BundleIntegrityError, match="rejected when it was converted"):
-        verify.load_bundle(out)
+        load_bundle(out)
     monkeypatch.setattr(OnnxRunner, "scores", real_scores)
     assert _convert_command([*argv, "--max-auc-drop", "0.5", "--quiet"]) == 0
-    assert verify.load_bundle(out).manifest["status"] == "ok"
+    assert load_bundle(out).manifest["status"] == "ok"
 
 
 # ---- the TF re-expression -------------------------------------------------------------------

@@ -21,8 +21,9 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from dipn.serving import auth, models  # noqa: E402
-from dipn.serving.client import DeviceClient, OperatorClient, encode_scores  # noqa: E402
+from dipn import wire  # noqa: E402
+from dipn.serving import models  # noqa: E402
+from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.server import ThreadedServer, free_port  # noqa: E402
@@ -56,9 +57,9 @@ class Burst:
         while not self.stop.is_set():
             scores = [device.score("crash-1", 0.3, 0.5, ts=ts + k) for k in range(4)]
             ts += 4
-            body = encode_scores(scores)
+            body = wire.encode_scores(scores)
             headers = {"content-type": "application/json",
-                       **auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body)}
+                       **wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body)}
             try:
                 if http.post("/scores", content=body, headers=headers).status_code == 200:
                     with self.lock:
@@ -82,7 +83,7 @@ class Burst:
     def run_until_killed(self, server: ServeProcess, after_decisions: int) -> None:
         """SIGKILL the server once ``after_decisions`` decisions were acknowledged: mid-burst."""
         with ThreadPoolExecutor(max_workers=len(self.devices) + 4) as pool:
-            base = auth.now_ms() - 100_000
+            base = wire.now_ms() - 100_000
             for i, device in enumerate(self.devices):
                 pool.submit(self.post_scores, device, base + i * 1_000_000)
             for k in range(4):
@@ -154,7 +155,7 @@ def test_a_device_killed_while_draining_its_queue_sends_every_score_once(tmp_pat
         device = DeviceClient.register(server.url, "draining-user")
         queue_path = tmp_path / "queue.db"
         queue = ScoreQueue(queue_path)
-        first = auth.now_ms() - 50_000
+        first = wire.now_ms() - 50_000
         for i in range(2000):
             queue.put(device.score("m", 0.25, 0.5, ts=first + i))
         queue.close()

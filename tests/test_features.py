@@ -220,7 +220,7 @@ def streams(draw: st.DrawFn) -> tuple[str, list[dict]]:
 
 
 def _as_columns(view: str, events: list[dict]) -> dict[str, np.ndarray]:
-    from dipn.features.columns import VIEW_COLUMNS
+    from dipn.features.contract import VIEW_COLUMNS
 
     cols = {}
     for name in VIEW_COLUMNS[view]:

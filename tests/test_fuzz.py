@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dipn.data.readers import RawDataError, read_view
-from dipn.data.schema import SCHEMAS
 from dipn.errors import DipnValidationError
 from dipn.features import SEQUENCE_ENCODERS, STATIC_ENCODERS, FeatureManifest, StreamEncoder, Vocabulary
-from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.contract import SCHEMAS
+from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
 from dipn.features.timing import previous_timestamps
 from mobile_demo.sanitize import Sanitizer

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dipn.data.readers import RawDataError, ReadResult, read_dataset, read_view, write_view
-from dipn.data.schema import SCHEMAS
 from dipn.errors import DipnValidationError
+from dipn.features.contract import SCHEMAS
 
 SWIPE_HEADER = "user_id,ts,type,page,x,y,x0,y0,x1,y1,duration_ms,screen_w,screen_h"
 OPEN = "u1,1000,open_page,home,,,,,,,,400,800"

@@ -1,12 +1,10 @@
 """The device wrapper: loads a checked bundle, encodes live events exactly as training did, scores
-with a real runtime, survives malformed events, and imports nothing heavy."""
+with a real runtime and survives malformed events. (That it loads nothing heavy: tests/test_layers.py.)"""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from convert.errors import BundleIntegrityError  # noqa: E402
+from convert.reference import TorchReference  # noqa: E402
+from dipn.bundle.errors import BundleIntegrityError  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from mobile_demo.ring import ViewBuffer  # noqa: E402
 from mobile_demo.runtime import IntentRuntime  # noqa: E402
@@ -81,18 +80,11 @@ def test_a_bundle_with_a_modified_artifact_is_refused(tiny_bundle: Path, tmp_pat
         IntentRuntime(copy, (360, 780), allow_unsigned=True)
 
 
-def test_the_device_side_imports_no_heavy_stack() -> None:
-    code = ("import sys, mobile_demo.runtime, mobile_demo.uplink, mobile_demo.replay;"
-            "heavy = {'torch', 'tensorflow', 'pandas', 'fastapi', 'sqlalchemy', 'uvicorn', 'coremltools', 'sklearn'};"
-            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
 def test_timer_trigger_and_the_torch_reference_agree_with_the_artifact(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
     onnx = IntentRuntime(tiny_bundle, (360, 780), backend="onnx", timer_ms=1000, score_on_page_leave=False,
                          allow_unsigned=True)
-    reference = IntentRuntime(tiny_bundle, (360, 780), backend="torch", checkpoint=tiny_checkpoint, allow_unsigned=True)
+    reference = IntentRuntime(tiny_bundle, (360, 780), backend=TorchReference(tiny_checkpoint),
+                              allow_unsigned=True)
     t = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
     fired = []
     for i in range(30):
@@ -154,3 +146,16 @@ def test_a_far_future_timestamp_is_dropped_and_a_view_clock_recovers_when_the_de
     assert leave(year_2530).ts == year_2530
     now[0] = 1_790_000_120_000
     assert leave(now[0]).ts == now[0] and runtime.sanitizer.counts["clock_reset"] == 1
+
+
+def test_the_stored_golden_ids_score_as_stored_under_a_bare_litert_interpreter(tiny_bundle: Path) -> None:
+    """``dipn.bundle.litert_golden``, what runs under tflite-runtime, here with LiteRT's own interpreter."""
+    pytest.importorskip("ai_edge_litert")
+    from dipn.bundle.litert_golden import golden_report
+
+    report = golden_report(tiny_bundle, repeat=2, runtime="ai_edge_litert")
+    rows = report["artifacts"]
+    assert set(rows) == {"model.tflite", "model.int8.tflite"} and report["runtime"].startswith("ai_edge_litert")
+    for row in rows.values():
+        assert "error" not in row and row["golden_max_abs_diff"] <= row["tolerance"]
+        assert row["inference"]["runs"] == 2 and set(row["scores"]) >= {"long", "no_events"}

@@ -21,8 +21,9 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from dipn.serving import auth, models  # noqa: E402
-from dipn.serving.client import DeviceClient, OperatorClient, signed_score_request  # noqa: E402
+from dipn import wire  # noqa: E402
+from dipn.serving import models  # noqa: E402
+from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.server import check_workers, filesystem_type, free_port  # noqa: E402
@@ -81,7 +82,7 @@ def _client(url: str, devices: list[tuple[str, str]], campaigns: dict[str, int],
     from a few threads; returns what the server acknowledged."""
     http = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=THREADS_PER_CLIENT))
     operator = OperatorClient(url, ADMIN, http=http)
-    base_ts = auth.now_ms() - 120_000 - seed * 10_000
+    base_ts = wire.now_ms() - 120_000 - seed * 10_000
     work: list[tuple] = [("post", d, k) for d in devices for k in range(POSTS_PER_DEVICE)]
     work += [("decide", "once", f"once-user-{u}") for u in range(USERS_ONCE)] * 2
     work += [("decide", "budget", f"budget-user-{u}") for u in range(USERS_BUDGET)]
@@ -92,7 +93,7 @@ def _client(url: str, devices: list[tuple[str, str]], campaigns: dict[str, int],
             (device_id, secret), k = item[1], item[2]
             scores = [{"device_id": device_id, "model_version": "w", "p_realtime": 0.3, "p_longterm": 0.5,
                        "ts": base_ts + 10 * k + i} for i in range(4)]  # fmt: skip
-            path, body, headers = signed_score_request(device_id, secret, scores)
+            path, body, headers = wire.signed_score_request(device_id, secret, scores)
             response = http.post(path, content=body, headers=headers)
             return "post", response.status_code, [(device_id, s["ts"]) for s in scores]
         response = http.post(f"/campaigns/{campaigns[item[1]]}/decisions", json={"user_id": item[2]},

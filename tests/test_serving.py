@@ -18,14 +18,11 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 from sqlalchemy import func, inspect, select  # noqa: E402
 
+from dipn import wire  # noqa: E402
 from dipn.commands import coupon_report  # noqa: E402
-from dipn.serving import (  # noqa: E402
-    auth,
-    models,
-    uplift_metrics,  # noqa: E402
-)
+from dipn.serving import models, uplift_metrics  # noqa: E402
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
-from dipn.serving.client import DeviceClient, EndpointError, OperatorClient, encode_scores  # noqa: E402
+from dipn.serving.client import DeviceClient, EndpointError, OperatorClient  # noqa: E402
 from dipn.serving.config import CampaignConfig, UpliftCurve  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.metrics import BucketTotals, campaign_report, coupon_usage_rate, gmv_improvement_per_coupon  # noqa: E402
@@ -193,12 +190,12 @@ def test_score_writer_prunes_nonces_older_than_twice_the_window(tmp_path: Path) 
     with engine.begin() as conn:
         conn.execute(models.devices.insert().values(device_id="a" * 32, user_id="u", public_key="00" * 32, created_ms=0))
         conn.execute(models.request_nonces.insert(), [
-            {"device_id": "a" * 32, "nonce": "old-nonce-0123456789", "created_ms": auth.now_ms() - 700_000},
-            {"device_id": "a" * 32, "nonce": "new-nonce-0123456789", "created_ms": auth.now_ms() - 100_000}])
+            {"device_id": "a" * 32, "nonce": "old-nonce-0123456789", "created_ms": wire.now_ms() - 700_000},
+            {"device_id": "a" * 32, "nonce": "new-nonce-0123456789", "created_ms": wire.now_ms() - 100_000}])
     writer = ingest.ScoreWriter(engine, max_batch=8, nonce_ttl_ms=300_000)
     writer.start()
     post = ingest.ScorePost("a" * 32, "u", "fresh-nonce-0123456", [
-        {"model_version": "m", "p_realtime": 0.1, "p_longterm": 0.2, "ts": auth.now_ms()}], auth.now_ms())
+        {"model_version": "m", "p_realtime": 0.1, "p_longterm": 0.2, "ts": wire.now_ms()}], wire.now_ms())
     assert writer.submit(post).result(10) == ingest.PostResult(replay=False, accepted=1, duplicates=0)
     writer.stop()
     with engine.connect() as conn:
@@ -219,7 +216,7 @@ def test_the_client_module_does_not_pull_in_the_server_stack() -> None:
 
 def test_registered_device_posts_signed_scores_and_a_retry_is_a_duplicate(server: LiveServer) -> None:
     device = DeviceClient.register(server.url, "roundtrip-user")
-    scores = [device.score("dipn-1", 0.31, 0.52, ts=auth.now_ms() - 1000 + i) for i in range(3)]
+    scores = [device.score("dipn-1", 0.31, 0.52, ts=wire.now_ms() - 1000 + i) for i in range(3)]
     assert device.post_scores(scores) == {"accepted": 3, "duplicates": 0}
     assert device.post_scores(scores) == {"accepted": 0, "duplicates": 3}  # re-signed retry: stored once
     with server.engine.connect() as conn:
@@ -229,27 +226,27 @@ def test_registered_device_posts_signed_scores_and_a_retry_is_a_duplicate(server
 
 def _bad_request_cases(device: DeviceClient, other: DeviceClient):  # noqa: ANN202
     """(name, method, path, body, headers, expected status, expected error code)."""
-    now = auth.now_ms()
+    now = wire.now_ms()
     good = [device.score("dipn-1", 0.3, 0.5, ts=now)]
 
     def signed(body: bytes, **kw) -> dict:  # noqa: ANN003
-        return auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body, **kw)
+        return wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body, **kw)
 
     def raw_scores(**override) -> bytes:  # noqa: ANN003
         return json.dumps({"scores": [{**good[0], **override}]}).encode()
 
-    body = encode_scores(good)
+    body = wire.encode_scores(good)
     tampered = body.replace(b"0.3", b"0.9")
     cases = [
-        ("bad signature", body, {**signed(body), auth.HEADER_SIGNATURE: "0" * 64}, 401, "bad_signature"),
+        ("bad signature", body, {**signed(body), wire.HEADER_SIGNATURE: "0" * 64}, 401, "bad_signature"),
         ("body changed after signing", tampered, signed(body), 401, "bad_signature"),
         ("signed with another device's secret", body,
-         auth.signed_headers(device.device_id, other.secret, "POST", "/scores", body), 401, "bad_signature"),
+         wire.signed_headers(device.device_id, other.secret, "POST", "/scores", body), 401, "bad_signature"),
         ("stale timestamp", body, signed(body, timestamp_ms=now - 10 * 60_000), 401, "stale_timestamp"),
         ("timestamp from the future", body, signed(body, timestamp_ms=now + 10 * 60_000), 401, "stale_timestamp"),
         ("missing signature headers", body, {}, 401, "missing_signature"),
         ("unknown device", body,
-         auth.signed_headers("f" * 32, device.secret, "POST", "/scores", body), 401, "unknown_device"),
+         wire.signed_headers("f" * 32, device.secret, "POST", "/scores", body), 401, "unknown_device"),
     ]
     for name, payload in [
         ("p_realtime above 1", raw_scores(p_realtime=1.5)),
@@ -288,9 +285,9 @@ def test_bad_score_posts_get_4xx_with_a_reason_and_store_no_score(server: LiveSe
         nonces += status in (403, 422) or code == "too_many_scores"
         assert (server.count(models.scores), server.count(models.request_nonces)) == (scores, nonces), name
     # A replay: the same signed request twice. The first is stored, the second refused, writes nothing.
-    body = encode_scores([device.score("dipn-1", 0.3, 0.5)])
+    body = wire.encode_scores([device.score("dipn-1", 0.3, 0.5)])
     headers = {"content-type": "application/json",
-               **auth.signed_headers(device.device_id, device.secret, "POST", "/scores", body)}
+               **wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body)}
     assert http.post("/scores", content=body, headers=headers).status_code == 200
     after_first = (server.count(models.scores), server.count(models.request_nonces))
     replay = http.post("/scores", content=body, headers=headers)
@@ -339,7 +336,7 @@ def test_model_bucket_uses_the_latest_recent_score_and_the_thresholds(sqlite_ser
     cid = campaign["id"]
     assert operator.decide(cid, "nobody-scored")["reason"] == "no_recent_score"
     inside, outside, old = (DeviceClient.register(sqlite_server.url, u) for u in ("in-user", "out-user", "old-user"))
-    now = auth.now_ms()
+    now = wire.now_ms()
     inside.post_scores([inside.score("m", 0.9, 0.5, ts=now - 5000), inside.score("m", 0.25, 0.5, ts=now - 1000)])
     outside.post_scores([outside.score("m", 0.45, 0.5, ts=now - 1000)])
     old.post_scores([old.score("m", 0.3, 0.5, ts=now - 2 * 3_600_000)])  # older than score_max_age_ms
@@ -371,10 +368,10 @@ def test_orders_are_idempotent_and_a_coupon_is_used_once(sqlite_server: LiveServ
     operator = sqlite_server.operator()
     cid = operator.create_campaign(name="orders", shares={"all": 1.0})["id"]
     with pytest.raises(EndpointError) as refused:
-        operator.record_order(cid, "o-0", "buyer", 50.0, coupon_used=True, ts=auth.now_ms())
+        operator.record_order(cid, "o-0", "buyer", 50.0, coupon_used=True, ts=wire.now_ms())
     assert (refused.value.status, refused.value.code) == (409, "no_coupon")
     operator.decide(cid, "buyer")
-    ts = auth.now_ms()
+    ts = wire.now_ms()
     assert not operator.record_order(cid, "o-1", "buyer", 50.0, coupon_used=True, ts=ts)["duplicate"]
     assert operator.record_order(cid, "o-1", "buyer", 50.0, coupon_used=True, ts=ts)["duplicate"]
     with pytest.raises(EndpointError) as refused:
@@ -408,7 +405,7 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
     none = users_in("none", "hand-computed", shares, 4, "t7")
     all_ = users_in("all", "hand-computed", shares, 4, "t7")
     model = users_in("model", "hand-computed", shares, 4, "t7")
-    now = auth.now_ms()
+    now = wire.now_ms()
     for user, p in zip(model, (0.3, 0.35, 0.9, 0.05), strict=True):  # two inside [0.2, 0.4]
         device = DeviceClient.register(sqlite_server.url, user)
         device.post_scores([device.score("m", p, 0.5, ts=now - 1000)])

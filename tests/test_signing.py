@@ -19,9 +19,10 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("cryptography")
 
 from convert.bundle import ConvertOptions, build_bundle  # noqa: E402
-from convert.errors import BundleIntegrityError, BundleSignatureError  # noqa: E402
-from convert.signing import SIGNATURE, generate_keypair, key_id, load_private_key, load_public_key, sign_bundle  # noqa: E402
-from convert.verify import MANIFEST, describe_files  # noqa: E402
+from convert.signing import generate_keypair, load_private_key, sign_bundle  # noqa: E402
+from dipn.bundle.errors import BundleIntegrityError, BundleSignatureError  # noqa: E402
+from dipn.bundle.manifest import MANIFEST, describe_files  # noqa: E402
+from dipn.bundle.trust import SIGNATURE, key_id, load_public_key  # noqa: E402
 from dipn.cli import main as dipn_main  # noqa: E402
 from mobile_demo.runtime import IntentRuntime  # noqa: E402
 
@@ -178,7 +179,7 @@ def test_without_a_public_key_only_an_explicit_development_flag_loads_and_it_war
     a, _ = bundles
     with pytest.raises(BundleSignatureError, match="no public key is configured"):
         IntentRuntime(a, SCREEN)
-    with caplog.at_level(logging.WARNING, logger="convert.signing"):
+    with caplog.at_level(logging.WARNING, logger="dipn.bundle.trust"):
         runtime = IntentRuntime(a, SCREEN, allow_unsigned=True)
     assert runtime.status()["signer"] is None
     assert "WITHOUT checking a signature" in caplog.text

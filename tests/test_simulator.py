@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dipn.data.schema import CONDITIONAL_REQUIRED, ON_SCREEN, SCHEMAS, TIME_COLUMN, VIEWS
 from dipn.data.simulation import SimulationConfig, simulate
 from dipn.data.simulation import catalog as cat
 from dipn.data.simulation.config import CHUNK_USERS, DAY_MS, HOUR_MS
+from dipn.features.contract import CONDITIONAL_REQUIRED, ON_SCREEN, RAW_VIEWS, SCHEMAS, TIME_COLUMN
 from dipn.features.spec import FeatureConfig, Group
 
 POLARS_DTYPE = {"int": pl.Int64, "float": pl.Float64, "str": pl.String}
@@ -22,7 +22,7 @@ SPEC = FeatureConfig()
 
 def _run(tmp: Path, **kw) -> tuple[dict, dict[str, pl.DataFrame]]:
     meta = simulate(SimulationConfig(**kw), tmp, progress=False)
-    frames = {v: pl.read_parquet(tmp / f"{v}.parquet") for v in VIEWS}
+    frames = {v: pl.read_parquet(tmp / f"{v}.parquet") for v in RAW_VIEWS}
     if (tmp / "truth_sessions.parquet").exists():
         frames["truth"] = pl.read_parquet(tmp / "truth_sessions.parquet")
     return meta, frames
@@ -130,7 +130,7 @@ def test_vocabularies_fit_table3(small) -> None:
 
 def test_meta_describes_the_files(small, tmp_path: Path) -> None:
     config, meta, frames = small
-    for view in VIEWS:
+    for view in RAW_VIEWS:
         assert meta["rows"][view] == frames[view].height
     assert meta["users"] == config.users and meta["seed"] == config.seed
     assert meta["density"] == config.density and meta["days"] == config.days
@@ -156,7 +156,7 @@ def test_same_seed_same_rows_other_seed_other_rows(tmp_path: Path) -> None:
     _, a = _run(tmp_path / "a", seed=5, **kw)
     _, b = _run(tmp_path / "b", seed=5, **kw)
     _, c = _run(tmp_path / "c", seed=6, **kw)
-    for view in VIEWS:
+    for view in RAW_VIEWS:
         assert a[view].equals(b[view]), view
         assert (tmp_path / "a" / f"{view}.parquet").read_bytes() == (tmp_path / "b" / f"{view}.parquet").read_bytes()
     assert not a["swipe"].equals(c["swipe"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -12,8 +13,8 @@ import pytest
 pytest.importorskip("fastapi")
 
 from dipn.serving import models  # noqa: E402
-from dipn.serving.client import DeviceClient  # noqa: E402
-from mobile_demo.uplink import WIRE_FIELDS, Uplink, UplinkConfig  # noqa: E402
+from dipn.wire import WIRE_FIELDS  # noqa: E402
+from mobile_demo.uplink import Uplink, UplinkConfig, register_device  # noqa: E402
 from tests.test_serving import LiveServer, free_port  # noqa: E402
 
 NOW = int(time.time() * 1000)
@@ -26,8 +27,16 @@ def live(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         yield server
 
 
-def _device(live: LiveServer, user: str) -> DeviceClient:
-    return DeviceClient.register(live.url, user)
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    secret: str
+
+
+def _device(live: LiveServer, user: str) -> Device:
+    """A device registered the way a phone registers itself (``mobile_demo.uplink``)."""
+    with httpx.Client(base_url=live.url) as http:
+        return Device(*register_device(http, user))
 
 
 def test_only_the_five_score_fields_go_on_the_wire(live: LiveServer, tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from benchmarks.emulator.report import render  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 
 GUEST_SCRIPT = HERE / "guest.py"
-DEVICE_PACKAGES = ("dipn", "convert", "mobile_demo")  # pure Python; the guest has no torch to import
+DEVICE_PACKAGES = ("dipn", "mobile_demo")  # pure Python; the device imports no convert, and the guest has no torch
 
 
 @dataclass(frozen=True)

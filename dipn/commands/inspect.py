@@ -47,7 +47,8 @@ def _when(ms: int) -> str:
 
 def render_sample(root: Path, index: int, split: str, events: int) -> str:
     from dipn.data.cuts import CUT_TYPES
-    from dipn.data.store import SEQUENCE_VIEWS, SPLITS, SampleStore
+    from dipn.data.store import SPLITS, SampleStore
+    from dipn.features import VIEWS
     from dipn.features.decode import describe
 
     store = SampleStore(root)
@@ -71,7 +72,7 @@ def render_sample(root: Path, index: int, split: str, events: int) -> str:
         specs = cfg.group(group)
         row = b[group][0]
         out.append(f"{group}: " + ", ".join(f"{s.name}={describe(s, int(v), manifest)}" for s, v in zip(specs, row, strict=True)))
-    for view in SEQUENCE_VIEWS:
+    for view in VIEWS:
         ids = b[view][0]
         real = ids[ids[:, 0] != 0] if view != "swipe" else ids[ids[:, 1] != 0]
         shown = real if events == 0 else real[-events:]
@@ -98,9 +99,9 @@ def render_raw(path: Path) -> str:
     import polars as pl
 
     from dipn.data.readers import read_view
-    from dipn.data.schema import VIEWS
+    from dipn.features.contract import RAW_VIEWS
 
-    view = next((v for v in VIEWS if path.name.startswith(v)), None)
+    view = next((v for v in RAW_VIEWS if path.name.startswith(v)), None)
     if view is None:
         raise DipnValidationError(f"{path.name}: name a raw log swipe.*, tap.*, browse.*, history.* or profile.*")
     result = read_view(path, view, lenient=True)

@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.signing import generate_keypair, key_id, load_public_key
+    from convert.signing import generate_keypair
+    from dipn.bundle.trust import key_id, load_public_key
     from dipn.outputs import make_directory
 
     make_directory(args.out)

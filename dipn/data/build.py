@@ -19,12 +19,12 @@ from dipn.data.cuts import EVENT_CUT, HOUR_MS, IDLE_CUT, CutWindow, DrawPosition
 from dipn.data.frames import to_columns
 from dipn.data.keys import key_user, user_time_key
 from dipn.data.readers import read_dataset
-from dipn.data.schema import TIME_COLUMN
-from dipn.data.store import SEQUENCE_VIEWS, SPLITS, STORE_FORMAT, SampleStore, describe_files
+from dipn.data.store import SPLITS, STORE_FORMAT, SampleStore, describe_files
 from dipn.errors import DipnValidationError
 from dipn.features import (
     SEQUENCE_ENCODERS,
     STATIC_ENCODERS,
+    VIEWS,
     FeatureConfig,
     FeatureManifest,
     Kind,
@@ -32,6 +32,7 @@ from dipn.features import (
     previous_timestamps,
     vocab_key,
 )
+from dipn.features.contract import TIME_COLUMN
 from dipn.features.cut import raw_stays
 from dipn.features.spec import BROWSE_ACTIONS, value_to_id
 from dipn.outputs import SAMPLES, replacing
@@ -118,7 +119,7 @@ def _build(
     steps.set_postfix_str("reading")
     results = read_dataset(raw_dir, lenient=config.lenient)
     frames = {view: r.frame for view, r in results.items()}
-    if not any(len(frames.get(v, ())) for v in SEQUENCE_VIEWS):
+    if not any(len(frames.get(v, ())) for v in VIEWS):
         raise DipnValidationError(f"{raw_dir}: no swipe, tap or browse events (no such log, or only a header)")
     read_reports = {view: str(r.report) for view, r in results.items()}
     steps.update()
@@ -137,7 +138,7 @@ def _build(
     steps.update()
 
     steps.set_postfix_str("encoding events")
-    encoded = {v: encode_view(frames, v, manifest, base_ms) for v in SEQUENCE_VIEWS}
+    encoded = {v: encode_view(frames, v, manifest, base_ms) for v in VIEWS}
     steps.update()
 
     steps.set_postfix_str("cutting and labelling")
@@ -157,7 +158,7 @@ def _build(
 
     info = dataset_info(
         raw_dir, config, users=len(users), views_present=sorted(frames),
-        events={v: int(len(encoded[v]["ids"])) for v in SEQUENCE_VIEWS}, window=window,
+        events={v: int(len(encoded[v]["ids"])) for v in VIEWS}, window=window,
         read_reports=read_reports, cuts={"source": str(cuts_file) if cuts_file else "random", **cut_report},
         shards=shards,
     )  # fmt: skip
@@ -322,8 +323,8 @@ def random_cuts(
     position: DrawPosition = DrawPosition(),
 ) -> dict[str, np.ndarray]:
     """Random cuts (section 6.1) of the encoded users; ``position`` places them in the dataset."""
-    user = np.concatenate([encoded[v]["user"] for v in SEQUENCE_VIEWS])
-    ts = np.concatenate([encoded[v]["ts"] for v in SEQUENCE_VIEWS])
+    user = np.concatenate([encoded[v]["user"] for v in VIEWS])
+    ts = np.concatenate([encoded[v]["ts"] for v in VIEWS])
     cut_user, cut_ts, cut_type = sample_cuts(user, ts, window, config.cuts_per_day, config.seed, position, config.idle)
     return {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms), "cut_type": cut_type}
 
@@ -386,8 +387,8 @@ def assemble_samples(
     keys, length = cuts["keys"], manifest.config.sequence_length
     at_event = np.zeros(len(keys), bool)
     user_first = user_time_key(cuts["user"], np.full(len(keys), base_ms), base_ms)
-    bounds = np.zeros((len(keys), len(SEQUENCE_VIEWS), 2), np.int64)
-    for v, view in enumerate(SEQUENCE_VIEWS):
+    bounds = np.zeros((len(keys), len(VIEWS), 2), np.int64)
+    for v, view in enumerate(VIEWS):
         view_keys = encoded[view]["keys"]
         hi = np.searchsorted(view_keys, keys, side="right")
         lo = np.searchsorted(view_keys, user_first, side="left")
@@ -455,7 +456,7 @@ def _write_shards(
         sel = (samples["user"] >= first) & (samples["user"] < last)
         part = {k: v[sel] for k, v in samples.items()}
         events = {}
-        for v, view in enumerate(SEQUENCE_VIEWS):
+        for v, view in enumerate(VIEWS):
             lo, hi = np.searchsorted(encoded[view]["user"], [first, last])
             events[view] = {k: encoded[view][k][lo:hi] for k in ("ids", "ts", "stay") if k in encoded[view]}
             part["bounds"][:, v] -= lo
@@ -470,7 +471,7 @@ def write_shard(
     bounds count rows of this shard's event arrays. Returns the shard's entry of dataset.json."""
     path = out_dir / f"shard-{index:05d}"
     path.mkdir(exist_ok=True)
-    for view in SEQUENCE_VIEWS:
+    for view in VIEWS:
         np.save(path / f"{view}.npy", events[view]["ids"])
         np.save(path / f"{view}_ts.npy", events[view]["ts"])
     np.save(path / "browse_stay.npy", events["browse"]["stay"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dipn.data.schema import SCHEMAS
 from dipn.features.columns import Factorized
+from dipn.features.contract import SCHEMAS
 
 
 def factorized(series: pl.Series) -> Factorized:

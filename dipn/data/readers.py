@@ -1,6 +1,6 @@
-"""Read raw event logs (CSV, JSON Lines, Parquet) and enforce the contracts of ``dipn.data.schema``.
+"""Read raw event logs (CSV, JSON Lines, Parquet) and enforce the contracts of ``dipn.features.contract``.
 
-DESIGN.md section 2: a user feeds in one file per view; every problem is reported with the file,
+A user feeds in one file per view; every problem is reported with the file,
 the line (or Parquet row), the column and a short machine name of the broken rule, so the user
 can fix the export instead of guessing. Validation is vectorized (Polars): every column is read
 as text (or as the Parquet type), parsed with non-strict casts and compared; Python only looks at
@@ -27,10 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from dipn.data.schema import (
-    CONDITIONAL_REQUIRED, ON_SCREEN, SCHEMAS, TIME_COLUMN, VIEWS, ColumnRule,
-)  # fmt: skip
 from dipn.errors import DipnValidationError
+from dipn.features.contract import CONDITIONAL_REQUIRED, ON_SCREEN, RAW_VIEWS, SCHEMAS, TIME_COLUMN, ColumnRule
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -200,7 +198,7 @@ def read_dataset(
     surely meant something else.
     """
     directory = Path(directory)
-    wanted = tuple(VIEWS if views is None else views)
+    wanted = tuple(RAW_VIEWS if views is None else views)
     for view in wanted:
         _rules(view)
     if not directory.is_dir():
@@ -274,7 +272,7 @@ def _rules(view: str) -> tuple[ColumnRule, ...]:
     try:
         return SCHEMAS[view]
     except KeyError:
-        raise DipnValidationError(f"unknown view {view!r}; expected one of {list(VIEWS)}") from None
+        raise DipnValidationError(f"unknown view {view!r}; expected one of {list(RAW_VIEWS)}") from None
 
 
 def _format_of(path: Path) -> Format:

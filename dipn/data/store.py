@@ -40,14 +40,11 @@ import numpy as np
 
 from dipn.data.cuts import CUT_TYPES, EVAL, TRAIN, VAL
 from dipn.errors import DipnValidationError
-from dipn.features import SEQUENCE_GROUPS, FeatureManifest
-from dipn.features.cut import browse_at_cut, context_ids
+from dipn.features import MERGED, STATIC_ENCODERS, TASKS, VIEWS, FeatureManifest, inputs_at_cut
 
-SEQUENCE_VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
 STORE_FORMAT = 3  # 3: the index describes every file; 2: three splits, cut types, open-page stays, context
 SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
-LABELS = ("realtime", "longterm")
-SHARD_ARRAYS = (*SEQUENCE_VIEWS, *(f"{v}_ts" for v in SEQUENCE_VIEWS), "browse_stay", "bounds", "cut_user",
+SHARD_ARRAYS = (*VIEWS, *(f"{v}_ts" for v in VIEWS), "browse_stay", "bounds", "cut_user",
                 "cut_ts", "history", "profile", "labels", "split", "cut_type")  # fmt: skip
 _REBUILD = "rebuild it with dipn build-samples"
 _INDEX_FIELDS = {"shards": list, "files": dict, "events": dict, "views_present": list, "build": dict}
@@ -136,8 +133,8 @@ class Shard:
         def load(array: str) -> np.ndarray:
             return open_array(self.root, f"{self.name}/{array}.npy", self.files)
 
-        self.events = {v: load(v) for v in SEQUENCE_VIEWS}
-        self.event_ts = {v: load(f"{v}_ts") for v in SEQUENCE_VIEWS}
+        self.events = {v: load(v) for v in VIEWS}
+        self.event_ts = {v: load(f"{v}_ts") for v in VIEWS}
         self.cut_user = load("cut_user")
         self.cut_ts = load("cut_ts")
         self.bounds = load("bounds")
@@ -154,7 +151,7 @@ class Shard:
     def window(self, view: str, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Left-padded ids (n, length, width), timestamps (n, length; padding = int64 min) and the
         event rows (n, length; padding = -1)."""
-        v = SEQUENCE_VIEWS.index(view)
+        v = VIEWS.index(view)
         lo, hi = self.bounds[rows, v, 0], self.bounds[rows, v, 1]
         pos = hi[:, None] - length + np.arange(length)[None, :]
         valid = pos >= lo[:, None]
@@ -196,10 +193,10 @@ class SampleStore:
         The early-fusion input ``merged`` counts as present only when all three views are.
         """
         events = self.info.get("events", {})
-        views = tuple(v for v in SEQUENCE_VIEWS if events.get(v, 0) > 0)
+        views = tuple(v for v in VIEWS if events.get(v, 0) > 0)
         statics = tuple(g for g in ("history", "profile") if g in self.info.get("views_present", ()))
         # the context group is computed at every cut, whatever the logs hold
-        return views + statics + ("context",) + (("merged",) if len(views) == len(SEQUENCE_VIEWS) else ())
+        return views + statics + ("context",) + ((MERGED,) if len(views) == len(VIEWS) else ())
 
     @property
     def users(self) -> np.ndarray:
@@ -237,24 +234,20 @@ class SampleStore:
 
     def _shard_batch(self, s: int, rows: np.ndarray, merged: bool) -> dict[str, np.ndarray]:
         shard = self.shards[s]
-        out: dict[str, np.ndarray] = {}
-        times = {}
+        windows, times = {}, {}
         cut_ts = np.asarray(shard.cut_ts[rows])
-        for view in SEQUENCE_VIEWS:
-            out[view], times[view], event_rows = shard.window(view, rows, self.length)
+        stay = None
+        for view in VIEWS:
+            windows[view], times[view], event_rows = shard.window(view, rows, self.length)
             if view == "browse" and len(shard.browse_stay):
                 stay = np.asarray(shard.browse_stay)[np.maximum(event_rows, 0)]
-                out[view] = browse_at_cut(out[view], times[view], stay, cut_ts, self.manifest)
-        out["context"] = context_ids(cut_ts, {v: t[:, -1] for v, t in times.items()}, self.manifest)
-        out["history"] = np.asarray(shard.history[rows], dtype=np.int32)
-        out["profile"] = np.asarray(shard.profile[rows], dtype=np.int32)
+        statics = {group: np.asarray(getattr(shard, group)[rows], dtype=np.int32) for group in STATIC_ENCODERS}
+        out = inputs_at_cut(windows, times, stay, cut_ts, statics, self.manifest, merged)
         labels = np.asarray(shard.labels[rows], dtype=np.float32)
         out["realtime"], out["longterm"] = labels[:, 0], labels[:, 1]
         out["user_index"] = np.asarray(shard.cut_user[rows])
         out["cut_ts"] = cut_ts
         out["cut_type"] = np.asarray(shard.cut_type[rows])
-        if merged:
-            out["merged"] = merge_by_time([out[v] for v in SEQUENCE_VIEWS], [times[v] for v in SEQUENCE_VIEWS])
         return out
 
     def cuts(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,24 +270,7 @@ class SampleStore:
             n = int(sel.sum())
             rates = self.labels[sel].mean(axis=0) if n else np.zeros(2)
             types = {f"{t}_cuts": int((self.cut_type[sel] == c).sum()) for t, c in CUT_TYPES.items()}
-            out[name] = {"samples": n, **{f"{lab}_rate": round(float(r), 4) for lab, r in zip(LABELS, rates, strict=True)},
+            out[name] = {"samples": n, **{f"{lab}_rate": round(float(r), 4) for lab, r in zip(TASKS, rates, strict=True)},
                          **types}  # fmt: skip
         return out
 
-
-def merge_by_time(views: list[np.ndarray], times: list[np.ndarray]) -> np.ndarray:
-    """Early fusion (paper 4.2): align the views by timestamp and keep the last ``length`` steps."""
-    n, length = views[0].shape[:2]
-    widths = [v.shape[2] for v in views]
-    total = sum(widths)
-    blocks = []
-    col = 0
-    for v, w in zip(views, widths, strict=True):
-        block = np.zeros((n, length, total), dtype=np.int32)
-        block[:, :, col : col + w] = v
-        blocks.append(block)
-        col += w
-    stacked = np.concatenate(blocks, axis=1)
-    ts = np.concatenate(times, axis=1)
-    order = np.argsort(ts, axis=1, kind="stable")[:, -length:]
-    return np.take_along_axis(stacked, order[:, :, None], axis=1)

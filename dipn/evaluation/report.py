@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import calibration_table, task_metrics
 from dipn.evaluation.plots import reliability_plot, score_histograms
-from dipn.evaluation.predict import predict
+from dipn.features import TASKS
 from dipn.training import checkpoint
 from dipn.training.boosted import load_gbdt, predict_gbdt
+from dipn.training.predict import predict
 
 
 def evaluate_checkpoint(
@@ -24,7 +25,7 @@ def evaluate_checkpoint(
         tasks, revision = gbdt.config.tasks, None
     else:
         model, manifest, ckpt = checkpoint.load_model(ckpt_path)
-        tasks, revision = tuple(getattr(model.config, "tasks", LABELS)), ckpt.get("git_revision")
+        tasks, revision = tuple(getattr(model.config, "tasks", TASKS)), ckpt.get("git_revision")
     store = SampleStore(samples)
     if store.manifest.vocabularies != manifest.vocabularies:
         raise DipnValidationError(

@@ -20,14 +20,15 @@ import torch
 from torch import nn
 
 from dipn.data.cuts import CUT_TYPES
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
 from dipn.evaluation.metrics import bootstrap_auc_difference, bootstrap_auc_interval, task_metrics
-from dipn.evaluation.predict import predict
+from dipn.features import TASKS
 from dipn.models.gbdt import GBDT_MODELS
 from dipn.training import checkpoint
 from dipn.training.boosted import load_gbdt, predict_gbdt, train_gbdt
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
+from dipn.training.predict import predict
 from dipn.training.run_dir import prepare_run_dir
 
 
@@ -80,7 +81,7 @@ class EvalSet:
     @classmethod
     def of(cls, store: SampleStore, indices: np.ndarray) -> EvalSet:
         users, _ = store.cuts(indices)
-        return cls(indices, {t: store.labels[indices, i].astype(np.float32) for i, t in enumerate(LABELS)},
+        return cls(indices, {t: store.labels[indices, i].astype(np.float32) for i, t in enumerate(TASKS)},
                    users, store.cut_type[indices])  # fmt: skip
 
 

@@ -1,11 +1,15 @@
-"""Feature encoding of the paper's Table 3, shared by training (batch) and devices (incremental).
+"""The raw-event contract, the feature encoding of the paper's Table 3 and the assembly of a model's
+inputs, shared by training (batch) and devices (incremental), and the names of inputs and outputs.
 
 Depends on numpy only: the device side imports this package and nothing heavier.
 """
 
 from dipn.features.buckets import step_bucket, stay_time_bucket
-from dipn.features.columns import VIEW_COLUMNS, Factorized, factorize
+from dipn.features.columns import Factorized, factorize
+from dipn.features.contract import VIEW_COLUMNS
+from dipn.features.inputs import inputs_at_cut, left_pad, merge_by_time, static_ids
 from dipn.features.manifest import MASK_FEATURE, FeatureManifest, vocab_key
+from dipn.features.names import MERGED, OUTPUTS, STATICS, TASK_OF_OUTPUT, TASKS, VIEWS
 from dipn.features.spec import (
     OOV_ID,
     PAD_ID,
@@ -24,13 +28,19 @@ from dipn.features.vocabulary import Vocabulary
 
 __all__ = [
     "MASK_FEATURE",
+    "MERGED",
+    "OUTPUTS",
     "OOV_ID",
     "PAD_ID",
     "SEQUENCE_ENCODERS",
     "SEQUENCE_GROUPS",
     "SEQUENCE_LENGTH",
+    "STATICS",
     "STATIC_ENCODERS",
     "TABLE3",
+    "TASKS",
+    "TASK_OF_OUTPUT",
+    "VIEWS",
     "VIEW_COLUMNS",
     "Factorized",
     "FeatureConfig",
@@ -41,8 +51,12 @@ __all__ = [
     "StreamEncoder",
     "Vocabulary",
     "factorize",
+    "inputs_at_cut",
+    "left_pad",
+    "merge_by_time",
     "previous_timestamps",
     "stay_time_bucket",
+    "static_ids",
     "step_bucket",
     "vocab_key",
 ]

@@ -1,4 +1,6 @@
-"""Raw column names of each view (DESIGN.md section 2), as the encoder reads them."""
+"""Raw columns as the encoder reads them: numbers checked, strings factorized, enumerations mapped.
+
+The columns each view has are the contract's (``dipn.features.contract``)."""
 
 from __future__ import annotations
 
@@ -42,31 +44,6 @@ def factorize(values: np.ndarray | Factorized) -> Factorized:
 
 
 Columns = Mapping[str, "np.ndarray | Factorized"]
-
-SWIPE_COLUMNS = (
-    "user_id", "ts", "type", "page", "x", "y", "x0", "y0", "x1", "y1", "duration_ms",
-    "screen_w", "screen_h",
-)  # fmt: skip
-TAP_COLUMNS = ("user_id", "ts", "event", "page", "button")
-BROWSE_COLUMNS = (
-    "user_id", "ts", "action", "leaf_category", "top_category", "page", "stay_ms",
-)  # fmt: skip
-HISTORY_COLUMNS = (
-    "user_id", "as_of_ts", "collect_7d", "collect_365d", "cart_7d", "cart_365d",
-    "purchase_7d", "purchase_365d",
-)  # fmt: skip
-PROFILE_COLUMNS = (
-    "user_id", "age_level", "gender", "buyer_star", "tm_level", "vip_level", "phone_price_level",
-)  # fmt: skip
-
-VIEW_COLUMNS = {
-    "swipe": SWIPE_COLUMNS,
-    "tap": TAP_COLUMNS,
-    "browse": BROWSE_COLUMNS,
-    "history": HISTORY_COLUMNS,
-    "profile": PROFILE_COLUMNS,
-}
-
 
 def column(columns: Columns, name: str) -> np.ndarray:
     """A numeric column: integer or float numbers as given; anything else (strings, None, Python

@@ -1,7 +1,7 @@
 """What a phone knows at the moment t it scores: the one place that turns a cut time into inputs.
 
-Training samples (``dipn.data.store``), golden vectors (``convert.golden``) and the device wrapper
-(``mobile_demo.runtime``) all call these functions, so a sample cut at t and a phone scoring at t
+Training samples (``dipn.data.store``), golden vectors (``dipn.bundle.selftest``) and the device wrapper
+(``mobile_demo.runtime``) all call these functions (through ``dipn.features.inputs_at_cut``), so a sample cut at t and a phone scoring at t
 see the same ids, and neither sees anything that happens after t:
 
   * a browse page still open at t has stayed ``t - ts`` so far, whatever the log says it will

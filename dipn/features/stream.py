@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from dipn.errors import DipnValidationError
-from dipn.features.columns import VIEW_COLUMNS
+from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.manifest import FeatureManifest
 from dipn.features.timing import NO_PREVIOUS, checked_timestamps
 from dipn.features.views import SEQUENCE_ENCODERS

@@ -36,8 +36,9 @@ import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
+from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import TASKS, TaskHeads, masked_softmax
+from dipn.models.dipn import TaskHeads, masked_softmax
 from dipn.models.event_time import StepSeconds, exponential_slices, seconds_before_last
 from dipn.models.sources import BehaviourModel, SourcesConfig
 

@@ -56,13 +56,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features.spec import CUT_GROUPS, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.features import MERGED, STATICS, TASKS, VIEWS
+from dipn.features.spec import FeatureConfig, Group
 from dipn.models.embeddings import check_group_ids, group_embedding, mask_column
 
-TASKS = ("realtime", "longterm")  # order of the logits returned by forward
-VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse")
-STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))  # ("history", "profile", "context")
-MERGED = "merged"  # early fusion: the three views merged by timestamp, columns swipe|tap|browse
 INPUT_ORDER = (*VIEWS, MERGED, *STATICS)
 INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
 _NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0

@@ -34,10 +34,10 @@ import lightgbm as lgb
 import numpy as np
 
 from dipn.errors import DipnValidationError
+from dipn.features import TASKS
 from dipn.features.manifest import MASK_FEATURE
 from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
 
-TASKS = ("realtime", "longterm")
 # name -> whether the row summarizes the touch views (swipe, tap) besides browse
 GBDT_MODELS = {"gbdt": False, "gbdt_touch": True}
 GBDT_FORMAT = 1

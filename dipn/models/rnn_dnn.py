@@ -19,8 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
+from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.dipn import TASKS, PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
+from dipn.models.dipn import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
 from dipn.models.embeddings import group_embedding, mask_column
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}

@@ -18,8 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
+from dipn.features import STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import STATICS, TASKS, VIEWS, PositionalInputs, check_inputs, config_from_dict
+from dipn.models.dipn import PositionalInputs, check_inputs, config_from_dict
 from dipn.models.embeddings import group_embedding, mask_column
 
 

@@ -1,4 +1,4 @@
-"""Coupon-allocation endpoint (paper section 6.3; DESIGN.md section 6).
+"""Coupon-allocation endpoint (paper section 6.3; docs/serving.md).
 
 Devices register, then post only ``{device_id, model_version, p_realtime, p_longterm, ts}``,
 signed with the device's own Ed25519 key. Users fall into A/B buckets by a stable hash; a

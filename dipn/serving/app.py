@@ -24,8 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dipn.serving import auth, ratelimit, store
+from dipn import wire
 from dipn.errors import DipnValidationError
+from dipn.serving import auth, ratelimit, store
 from dipn.serving.config import OPEN_OPERATOR_ROUTES_REFUSED, ServerConfig
 from dipn.serving.db import make_engine
 from dipn.serving.ingest import ScorePost, ScoreWriter
@@ -70,7 +71,7 @@ def _inline_refs(schema: dict) -> dict:
 # for the OpenAPI document, so the schema-driven fuzzer sends arbitrary values in them too.
 SIGNED_OPENAPI = {"parameters": [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-    for name in (auth.HEADER_DEVICE, auth.HEADER_TIMESTAMP, auth.HEADER_NONCE, auth.HEADER_SIGNATURE)]}
+    for name in wire.SIGNED_HEADERS]}
 # /scores reads its raw body (the signature covers the exact bytes), so FastAPI cannot derive the
 # body's schema; it is declared here for the OpenAPI document (and the schema-driven fuzzer).
 SCORES_OPENAPI = SIGNED_OPENAPI | {"requestBody": {"required": True, "content": {"application/json": {
@@ -230,7 +231,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _refusal(request: Request, exc: ApiError) -> JSONResponse:
         response = error_response(exc.status, exc.code, exc.detail)
         if exc.status == 429:
-            response.headers["retry-after"] = str(request.app.state.rate_limit.retry_after_s(auth.now_ms()))
+            response.headers["retry-after"] = str(request.app.state.rate_limit.retry_after_s(wire.now_ms()))
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -250,7 +251,7 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
     def healthz() -> dict:
         return {"status": "ok", "schema_version": LATEST}
 
-    @app.post("/devices", status_code=201, response_model=DeviceRegistered)
+    @app.post(wire.DEVICES_PATH, status_code=201, response_model=DeviceRegistered)
     def register(body: RegisterDevice, request: Request) -> dict:
         auth.check_bearer(request.headers.get("authorization"), config.enroll_token, "enrollment")
         try:
@@ -258,13 +259,13 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
         except ValueError as exc:
             raise ApiError(422, "invalid_request", f"public_key: {exc}") from exc
         device = store.register_device(request.app.state.engine, body.user_id, body.platform, body.public_key,
-                                       auth.now_ms())  # fmt: skip
+                                       wire.now_ms())  # fmt: skip
         return {"device_id": device.device_id, "user_id": device.user_id}
 
     async def authenticate(request: Request, body: bytes) -> tuple[store.DeviceAuth, auth.SignedHeaders, int]:
         """The registered device that signed this request, its signed headers and the time now."""
         signed = auth.parse_signed_headers(request.headers)
-        received_ms = auth.now_ms()
+        received_ms = wire.now_ms()
         auth.check_fresh(signed.timestamp_ms, received_ms, config.signature_window_ms)
         device = await request.app.state.devices.get(signed.device_id)
         if device is None or device.public_key is None:
@@ -290,7 +291,7 @@ def _add_device_routes(app: FastAPI, config: ServerConfig) -> None:
         await admit(request, device, signed, received_ms)
         return await run_in_threadpool(store.coupon_of, request.app.state.engine, campaign_id, device.user_id)
 
-    @app.post("/scores", response_model=ScoresAccepted, openapi_extra=SCORES_OPENAPI)
+    @app.post(wire.SCORES_PATH, response_model=ScoresAccepted, openapi_extra=SCORES_OPENAPI)
     async def post_scores(request: Request) -> JSONResponse:
         body = await request.body()
         device, signed, received_ms = await authenticate(request, body)
@@ -343,7 +344,7 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
             config = body.to_config()
         except ValueError as exc:
             raise ApiError(422, "invalid_request", f"body: {exc}") from exc
-        campaign_id, stored = store.create_campaign(engine_of(request), config, auth.now_ms())
+        campaign_id, stored = store.create_campaign(engine_of(request), config, wire.now_ms())
         return {"id": campaign_id, "config": asdict(stored)}
 
     @app.get("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
@@ -359,11 +360,11 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
 
     @app.post("/campaigns/{campaign_id}/decisions", response_model=DecisionOut, dependencies=[Depends(admin)])
     def decide(campaign_id: CampaignId, body: DecisionRequest, request: Request) -> dict:
-        return store.decide_coupon(engine_of(request), campaign_id, body.user_id, auth.now_ms())
+        return store.decide_coupon(engine_of(request), campaign_id, body.user_id, wire.now_ms())
 
     @app.post("/campaigns/{campaign_id}/orders", response_model=OrderRecorded, dependencies=[Depends(admin)])
     def record_order(campaign_id: CampaignId, body: OrderIn, request: Request) -> JSONResponse:
-        recorded = store.record_order(engine_of(request), campaign_id, body.model_dump(), auth.now_ms())
+        recorded = store.record_order(engine_of(request), campaign_id, body.model_dump(), wire.now_ms())
         return JSONResponse(recorded, status_code=200 if recorded["duplicate"] else 201)
 
     @app.get("/metrics/campaign/{campaign_id}", dependencies=[Depends(admin)])

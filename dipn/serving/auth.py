@@ -1,12 +1,4 @@
-"""Request signing for devices: an Ed25519 key pair per device, the private half only on the device.
-
-A device makes its key pair itself and registers the public key; the server stores only public
-keys, so its database holds nothing that could sign a request (a leaked database cannot be used
-to post scores as anyone). The device's ``secret`` is the hex of its 32-byte private key. Every
-signed request carries four headers: the device id, a timestamp (ms), a fresh nonce and
-
-    hex(Ed25519-sign(private key, "DIPN-ED25519\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n"
-                                  hex(SHA-256(body))))
+"""The endpoint's checks of a signed device request; the signature itself is ``dipn.wire``'s.
 
 The server rejects a timestamp more than ``signature_window_ms`` away from its clock (stale) and
 a nonce the device has already used (replay; nonces are kept for twice the window, after which
@@ -21,29 +13,30 @@ an HMAC (docs/security.md).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
-import time
 import uuid
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-HEADER_DEVICE = "x-dipn-device"
-HEADER_TIMESTAMP = "x-dipn-timestamp"
-HEADER_NONCE = "x-dipn-nonce"
-HEADER_SIGNATURE = "x-dipn-signature"
-SCHEME = b"DIPN-ED25519"
+from dipn.wire import (
+    DEVICE_ID_PATTERN,
+    HEADER_DEVICE,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    PUBLIC_KEY_PATTERN,
+    SIGNED_HEADERS,
+    signed_message,
+)
 
 # ASCII only and matched whole: str.isdigit() takes "²", which int() then refuses (a 500).
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_DEVICE_ID = re.compile(r"[0-9a-f]{32}")
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _SIGNATURE = re.compile(r"[0-9a-f]{128}")
-PUBLIC_KEY_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class AuthError(Exception):
@@ -66,16 +59,6 @@ def new_device_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_device_key() -> tuple[str, str]:
-    """(secret, public key), both hex: the secret stays on the device, the public key is registered."""
-    private_key = Ed25519PrivateKey.generate()
-    return private_key.private_bytes_raw().hex(), private_key.public_key().public_bytes_raw().hex()
-
-
-def public_key_of(secret: str) -> str:
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret)).public_key().public_bytes_raw().hex()
-
-
 def parse_public_key(public_key: str) -> Ed25519PublicKey:
     """A registered public key (64 hex digits); ``ValueError`` for anything else."""
     if not re.match(PUBLIC_KEY_PATTERN, public_key):
@@ -83,49 +66,8 @@ def parse_public_key(public_key: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
 
 
-def new_nonce() -> str:
-    return secrets.token_urlsafe(18)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _message(method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> bytes:
-    return b"\n".join(
-        (
-            SCHEME,
-            method.upper().encode(),
-            path.encode(),
-            str(timestamp_ms).encode(),
-            nonce.encode(),
-            hashlib.sha256(body).hexdigest().encode(),
-        )
-    )
-
-
-def sign(secret: str, method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> str:
-    private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret))
-    return private_key.sign(_message(method, path, timestamp_ms, nonce, body)).hex()
-
-
-def signed_headers(
-    device_id: str, secret: str, method: str, path: str, body: bytes, *, timestamp_ms: int | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """The headers a device sends with ``body``; ``timestamp_ms`` and ``nonce`` default to fresh."""
-    timestamp_ms = now_ms() if timestamp_ms is None else timestamp_ms
-    nonce = new_nonce() if nonce is None else nonce
-    return {
-        HEADER_DEVICE: device_id,
-        HEADER_TIMESTAMP: str(timestamp_ms),
-        HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: sign(secret, method, path, timestamp_ms, nonce, body),
-    }
-
-
 def parse_signed_headers(headers) -> SignedHeaders:  # noqa: ANN001 (any case-insensitive mapping)
-    values = {name: headers.get(name) for name in (HEADER_DEVICE, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)}
+    values = {name: headers.get(name) for name in SIGNED_HEADERS}
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise AuthError(401, "missing_signature", f"signed request needs headers {', '.join(missing)}")
@@ -153,7 +95,7 @@ def check_fresh(timestamp_ms: int, server_now_ms: int, window_ms: int) -> None:
 
 def check_signature(public_key: Ed25519PublicKey, method: str, path: str, signed: SignedHeaders, body: bytes) -> None:
     try:
-        public_key.verify(bytes.fromhex(signed.signature), _message(method, path, signed.timestamp_ms, signed.nonce, body))
+        public_key.verify(bytes.fromhex(signed.signature), signed_message(method, path, signed.timestamp_ms, signed.nonce, body))
     except InvalidSignature:
         raise AuthError(
             401, "bad_signature", "signature does not match the request (method, path, timestamp, nonce, body)"

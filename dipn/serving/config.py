@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dipn.serving.wire import MAX_SCORES_PER_POST
+from dipn.wire import MAX_SCORES_PER_POST
 
 # A/B buckets, one per strategy: no coupon, coupon for all, threshold policy on the DIPN score
 # (paper section 6.3), and the budgeted knapsack policy (issue 6, item 6).

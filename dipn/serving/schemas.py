@@ -8,9 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from dipn.serving.auth import PUBLIC_KEY_PATTERN
 from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve
-from dipn.serving.wire import DEVICE_ID_PATTERN, EPOCH_2000_MS, MAX_TS_MS, MODEL_VERSION_PATTERN
+from dipn.wire import DEVICE_ID_PATTERN, EPOCH_2000_MS, MAX_TS_MS, MODEL_VERSION_PATTERN, PUBLIC_KEY_PATTERN
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -23,7 +22,7 @@ class Strict(BaseModel):
 
 
 class Score(Strict):
-    """What a device sends (DESIGN.md section 5) and nothing else: unknown fields are refused."""
+    """What a device sends (``dipn.wire``) and nothing else: unknown fields are refused."""
 
     device_id: DeviceId
     model_version: Annotated[str, Field(pattern=MODEL_VERSION_PATTERN)]

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
+from dipn.features import TASKS
 
 
 def subset(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -32,7 +33,7 @@ def local_slice(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
 def to_tensors(store: SampleStore, indices: np.ndarray, input_names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     arrays = store.batch(indices, merged="merged" in input_names)
     out = {name: torch.from_numpy(arrays[name]) for name in input_names}
-    for label in LABELS:
+    for label in TASKS:
         out[label] = torch.from_numpy(arrays[label])
     return out
 

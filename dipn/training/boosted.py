@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
-from dipn.features import FeatureManifest
+from dipn.features import TASKS, FeatureManifest
 from dipn.models.gbdt import GBDTBaseline, gbdt_config_for_data
 from dipn.training.batches import eval_batches, subset
 from dipn.training.config import TrainConfig
@@ -31,15 +31,15 @@ CHUNK = 4096
 def summarize(model: GBDTBaseline, store: SampleStore, indices: np.ndarray, progress: bool = False,
               desc: str = "summaries") -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
     """(summary matrix, labels per task) of the given samples, in order."""
-    rows, labels = [], {t: [] for t in LABELS}
+    rows, labels = [], {t: [] for t in TASKS}
     chunks = list(eval_batches(indices, CHUNK))
     for chunk in tqdm(chunks, desc=desc, unit="chunk", disable=not progress, dynamic_ncols=True):
         batch = store.batch(chunk)
         rows.append(model.features(batch))
-        for t in LABELS:
+        for t in TASKS:
             labels[t].append(batch[t])
     if not rows:
-        return np.zeros((0, len(model.feature_names)), np.float32), {t: np.zeros(0, np.float32) for t in LABELS}
+        return np.zeros((0, len(model.feature_names)), np.float32), {t: np.zeros(0, np.float32) for t in TASKS}
     return np.concatenate(rows), {t: np.concatenate(v) for t, v in labels.items()}
 
 
@@ -86,7 +86,7 @@ def load_gbdt(path: Path) -> tuple[GBDTBaseline, FeatureManifest]:
 
 
 def predict_gbdt(model: GBDTBaseline, store: SampleStore, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Labels and probabilities in the shape ``dipn.evaluation.predict.predict`` returns."""
+    """Labels and probabilities in the shape ``dipn.training.predict.predict`` returns."""
     x, labels = summarize(model, store, indices)
     scores = model.predict_features(x) if len(x) else {t: np.zeros(0) for t in model.config.tasks}
     return labels | {f"p_{t}": np.asarray(scores[t], np.float32) for t in model.config.tasks}

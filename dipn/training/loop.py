@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
-from dipn.evaluation.predict import predict
+from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
 from dipn.training import batches, checkpoint, distributed
 from dipn.training.config import TrainConfig
+from dipn.training.predict import predict
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dipn.features.columns import HISTORY_COLUMNS
+from dipn.features.contract import VIEW_COLUMNS
 
 DAY_MS = 86_400_000
 WINDOWS_DAYS = (7, 365)
@@ -25,7 +25,7 @@ _DAY_BITS = 32
 
 def snapshots(events: pl.DataFrame, utc_offset_minutes: int, last_day: int | None = None) -> pl.DataFrame:
     """``events`` (user_id, ts, action), each user's events together and by time ->
-    HISTORY_COLUMNS in the same order; no snapshot after ``last_day`` (days since the epoch in
+    the contract's history columns in their order; no snapshot after ``last_day`` (days since the epoch in
     market time: the log's last day, after which no cut is made)."""
     offset_ms = utc_offset_minutes * 60_000
     daily = (
@@ -38,7 +38,7 @@ def snapshots(events: pl.DataFrame, utc_offset_minutes: int, last_day: int | Non
         .agg(pl.col(a).sum() for a in COUNTED)
     )
     if daily.height == 0:
-        return pl.DataFrame(schema={c: pl.String if c == "user_id" else pl.Int64 for c in HISTORY_COLUMNS})
+        return pl.DataFrame(schema={c: pl.String if c == "user_id" else pl.Int64 for c in VIEW_COLUMNS["history"]})
     first_row = (daily["user_id"] != daily["user_id"].shift(1)).fill_null(True).to_numpy()
     user = np.cumsum(first_row).astype(np.int64)
     user_ids = daily["user_id"].to_numpy()[first_row]  # user_ids[u - 1]: the id of user code u
@@ -60,5 +60,5 @@ def snapshots(events: pl.DataFrame, utc_offset_minutes: int, last_day: int | Non
         for window in WINDOWS_DAYS:
             since = np.searchsorted(keys, changes - window, side="left")  # first row >= day - window
             out[f"{action}_{window}d"] = before[upto] - before[since]
-    frame = pl.DataFrame(out).select(HISTORY_COLUMNS)
+    frame = pl.DataFrame(out).select(VIEW_COLUMNS["history"])
     return frame.filter(pl.col("as_of_ts") >= 0)

@@ -38,10 +38,10 @@ from dipn.data.importers.history import DAY_MS, snapshots
 from dipn.data.importers.layout import HASH, LINE, FileReport, read_rows
 from dipn.data.importers.lines import CHUNK_BYTES, check_readable, is_gzip
 from dipn.data.readers import SUFFIXES
-from dipn.data.schema import SCHEMAS, VIEWS
 from dipn.errors import DipnValidationError
-from dipn.outputs import RAW_LOGS, existing_output, make_directory
+from dipn.features.contract import RAW_VIEWS, SCHEMAS
 from dipn.features.spec import BROWSE_ACTIONS
+from dipn.outputs import RAW_LOGS, existing_output, make_directory
 
 STAY_CAP_MS = 30 * 60_000  # a browse event's stay: the gap to the user's next event, at most 30 min
 PARTITION_BYTES = 16 << 20  # source text per partition; pass 2 holds one partition in memory
@@ -180,7 +180,7 @@ def _check_out_dir(out_dir: Path) -> None:
     foreign = sorted(
         p.name for p in out_dir.iterdir()
         if p.is_file() and p.name.lower() not in ours
-        and any(p.name.lower() == v + s for v in VIEWS for s in SUFFIXES)
+        and any(p.name.lower() == v + s for v in RAW_VIEWS for s in SUFFIXES)
     )  # fmt: skip
     if foreign:
         raise DipnValidationError(

@@ -3,7 +3,7 @@
     from dipn.data.simulation import SimulationConfig, simulate
     meta = simulate(SimulationConfig(users=2000, days=3, seed=7), Path("sim"))
 
-Writes swipe/tap/browse/history/profile ``.parquet`` files (columns as ``dipn.data.schema``) and
+Writes swipe/tap/browse/history/profile ``.parquet`` files (columns as ``dipn.features.contract``) and
 ``meta.json`` (the window, row counts and the simulator's own ground-truth rates). The model and
 its hypotheses are described in docs/simulator.md.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from dipn.data.schema import VIEWS
 from dipn.data.simulation.config import CHUNK_USERS, GENERATOR_VERSION, SimulationConfig
 from dipn.data.simulation.sessions import simulate_chunk
 from dipn.data.simulation.truth import GroundTruth
@@ -27,6 +26,7 @@ from dipn.data.simulation.writer import (
     truth_columns,
     write_table,
 )
+from dipn.features.contract import RAW_VIEWS
 
 __all__ = ["GENERATOR_VERSION", "SimulationConfig", "simulate", "user_ids"]
 
@@ -49,7 +49,7 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: bool = True) -> 
     truth = GroundTruth(config)
     truth_parts: list[dict[str, pa.Array]] = []
     bar = tqdm(total=config.users, unit="user", desc="simulate", disable=not progress)
-    with ViewWriters(out_dir, VIEWS) as writers, bar:
+    with ViewWriters(out_dir, RAW_VIEWS) as writers, bar:
         for chunk, first in enumerate(range(0, config.users, CHUNK_USERS)):
             n = min(CHUNK_USERS, config.users - first)
             c = simulate_chunk(config, chunk, first, n)

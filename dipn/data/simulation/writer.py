@@ -1,6 +1,6 @@
 """Chunked Parquet writing: one file per view, one row group per chunk of users.
 
-Columns and their order come from ``dipn.data.schema.SCHEMAS``; strings are built from integer
+Columns and their order come from ``dipn.features.contract.SCHEMAS``; strings are built from integer
 codes and fixed name tables (Arrow materialises the strings), NaN / negative codes become nulls.
 """
 
@@ -12,12 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dipn.data.schema import SCHEMAS
 from dipn.data.simulation import catalog as cat
 from dipn.data.simulation.config import SimulationConfig
 from dipn.data.simulation.history import daily_counts, snapshots
 from dipn.data.simulation.sessions import Chunk
-from dipn.features.columns import PROFILE_COLUMNS
+from dipn.features.contract import SCHEMAS, VIEW_COLUMNS
 from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
 
 COMPRESSION = "zstd"
@@ -83,7 +82,7 @@ def chunk_columns(
         },
         "profile": {
             "user_id": strings(np.arange(len(ids)), ids),
-            **{name: ints(prof[:, j]) for j, name in enumerate(PROFILE_COLUMNS[1:])},
+            **{name: ints(prof[:, j]) for j, name in enumerate(VIEW_COLUMNS["profile"][1:])},
         },
     }  # fmt: skip
 

@@ -24,13 +24,12 @@ from tqdm.auto import tqdm
 from dipn.data.build import BuildConfig, build_window, dataset_info, empty_manifest, given_cuts, read_meta, write_index
 from dipn.data.cuts import CutWindow, DrawPosition, IdleRule
 from dipn.data.keys import user_time_key
-from dipn.data.schema import TIME_COLUMN
 from dipn.data.spark.read import BAD_COLUMNS, VIEW, read_reports, read_validated
 from dipn.data.spark.shards import COUNTS_SCHEMA, SHARD, SHARDS_SCHEMA, UIDX, ShardJob, build_shard, build_shards, count_draws
-from dipn.data.store import SEQUENCE_VIEWS
 from dipn.errors import DipnValidationError
+from dipn.features import VIEWS, FeatureManifest, Kind, Vocabulary, vocab_key
+from dipn.features.contract import TIME_COLUMN
 from dipn.outputs import SAMPLES, replacing
-from dipn.features import FeatureManifest, Kind, Vocabulary, vocab_key
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,7 +63,7 @@ def _build(
 
     steps.set_postfix_str("reading")
     judged, files = read_validated(spark, raw_dir)
-    if not any(v in files for v in SEQUENCE_VIEWS):
+    if not any(v in files for v in VIEWS):
         raise DipnValidationError(f"{raw_dir}: no swipe, tap or browse log found")
     judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
     reports, errors = read_reports(judged, files)
@@ -115,7 +114,7 @@ def _build(
               for s in range(n_shards)]  # fmt: skip
     info = dataset_info(
         raw_dir, config, users=len(users), views_present=sorted(files),
-        events={v: int(sum(d[v] for d in done.values())) for v in SEQUENCE_VIEWS}, window=window,
+        events={v: int(sum(d[v] for d in done.values())) for v in VIEWS}, window=window,
         read_reports={v: str(r) for v, r in reports.items()},
         cuts={"source": str(cuts_file) if cuts_file else "random", **cut_report}, shards=shards,
     )  # fmt: skip

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from dipn.data.readers import SUFFIXES, RawDataError, ReadReport, judge_rows, present_columns, view_files
-from dipn.data.schema import SCHEMAS, VIEWS
+from dipn.features.contract import RAW_VIEWS, SCHEMAS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -32,10 +32,10 @@ def read_validated(spark: SparkSession, raw_dir: Path) -> tuple[DataFrame, dict[
     ``__row`` and, on rows that break a rule, the rule, the column and a sentence."""
     if not raw_dir.is_dir():
         raise RawDataError(raw_dir, "not a directory", rule="unreadable")
-    files = view_files(raw_dir, VIEWS)
+    files = view_files(raw_dir, RAW_VIEWS)
     if not files:
         raise RawDataError(raw_dir, f"no event files found; expected one or more of "
-                           f"{', '.join(f'{v}.csv' for v in VIEWS)} (or .jsonl, .parquet)", rule="no_views")  # fmt: skip
+                           f"{', '.join(f'{v}.csv' for v in RAW_VIEWS)} (or .jsonl, .parquet)", rule="no_views")  # fmt: skip
     frames = [_judged(spark, path, view) for view, path in files.items()]
     union = frames[0]
     for frame in frames[1:]:

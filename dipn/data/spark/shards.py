@@ -19,14 +19,13 @@ import pyarrow as pa
 
 from dipn.data.build import BuildConfig, assemble_samples, encode_view, random_cuts, write_shard
 from dipn.data.cuts import CutWindow, DrawPosition, IdleRule, draw_counts
-from dipn.data.schema import TIME_COLUMN
 from dipn.data.spark.read import ROW, VIEW
-from dipn.data.store import SEQUENCE_VIEWS
-from dipn.features import FeatureManifest
+from dipn.features import VIEWS, FeatureManifest
+from dipn.features.contract import TIME_COLUMN
 
 UIDX, SHARD = "__uidx", "__shard"
 COUNTS_SCHEMA = "shard bigint, moments bigint, user_days bigint"
-SHARDS_SCHEMA = "shard bigint, samples bigint, " + ", ".join(f"{v} bigint" for v in SEQUENCE_VIEWS)
+SHARDS_SCHEMA = "shard bigint, samples bigint, " + ", ".join(f"{v} bigint" for v in VIEWS)
 
 MapFunction = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
@@ -57,7 +56,7 @@ def count_draws(window: CutWindow, idle: IdleRule) -> MapFunction:
         rows = _rows(batches)
         if rows is None:
             return
-        for (shard,), part in rows.filter(pl.col(VIEW).is_in(SEQUENCE_VIEWS)).group_by(SHARD):
+        for (shard,), part in rows.filter(pl.col(VIEW).is_in(VIEWS)).group_by(SHARD):
             moments, user_days = draw_counts(part[UIDX].to_numpy(), part["ts"].to_numpy(), window, idle)
             yield pa.RecordBatch.from_pydict({"shard": [shard], "moments": [moments], "user_days": [user_days]})
 
@@ -74,7 +73,7 @@ def build_shards(job: ShardJob) -> MapFunction:
         for (shard,), part in rows.group_by(SHARD):
             samples, events = build_shard(job, int(shard), part)
             yield pa.RecordBatch.from_pydict({"shard": [shard], "samples": [samples],
-                                              **{v: [events[v]] for v in SEQUENCE_VIEWS}})  # fmt: skip
+                                              **{v: [events[v]] for v in VIEWS}})  # fmt: skip
 
     return build
 
@@ -83,7 +82,7 @@ def build_shard(job: ShardJob, shard: int, rows: pl.DataFrame) -> tuple[int, dic
     """Encode, cut, label and write one shard from all rows of its users (possibly none)."""
     first, last = job.users_of(shard)
     frames = _frames(rows, first, job.views)
-    encoded = {v: encode_view(frames, v, job.manifest, job.base_ms) for v in SEQUENCE_VIEWS}
+    encoded = {v: encode_view(frames, v, job.manifest, job.base_ms) for v in VIEWS}
     if job.given is None:
         position = job.positions[shard] if job.positions else DrawPosition()
         cuts = random_cuts(encoded, job.window, job.config, job.base_ms, position)
@@ -91,9 +90,9 @@ def build_shard(job: ShardJob, shard: int, rows: pl.DataFrame) -> tuple[int, dic
         cuts = job.given[shard]
     samples = assemble_samples(cuts, encoded, frames, job.manifest, last - first, job.window, job.config, job.base_ms)
     samples["user"] = samples["user"] + first
-    events = {v: {k: a for k, a in encoded[v].items() if k in ("ids", "ts", "stay")} for v in SEQUENCE_VIEWS}
+    events = {v: {k: a for k, a in encoded[v].items() if k in ("ids", "ts", "stay")} for v in VIEWS}
     entry = write_shard(Path(job.out_dir), shard, (first, last), events, samples)
-    return entry["samples"], {v: len(encoded[v]["ts"]) for v in SEQUENCE_VIEWS}
+    return entry["samples"], {v: len(encoded[v]["ts"]) for v in VIEWS}
 
 
 def _frames(rows: pl.DataFrame, first: int, views: tuple[str, ...]) -> dict[str, pl.DataFrame]:

@@ -1,7 +1,9 @@
-"""Raw event contracts (DESIGN.md section 2): columns, types and the rules a reader enforces.
+"""The raw event contract, declared once: every view's columns, types and rules.
 
-Timestamps are integer milliseconds since the epoch; user ids are read as strings so that the
-views join whatever the source used.
+The readers of logs (``dipn.data.readers``) enforce it on whole files, the device's sanitizer
+(``mobile_demo.sanitize``) on one event at a time, and the encoder reads the columns it names; so a
+column or a rule changed here changes for all three. Timestamps are integer milliseconds since the
+epoch; user ids are read as strings so that the views join whatever the source used.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dipn.features.columns import VIEW_COLUMNS
 from dipn.features.spec import BROWSE_ACTIONS, SWIPE_ACTIONS, TAP_EVENTS
 
 Dtype = Literal["int", "float", "str"]
@@ -82,7 +83,14 @@ CONDITIONAL_REQUIRED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 ON_SCREEN = (("x", "screen_w"), ("x0", "screen_w"), ("x1", "screen_w"),
              ("y", "screen_h"), ("y0", "screen_h"), ("y1", "screen_h"))  # fmt: skip
 
-VIEWS = tuple(SCHEMAS)
+RAW_VIEWS = tuple(SCHEMAS)  # the five raw views: three event sequences, two per-user tables
 TIME_COLUMN = {"swipe": "ts", "tap": "ts", "browse": "ts", "history": "as_of_ts"}
+VIEW_COLUMNS = {view: tuple(rule.name for rule in rules) for view, rules in SCHEMAS.items()}
 
-assert all(tuple(r.name for r in SCHEMAS[v]) == VIEW_COLUMNS[v] for v in VIEWS)
+# Per event view: the column that says what kind of event a row is, and its closed set of values.
+KIND_FIELD = {view: next((r.name, r.allowed) for r in SCHEMAS[view] if r.allowed is not None)
+              for view in ("swipe", "tap", "browse")}  # fmt: skip
+# (view, kind) -> the columns an event of that kind must have (``CONDITIONAL_REQUIRED`` by kind).
+REQUIRED = {(view, equals): required for view, column, equals, required in CONDITIONAL_REQUIRED
+            if column == KIND_FIELD[view][0]}  # fmt: skip
+STRING_FIELDS = frozenset(r.name for rules in SCHEMAS.values() for r in rules if r.dtype == "str")

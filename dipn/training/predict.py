@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dipn.data.store import LABELS, SampleStore
+from dipn.data.store import SampleStore
+from dipn.features import TASKS
 from dipn.training.batches import eval_batches, to_tensors
 
 
@@ -15,11 +16,11 @@ def predict(model: nn.Module, store: SampleStore, indices: np.ndarray, batch_siz
     """Labels ("realtime", "longterm") and probabilities ("p_realtime", "p_longterm"), in order."""
     model.eval()
     names = tuple(model.input_names)
-    out: dict[str, list[np.ndarray]] = {t: [] for t in LABELS} | {f"p_{t}": [] for t in LABELS}
+    out: dict[str, list[np.ndarray]] = {t: [] for t in TASKS} | {f"p_{t}": [] for t in TASKS}
     for chunk in eval_batches(indices, batch_size):
         tensors = to_tensors(store, chunk, names)
         logits = model(**{n: tensors[n] for n in names})
-        for task, logit in zip(LABELS, logits, strict=True):
+        for task, logit in zip(TASKS, logits, strict=True):
             out[task].append(tensors[task].numpy())
             out[f"p_{task}"].append(torch.sigmoid(logit).numpy())
     return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in out.items()}

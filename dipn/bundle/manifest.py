@@ -1,12 +1,10 @@
-"""Loading a bundle: every file checked against manifest.json before anything runs it.
+"""A bundle's format: ``manifest.json`` and every file it lists, checked before anything runs it.
 
 ``load_bundle(dir)`` reads ``manifest.json`` and checks each listed file's size and sha256; a
 missing, truncated or modified file is refused with ``BundleIntegrityError`` naming the file and
 both digests. A bundle whose conversion failed the parity gate (``status`` "rejected") is refused
-too. ``self_test`` then runs the golden vectors through an artifact: the raw event streams must
-encode to the stored ids exactly and the artifact must reproduce its stored scores within the
-tolerance of its precision. Needs numpy and the ``dipn.features`` encoder only (plus the runtime of
-the artifact tested).
+too. ``describe_files`` is how ``convert`` records the files, so writing and checking agree.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -18,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from convert.errors import BundleIntegrityError
+from dipn.bundle.errors import BundleIntegrityError
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 1
@@ -70,7 +66,7 @@ class Bundle:
 def load_bundle(root: str | Path, *, manifest_bytes: bytes | None = None) -> Bundle:
     """Read and check a bundle directory; raises ``BundleIntegrityError`` on any mismatch.
 
-    ``manifest_bytes``: the manifest as the caller already read it (``convert.signing`` passes the
+    ``manifest_bytes``: the manifest as the caller already read it (``dipn.bundle.trust`` passes the
     very bytes whose signature it checked, so the file is not read a second time).
     """
     root = Path(root)
@@ -111,33 +107,3 @@ def check_file(root: Path, relative: str, expected: Mapping[str, Any]) -> None:
             f"{path}: sha256 mismatch: expected {expected['sha256']}, got {digest} (the file is corrupted "
             f"or was modified); rebuild the bundle with dipn convert"
         )
-
-
-def self_test(bundle: Bundle, entry: Mapping[str, Any], runner: Any) -> dict[str, Any]:
-    """Golden vectors through one artifact; raises ``BundleIntegrityError`` on the first disagreement."""
-    from convert.golden import encode_case, pad_rows
-    from dipn.features import FeatureManifest
-
-    golden = json.loads((bundle.root / bundle.manifest["golden"]).read_text())
-    features = FeatureManifest.load(bundle.root / bundle.manifest["features"])
-    shapes = {i["name"]: i["shape"][1:] for i in bundle.manifest["inputs"]}
-    tolerance = golden["tolerance"][entry["precision"]]
-    worst = 0.0
-    for case in golden["cases"]:
-        encoded = encode_case(case["raw"], features, list(shapes))
-        for name, rows in case["ids"].items():
-            stored = pad_rows(rows, shapes[name])
-            if not np.array_equal(encoded[name], stored):
-                raise BundleIntegrityError(
-                    f"golden case {case['name']!r}: the encoder's {name} ids differ from golden.json"
-                )
-        expected = np.asarray(case["scores"][entry["path"]], np.float64)
-        got = runner.scores(encoded)[0].astype(np.float64)
-        diff = float(np.abs(got - expected).max())
-        worst = max(worst, diff)
-        if not np.isfinite(got).all() or diff > tolerance:
-            raise BundleIntegrityError(
-                f"golden case {case['name']!r}: {entry['path']} scores {got.tolist()}, golden.json "
-                f"{expected.tolist()} (tolerance {tolerance}): this runtime does not reproduce the model"
-            )
-    return {"artifact": entry["path"], "cases": len(golden["cases"]), "max_abs_diff": worst, "tolerance": tolerance}
