@@ -58,6 +58,8 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features.spec import CUT_GROUPS, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
 from dipn.models.embeddings import check_group_ids, group_embedding, mask_column
+from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
+from dipn.models.recurrence import bidirectional_grus
 
 TASKS = ("realtime", "longterm")  # order of the logits returned by forward
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse")
@@ -396,12 +398,17 @@ class DIPN(nn.Module):
             real = nonzero if real is None else real | nonzero
         return real.to(torch.float32)
 
-    def encode_sequence(self, sequence: str, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """Embeddings -> FC (zeroed on padding) -> Bi-GRU: outputs h (B, T, 2d) and mask (B, T)."""
-        mask = self._mask(sequence, ids)
-        x = self.reshape[sequence](self._embed_sequence(sequence, ids)) * mask.unsqueeze(-1)
-        h, _ = self.grus[sequence](x)
-        return h, mask
+    def encode_sequences(self, given: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Embeddings -> FC (zeroed on padding) -> Bi-GRU, per sequence: outputs h (B, T, 2d), masks (B, T).
+
+        The Bi-GRUs run as one stacked recurrence (``dipn.models.recurrence``) unless the model is
+        being traced: exporters see ``nn.GRU``, one op each format maps to its own recurrence.
+        """
+        masks = {s: self._mask(s, given[s]) for s in self.config.sequences}
+        x = {s: self.reshape[s](self._embed_sequence(s, given[s])) * masks[s].unsqueeze(-1) for s in masks}
+        if exporting():
+            return {s: self.grus[s](x[s])[0] for s in x}, masks
+        return bidirectional_grus(self.grus, x), masks
 
     def forward(
         self,
@@ -422,17 +429,17 @@ class DIPN(nn.Module):
         d = self.config.hidden_size
         features: list[Tensor] = []
         v: dict[str, Tensor] = {}
-        masks: dict[str, Tensor] = {}
-        for sequence in self.config.sequences:
-            h, mask = self.encode_sequence(sequence, given[sequence])
+        outputs, masks = self.encode_sequences(given) if self.config.sequences else ({}, {})
+        for sequence, h in outputs.items():
+            mask = masks[sequence]
             if self.config.intra_view_attention:
                 v[sequence], pooled = self.intra_attention[sequence](h, h[:, -1, :d], mask)
             else:
                 v[sequence], pooled = h * mask.unsqueeze(-1), masked_mean(h, mask)
-            masks[sequence] = mask
             features += [pooled, last_states(h, mask, d)]
+        attend = inter_view_attention if exporting() else ragged_inter_view_attention
         for x, y in self.config.pairs:
-            features.append(inter_view_attention(v[x], masks[x], v[y], masks[y], self._scale))
+            features.append(attend(v[x], masks[x], v[y], masks[y], self._scale))
         for static in STATICS:
             if static in self.input_names:
                 features.append(self.embeddings[static](given[static]))
