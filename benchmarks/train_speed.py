@@ -8,8 +8,12 @@ The worker imports ``dipn`` either from a copy of the baseline revision's ``dipn
 archive``, in a temporary directory) or from this tree, builds that code's own ``Trainer`` on the
 same samples and steps it through ``Trainer.train_epoch``, the loop ``dipn train`` runs (batch
 gathering, forward, backward, Adam; no checkpoints, no evaluation). After warm-up steps it times
-``--windows`` windows of ``--steps`` steps; samples/s is the median window. Old and new of a
-configuration run back to back, so background load on the shared cores hits both alike. Peak
+``--windows`` windows of ``--steps`` steps, in wall time and in the CPU time of the process (all
+its threads). Samples per core-second = samples / CPU seconds, the median window: what a core
+does while it runs the job, which other jobs sharing the machine change far less than they change
+wall time (they take turns on the cores; wall-clock samples/s is recorded beside it). Old and new
+of a configuration run back to back, so the remaining effects of background load (caches,
+memory bandwidth) hit both alike. Peak
 memory is the worker's peak resident set (``ru_maxrss``: interpreter, torch, the model and the
 step's working set).
 
@@ -74,16 +78,17 @@ class StepRunner:
         self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
         self.batch_size = batch_size
 
-    def steps(self, count: int) -> float:
-        """Seconds for ``count`` optimizer steps through ``Trainer.train_epoch`` (the loop users run)."""
+    def steps(self, count: int) -> tuple[float, float]:
+        """Wall and CPU seconds (all threads of the process) of ``count`` optimizer steps through
+        ``Trainer.train_epoch``, the loop users run."""
         trainer, state = self.trainer, self.trainer.state
         batches = len(trainer.train_indices) // self.batch_size  # full batches only: same work per step
         if state.step_in_epoch + count > batches:
             state.epoch, state.step_in_epoch = state.epoch + 1, 0
         trainer.config = dataclasses.replace(trainer.config, max_steps=state.global_step + count)
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         trainer.train_epoch()
-        return time.perf_counter() - started
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     def profile(self) -> dict[str, float]:
         """Seconds per module of one warm step (``train_profile``)."""
@@ -127,8 +132,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads)
     rss_start = _rss_mb()
     runner.steps(args.warmup)
-    windows = [args.steps * args.batch_size / runner.steps(args.steps) for _ in range(args.windows)]
-    out: dict[str, Any] = {"samples_per_s": statistics.median(windows), "windows": windows,
+    windows = [runner.steps(args.steps) for _ in range(args.windows)]
+    samples = args.steps * args.batch_size
+    out: dict[str, Any] = {"samples_per_s": statistics.median(samples / wall for wall, _ in windows),
+                           "samples_per_cpu_s": statistics.median(samples / cpu for _, cpu in windows),
+                           "windows_wall_cpu_s": windows,
                            "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
                            "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
     if args.macs:
@@ -280,10 +288,11 @@ def main(argv: list[str] | None = None) -> int:
                     if label == "dipn" and batch == 128 and count == 1:
                         extra = ["--model", model, "--batch-size", str(batch), "--keep-freed-memory"]
                         row["old_with_allocator"] = run_worker(args, codes["old"], count, extra)
-                    row["ratio"] = row["new"]["samples_per_s"] / row["old"]["samples_per_s"]
+                    row["ratio"] = row["new"]["samples_per_cpu_s"] / row["old"]["samples_per_cpu_s"]
                     runs.append(row)
-                    print(f"{label:14s} batch {batch:3d} threads {count}: old {row['old']['samples_per_s']:7.1f} "
-                          f"new {row['new']['samples_per_s']:7.1f} samples/s ({row['ratio']:.2f}x)", flush=True)  # fmt: skip
+                    print(f"{label:14s} batch {batch:3d} threads {count}: old {row['old']['samples_per_cpu_s']:7.1f} "
+                          f"new {row['new']['samples_per_cpu_s']:7.1f} samples per core-second ({row['ratio']:.2f}x)",
+                          flush=True)  # fmt: skip
         load_end = os.getloadavg()
     report = {"command": command, "machine": machine_info(), "baseline_rev": args.baseline_rev,
               "samples": str(args.samples) if argv and "--samples" in argv else "simulated: 300 users x 3 days, density 1.0",

@@ -25,25 +25,27 @@ def markdown(report: dict[str, Any]) -> str:
         f"Old: `dipn/` of {report['baseline_rev']}; new: this tree. Data: {report['samples']}. Each cell is a "
         f"worker pinned to as many cores as threads, stepping that code's own `Trainer.train_epoch`; "
         f"{s['warmup']} warm-up steps, then the median of {s['windows']} windows of {s['steps']} steps. "
-        "Old and new of a row ran back to back. Peak MB: the worker's peak resident set.",
+        "Samples per core-second = samples / CPU seconds of the worker (all its threads), robust to other jobs "
+        "taking turns on the cores; wall-clock samples/s beside it. Old and new of a row ran back to back. "
+        "Peak MB: the worker's peak resident set.",
         "",
-        "| model | batch | threads | old samples/s per core | new samples/s per core | new / old | old peak MB | "
-        "new peak MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | batch | threads | old samples per core-s | new samples per core-s | new / old | "
+        "old samples/s (wall) | new samples/s (wall) | old peak MB | new peak MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in report["runs"]:
-        per_core = {c: r[c]["samples_per_s"] / r["threads"] for c in ("old", "new")}
-        lines.append(f"| {r['label']} | {r['batch_size']} | {r['threads']} | {per_core['old']:,.1f} | "
-                     f"{per_core['new']:,.1f} | {r['ratio']:.2f}x | {r['old']['peak_rss_mb']:,.0f} | "
-                     f"{r['new']['peak_rss_mb']:,.0f} |")  # fmt: skip
+        old, new = r["old"], r["new"]
+        lines.append(f"| {r['label']} | {r['batch_size']} | {r['threads']} | {old['samples_per_cpu_s']:,.1f} | "
+                     f"{new['samples_per_cpu_s']:,.1f} | {r['ratio']:.2f}x | {old['samples_per_s']:,.1f} | "
+                     f"{new['samples_per_s']:,.1f} | {old['peak_rss_mb']:,.0f} | {new['peak_rss_mb']:,.0f} |")  # fmt: skip
     lines += _ablation(report)
     lines += [
         "",
         f"Arithmetic (batch {report['runs'][0]['batch_size']}, as each code path executes; matrix products only). "
         f"Peak per core: {core:.0f} GFLOP/s measured (best fp32 2048^3 `torch.mm`, one pinned thread); nominal "
         f"{nominal['gflops']:.0f} GFLOP/s assumed for this {nominal['model']} (family {nominal['family']}): "
-        f"{nominal['assumption']}. Fraction of peak = training MACs per sample x 2 x samples/s / (threads x "
-        "peak per core), at that batch and 1 thread.",
+        f"{nominal['assumption']}. Fraction of peak = training MACs per sample x 2 x samples per core-second / "
+        "peak per core, at that batch and 1 thread.",
         "",
         "| model | old MACs/sample forward | old MACs/sample training | new MACs/sample forward | "
         "new MACs/sample training | old % of measured peak | new % of measured peak | new % of nominal peak |",
@@ -53,7 +55,7 @@ def markdown(report: dict[str, Any]) -> str:
         if "macs_per_sample" not in r["new"]:
             continue
         m = {c: r[c]["macs_per_sample"] for c in ("old", "new")}
-        used = {c: m[c]["training"] * 2 * r[c]["samples_per_s"] / r["threads"] / 1e9 for c in ("old", "new")}
+        used = {c: m[c]["training"] * 2 * r[c]["samples_per_cpu_s"] / 1e9 for c in ("old", "new")}
         lines.append(f"| {r['label']} | {_mega(m['old']['forward'])} | {_mega(m['old']['training'])} | "
                      f"{_mega(m['new']['forward'])} | {_mega(m['new']['training'])} | {used['old'] / core:.1%} | "
                      f"{used['new'] / core:.1%} | {used['new'] / nominal['gflops']:.1%} |")  # fmt: skip
@@ -69,9 +71,9 @@ def _ablation(report: dict[str, Any]) -> list[str]:
     rows = [r for r in report["runs"] if "old_with_allocator" in r]
     out = []
     for r in rows:
-        old, alloc, new = (r[k]["samples_per_s"] for k in ("old", "old_with_allocator", "new"))
+        old, alloc, new = (r[k]["samples_per_cpu_s"] for k in ("old", "old_with_allocator", "new"))
         out += ["", f"Where the gain comes from ({r['label']}, batch {r['batch_size']}, {r['threads']} thread): old "
-                f"code {old:,.1f} samples/s; old model code with the new allocator setting {alloc:,.1f} "
+                f"code {old:,.1f} samples per core-second; old model code with the new allocator setting {alloc:,.1f} "
                 f"({alloc / old:.2f}x); all of the new code {new:,.1f} ({new / old:.2f}x)."]  # fmt: skip
     return out
 

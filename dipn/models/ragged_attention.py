@@ -10,8 +10,8 @@ they need and cut into small chunks; each chunk is cut to the steps where it has
   * keys of x (of y): from the chunk's earliest real step of x (of y); earlier keys are padding for
     every sample of the chunk, weight exp(-1e9) = 0 in the softmax.
 The padding left inside a chunk is masked as in the dense form, so the result is the same function
-(``tests/test_models.py`` pins it to the dense form); each chunk is one fused
-``scaled_dot_product_attention`` per direction, which never holds a score matrix in memory.
+(``tests/test_fast_paths.py`` pins it to the dense form); a chunk's score matrices are small
+enough to stay in cache.
 
 The chunk bounds depend on the data (Python ints read from the masks): a traced or exported graph
 must not bake them in, so ``DIPN`` uses this only while not being traced (``exporting``).
@@ -20,7 +20,6 @@ must not bake them in, so ``DIPN`` uses this only while not being traced (``expo
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 _NEG = -1e9  # as dipn.models.dipn: a finite "minus infinity"
@@ -36,6 +35,13 @@ def exporting() -> bool:
 def _first_real(mask: Tensor) -> Tensor:
     """(B, T) -> (B,): index of the first real step, T for a view that is all padding."""
     return torch.where(mask.any(dim=1), mask.argmax(dim=1), mask.shape[1])
+
+
+def _attend(queries: Tensor, keys: Tensor, bias: Tensor, scale: float) -> Tensor:
+    """softmax(q k^T scale + bias) k: keys are the values (eq. 4); the scaled scores and the bias in
+    one product (a chunk's scores fit in cache, so plain products beat a fused attention kernel's
+    masking overhead here)."""
+    return torch.bmm(torch.baddbmm(bias, queries, keys.transpose(1, 2), alpha=scale).softmax(dim=-1), keys)
 
 
 @torch.compiler.disable  # data-dependent shapes: run eagerly inside a compiled model
@@ -58,8 +64,7 @@ def ragged_inter_view_attention(v_x: Tensor, mask_x: Tensor, v_y: Tensor, mask_y
         if rows >= steps:  # no step where both views are real: the pair contributes zeros
             pooled.append(x.new_zeros(len(x), width))
             continue
-        x_keys, y_keys = x[:, keys_x:], y[:, keys_y:]
-        attended_x = F.scaled_dot_product_attention(y[:, rows:], x_keys, x_keys, attn_mask=b_x[:, None, keys_x:], scale=scale)
-        attended_y = F.scaled_dot_product_attention(x[:, rows:], y_keys, y_keys, attn_mask=b_y[:, None, keys_y:], scale=scale)
+        attended_x = _attend(y[:, rows:], x[:, keys_x:], b_x[:, None, keys_x:], scale)
+        attended_y = _attend(x[:, rows:], y[:, keys_y:], b_y[:, None, keys_y:], scale)
         pooled.append(torch.matmul(w[:, None, rows:], attended_x * attended_y).squeeze(1))
     return torch.cat(pooled)[torch.argsort(order)] / count
