@@ -76,19 +76,22 @@ def bidirectional_grus(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor])
     """
     names = tuple(grus)
     d = grus[names[0]].hidden_size
-    projected, w_hh, b_hh = [], [], []
+    rz, n, w_hh, b_hh = [], [], [], []
     for name in names:
         gru, x = grus[name], inputs[name]
         if not (gru.bidirectional and gru.batch_first and gru.num_layers == 1 and gru.bias and gru.hidden_size == d):
             raise ValueError(f"GRU {name!r}: bidirectional_grus runs one-layer, biased, batch-first Bi-GRUs of one width")
-        weight = torch.cat([gru.weight_ih_l0, gru.weight_ih_l0_reverse])
-        bias = torch.cat([gru.bias_ih_l0, gru.bias_ih_l0_reverse])
-        both = nn.functional.linear(x.transpose(0, 1), weight, bias).unflatten(-1, (2, 3 * d))  # (T, B, 2, 3d)
-        projected += [both[:, :, 0], both[:, :, 1].flip(0)]
+        # One product for both directions, its columns ordered so that one split gives each part
+        # (a split's gradient is one concatenation; slicing would zero-fill a full copy per slice).
+        w_f, w_b, b_f, b_b = gru.weight_ih_l0, gru.weight_ih_l0_reverse, gru.bias_ih_l0, gru.bias_ih_l0_reverse
+        weight = torch.cat([w_f[: 2 * d], w_b[: 2 * d], w_f[2 * d :], w_b[2 * d :]])
+        bias = torch.cat([b_f[: 2 * d], b_b[: 2 * d], b_f[2 * d :], b_b[2 * d :]])
+        rz_f, rz_b, n_f, n_b = nn.functional.linear(x.transpose(0, 1), weight, bias).split([2 * d, 2 * d, d, d], dim=-1)
+        rz += [rz_f, rz_b.flip(0)]  # (T, B, .) each; the backward direction reads from the end
+        n += [n_f, n_b.flip(0)]
         w_hh += [gru.weight_hh_l0, gru.weight_hh_l0_reverse]
         b_hh += [gru.bias_hh_l0, gru.bias_hh_l0_reverse]
-    rz = torch.stack([p[..., : 2 * d] for p in projected], dim=1).float()  # (T, K, B, 2d)
-    n = torch.stack([p[..., 2 * d :] for p in projected], dim=1).float()  # (T, K, B, d)
+    rz, n = torch.stack(rz, dim=1).float(), torch.stack(n, dim=1).float()  # (T, K, B, 2d), (T, K, B, d)
     with torch.autocast(n.device.type, enabled=False):  # the recurrence stays fp32 under --amp
         states = _StackedGRU.apply(rz, n, torch.stack(w_hh).float(), torch.stack(b_hh).float())
     per_recurrence = states.unbind(dim=1)  # its gradient is one stack, not a zero-filled copy per slice
