@@ -69,6 +69,7 @@ class _StackedGRU(torch.autograd.Function):
         return grad_recurrent[..., : 2 * d], grad_n, grad_w, grad_recurrent.sum(dim=0).sum(dim=1)
 
 
+@torch.compiler.disable  # a compiler would unroll the 256-step loops into one enormous graph
 def bidirectional_grus(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """``{name: grus[name](inputs[name])[0]}`` (each (B, T, 2d)), all recurrences in one loop.
 
@@ -86,8 +87,9 @@ def bidirectional_grus(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor])
         w_f, w_b, b_f, b_b = gru.weight_ih_l0, gru.weight_ih_l0_reverse, gru.bias_ih_l0, gru.bias_ih_l0_reverse
         weight = torch.cat([w_f[: 2 * d], w_b[: 2 * d], w_f[2 * d :], w_b[2 * d :]])
         bias = torch.cat([b_f[: 2 * d], b_b[: 2 * d], b_f[2 * d :], b_b[2 * d :]])
-        rz_f, rz_b, n_f, n_b = nn.functional.linear(x.transpose(0, 1), weight, bias).split([2 * d, 2 * d, d, d], dim=-1)
-        rz += [rz_f, rz_b.flip(0)]  # (T, B, .) each; the backward direction reads from the end
+        parts = nn.functional.linear(x, weight, bias).transpose(0, 1).split([2 * d, 2 * d, d, d], dim=-1)
+        rz_f, rz_b, n_f, n_b = parts  # (T, B, .) views; the stacks below copy them time-major
+        rz += [rz_f, rz_b.flip(0)]  # the backward direction reads from the end
         n += [n_f, n_b.flip(0)]
         w_hh += [gru.weight_hh_l0, gru.weight_hh_l0_reverse]
         b_hh += [gru.bias_hh_l0, gru.bias_hh_l0_reverse]
