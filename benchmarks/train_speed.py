@@ -27,7 +27,8 @@ peak of the core is stated beside it as an assumption.
 The profile (DIPN, batch 128, one thread; ``benchmarks/train_profile.py``) splits one step of
 each code path by module, forward and backward together. The ablation row runs the old model
 code with this tree's allocator setting (``dipn.training.runtime.keep_freed_memory``), to show how
-much of the gain is the allocator and how much the model code.
+much of the gain is the allocator and how much the model code, and the new code is also run
+with ``--compile`` (``torch.compile``; its warm-up includes the compilation).
 Writes benchmarks/results/train_speed.{json,md} (or under --out).
 """
 
@@ -67,14 +68,16 @@ MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baselin
 class StepRunner:
     """A real ``Trainer`` of whichever ``dipn`` is importable, stepped and timed from outside."""
 
-    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int) -> None:
+    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int,
+                 compile: bool = False) -> None:  # fmt: skip
         from dipn.data.store import SampleStore
         from dipn.training.config import TrainConfig
         from dipn.training.loop import Trainer
 
         self._run_dir = tempfile.TemporaryDirectory(prefix="train-speed-")
+        options = {"compile": True} if compile else {}  # a field the baseline's TrainConfig does not have
         config = TrainConfig(model=model, variant=variant, batch_size=batch_size, threads=threads, epochs=10**6,
-                             checkpoint_every=10**9)  # fmt: skip
+                             checkpoint_every=10**9, **options)  # fmt: skip
         self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
         self.batch_size = batch_size
 
@@ -129,15 +132,15 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     sys.path[:0] = [str(args.code), str(ROOT)]
     if args.keep_freed_memory:
         keep_freed_memory_of_this_tree()
-    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads)
+    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads, args.compile)
     rss_start = _rss_mb()
-    runner.steps(args.warmup)
+    warmup_wall_s, _ = runner.steps(args.warmup)
     windows = [runner.steps(args.steps) for _ in range(args.windows)]
     samples = args.steps * args.batch_size
     out: dict[str, Any] = {"samples_per_s": statistics.median(samples / wall for wall, _ in windows),
                            "samples_per_cpu_s": statistics.median(samples / cpu for _, cpu in windows),
                            "windows_wall_cpu_s": windows,
-                           "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
+                           "warmup_wall_s": warmup_wall_s, "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
                            "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
     if args.macs:
         out["macs_per_sample"] = runner.macs_per_sample()
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--macs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_worker:
         print(json.dumps(peak_worker()))
@@ -286,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                         extra += ["--profile"] if first and label == "dipn" and batch == 128 and count == 1 else []
                         row[code] = run_worker(args, path, count, extra)
                     if label == "dipn" and batch == 128 and count == 1:
-                        extra = ["--model", model, "--batch-size", str(batch), "--keep-freed-memory"]
-                        row["old_with_allocator"] = run_worker(args, codes["old"], count, extra)
+                        extra = ["--model", model, "--batch-size", str(batch)]
+                        row["old_with_allocator"] = run_worker(args, codes["old"], count, [*extra, "--keep-freed-memory"])
+                        row["new_compiled"] = run_worker(args, codes["new"], count, [*extra, "--compile"])
                     row["ratio"] = row["new"]["samples_per_cpu_s"] / row["old"]["samples_per_cpu_s"]
                     runs.append(row)
                     print(f"{label:14s} batch {batch:3d} threads {count}: old {row['old']['samples_per_cpu_s']:7.1f} "

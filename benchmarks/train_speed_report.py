@@ -72,9 +72,13 @@ def _ablation(report: dict[str, Any]) -> list[str]:
     out = []
     for r in rows:
         old, alloc, new = (r[k]["samples_per_cpu_s"] for k in ("old", "old_with_allocator", "new"))
+        compiled = r["new_compiled"]
         out += ["", f"Where the gain comes from ({r['label']}, batch {r['batch_size']}, {r['threads']} thread): old "
                 f"code {old:,.1f} samples per core-second; old model code with the new allocator setting {alloc:,.1f} "
-                f"({alloc / old:.2f}x); all of the new code {new:,.1f} ({new / old:.2f}x)."]  # fmt: skip
+                f"({alloc / old:.2f}x); all of the new code {new:,.1f} ({new / old:.2f}x); the new code with "
+                f"`--compile` {compiled['samples_per_cpu_s']:,.1f} ({compiled['samples_per_cpu_s'] / old:.2f}x; its "
+                f"warm-up, compilation included, took {compiled['warmup_wall_s']:.0f} s against "
+                f"{r['new']['warmup_wall_s']:.0f} s eager)."]  # fmt: skip
     return out
 
 

@@ -15,9 +15,16 @@ are masked out of every softmax and every reduction. The "last backward state" i
 GRU's output at the first real step (its state after reading every real event and no padding),
 picked with a one-hot built from the mask; the last forward state is the output at step T-1. A
 view that is all padding contributes zeros and never NaN (masked softmax uses a finite -1e9 and
-is multiplied by the mask; means divide by max(count, 1)). No data-dependent Python control flow:
-the graph is fixed by the configuration, so ``torch.jit.trace`` and the legacy ONNX exporter see
-one path, and a TF re-expression can copy it line by line.
+is multiplied by the mask; means divide by max(count, 1)). No data-dependent Python control flow
+in what exporters see: the graph is fixed by the configuration, so ``torch.jit.trace`` and the
+legacy ONNX exporter see one path, and a TF re-expression can copy it line by line.
+
+Two faster forms of the same function run when the model is not being traced (``exporting``):
+the Bi-GRUs of all sequences as one stacked recurrence with a hand-written backward
+(``dipn.models.recurrence``), and inter-view attention over the real steps of each chunk of
+samples (``dipn.models.ragged_attention``, data-dependent shapes). ``tests/test_fast_paths.py``
+pins them to ``nn.GRU``, to the dense attention below, and DIPN's outputs and gradients to 1e-5 of
+the code before them.
 
 Reduction of the attention outputs (ours; the paper flattens them). The paper flattens the
 (n x 2d) outputs of the hierarchical attention layer before the fully connected branches. At

@@ -48,7 +48,7 @@ class Trainer:
         self.rank = rank or distributed.Rank()
         self.progress = progress and self.rank.is_main
         self.device = runtime.resolve_device(config.device)
-        runtime.set_threads(config.threads)
+        self.threads = runtime.set_threads(config.threads)
         runtime.keep_freed_memory()
         torch.manual_seed(config.seed)
         model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present)
@@ -160,6 +160,8 @@ class Trainer:
     # ---- the whole run -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         cfg = self.config
+        if self.progress:
+            tqdm.write(f"training on {self.device} with {self.threads} torch thread(s) per process")
         if self.rank.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.store.manifest.save(self.run_dir / "features.json")

@@ -1,16 +1,21 @@
 """Process settings for a training run: torch threads, the allocator, the device.
 
-Threads. One process per core set: torch's intra-op threads default to the machine's cores, so
-two ``torchrun`` processes on a 2-core machine would each start two and fight over the cores. The
-default is the cores this process may run on (its CPU affinity) divided among the processes
-torchrun starts on the node.
+Threads. torch's intra-op threads default to the machine's cores, which fails two ways. Two
+``torchrun`` processes on a 2-core machine each start two threads and fight over the cores. And
+on a machine that other jobs share, a thread of every parallel operator waits at its barrier for
+a sibling the scheduler has parked: a DIPN step runs thousands of small operators, and with two
+threads on two cores of which another job holds one, a step was several times slower than with
+one thread. The default is therefore the cores that are idle when the run starts (sampled from
+``/proc/stat``), at least one, at most this process's cores (its CPU affinity) divided among the
+processes torchrun starts on the node. ``--threads`` overrides it.
 
 Allocator. A training step allocates and frees tensors of tens of MB (attention, the recurrence's
 buffers, their gradients). glibc serves an allocation above 32 MB with a fresh ``mmap`` and unmaps
-it on free, so every step page-faults its working set in again: on the 2-core KVM host of
-benchmarks/RESULTS.md that was about half of a DIPN step. With ``M_MMAP_MAX = 0`` and a high trim
-threshold, freed memory stays in the heap and the next step reuses it. The process keeps its peak
-heap until it exits, which a training run does anyway. Other C libraries: no change.
+it on free, so every step page-faults its working set in again (the pre-issue-19 DIPN step took
+hundreds of thousands of page faults; benchmarks/train_speed.py measures what the setting alone
+gains on that code). With ``M_MMAP_MAX = 0`` and a high trim threshold, freed memory stays in the
+heap and the next step reuses it. The process keeps its peak heap until it exits, which a
+training run does anyway. Other C libraries: no change.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import time
+from pathlib import Path
 
 import torch
 
@@ -28,9 +35,31 @@ _TRIM_THRESHOLD = 1 << 30
 
 
 def default_threads() -> int:
-    """Cores this process may use, shared among the processes torchrun runs on this node."""
+    """The idle cores this process may use, shared among the processes torchrun runs on this node."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    share = max(1, cores // processes)
+    idle = idle_cores()
+    return share if idle is None else max(1, min(share, round(idle / processes)))
+
+
+def idle_cores(seconds: float = 0.3) -> float | None:
+    """Cores the whole machine left idle over ``seconds`` (idle + iowait in ``/proc/stat``); None
+    where there is no ``/proc/stat``."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return values[3] + values[4], sum(values[:8])  # idle + iowait; user..steal
+
+    try:
+        idle_0, total_0 = sample()
+        time.sleep(seconds)
+        idle_1, total_1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_1 <= total_0:
+        return None
+    return (idle_1 - idle_0) / (total_1 - total_0) * (os.cpu_count() or 1)
 
 
 def set_threads(threads: int | None) -> int:
