@@ -52,7 +52,7 @@ class Stages:
     def summary(self) -> str:
         self.end()
         total = sum(seconds for _, seconds in self.times)
-        lines = [f"{seconds:7.1f} s  {title[:72]}" for title, seconds in self.times]
+        lines = [f"{seconds:7.1f} s  {title.split(' -> ')[0][:80]}" for title, seconds in self.times]
         return "\n".join(["stage times:", *lines, f"{total:7.1f} s  total"])
 
 
