@@ -29,9 +29,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _stage(title: str) -> float:
-    print(f"\n=== {title} ===", flush=True)
-    return time.perf_counter()
+class Stages:
+    """Each stage's wall time, printed as it ends and together at the end: the demo's budget is
+    10 minutes on 2 cores once set up (``make demo``), and this says where they go."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[str, float]] = []
+        self._open: tuple[str, float] | None = None
+
+    def start(self, title: str) -> None:
+        self.end()
+        print(f"\n=== {title} ===", flush=True)
+        self._open = (title, time.perf_counter())
+
+    def end(self) -> None:
+        if self._open is not None:
+            title, started = self._open
+            self.times.append((title, time.perf_counter() - started))
+            print(f"done in {self.times[-1][1]:.1f} s", flush=True)
+            self._open = None
+
+    def summary(self) -> str:
+        self.end()
+        total = sum(seconds for _, seconds in self.times)
+        lines = [f"{seconds:7.1f} s  {title.split(' -> ')[0][:80]}" for title, seconds in self.times]
+        return "\n".join(["stage times:", *lines, f"{total:7.1f} s  total"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,44 +71,44 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     make_directory(args.out)
+    stages = Stages()
     raw, samples = args.out / "raw", args.out / "samples"
-    t0 = _stage(f"1. simulate {args.users} shoppers over {args.days} days (density {args.density:g}) -> {raw}")
+    stages.start(f"1. simulate {args.users} shoppers over {args.days} days (density {args.density:g}) -> {raw}")
     summary = simulate(
         SimulationConfig(users=args.users, days=args.days, seed=args.seed, density=args.density), raw
     )
     rows = summary.get("rows", {})
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
-    print(f"done in {time.perf_counter() - t0:.1f} s")
 
-    t0 = _stage(f"2. build samples (Table 3 encoding, cuts, 1 h / 24 h labels, time split) -> {samples}")
+    stages.start(f"2. build samples (Table 3 encoding, cuts, 1 h / 24 h labels, time split) -> {samples}")
     info = build_samples(raw, samples, BuildConfig(seed=args.seed))
     print(format_summary(info))
 
-    _stage("3. one evaluation sample, decoded (what the model sees)")
+    stages.start("3. one evaluation sample, decoded (what the model sees)")
     print(render_sample(samples, 0, "eval", 6))
 
     run_dir = args.out / "run"
-    t0 = _stage(f"4. train DIPN (both tasks jointly, Adam) on {args.train_samples:,} samples x {args.epochs} epochs -> {run_dir}")
+    stages.start(f"4. train DIPN (both tasks jointly, Adam) on {args.train_samples:,} samples x {args.epochs} epochs -> {run_dir}")
     config = TrainConfig(epochs=args.epochs, batch_size=128, max_train_samples=args.train_samples,
                          max_eval_samples=args.eval_samples, seed=args.seed, lr=2e-3)  # fmt: skip
     store = SampleStore(samples)
     print(describe_model(config, store).split("\ntraining config")[0])
     prepare_run_dir(run_dir, overwrite=True)  # a demo run again replaces its run, never extends it
     Trainer(store, config, run_dir).fit()
-    print(f"done in {time.perf_counter() - t0:.1f} s")
 
-    _stage("5. evaluate the best checkpoint on the whole evaluation day")
+    stages.start("5. evaluate the best checkpoint on the whole evaluation day")
     report = evaluate_checkpoint(run_dir / "best.pt", samples, "eval", run_dir / "evaluation-eval")
     for task, m in report["tasks"].items():
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}")
     print(f"plots: {run_dir / 'evaluation-eval'}/reliability.png, scores.png")
 
-    convert_serve_and_replay(args, raw, samples, run_dir)
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
+    convert_serve_and_replay(args, raw, samples, run_dir, stages)
+    print("\n" + stages.summary())
+    print(f"Done in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
     return 0
 
 
-def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path) -> None:
+def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path, stages: Stages) -> None:
     """Stages 6-8: convert for phones, start the endpoint, replay phones, decide coupons, report."""
     from convert.bundle import ConvertOptions, build_bundle, size_parity_table
     from convert.signing import generate_keypair
@@ -97,16 +119,15 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     from mobile_demo.replay import replay
 
     bundle = args.out / "bundle"
-    t0 = _stage(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
+    stages.start(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
     keys = args.out / "keys"  # a fresh signing key per demo run; devices trust only its public half
     shutil.rmtree(keys, ignore_errors=True)
     signing_key, public_key = generate_keypair(keys)
     options = ConvertOptions(parity_samples=1000, signing_key=signing_key)  # dipn convert checks 4,000 samples
     manifest = build_bundle(run_dir / "best.pt", samples, bundle, options, progress=lambda _: None)
     print(size_parity_table(manifest))
-    print(f"done in {time.perf_counter() - t0:.1f} s")
 
-    t0 = _stage(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
+    stages.start(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
     db = (args.out / "endpoint.db").resolve()
     db.unlink(missing_ok=True)
     admin_token = secrets.token_urlsafe(24)  # operator routes are never open, not even in the demo
@@ -118,10 +139,11 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
               f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
               f"{sent['raw_event_bytes']:,} bytes of raw events; median inference {sent['latency_ms_p50']:.1f} ms")
-        _stage("8. coupon decisions (t_l = 0.2 <= p_realtime <= t_u = 0.4 in the model bucket), orders, R_c and I_gmv")
+        stages.start("8. coupon decisions (t_l = 0.2 <= p_realtime <= t_u = 0.4 in the model bucket), orders, R_c and I_gmv")
         _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
         print(format_report(operator.metrics(campaign)["buckets"]))
         operator.close()
+    stages.end()
 
 
 def _decide_and_order(operator, campaign: int, raw: Path, users: list[str], seed: int) -> None:  # noqa: ANN001

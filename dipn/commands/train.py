@@ -25,7 +25,10 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "max_train_samples": (int, "train on a fixed random subset of this size"),
     "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
     "checkpoint_every": (int, "steps between resumable checkpoints"),
-    "threads": (int, "torch threads per process"),
+    "threads": (int, "torch threads per process (default: the process's cores / torchrun processes on the node)"),
+    "device": (str, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
+    "amp": (bool, "mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA"),
+    "compile": (bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),
     "weight_decay": (float, "Adam L2 penalty (the paper names none)"),
     "dropout": (float, "dropout of the model's head layers, overriding its preset"),
 }  # fmt: skip
@@ -55,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, (kind, text) in _FLAGS.items():
         default = getattr(d, name)
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=argparse.SUPPRESS,
+        kind_or_switch = {"action": "store_true"} if kind is bool else {"type": kind}
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, **kind_or_switch, default=argparse.SUPPRESS,
                        help=f"{text} (default {default})")  # fmt: skip
     p.set_defaults(run=run)
 

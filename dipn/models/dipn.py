@@ -15,9 +15,16 @@ are masked out of every softmax and every reduction. The "last backward state" i
 GRU's output at the first real step (its state after reading every real event and no padding),
 picked with a one-hot built from the mask; the last forward state is the output at step T-1. A
 view that is all padding contributes zeros and never NaN (masked softmax uses a finite -1e9 and
-is multiplied by the mask; means divide by max(count, 1)). No data-dependent Python control flow:
-the graph is fixed by the configuration, so ``torch.jit.trace`` and the legacy ONNX exporter see
-one path, and a TF re-expression can copy it line by line.
+is multiplied by the mask; means divide by max(count, 1)). No data-dependent Python control flow
+in what exporters see: the graph is fixed by the configuration, so ``torch.jit.trace`` and the
+legacy ONNX exporter see one path, and a TF re-expression can copy it line by line.
+
+Two faster forms of the same function run when the model is not being traced (``exporting``):
+the Bi-GRUs of all sequences as one stacked recurrence with a hand-written backward
+(``dipn.models.recurrence``), and inter-view attention over the real steps of each chunk of
+samples (``dipn.models.ragged_attention``, data-dependent shapes). ``tests/test_fast_paths.py``
+pins them to ``nn.GRU``, to the dense attention below, and DIPN's outputs and gradients to 1e-5 of
+the code before them.
 
 Reduction of the attention outputs (ours; the paper flattens them). The paper flattens the
 (n x 2d) outputs of the hierarchical attention layer before the fully connected branches. At
@@ -59,6 +66,8 @@ from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models.embeddings import check_group_ids, group_embedding, mask_column
+from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
+from dipn.models.recurrence import bidirectional_grus
 
 INPUT_ORDER = (*VIEWS, MERGED, *STATICS)
 INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
@@ -393,12 +402,17 @@ class DIPN(nn.Module):
             real = nonzero if real is None else real | nonzero
         return real.to(torch.float32)
 
-    def encode_sequence(self, sequence: str, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """Embeddings -> FC (zeroed on padding) -> Bi-GRU: outputs h (B, T, 2d) and mask (B, T)."""
-        mask = self._mask(sequence, ids)
-        x = self.reshape[sequence](self._embed_sequence(sequence, ids)) * mask.unsqueeze(-1)
-        h, _ = self.grus[sequence](x)
-        return h, mask
+    def encode_sequences(self, given: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Embeddings -> FC (zeroed on padding) -> Bi-GRU, per sequence: outputs h (B, T, 2d), masks (B, T).
+
+        The Bi-GRUs run as one stacked recurrence (``dipn.models.recurrence``) unless the model is
+        being traced: exporters see ``nn.GRU``, one op each format maps to its own recurrence.
+        """
+        masks = {s: self._mask(s, given[s]) for s in self.config.sequences}
+        x = {s: self.reshape[s](self._embed_sequence(s, given[s])) * masks[s].unsqueeze(-1) for s in masks}
+        if exporting():
+            return {s: self.grus[s](x[s])[0] for s in x}, masks
+        return bidirectional_grus(self.grus, x), masks
 
     def forward(
         self,
@@ -419,17 +433,17 @@ class DIPN(nn.Module):
         d = self.config.hidden_size
         features: list[Tensor] = []
         v: dict[str, Tensor] = {}
-        masks: dict[str, Tensor] = {}
-        for sequence in self.config.sequences:
-            h, mask = self.encode_sequence(sequence, given[sequence])
+        outputs, masks = self.encode_sequences(given) if self.config.sequences else ({}, {})
+        for sequence, h in outputs.items():
+            mask = masks[sequence]
             if self.config.intra_view_attention:
                 v[sequence], pooled = self.intra_attention[sequence](h, h[:, -1, :d], mask)
             else:
                 v[sequence], pooled = h * mask.unsqueeze(-1), masked_mean(h, mask)
-            masks[sequence] = mask
             features += [pooled, last_states(h, mask, d)]
+        attend = inter_view_attention if exporting() else ragged_inter_view_attention
         for x, y in self.config.pairs:
-            features.append(inter_view_attention(v[x], masks[x], v[y], masks[y], self._scale))
+            features.append(attend(v[x], masks[x], v[y], masks[y], self._scale))
         for static in STATICS:
             if static in self.input_names:
                 features.append(self.embeddings[static](given[static]))

@@ -29,7 +29,10 @@ class TrainConfig:
     max_train_samples: int | None = None  # use a fixed random subset of the training split
     max_eval_samples: int | None = None  # same for the validation split scored each epoch
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every epoch end)
-    threads: int | None = None  # torch intra-op threads per process (None: torch's default)
+    threads: int | None = None  # torch intra-op threads per process (None: its cores / processes on the node)
+    device: str = "cpu"  # "cuda" (the local GPU under torchrun) or "cuda:N"; see docs/deploy.md
+    amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA
+    compile: bool = False  # torch.compile the model; falls back to eager, with a warning, if that fails
     weight_decay: float = 0.0  # Adam's L2 penalty; the paper names none
     dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
 

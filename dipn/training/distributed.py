@@ -1,5 +1,5 @@
 """Data parallelism with the same command: under ``torchrun`` each process takes a slice of every
-global batch and DDP averages the gradients (gloo on CPU, nccl on GPU)."""
+global batch and DDP averages the gradients (gloo for CPU tensors, nccl for CUDA tensors)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def init_from_env() -> Rank:
     if world == 1:
         return Rank()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        # One group serves either device: --device is read after the group exists (dipn train).
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return Rank(dist.get_rank(), dist.get_world_size())
 
 
@@ -40,7 +41,8 @@ def shutdown(rank: Rank) -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: torch.nn.Module, rank: Rank) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, rank: Rank, device: torch.device) -> torch.nn.Module:
     if rank.world == 1:
         return model
-    return torch.nn.parallel.DistributedDataParallel(model)
+    device_ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

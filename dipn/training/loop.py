@@ -19,9 +19,11 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
-from dipn.training import batches, checkpoint, distributed
+from dipn.training import batches, checkpoint, distributed, runtime
+from dipn.training.compiled import Forward
 from dipn.training.config import TrainConfig
 from dipn.training.predict import predict
+from dipn.training.prefetch import prefetched
 
 
 @dataclass
@@ -46,15 +48,21 @@ class Trainer:
         self.store, self.config, self.run_dir = store, config, Path(run_dir)
         self.rank = rank or distributed.Rank()
         self.progress = progress and self.rank.is_main
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        self.device = runtime.resolve_device(config.device)
+        self.threads = runtime.set_threads(config.threads)
+        runtime.keep_freed_memory()
         torch.manual_seed(config.seed)
         overrides = {"dropout": config.dropout} if config.dropout is not None else None
-        self.model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
-                                          overrides)  # fmt: skip
+        model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
+                                     overrides)  # fmt: skip
+        self.model = model.to(self.device)
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.input_names = tuple(self.model.input_names)
-        self.parallel = distributed.wrap(self.model, self.rank)
+        self.parallel = distributed.wrap(self.model, self.rank, self.device)
+        self.forward = Forward(self.parallel, config.compile)
+        # Mixed precision: bfloat16 on CPU (same range as fp32, no loss scaling), float16 on CUDA.
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp and self.amp_dtype == torch.float16)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2),
             weight_decay=config.weight_decay,
@@ -72,17 +80,38 @@ class Trainer:
 
     # ---- steps ---------------------------------------------------------------------------
     def train_step(self, global_batch: np.ndarray) -> float:
-        self.parallel.train()
+        return self.apply_step(self.gather(global_batch))
+
+    def gather(self, global_batch: np.ndarray) -> dict[str, torch.Tensor]:
+        """This process's share of a global batch as CPU tensors (pinned for a copy to CUDA)."""
         local = batches.local_slice(global_batch, self.rank.rank, self.rank.world)
         tensors = batches.to_tensors(self.store, local, self.input_names)
-        logits = self.parallel(**{n: tensors[n] for n in self.input_names})
-        loss = multitask_loss(logits, tensors, self.tasks)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        return {k: v.pin_memory() for k, v in tensors.items()} if self.device.type == "cuda" else tensors
+
+    def apply_step(self, tensors: dict[str, torch.Tensor]) -> float:
+        """One optimizer step on a gathered batch; the loss."""
+        self.parallel.train()
+        tensors = {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
+        try:
+            loss = self._forward_backward(tensors)
+        except Exception as error:  # noqa: BLE001 - compilation can fail in any way; eager shows real errors
+            if not self.forward.compiled:
+                raise
+            self.forward.fall_back(error)
+            loss = self._forward_backward(tensors)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.state.global_step += 1
         self.state.step_in_epoch += 1
         return float(loss.detach())
+
+    def _forward_backward(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.config.amp):
+            logits = self.forward(**{n: tensors[n] for n in self.input_names})
+            loss = multitask_loss(logits, tensors, self.tasks)
+        self.scaler.scale(loss).backward()
+        return loss
 
     def train_epoch(self) -> dict[str, float]:
         cfg, state = self.config, self.state
@@ -90,10 +119,11 @@ class Trainer:
         losses, seen, started = [], 0, time.perf_counter()
         bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not self.progress,
                    desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)  # fmt: skip
-        for global_batch in plan[state.step_in_epoch :]:
-            if self._step_limit_reached():
-                break
-            losses.append(self.train_step(global_batch))
+        remaining = plan[state.step_in_epoch :]
+        if cfg.max_steps is not None:
+            remaining = remaining[: max(cfg.max_steps - state.global_step, 0)]
+        for tensors, global_batch in zip(prefetched(remaining, self.gather), remaining):
+            losses.append(self.apply_step(tensors))
             seen += len(global_batch)
             rate = seen / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", samples_per_s=f"{rate:,.0f}")
@@ -107,7 +137,7 @@ class Trainer:
                 "samples_per_s": seen / elapsed if elapsed > 0 else 0.0, "epoch_complete": finished}  # fmt: skip
 
     def evaluate(self) -> dict[str, Any]:
-        preds = predict(self.model, self.store, self.eval_indices)
+        preds = predict(self.model, self.store, self.eval_indices, device=self.device)
         return {task: task_metrics(preds[task], preds[f"p_{task}"]) for task in self.tasks}
 
     def checkpoint_and_earlystop(self, metrics: dict[str, Any]) -> bool:
@@ -134,6 +164,8 @@ class Trainer:
     # ---- the whole run -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         cfg = self.config
+        if self.progress:
+            tqdm.write(f"training on {self.device} with {self.threads} torch thread(s) per process")
         if self.rank.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.store.manifest.save(self.run_dir / "features.json")

@@ -1,0 +1,157 @@
+"""Where one training step spends its time, by module, forward and backward together.
+
+``torch.profiler`` reports operators; a model is tuned module by module. Each child module of the
+model (each entry of a ``ModuleDict``: ``grus.swipe``, ``heads``, ...) and each of the model
+module's own attention functions is wrapped in a labelled range; a forward operator belongs to the
+innermost range around it, and a backward operator to the forward operator that recorded its
+autograd node (same sequence number), so a module's time includes its gradient. The optimizer step
+gets its own label; time outside every torch operator (Python, numpy: the gathering of the batch)
+is "outside torch ops"; what is left (autograd bookkeeping between nodes) is "other".
+
+    python benchmarks/train_profile.py --samples runs/demo/samples        # the DIPN of this tree
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
+
+LABEL = "module::"
+# Functions of a model's module that hold real work outside any child module (DIPN's attention).
+FUNCTIONS = ("inter_view_attention", "ragged_inter_view_attention", "bidirectional_grus", "last_states", "multitask_loss")
+OPTIMIZER = "Optimizer.step#"  # torch.optim's own range around every step
+BACKWARD = "autograd::engine::evaluate_function"
+
+
+def labelled_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """The children of ``model``, a ``ModuleDict`` / ``ModuleList`` child replaced by its entries."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleDict | nn.ModuleList):
+            yield from ((f"{name}.{key}", grandchild) for key, grandchild in child.named_children())
+        else:
+            yield name, child
+
+
+@contextlib.contextmanager
+def labels(model: nn.Module) -> Iterator[None]:
+    """Wrap every labelled module's forward, and the model module's ``FUNCTIONS``, in a range."""
+    handles, ranges = [], []
+
+    def enter(name: str) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            ranges.append(record_function(LABEL + name))
+            ranges[-1].__enter__()
+
+        return hook
+
+    def leave(*_: Any) -> None:
+        ranges.pop().__exit__(None, None, None)
+
+    for name, module in labelled_modules(model):
+        handles += [module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave)]
+    namespace = sys.modules[type(model).__module__]
+    originals = {f: getattr(namespace, f) for f in FUNCTIONS if callable(getattr(namespace, f, None))}
+    for name, function in originals.items():
+        setattr(namespace, name, _ranged(name, function))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for name, function in originals.items():
+            setattr(namespace, name, function)
+
+
+def _ranged(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with record_function(LABEL + name):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def module_times(events: Any) -> dict[str, float]:
+    """Self CPU seconds per label, from the events of one profiled step."""
+
+    def label_of(event: Any) -> str | None:
+        while event is not None:
+            if event.name.startswith(LABEL):
+                return event.name[len(LABEL) :]
+            if event.name.startswith(OPTIMIZER):
+                return "optimizer"
+            event = event.cpu_parent
+        return None
+
+    def backward_node(event: Any) -> Any:
+        while event is not None:
+            if event.name.startswith(BACKWARD):
+                return event
+            event = event.cpu_parent
+        return None
+
+    forward_label: dict[int, str] = {}
+    for event in events:
+        if event.sequence_nr >= 0 and backward_node(event) is None:
+            found = label_of(event)
+            if found is not None:
+                forward_label.setdefault(event.sequence_nr, found)
+    totals: dict[str, float] = defaultdict(float)
+    for event in events:
+        node = backward_node(event)
+        found = forward_label.get(node.sequence_nr) if node is not None else label_of(event)
+        totals[found or "other"] += event.self_cpu_time_total / 1e6
+    return dict(totals)
+
+
+def profile_step(model: nn.Module, step: Callable[[], None]) -> dict[str, float]:
+    """Seconds per label of one call of ``step`` (a warm training step of ``model``), and the wall
+    time outside every operator."""
+    with labels(model), profile(activities=[ProfilerActivity.CPU]) as prof:
+        started = time.perf_counter()
+        step()
+        wall = time.perf_counter() - started
+    times = module_times(prof.events())
+    times["outside torch ops"] = max(wall - sum(times.values()), 0.0)
+    return times
+
+
+def grouped(times: dict[str, float]) -> dict[str, float]:
+    """Per kind of module: ``grus.swipe`` + ``grus.tap`` + ... -> ``grus``, largest first."""
+    out: dict[str, float] = defaultdict(float)
+    for name, seconds in times.items():
+        out[name.split(".")[0]] += seconds
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=Path, required=True)
+    parser.add_argument("--model", default="dipn")
+    parser.add_argument("--variant")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.train_speed import StepRunner
+
+    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads)
+    times = runner.profile()
+    total = sum(times.values())
+    for name, seconds in grouped(times).items():
+        print(f"{name:24s} {seconds * 1e3:9.1f} ms {seconds / total:7.1%}")
+    print(f"{'step':24s} {total * 1e3:9.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Training throughput per core, peak memory and arithmetic of every torch model, old code beside new.
+
+    python benchmarks/train_speed.py                     # simulated samples, baseline 54134d8
+    python benchmarks/train_speed.py --models dipn --batch-sizes 128 --threads 1 --windows 1   # a quick look
+
+Each measurement is a worker process pinned with ``taskset`` to as many cores as it has threads.
+The worker imports ``dipn`` either from a copy of the baseline revision's ``dipn/`` (``git
+archive``, in a temporary directory) or from this tree, builds that code's own ``Trainer`` on the
+same samples and steps it through ``Trainer.train_epoch``, the loop ``dipn train`` runs (batch
+gathering, forward, backward, Adam; no checkpoints, no evaluation). After warm-up steps it times
+``--windows`` windows of ``--steps`` steps, in wall time and in the CPU time of the process (all
+its threads). Samples per core-second = samples / CPU seconds, the median window: what a core
+does while it runs the job, which other jobs sharing the machine change far less than they change
+wall time (they take turns on the cores; wall-clock samples/s is recorded beside it). Old and new
+of a configuration run back to back, so the remaining effects of background load (caches,
+memory bandwidth) hit both alike. Peak
+memory is the worker's peak resident set (``ru_maxrss``: interpreter, torch, the model and the
+step's working set).
+
+Arithmetic: multiply-accumulates (MACs) per sample, counted by ``torch.utils.flop_counter`` over
+one forward pass and over one training step (forward + backward) of the code path as it executes
+(matrix products only; elementwise work, lookups and the optimizer are not counted). The fraction
+of peak is (training MACs per sample x 2 x samples/s) over the FLOP/s of the cores used. The peak
+per core is measured (the best of an fp32 2048^3 ``torch.mm`` on one pinned thread); the nominal
+peak of the core is stated beside it as an assumption.
+
+The profile (DIPN, batch 128, one thread; ``benchmarks/train_profile.py``) splits one step of
+each code path by module, forward and backward together. The ablation row runs the old model
+code with this tree's allocator setting (``dipn.training.runtime.keep_freed_memory``), to show how
+much of the gain is the allocator and how much the model code, and the new code is also run
+with ``--compile`` (``torch.compile``; its warm-up includes the compilation).
+Writes benchmarks/results/train_speed.{json,md} (or under --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BASELINE_REV = "54134d8"  # main before issue 19: the code path this benchmark compares against
+MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baseline and the alternatives
+    "dipn": ("dipn", None),
+    "early_fusion": ("dipn", "early_fusion"),
+    "no_attention": ("dipn", "no_attention"),
+    "no_inter_view": ("dipn", "no_inter_view"),
+    "no_intra_view": ("dipn", "no_intra_view"),
+    "no_multitask": ("dipn", "no_multitask"),
+    "rnn_dnn": ("rnn_dnn", None),
+    "atrank": ("atrank", None),
+    "rib": ("rib", None),
+    "heroes": ("heroes", None),
+}
+
+
+class StepRunner:
+    """A real ``Trainer`` of whichever ``dipn`` is importable, stepped and timed from outside."""
+
+    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int,
+                 compile: bool = False) -> None:  # fmt: skip
+        from dipn.data.store import SampleStore
+        from dipn.training.config import TrainConfig
+        from dipn.training.loop import Trainer
+
+        self._run_dir = tempfile.TemporaryDirectory(prefix="train-speed-")
+        options = {"compile": True} if compile else {}  # a field the baseline's TrainConfig does not have
+        config = TrainConfig(model=model, variant=variant, batch_size=batch_size, threads=threads, epochs=10**6,
+                             checkpoint_every=10**9, **options)  # fmt: skip
+        self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
+        self.batch_size = batch_size
+
+    def steps(self, count: int) -> tuple[float, float]:
+        """Wall and CPU seconds (all threads of the process) of ``count`` optimizer steps through
+        ``Trainer.train_epoch``, the loop users run."""
+        trainer, state = self.trainer, self.trainer.state
+        batches = len(trainer.train_indices) // self.batch_size  # full batches only: same work per step
+        if state.step_in_epoch + count > batches:
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+        trainer.config = dataclasses.replace(trainer.config, max_steps=state.global_step + count)
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.train_epoch()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    def profile(self) -> dict[str, float]:
+        """Seconds per module of one warm step (``train_profile``)."""
+        from benchmarks.train_profile import profile_step
+
+        self.steps(1)
+        trainer = self.trainer
+        batch = trainer.train_indices[: self.batch_size]
+        return profile_step(trainer.model, lambda: trainer.train_step(batch))
+
+    def macs_per_sample(self) -> dict[str, float]:
+        """MACs per sample of one forward pass and of one training step (forward + backward)."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from dipn.models import multitask_loss
+
+        trainer = self.trainer
+        tensors = trainer.gather(trainer.train_indices[: self.batch_size]) if hasattr(trainer, "gather") else None
+        if tensors is None:  # the baseline's loop has no gather step
+            from dipn.training import batches
+
+            tensors = batches.to_tensors(trainer.store, trainer.train_indices[: self.batch_size], trainer.input_names)
+        model = trainer.model.train()
+        inputs = {n: tensors[n] for n in trainer.input_names}
+        with FlopCounterMode(display=False) as forward:
+            with torch.no_grad():
+                model(**inputs)
+        with FlopCounterMode(display=False) as training:
+            multitask_loss(model(**inputs), tensors, trainer.tasks).backward()
+        model.zero_grad(set_to_none=True)
+        return {"forward": forward.get_total_flops() / 2 / self.batch_size,
+                "training": training.get_total_flops() / 2 / self.batch_size}  # fmt: skip
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    """One configuration of one code path, in this (pinned) process."""
+    sys.path[:0] = [str(args.code), str(ROOT)]
+    if args.keep_freed_memory:
+        keep_freed_memory_of_this_tree()
+    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads, args.compile)
+    rss_start = _rss_mb()
+    warmup_wall_s, _ = runner.steps(args.warmup)
+    windows = [runner.steps(args.steps) for _ in range(args.windows)]
+    samples = args.steps * args.batch_size
+    out: dict[str, Any] = {"samples_per_s": statistics.median(samples / wall for wall, _ in windows),
+                           "samples_per_cpu_s": statistics.median(samples / cpu for _, cpu in windows),
+                           "windows_wall_cpu_s": windows,
+                           "warmup_wall_s": warmup_wall_s, "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
+                           "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
+    if args.macs:
+        out["macs_per_sample"] = runner.macs_per_sample()
+    if args.profile:
+        out["profile_s"] = runner.profile()
+    return out
+
+
+def keep_freed_memory_of_this_tree() -> None:
+    """Apply this tree's allocator setting in a process whose ``dipn`` is another revision's."""
+    path = ROOT / "dipn/training/runtime.py"
+    spec = importlib.util.spec_from_file_location("dipn_runtime_of_this_tree", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.keep_freed_memory()
+
+
+def peak_worker() -> dict[str, float]:
+    """Best fp32 GEMM FLOP/s of one thread: the practical peak of a core."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(7))
+    return {"sgemm_gflops": 2 * 2048**3 / best / 1e9}
+
+
+def _timed(call: Any) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- the driver ------------------------------------------------------------------------------------
+def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str]) -> dict[str, Any]:
+    cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:threads])
+    command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--code", str(code),
+               "--samples", str(args.samples), "--threads", str(threads), "--warmup", str(args.warmup),
+               "--steps", str(args.steps), "--windows", str(args.windows), *extra]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
+    if done.returncode:
+        raise RuntimeError(f"worker {' '.join(command[3:])} failed:\n{done.stderr.strip()[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    """``dipn/`` of revision ``rev`` extracted under ``into``, importable as ``dipn``."""
+    archive = subprocess.run(["git", "archive", rev, "dipn"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def simulated_samples(into: Path) -> Path:
+    """The demo's data: 300 shoppers, 3 days, density 1.0 (``dipn demo`` defaults)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    raw, samples = into / "raw", into / "samples"
+    for command in (["simulate", "--users", "300", "--days", "3", "--seed", "0", "--out", str(raw), "--quiet"],
+                    ["build-samples", str(raw), "--out", str(samples), "--quiet"]):  # fmt: skip
+        subprocess.run([sys.executable, "-m", "dipn.cli", *command], env=env, check=True, capture_output=True)
+    return samples
+
+
+def nominal_peak() -> dict[str, Any]:
+    """The core's nominal fp32 peak from ``lscpu``, with the assumptions it takes."""
+    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("Flags", "").split()
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    mhz = float(fields.get("CPU max MHz") or fields.get("CPU MHz") or float(fields.get("BogoMIPS", "0")) / 2)
+    fma_units = 2
+    gflops = lanes * 2 * fma_units * mhz / 1e3
+    return {"model": fields.get("Model name", "?"), "family": fields.get("CPU family", "?"), "lanes_fp32": lanes,
+            "fma_units": fma_units, "mhz": mhz, "gflops": gflops,
+            "assumption": f"{fma_units} FMA units x {lanes} fp32 lanes x 2 FLOP x {mhz:.0f} MHz (clock: lscpu "
+                          f"{'max MHz' if fields.get('CPU max MHz') else 'BogoMIPS / 2, the TSC rate'}; "
+                          "a core may boost above it)"}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=Path, help="sample directory (default: simulate the demo's data)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the old code path")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
+    parser.add_argument("--windows", type=int, default=3, help="timed windows (samples/s = their median)")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--macs", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak_worker:
+        print(json.dumps(peak_worker()))
+        return 0
+    if args.worker:
+        args.threads = args.threads[0]
+        print(json.dumps(worker(args)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.machine import machine_info
+
+    available = len(os.sched_getaffinity(0))
+    threads = [t for t in args.threads if t <= available]
+    command = " ".join(["python benchmarks/train_speed.py", *(sys.argv[1:] if argv is None else argv)])
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="dipn-train-speed-") as tmp:
+        work = Path(tmp)
+        args.samples = (args.samples or simulated_samples(work)).resolve()
+        codes = {"old": baseline_tree(args.baseline_rev, work), "new": ROOT}
+        peak = json.loads(subprocess.run(["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0]), sys.executable,
+                                          __file__, "--peak-worker"], capture_output=True, text=True,
+                                         check=True).stdout.strip().splitlines()[-1])  # fmt: skip
+        load_start = os.getloadavg()
+        runs = []
+        for label in args.models:
+            model, variant = MODELS[label]
+            for batch in args.batch_sizes:
+                for count in threads:
+                    row: dict[str, Any] = {"label": label, "model": model, "variant": variant, "batch_size": batch,
+                                           "threads": count}  # fmt: skip
+                    first = batch == args.batch_sizes[0] and count == threads[0]
+                    for code, path in codes.items():
+                        extra = ["--model", model, "--batch-size", str(batch)] + (["--variant", variant] if variant else [])
+                        extra += ["--macs"] if first else []
+                        extra += ["--profile"] if first and label == "dipn" and batch == 128 and count == 1 else []
+                        row[code] = run_worker(args, path, count, extra)
+                    if label == "dipn" and batch == 128 and count == 1:
+                        extra = ["--model", model, "--batch-size", str(batch)]
+                        row["old_with_allocator"] = run_worker(args, codes["old"], count, [*extra, "--keep-freed-memory"])
+                        row["new_compiled"] = run_worker(args, codes["new"], count, [*extra, "--compile"])
+                    row["ratio"] = row["new"]["samples_per_cpu_s"] / row["old"]["samples_per_cpu_s"]
+                    runs.append(row)
+                    print(f"{label:14s} batch {batch:3d} threads {count}: old {row['old']['samples_per_cpu_s']:7.1f} "
+                          f"new {row['new']['samples_per_cpu_s']:7.1f} samples per core-second ({row['ratio']:.2f}x)",
+                          flush=True)  # fmt: skip
+        load_end = os.getloadavg()
+    report = {"command": command, "machine": machine_info(), "baseline_rev": args.baseline_rev,
+              "samples": str(args.samples) if argv and "--samples" in argv else "simulated: 300 users x 3 days, density 1.0",
+              "load_average_start": load_start, "load_average_end": load_end, "minutes": (time.time() - started) / 60,
+              "peak": {"measured_sgemm_gflops_per_core": peak["sgemm_gflops"], "nominal": nominal_peak()},
+              "settings": {"warmup": args.warmup, "steps": args.steps, "windows": args.windows},
+              "runs": runs}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    from benchmarks.train_speed_report import markdown
+
+    (args.out / "train_speed.md").write_text(markdown(report))
+    print((args.out / "train_speed.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The Markdown section of ``benchmarks/train_speed.py``: from its JSON report, nothing typed by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.machine import machine_line
+from benchmarks.train_profile import grouped
+
+TOP_MODULES = 6
+
+
+def markdown(report: dict[str, Any]) -> str:
+    peak = report["peak"]
+    core = peak["measured_sgemm_gflops_per_core"]
+    nominal = peak["nominal"]
+    load = report["load_average_start"][0], report["load_average_end"][0]
+    s = report["settings"]
+    lines = [
+        "## Training speed: the code before issue 19 beside this one",
+        "",
+        f"Command: `{report['command']}` ({report['minutes']:.0f} min)  ",
+        f"Machine: {machine_line(report['machine'])}; 1-minute load average {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end (above 0: other jobs shared the cores)  ",
+        f"Old: `dipn/` of {report['baseline_rev']}; new: this tree. Data: {report['samples']}. Each cell is a "
+        f"worker pinned to as many cores as threads, stepping that code's own `Trainer.train_epoch`; "
+        f"{s['warmup']} warm-up steps, then the median of {s['windows']} windows of {s['steps']} steps. "
+        "Samples per core-second = samples / CPU seconds of the worker (all its threads), robust to other jobs "
+        "taking turns on the cores; wall-clock samples/s beside it. Old and new of a row ran back to back. "
+        "Peak MB: the worker's peak resident set.",
+        "",
+        "| model | batch | threads | old samples per core-s | new samples per core-s | new / old | "
+        "old samples/s (wall) | new samples/s (wall) | old peak MB | new peak MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["runs"]:
+        old, new = r["old"], r["new"]
+        lines.append(f"| {r['label']} | {r['batch_size']} | {r['threads']} | {old['samples_per_cpu_s']:,.1f} | "
+                     f"{new['samples_per_cpu_s']:,.1f} | {r['ratio']:.2f}x | {old['samples_per_s']:,.1f} | "
+                     f"{new['samples_per_s']:,.1f} | {old['peak_rss_mb']:,.0f} | {new['peak_rss_mb']:,.0f} |")  # fmt: skip
+    lines += _ablation(report)
+    lines += [
+        "",
+        f"Arithmetic (batch {report['runs'][0]['batch_size']}, as each code path executes; matrix products only). "
+        f"Peak per core: {core:.0f} GFLOP/s measured (best fp32 2048^3 `torch.mm`, one pinned thread); nominal "
+        f"{nominal['gflops']:.0f} GFLOP/s assumed for this {nominal['model']} (family {nominal['family']}): "
+        f"{nominal['assumption']}. Fraction of peak = training MACs per sample x 2 x samples per core-second / "
+        "peak per core, at that batch and 1 thread.",
+        "",
+        "| model | old MACs/sample forward | old MACs/sample training | new MACs/sample forward | "
+        "new MACs/sample training | old % of measured peak | new % of measured peak | new % of nominal peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["runs"]:
+        if "macs_per_sample" not in r["new"]:
+            continue
+        m = {c: r[c]["macs_per_sample"] for c in ("old", "new")}
+        used = {c: m[c]["training"] * 2 * r[c]["samples_per_cpu_s"] / 1e9 for c in ("old", "new")}
+        lines.append(f"| {r['label']} | {_mega(m['old']['forward'])} | {_mega(m['old']['training'])} | "
+                     f"{_mega(m['new']['forward'])} | {_mega(m['new']['training'])} | {used['old'] / core:.1%} | "
+                     f"{used['new'] / core:.1%} | {used['new'] / nominal['gflops']:.1%} |")  # fmt: skip
+    lines += _profile(report)
+    return "\n".join(lines) + "\n"
+
+
+def _mega(macs: float) -> str:
+    return f"{macs / 1e6:,.1f} M"
+
+
+def _ablation(report: dict[str, Any]) -> list[str]:
+    rows = [r for r in report["runs"] if "old_with_allocator" in r]
+    out = []
+    for r in rows:
+        old, alloc, new = (r[k]["samples_per_cpu_s"] for k in ("old", "old_with_allocator", "new"))
+        compiled = r["new_compiled"]
+        out += ["", f"Where the gain comes from ({r['label']}, batch {r['batch_size']}, {r['threads']} thread): old "
+                f"code {old:,.1f} samples per core-second; old model code with the new allocator setting {alloc:,.1f} "
+                f"({alloc / old:.2f}x); all of the new code {new:,.1f} ({new / old:.2f}x); the new code with "
+                f"`--compile` {compiled['samples_per_cpu_s']:,.1f} ({compiled['samples_per_cpu_s'] / old:.2f}x; its "
+                f"warm-up, compilation included, took {compiled['warmup_wall_s']:.0f} s against "
+                f"{r['new']['warmup_wall_s']:.0f} s eager)."]  # fmt: skip
+    return out
+
+
+def _profile(report: dict[str, Any]) -> list[str]:
+    rows = [r for r in report["runs"] if "profile_s" in r["new"]]
+    out = []
+    for r in rows:
+        tables = {c: grouped(r[c]["profile_s"]) for c in ("old", "new")}
+        totals = {c: sum(t.values()) for c, t in tables.items()}
+        out += ["", f"Profile of one step ({r['label']}, batch {r['batch_size']}, {r['threads']} thread; "
+                "`torch.profiler`, self time by module, forward and backward together; the profiler's own cost "
+                "inflates steps of many small operators):", "",
+                "| old: module | ms | share | new: module | ms | share |", "| --- | ---: | ---: | --- | ---: | ---: |"]  # fmt: skip
+        old, new = (list(tables[c].items())[:TOP_MODULES] for c in ("old", "new"))
+        for i in range(TOP_MODULES):
+            cells = []
+            for c, items in (("old", old), ("new", new)):
+                cells += [items[i][0], f"{items[i][1] * 1e3:,.0f}", f"{items[i][1] / totals[c]:.0%}"] if i < len(items) else ["", "", ""]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append(f"| step | {totals['old'] * 1e3:,.0f} | | step | {totals['new'] * 1e3:,.0f} | |")
+    return out
