@@ -45,7 +45,7 @@ class TrainConfig:
             if value is None and len(kinds) < len(get_args(hint)):
                 continue
             number = kinds == (float,) and isinstance(value, int)  # JSON writes 1.0 as 1
-            if isinstance(value, bool) or not (isinstance(value, kinds) or number):
+            if (isinstance(value, bool) and bool not in kinds) or not (isinstance(value, kinds) or number):
                 wanted = " or ".join(k.__name__ for k in kinds)
                 raise DipnValidationError(f"training option {name} must be {wanted}, got {value!r}")
             if kinds == (float,) and not _finite(value):
