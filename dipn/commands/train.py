@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from dipn.training.loop import Trainer
     from dipn.training.run_dir import prepare_run_dir
 
+    from dipn.training.runtime import resolve_device
+
+    resolve_device(config.device)  # an absent GPU is refused before the run directory is made
     prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)  # before any process can write
     rank = distributed.init_from_env()
     try:

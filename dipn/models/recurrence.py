@@ -75,6 +75,8 @@ def bidirectional_grus(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor])
 
     The GRUs must share hidden size; inputs (B, T, in), batch and length shared, widths free.
     """
+    if not all(type(gru) is nn.GRU for gru in grus.values()):  # e.g. dynamically quantized: its own kernel
+        return {name: gru(inputs[name])[0] for name, gru in grus.items()}
     names = tuple(grus)
     d = grus[names[0]].hidden_size
     rz, n, w_hh, b_hh = [], [], [], []
