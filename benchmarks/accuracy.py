@@ -40,7 +40,7 @@ from benchmarks.render_results import render  # noqa: E402
 from dipn.data.build import BuildConfig, build_samples  # noqa: E402
 from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
-from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, row_metrics  # noqa: E402
+from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, format_delta, row_metrics  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
 
@@ -147,19 +147,12 @@ def markdown(report: dict) -> str:
         m = row["metrics"]
         paper = " / ".join(fmt(p) for p in row["paper"] if p is not None)
         rate = row.get("samples_per_s")
-        lines.append(f"| {row['label']} | {fmt_interval(m.get('realtime'))} | {fmt_delta(m.get('realtime'))} "
-                     f"| {fmt_interval(m.get('longterm'))} | {fmt_delta(m.get('longterm'))} | {paper} "
+        lines.append(f"| {row['label']} | {fmt_interval(m.get('realtime'))} | {format_delta(m.get('realtime'))} "
+                     f"| {fmt_interval(m.get('longterm'))} | {format_delta(m.get('longterm'))} | {paper} "
                      f"| {row['train_seconds']:.0f} | {'-' if rate is None else f'{rate:.0f}'} |")  # fmt: skip
     lines += ["", "The paper's figures come from 300 M samples of real Taobao traffic; ours from a simulator "
               "whose hypotheses are in docs/simulator.md. Compare orderings, not values.", ""]  # fmt: skip
     return "\n".join(lines)
-
-
-def fmt_delta(m: dict | None) -> str:
-    d = (m or {}).get("vs_reference")
-    if not d or d["delta"] != d["delta"]:
-        return "-"
-    return f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
 
 
 def fmt_interval(m: dict | None) -> str:

@@ -43,7 +43,7 @@ from dipn.data.build import BuildConfig, build_samples  # noqa: E402
 from dipn.data.importers import FORMATS, ImportConfig, import_logs  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from dipn.errors import DipnValidationError  # noqa: E402
-from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, row_metrics  # noqa: E402
+from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, format_delta, row_metrics  # noqa: E402
 from dipn.models.gbdt import gbdt_config_for_data  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
@@ -84,13 +84,6 @@ def fmt_auc(m: dict) -> str:
     return f"{m['auc']:.4f} [{m['auc_low']:.4f}, {m['auc_high']:.4f}]"
 
 
-def fmt_delta(m: dict) -> str:
-    d = m.get("vs_reference")
-    if not d or d["delta"] != d["delta"]:
-        return "-"
-    return f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
-
-
 def command(a: dict) -> str:
     parts = ["python benchmarks/real_data.py"]
     if a["path"] != [str(TAOBAO_TAIL)]:
@@ -129,8 +122,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['label']} | - | not applicable: {row['skipped']} | | | | |")
             continue
         m = row["metrics"]
-        lines.append(f"| {row['label']} | {', '.join(row['inputs'])} | {fmt_auc(m['realtime'])} | {fmt_delta(m['realtime'])} "
-                     f"| {fmt_auc(m['longterm'])} | {fmt_delta(m['longterm'])} | {row['train_seconds']:.0f} |")  # fmt: skip
+        lines.append(f"| {row['label']} | {', '.join(row['inputs'])} | {fmt_auc(m['realtime'])} | {format_delta(m['realtime'])} "
+                     f"| {fmt_auc(m['longterm'])} | {format_delta(m['longterm'])} | {row['train_seconds']:.0f} |")  # fmt: skip
     lines += ["", "Reading: " + "; ".join(verdicts(report["rows"])) + ".", "",
               "By cut type (AUC [95% interval]; samples):", "",
               "| model | real-time, event cuts | real-time, idle cuts | long-term, event cuts | long-term, idle cuts |",
@@ -248,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = row_metrics(row, ev, reference if label != REFERENCE else None, args.bootstrap, args.seed)
         report["rows"].append({"label": label, "model": model, "variant": variant, "inputs": list(row.inputs),
                                "metrics": metrics, "train_seconds": row.train_seconds})  # fmt: skip
-        print(json.dumps({t: f"{fmt_auc(m)} Δ {fmt_delta(m)}" for t, m in metrics.items()}), flush=True)
+        print(json.dumps({t: f"{fmt_auc(m)} Δ {format_delta(m)}" for t, m in metrics.items()}), flush=True)
         (args.out / f"{name}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     md = markdown(report)
     (args.out / f"{name}.md").write_text(md)

@@ -12,6 +12,18 @@ from dipn.data.simulation import SimulationConfig, simulate
 TINY = SimulationConfig(users=60, days=2, seed=7, density=0.1)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For a module of tiny tensors: one thread is as fast, and does not stall when other jobs
+    share the cores (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-raw")

@@ -29,12 +29,7 @@ SHORT = FeatureConfig(sequence_length=32)  # the models are length-agnostic; sho
 VIEWS = ("swipe", "tap", "browse")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ except ImportError:  # pragma: no cover
 OLD = json.loads(FIXTURE.read_text())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -31,13 +31,7 @@ except ImportError:  # pragma: no cover
     from tests.synthetic_batches import labels, make_batch, model_inputs, plant_signal
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast, and does not stall when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SHORT = FeatureConfig(sequence_length=16)  # for training loops: the model is length-agnostic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
@@ -20,8 +22,9 @@ def task_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     }
 
 
-def _user_resamples(users: np.ndarray, rounds: int, seed: int) -> list[np.ndarray]:
-    """Per-sample weights of ``rounds`` resamples of users with replacement.
+def _user_resamples(labels: np.ndarray, users: np.ndarray, rounds: int, seed: int) -> Iterator[np.ndarray]:
+    """Per-sample weights of ``rounds`` resamples of users with replacement, skipping those that
+    hold one class only (no AUC there).
 
     A user's samples are cut from one stream and are far from independent; resampling samples
     would give intervals that are too narrow. A user drawn k times weighs k on each of its samples,
@@ -30,7 +33,10 @@ def _user_resamples(users: np.ndarray, rounds: int, seed: int) -> list[np.ndarra
     _, user_of = np.unique(np.asarray(users), return_inverse=True)
     n_users = int(user_of.max()) + 1 if len(user_of) else 0
     rng = np.random.default_rng(seed)
-    return [np.bincount(rng.integers(0, n_users, n_users), minlength=n_users)[user_of] for _ in range(rounds)]
+    for _ in range(rounds):
+        weights = np.bincount(rng.integers(0, n_users, n_users), minlength=n_users)[user_of]
+        if 0 < (weights * labels).sum() < weights.sum():
+            yield weights
 
 
 def _percentiles(values: list[float], rounds: int, level: float) -> tuple[float, float]:
@@ -46,11 +52,7 @@ def bootstrap_auc_interval(
 ) -> tuple[float, float]:
     """Percentile interval of the AUC when users, not samples, are resampled with replacement."""
     labels, scores = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
-    aucs = []
-    for weights in _user_resamples(users, rounds, seed):
-        positives = (weights * labels).sum()
-        if 0 < positives < weights.sum():
-            aucs.append(roc_auc_score(labels, scores, sample_weight=weights))
+    aucs = [roc_auc_score(labels, scores, sample_weight=w) for w in _user_resamples(labels, users, rounds, seed)]
     return _percentiles(aucs, rounds, level)
 
 
@@ -68,12 +70,8 @@ def bootstrap_auc_difference(
     if not both:
         return {"delta": float("nan"), "low": float("nan"), "high": float("nan")}
     delta = float(roc_auc_score(labels, scores) - roc_auc_score(labels, reference))
-    deltas = []
-    for weights in _user_resamples(users, rounds, seed):
-        positives = (weights * labels).sum()
-        if 0 < positives < weights.sum():
-            deltas.append(roc_auc_score(labels, scores, sample_weight=weights)
-                          - roc_auc_score(labels, reference, sample_weight=weights))  # fmt: skip
+    deltas = [roc_auc_score(labels, scores, sample_weight=w) - roc_auc_score(labels, reference, sample_weight=w)
+              for w in _user_resamples(labels, users, rounds, seed)]  # fmt: skip
     low, high = _percentiles(deltas, rounds, level)
     return {"delta": delta, "low": low, "high": high}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ def evaluate_checkpoint(
     if ckpt_path.suffix == ".json":  # a GBDT run's gbdt.json
         gbdt, manifest = load_gbdt(ckpt_path)
         tasks, revision = gbdt.config.tasks, None
+        score = partial(predict_gbdt, gbdt)
     else:
         model, manifest, ckpt = checkpoint.load_model(ckpt_path)
         tasks, revision = tuple(getattr(model.config, "tasks", TASKS)), ckpt.get("git_revision")
+        score = partial(predict, model, batch_size=batch_size)
     store = SampleStore(samples)
     if store.manifest.vocabularies != manifest.vocabularies:
         raise DipnValidationError(
@@ -33,7 +36,7 @@ def evaluate_checkpoint(
             f"dipn build-samples --manifest <the model's features.json>"
         )
     indices = store.indices(split)
-    preds = predict_gbdt(gbdt, store, indices) if ckpt_path.suffix == ".json" else predict(model, store, indices, batch_size)
+    preds = score(store, indices)
     if predictions_out is not None:
         write_predictions(store, indices, preds, predictions_out)
     labels = {t: preds[t] for t in tasks}

@@ -25,7 +25,7 @@ from dipn.evaluation.metrics import bootstrap_auc_difference, bootstrap_auc_inte
 from dipn.features import TASKS
 from dipn.models.gbdt import GBDT_MODELS
 from dipn.training import checkpoint
-from dipn.training.boosted import load_gbdt, predict_gbdt, train_gbdt
+from dipn.training.boosted import predict_gbdt, train_gbdt
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 from dipn.training.predict import predict
@@ -52,9 +52,8 @@ def fit_and_score(store: SampleStore, model: str, variant: str | None, config: T
     torch.manual_seed(config.seed)
     started = time.perf_counter()
     if model in GBDT_MODELS:
-        result = train_gbdt(store, config, run_dir, progress)
+        gbdt = train_gbdt(store, config, run_dir, progress)["model"]
         seconds = time.perf_counter() - started
-        gbdt, _ = load_gbdt(Path(result["model_path"]))
         preds = predict_gbdt(gbdt, store, evaluation)
         inputs = tuple(g.value for g in gbdt.config.views) + ("context",) + gbdt.config.statics
         return ScoredRow({t: preds[f"p_{t}"] for t in gbdt.config.tasks}, inputs, seconds)
@@ -105,3 +104,11 @@ def row_metrics(row: ScoredRow, ev: EvalSet, reference: ScoredRow | None = None,
                 metrics["by_cut_type"][name] = task_metrics(labels[sel], scores[sel]) | {"auc_low": lo, "auc_high": hi}
         out[task] = metrics
     return out
+
+
+def format_delta(metrics: dict | None) -> str:
+    """A row's paired difference to the reference as table text: "+0.0123 [-0.0040, +0.0290]"."""
+    d = (metrics or {}).get("vs_reference")
+    if not d or d["delta"] != d["delta"]:
+        return "-"
+    return f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"

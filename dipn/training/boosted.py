@@ -73,7 +73,7 @@ def train_gbdt(store: SampleStore, config: TrainConfig, run_dir: Path, progress:
     with (run_dir / "metrics.jsonl").open("a") as f:
         f.write(json.dumps(record) + "\n")
     return {"best_score": record["score"], "history": [record], "global_step": 0, "run_dir": str(run_dir),
-            "model_path": str(run_dir / GBDT_FILE)}  # fmt: skip
+            "model_path": str(run_dir / GBDT_FILE), "model": model}  # fmt: skip
 
 
 def load_gbdt(path: Path) -> tuple[GBDTBaseline, FeatureManifest]:
