@@ -166,18 +166,20 @@ def test_samples_are_built_exactly_at_given_cuts(tmp_path) -> None:
     ("", "the file holds no rows"),
     ("zz,{p}\nyy,{p}\n", "no user_id of the file is a user of the logs"),
     ("a,{p_seconds}\n", "ts looks like seconds, and --cuts takes integer milliseconds"),
+    ("a,{before}\n", "every cut of a known user precedes the logs' first event"),
 ])  # fmt: skip
 def test_a_cuts_file_that_yields_no_sample_is_an_error_that_says_why(tmp_path, capsys, rows: str, why: str) -> None:
     from dipn.cli import main
     from tests.raw_logs import write_logs
 
     p = write_logs(tmp_path / "raw")["purchase"]
-    (tmp_path / "cuts.csv").write_text("user_id,ts\n" + rows.format(p=p, p_seconds=p // 1000))
+    (tmp_path / "cuts.csv").write_text("user_id,ts\n" + rows.format(p=p, p_seconds=p // 1000, before=START - DAY))
     code = main(["build-samples", str(tmp_path / "raw"), "--out", str(tmp_path / "s"), "--cuts",
                  str(tmp_path / "cuts.csv"), "--quiet"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("dipn: error: ") and why in err and "cuts can be built" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s" / "dataset.json").exists()
+    assert ("seconds" in err) == ("seconds" in why)  # a cut in ms before the logs is not called seconds
 
 
 def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> None:

@@ -351,7 +351,7 @@ def given_cuts(
               "dropped_before_logs": int((known & ~in_range).sum()),
               "label_window_beyond_logs": int((ts[keep] + config.longterm_hours * HOUR_MS > last_ms).sum())}  # fmt: skip
     if not keep.any():
-        raise DipnValidationError(f"{path}: none of its {len(frame):,} cuts can be built: " + _why_no_cuts(known, ts, base_ms))
+        raise DipnValidationError(f"{path}: none of its {len(frame):,} cuts can be built: " + _why_no_cuts(known, ts, base_ms, last_ms))
     cut_user, cut_ts = pos[keep].astype(np.int64), ts[keep].astype(np.int64)
     cuts = {"user": cut_user, "ts": cut_ts, "keys": user_time_key(cut_user, cut_ts, base_ms)}
     if "split" in frame.columns:
@@ -363,13 +363,14 @@ def given_cuts(
     return cuts, report
 
 
-def _why_no_cuts(known: np.ndarray, ts: np.ndarray, base_ms: int) -> str:
+def _why_no_cuts(known: np.ndarray, ts: np.ndarray, base_ms: int, last_ms: int) -> str:
     if not len(known):
         return "the file holds no rows"
     if not known.any():
         return "no user_id of the file is a user of the logs"
     first = dt.datetime.fromtimestamp(base_ms / 1000, dt.UTC).isoformat()
-    seconds = bool(len(ts[known])) and ts[known].max() * 1000 >= base_ms
+    as_ms = ts[known] * 1000  # read as seconds, would the cuts fall inside the logs?
+    seconds = bool(((as_ms >= base_ms) & (as_ms <= last_ms)).any())
     return (f"every cut of a known user precedes the logs' first event ({first})"
             + ("; ts looks like seconds, and --cuts takes integer milliseconds since the epoch" if seconds else ""))
 
