@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from dipn.data.store import SampleStore
+from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 
 
@@ -17,6 +18,20 @@ def subset(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
         return indices
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(indices, size=limit, replace=False))
+
+
+def fit_splits(store: SampleStore, max_train: int | None, max_val: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training subset and the validation subset a model is fitted and chosen on (the eval
+    days are the test, never seen here); an empty one is refused, saying how to get samples."""
+    train = subset(store.indices("train"), max_train, seed)
+    val = subset(store.indices("val"), max_val, seed + 1)
+    if len(train) == 0:
+        raise DipnValidationError(f"{store.root}: the training split is empty (build samples over more days)")
+    if len(val) == 0:
+        raise DipnValidationError(
+            f"{store.root}: the validation split is empty; early stopping needs it (build-samples --val-days > 0)"
+        )
+    return train, val
 
 
 def epoch_batches(indices: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS, FeatureManifest
 from dipn.models.gbdt import GBDTBaseline, gbdt_config_for_data
-from dipn.training.batches import eval_batches, subset
+from dipn.training.batches import eval_batches, fit_splits
 from dipn.training.config import TrainConfig
 
 GBDT_FILE = "gbdt.json"
@@ -49,14 +49,7 @@ def train_gbdt(store: SampleStore, config: TrainConfig, run_dir: Path, progress:
         gbdt_config_for_data(config.model, store.groups_present, seed=config.seed, num_threads=config.threads or 2),
         store.manifest.config,
     )
-    train = subset(store.indices("train"), config.max_train_samples, config.seed)
-    val = subset(store.indices("val"), config.max_eval_samples, config.seed + 1)
-    if len(train) == 0:
-        raise DipnValidationError(f"{store.root}: the training split is empty (build samples over more days)")
-    if len(val) == 0:
-        raise DipnValidationError(
-            f"{store.root}: the validation split is empty; early stopping needs it (build-samples --val-days > 0)"
-        )
+    train, val = fit_splits(store, config.max_train_samples, config.max_eval_samples, config.seed)
     x_train, y_train = summarize(model, store, train, progress, "train summaries")
     x_val, y_val = summarize(model, store, val, progress, "val summaries")
     model.fit_features(x_train, y_train, x_val, y_val)

@@ -15,7 +15,6 @@ import torch
 from tqdm.auto import tqdm
 
 from dipn.data.store import SampleStore
-from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
@@ -67,15 +66,9 @@ class Trainer:
             self.model.parameters(), lr=config.lr, eps=config.adam_eps, betas=(config.beta1, config.beta2),
             weight_decay=config.weight_decay,
         )
-        self.train_indices = batches.subset(store.indices("train"), config.max_train_samples, config.seed)
         # Early stopping and the choice of best.pt see the validation days only; eval is the test.
-        self.eval_indices = batches.subset(store.indices("val"), config.max_eval_samples, config.seed + 1)
-        if len(self.train_indices) == 0:
-            raise DipnValidationError(f"{store.root}: the training split is empty (build samples over more days)")
-        if len(self.eval_indices) == 0:
-            raise DipnValidationError(
-                f"{store.root}: the validation split is empty; early stopping needs it (build-samples --val-days > 0)"
-            )
+        self.train_indices, self.eval_indices = batches.fit_splits(store, config.max_train_samples,
+                                                                   config.max_eval_samples, config.seed)  # fmt: skip
         self.state = TrainState()
 
     # ---- steps ---------------------------------------------------------------------------
