@@ -4,6 +4,7 @@ dataset (paper Tables 4, 5), and a side-by-side comparison of the deployable mod
     python benchmarks/accuracy.py                  # 5,000 users x 3 days (the issue's size)
     python benchmarks/accuracy.py --users 500 ...  # quicker
     python benchmarks/accuracy.py --models ...     # only the model comparison rows
+    python benchmarks/accuracy.py --only DIPN ... & python benchmarks/accuracy.py --only RIB ...  # one per core
 
 Simulates (or reuses) a dataset, builds samples (train, val, eval by days; cut at events and at
 idle moments; recency and cut-hour inputs), trains every row of Table 4 plus the single-task rows
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -207,12 +209,27 @@ def models_markdown(report: dict) -> str:
 
 
 def _previous_rows(path: Path, args: dict) -> dict[str, dict]:
-    """Rows an earlier run with identical settings already finished (resume after a kill)."""
+    """Rows an earlier or a concurrent run with identical settings already finished (resume after a kill)."""
     if not path.exists():
         return {}
     earlier = json.loads(path.read_text())
     same = {k: v for k, v in earlier.get("args", {}).items() if k != "only"} == {k: v for k, v in args.items() if k != "only"}
     return {row["label"]: row for row in earlier.get("rows", [])} if same else {}
+
+
+def _save(path: Path, report: dict) -> None:
+    """Writes this run's rows merged with those another run of the same settings wrote meanwhile.
+
+    Two runs with disjoint ``--only`` lists can so share one results file (one per core); a last
+    run without ``--only`` then finds every row finished and renders the whole table."""
+    with FileLock(str(path) + ".lock"):
+        mine = {row["label"] for row in report["rows"]}
+        others = [row for row in _previous_rows(path, report["args"]).values() if row["label"] not in mine]
+        order = {label: i for i, (label, *_) in enumerate(ROWS)}
+        rows = sorted(report["rows"] + others, key=lambda row: order.get(row["label"], len(order)))
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report | {"rows": rows}, indent=1, default=str) + "\n")
+        tmp.replace(path)
 
 
 def main() -> None:
@@ -267,7 +284,7 @@ def main() -> None:
         reference = scored if label == REFERENCE else reference
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
-        (args.out / f"{name}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+        _save(args.out / f"{name}.json", report)
     compared = {k: v for k, v in report.items() if k != "rows"} | {
         "rows": [row for row in report["rows"] if row["label"] in COMPARED]}  # fmt: skip
     md = models_markdown(compared)
