@@ -190,7 +190,7 @@ def _peak_rss_mb() -> float:
 def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str]) -> dict[str, Any]:
     cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:threads])
     command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--code", str(code),
-               "--samples", str(args.samples), "--threads", str(threads), "--warmup", str(args.warmup),
+               "--samples", str(args.samples_of[code]), "--threads", str(threads), "--warmup", str(args.warmup),
                "--steps", str(args.steps), "--windows", str(args.windows), *extra]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
     if done.returncode:
@@ -201,17 +201,22 @@ def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[s
 def baseline_tree(rev: str, into: Path) -> Path:
     """``dipn/`` of revision ``rev`` extracted under ``into``, importable as ``dipn``."""
     archive = subprocess.run(["git", "archive", rev, "dipn"], cwd=ROOT, capture_output=True, check=True).stdout
+    into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
 
-def simulated_samples(into: Path) -> Path:
-    """The demo's data: 300 shoppers, 3 days, density 1.0 (``dipn demo`` defaults)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def simulated_samples(into: Path, code: Path) -> Path:
+    """The demo's data (300 shoppers, 3 days, density 1.0: ``dipn demo`` defaults) as ``code`` builds it.
+
+    Each code path reads samples its own revision simulated and built: the sample store's format
+    moved on after the baseline (format 2 -> 3, same inputs), and an old reader refuses the new one."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
     raw, samples = into / "raw", into / "samples"
     for command in (["simulate", "--users", "300", "--days", "3", "--seed", "0", "--out", str(raw), "--quiet"],
                     ["build-samples", str(raw), "--out", str(samples), "--quiet"]):  # fmt: skip
-        subprocess.run([sys.executable, "-m", "dipn.cli", *command], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "dipn.cli", *command], env=env, check=True, capture_output=True,
+                       cwd="/")  # fmt: skip
     return samples
 
 
@@ -270,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dipn-train-speed-") as tmp:
         work = Path(tmp)
-        args.samples = (args.samples or simulated_samples(work)).resolve()
-        codes = {"old": baseline_tree(args.baseline_rev, work), "new": ROOT}
+        codes = {"old": baseline_tree(args.baseline_rev, work / "old"), "new": ROOT}
+        args.samples_of = {path: (args.samples or simulated_samples(work / name, path)).resolve()
+                           for name, path in codes.items()}  # fmt: skip
         peak = json.loads(subprocess.run(["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0]), sys.executable,
                                           __file__, "--peak-worker"], capture_output=True, text=True,
                                          check=True).stdout.strip().splitlines()[-1])  # fmt: skip
