@@ -38,10 +38,10 @@ from torch import nn
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, OUTPUTS, STATICS, VIEWS
 from dipn.features.cut import context_columns_read
+from dipn.models.base import NEG
 from dipn.models.dipn import DIPN
 from dipn.models.embeddings import mask_column
 
-_NEG = -1e9  # as dipn.models.dipn: a finite "minus infinity"
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ def _dense(x: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
 
 def _masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     mask = tf.broadcast_to(mask, tf.shape(scores))
-    weights = tf.nn.softmax(tf.where(mask > 0, scores, _NEG), axis=-1)
+    weights = tf.nn.softmax(tf.where(mask > 0, scores, NEG), axis=-1)
     return weights * mask
 
 

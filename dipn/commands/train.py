@@ -7,14 +7,12 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from dipn.presets import models_help, variants_help
 from dipn.training.config import TrainConfig
 
 _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --config, then flags
-    "model": (str, "dipn (default), rnn_dnn, gbdt (the paper's: browse + history + profile), gbdt_touch "
-                   "(+ swipe and tap summaries), or an alternative model: atrank, rib, heroes (docs/models.md)"),
-    "variant": (str, "a preset: dipn, early_fusion, no_attention, no_inter_view, no_intra_view, "
-                     "no_multitask, no_<source>, only_<source> (see dipn.models.VARIANTS); "
-                     "rnn_dnn_gru; rib_browse"),
+    "model": (str, models_help()),
+    "variant": (str, variants_help()),
     "epochs": (int, "passes over the training split"),
     "batch_size": (int, "global batch size (split across torchrun processes)"),
     "lr": (float, "Adam learning rate"),
@@ -75,7 +73,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     from dipn.data.store import SampleStore
-    from dipn.models.gbdt import GBDT_MODELS
+    from dipn.presets import GBDT_MODELS
 
     config = resolve_config(args)
     store = SampleStore(args.samples)

@@ -23,7 +23,7 @@ from dipn.data.cuts import CUT_TYPES
 from dipn.data.store import SampleStore
 from dipn.evaluation.metrics import bootstrap_auc_difference, bootstrap_auc_interval, task_metrics
 from dipn.features import TASKS
-from dipn.models.gbdt import GBDT_MODELS
+from dipn.presets import GBDT_MODELS
 from dipn.training import checkpoint
 from dipn.training.boosted import predict_gbdt, train_gbdt
 from dipn.training.config import TrainConfig

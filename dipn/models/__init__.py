@@ -2,6 +2,7 @@
 and the related behaviour models ATRank, RIB and HEROES as alternatives (docs/models.md).
 
 ``MODELS`` is an explicit dict of the torch models; ``build_model("dipn", "no_tap")`` builds one.
+``PRESETS`` (``dipn.presets``) lists every trainable row of every model, GBDT included.
 The GBDT baseline (``dipn.models.gbdt``) is not a torch model and is imported on its own, so that
 importing this package does not pull in LightGBM.
 """
@@ -9,49 +10,45 @@ importing this package does not pull in LightGBM.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from dipn.errors import DipnValidationError
+from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import (
-    DIPN,
-    PAPER_ROWS,
-    TASKS,
-    VARIANTS,
-    DIPNConfig,
-    PositionalInputs,
-    build_dipn,
-    multitask_loss,
-    parameter_counts,
-    size_estimate_mb,
-)
+from dipn.models.atrank import ATRANK_VARIANTS, ATRank, ATRankConfig
+from dipn.models.base import PositionalInputs, multitask_loss, parameter_counts, size_estimate_mb
+from dipn.models.dipn import DIPN, VARIANTS, DIPNConfig
 from dipn.models.embeddings import EmbeddingTableConfig, GroupEmbedding, table_configs
-from dipn.models.atrank import ATRANK_VARIANTS, ATRank, ATRankConfig, build_atrank
-from dipn.models.heroes import HEROES, HEROES_VARIANTS, HEROESConfig, build_heroes
-from dipn.models.rib import RIB, RIB_VARIANTS, RIBConfig, build_rib
-from dipn.models.rnn_dnn import RNN_DNN_VARIANTS, RNNDNN, RNNDNNConfig, build_rnn_dnn
+from dipn.models.heroes import HEROES, HEROES_VARIANTS, HEROESConfig
+from dipn.presets import PRESETS, Preset
+from dipn.models.rib import RIB, RIB_VARIANTS, RIBConfig
+from dipn.models.rnn_dnn import RNN_DNN_VARIANTS, RNNDNN, RNNDNNConfig
 
-ModelBuilder = Callable[..., nn.Module]
 
-# name -> builder(variant, feature_config); variant: a preset name, a config object, or None.
-MODELS: dict[str, ModelBuilder] = {
-    "dipn": build_dipn,
-    "rnn_dnn": build_rnn_dnn,
-    "atrank": build_atrank,
-    "rib": build_rib,
-    "heroes": build_heroes,
+@dataclass(frozen=True)
+class TorchModel:
+    """A torch model: its class, the config type a checkpoint is read back into, its named presets."""
+
+    label: str
+    cls: type[nn.Module]
+    config: type
+    presets: Mapping[str, Any]
+
+
+MODELS: dict[str, TorchModel] = {
+    "dipn": TorchModel("DIPN", DIPN, DIPNConfig, VARIANTS),
+    "rnn_dnn": TorchModel("RNN+DNN", RNNDNN, RNNDNNConfig, RNN_DNN_VARIANTS),
+    "atrank": TorchModel("ATRank", ATRank, ATRankConfig, ATRANK_VARIANTS),
+    "rib": TorchModel("RIB", RIB, RIBConfig, RIB_VARIANTS),
+    "heroes": TorchModel("HEROES", HEROES, HEROESConfig, HEROES_VARIANTS),
 }
 ModelConfig = DIPNConfig | RNNDNNConfig | ATRankConfig | RIBConfig | HEROESConfig
 # name -> its config type: what a checkpoint's "model_config" dict is read back into.
-MODEL_CONFIGS: dict[str, type] = {
-    "dipn": DIPNConfig,
-    "rnn_dnn": RNNDNNConfig,
-    "atrank": ATRankConfig,
-    "rib": RIBConfig,
-    "heroes": HEROESConfig,
-}
+MODEL_CONFIGS: dict[str, type] = {name: kind.config for name, kind in MODELS.items()}
 
 
 def build_model(
@@ -60,10 +57,21 @@ def build_model(
     feature_config: FeatureConfig | None = None,
 ) -> nn.Module:
     """``build_model("dipn")`` (full DIPN), ``build_model("dipn", "only_tap")``, ``build_model("rnn_dnn")``,
-    ``build_model("atrank")``, ``build_model("rib", "rib_browse")``, ``build_model("heroes")``."""
+    ``build_model("atrank")``, ``build_model("rib", "rib_browse")``, ``build_model("heroes")``, or
+    ``build_model("dipn", DIPNConfig(hidden_size=8))``."""
     if name not in MODELS:
         raise DipnValidationError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    return MODELS[name](variant, feature_config)
+    kind = MODELS[name]
+    if variant is None or isinstance(variant, kind.config):
+        return kind.cls(variant, feature_config)
+    if not isinstance(variant, str) or variant not in kind.presets:
+        raise DipnValidationError(f"unknown {kind.label} variant {variant!r}; known: {sorted(kind.presets)}")
+    return kind.cls(kind.presets[variant], feature_config)
+
+
+def build_preset(preset: Preset, feature_config: FeatureConfig | None = None) -> nn.Module:
+    """The torch model of a registry row (``dipn.presets``)."""
+    return build_model(preset.model, preset.variant, feature_config)
 
 
 def build_model_for_data(
@@ -110,7 +118,7 @@ __all__ = [
     "HEROES_VARIANTS",
     "MODELS",
     "MODEL_CONFIGS",
-    "PAPER_ROWS",
+    "PRESETS",
     "RIB",
     "RIB_VARIANTS",
     "RNNDNN",
@@ -124,9 +132,12 @@ __all__ = [
     "HEROESConfig",
     "GroupEmbedding",
     "PositionalInputs",
+    "Preset",
+    "TorchModel",
     "RIBConfig",
     "RNNDNNConfig",
     "build_model",
+    "build_preset",
     "build_model_for_data",
     "multitask_loss",
     "parameter_counts",

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import TaskHeads, masked_softmax
+from dipn.models.base import TaskHeads, masked_softmax
 from dipn.models.event_time import StepSeconds, exponential_slices, seconds_before_last
 from dipn.models.sources import BehaviourModel, SourcesConfig
 
@@ -132,11 +132,3 @@ class ATRank(BehaviourModel):
 
 
 ATRANK_VARIANTS: dict[str, ATRankConfig] = {"atrank": ATRankConfig()}
-
-
-def build_atrank(variant: str | ATRankConfig | None = None, feature_config: FeatureConfig | None = None) -> ATRank:
-    if variant is None or isinstance(variant, ATRankConfig):
-        return ATRank(variant, feature_config)
-    if variant not in ATRANK_VARIANTS:
-        raise DipnValidationError(f"unknown ATRank variant {variant!r}; known: {sorted(ATRANK_VARIANTS)}")
-    return ATRank(ATRANK_VARIANTS[variant], feature_config)

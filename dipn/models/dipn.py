@@ -55,23 +55,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.embeddings import check_group_ids, group_embedding, mask_column
+from dipn.models.base import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states, masked_mean, masked_softmax
+from dipn.models.embeddings import group_embedding, mask_column
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
 
 INPUT_ORDER = (*VIEWS, MERGED, *STATICS)
 INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
-_NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0
 
 
 @dataclass(frozen=True)
@@ -158,21 +157,10 @@ class DIPNConfig:
         return config_from_dict(cls, data)
 
 
-def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
-    """A frozen config dataclass from a dict, lists (from JSON) turned back into tuples."""
-    extra = set(data) - {f.name for f in fields(cls)}
-    if extra:
-        raise DipnValidationError(f"unknown {cls.__name__} field(s): {sorted(extra)}")
-
-    def tuples(value: Any) -> Any:
-        return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
-
-    return cls(**{k: tuples(v) for k, v in data.items()})
-
-
 _FULL = DIPNConfig()
 
-# Every row of the paper's Tables 4, 5 and 6 (GBDT and RNN+DNN live in their own modules).
+# Every row of the paper's Tables 4, 5 and 6 (GBDT and RNN+DNN live in their own modules); where
+# the paper reports each: dipn.presets.
 VARIANTS: dict[str, DIPNConfig] = {
     "dipn": _FULL,
     "early_fusion": replace(_FULL, early_fusion=True, inter_view_attention=False),
@@ -195,45 +183,8 @@ VARIANTS: dict[str, DIPNConfig] = {
     "browse_history": replace(_FULL, views=("browse",), use_profile=False),
 }
 
-# Where each variant is reported in the paper: (table, row).
-PAPER_ROWS: dict[str, tuple[str, str]] = {
-    "dipn": ("4", "DIPN"),
-    "early_fusion": ("4", "DIPN-early-fusion"),
-    "no_attention": ("4", "DIPN-no-attention"),
-    "no_inter_view": ("4", "DIPN-no-inter-view-attention"),
-    "no_intra_view": ("4", "DIPN-no-intra-view-attention"),
-    "no_multitask": ("4, 5", "DIPN-no-multi-task (real-time)"),
-    "no_multitask_longterm": ("5", "DIPN-no-multi-task (long-term)"),
-    **{f"no_{s}": ("6", f"DIPN w/o {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
-    **{f"only_{s}": ("6", f"DIPN w/ {s}") for s in ("profile", "history", "browse", "swipe", "tap")},
-    "browse_history": ("-", "DIPN w/ browse + history (public logs)"),
-}
 
-
-
-# ---- building blocks ---------------------------------------------------------------------------
-def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
-    """Softmax over the last axis restricted to mask == 1; all-masked rows give zeros, not NaN."""
-    weights = torch.softmax(scores.masked_fill(mask == 0, _NEG), dim=-1)
-    return weights * mask
-
-
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """(B, T, D), (B, T) -> (B, D): mean over the real steps, zeros for an all-padding row."""
-    total = torch.matmul(mask.unsqueeze(1), values).squeeze(1)
-    return total / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
-
-
-def last_states(outputs: Tensor, mask: Tensor, hidden_size: int) -> Tensor:
-    """Bi-RNN outputs (B, T, 2d) -> (B, 2d): [forward state at step T-1, backward state at the
-    first real step]; zeros for an all-padding view. Needs left padding (mask 0...0 1...1)."""
-    forward_last = outputs[:, -1, :hidden_size] * mask[:, -1:]
-    previous = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1)
-    first_real = mask * (1.0 - previous)  # one-hot at the first real step
-    backward_first = torch.matmul(first_real.unsqueeze(1), outputs[..., hidden_size:]).squeeze(1)
-    return torch.cat([forward_last, backward_first], dim=-1)
-
-
+# ---- DIPN's own blocks --------------------------------------------------------------------------
 class IntraViewAttention(nn.Module):
     """eq. (2): a_t = softmax_t(h_t W_a h_n), h_n the last forward state; eq. (3): v_t = h_t a_t."""
 
@@ -264,66 +215,6 @@ def inter_view_attention(v_x: Tensor, mask_x: Tensor, v_y: Tensor, mask_y: Tenso
     attended_x = torch.matmul(masked_softmax(scores, mask_x.unsqueeze(1)), v_x)  # (B, T_y, 2d)
     attended_y = torch.matmul(masked_softmax(scores.transpose(1, 2), mask_y.unsqueeze(1)), v_y)
     return masked_mean(attended_x * attended_y, mask_x * mask_y)
-
-
-def mlp_branch(in_dim: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
-    """One task branch of section 4.4: fully connected layers -> one logit."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        in_dim = width
-    layers.append(nn.Linear(in_dim, 1))
-    return nn.Sequential(*layers)
-
-
-class TaskHeads(nn.Module):
-    """One branch per configured task; returns (logit_realtime, logit_longterm), zeros if absent."""
-
-    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float, tasks: Sequence[str]) -> None:
-        super().__init__()
-        self.tasks = tuple(tasks)
-        self.branches = nn.ModuleDict({t: mlp_branch(in_dim, hidden, dropout) for t in self.tasks})
-
-    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        logits = {t: self.branches[t](features).squeeze(-1) for t in self.tasks}
-        some = logits[self.tasks[0]]
-        realtime = logits.get("realtime", torch.zeros_like(some))
-        longterm = logits.get("longterm", torch.zeros_like(some))
-        return realtime, longterm
-
-
-def multitask_loss(
-    logits: Sequence[Tensor],
-    labels: Mapping[str, Tensor] | Sequence[Tensor],
-    tasks: Sequence[str] = TASKS,
-) -> Tensor:
-    """eq. (5)-(6): L_global = L_short + L_long, each a mean BCE with logits; only ``tasks`` count.
-
-    ``logits`` = (logit_realtime, logit_longterm) as returned by ``forward``; ``labels`` either a
-    mapping with keys "realtime" / "longterm" or a pair in the same order. Labels are 0/1 floats.
-    """
-    if not tasks:
-        raise DipnValidationError("multitask_loss needs at least one task")
-    total = logits[0].new_zeros(())
-    for task in tasks:
-        index = TASKS.index(task)
-        label = labels[task] if isinstance(labels, Mapping) else labels[index]
-        total = total + F.binary_cross_entropy_with_logits(logits[index], label.to(logits[index].dtype))
-    return total
-
-
-class PositionalInputs(nn.Module):
-    """``model(*tensors)`` in ``model.input_names`` order: what jit.trace and ONNX export call."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.input_names = tuple(model.input_names)
-
-    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        return self.model(**dict(zip(self.input_names, inputs)))
 
 
 # ---- the model ---------------------------------------------------------------------------------
@@ -457,86 +348,11 @@ class DIPN(nn.Module):
         return PositionalInputs(self)
 
 
-def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inputs: Mapping[str, Any]) -> None:
-    """Shared by every torch model: each needed input present, well shaped, ids in range."""
-    missing = [n for n in input_names if inputs.get(n) is None]
-    if missing:
-        raise DipnValidationError(f"missing input(s) {missing}; the model uses {tuple(input_names)}")
-    batch = len(inputs[input_names[0]])
-    for name in input_names:
-        if name != MERGED:
-            check_group_ids(feature_config, name, inputs[name], batch)
-            continue
-        ids = inputs[name]
-        width = sum(feature_config.width(v) for v in VIEWS)
-        shape = tuple(ids.shape)
-        if len(shape) != 3 or shape[1:] != (feature_config.sequence_length, width) or shape[0] != batch:
-            raise DipnValidationError(
-                f"input 'merged' must have shape ({batch}, {feature_config.sequence_length}, {width}), got {shape}"
-            )
-        offset = 0
-        for view in VIEWS:
-            w = feature_config.width(view)
-            check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
-            offset += w
-
-
-# ---- size accounting ---------------------------------------------------------------------------
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Parameters by component: "embeddings.<group>" per group, then each top-level module
-    (DIPN: reshape = the FC after the embeddings, grus, intra_attention, heads). Sums to the total."""
-    counts: dict[str, int] = {}
-    for name, parameter in model.named_parameters():
-        parts = name.split(".")
-        key = ".".join(parts[:2]) if parts[0] == "embeddings" else parts[0]
-        counts[key] = counts.get(key, 0) + parameter.numel()
-    return counts
-
-
-def size_estimate_mb(model: nn.Module) -> dict[str, float]:
-    """fp32 size, and an int8 estimate in the ONNX Runtime dynamic-quantization style: embedding and
-    Linear weight matrices at 1 byte plus an fp32 scale per output channel; RNN weights and all
-    biases stay fp32 (ORT has no GRU/LSTM quantization). Graph overhead is not included."""
-    fp32 = int8 = 0
-    for module in model.modules():
-        own = list(module.named_parameters(recurse=False))
-        for name, parameter in own:
-            n = parameter.numel()
-            fp32 += 4 * n
-            if isinstance(module, nn.Embedding | nn.Linear) and name == "weight":
-                int8 += n + 4 * parameter.shape[0]
-            else:
-                int8 += 4 * n
-    return {"fp32_mb": fp32 / 1e6, "int8_mb": int8 / 1e6}
-
-
-def build_dipn(variant: str | DIPNConfig | None = None, feature_config: FeatureConfig | None = None) -> DIPN:
-    """A DIPN from a preset name of ``VARIANTS`` or a config (None: the full model)."""
-    if variant is None or isinstance(variant, DIPNConfig):
-        return DIPN(variant, feature_config)
-    if variant not in VARIANTS:
-        raise DipnValidationError(f"unknown DIPN variant {variant!r}; known: {sorted(VARIANTS)}")
-    return DIPN(VARIANTS[variant], feature_config)
-
-
 __all__ = [
     "DIPN",
     "INTER_VIEW_PAIRS",
-    "MERGED",
-    "PAPER_ROWS",
-    "TASKS",
     "VARIANTS",
     "DIPNConfig",
     "IntraViewAttention",
-    "PositionalInputs",
-    "TaskHeads",
-    "build_dipn",
-    "check_inputs",
     "inter_view_attention",
-    "last_states",
-    "masked_mean",
-    "masked_softmax",
-    "multitask_loss",
-    "parameter_counts",
-    "size_estimate_mb",
 ]

@@ -38,7 +38,7 @@ from dipn.features import TASKS
 from dipn.features.manifest import MASK_FEATURE
 from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
 
-# name -> whether the row summarizes the touch views (swipe, tap) besides browse
+# name (dipn.presets.GBDT_MODELS) -> whether the row summarizes the touch views (swipe, tap)
 GBDT_MODELS = {"gbdt": False, "gbdt_touch": True}
 GBDT_FORMAT = 1
 

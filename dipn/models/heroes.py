@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import mlp_branch
+from dipn.models.base import mlp_branch
 from dipn.models.event_time import StepSeconds
 from dipn.models.sources import BehaviourModel, SourcesConfig
 
@@ -215,11 +215,3 @@ HEROES_VARIANTS: dict[str, HEROESConfig] = {
     # the last 64 events per view: a quarter of the unrolled steps, for a device that needs the latency
     "heroes_window64": HEROESConfig(window=64),
 }
-
-
-def build_heroes(variant: str | HEROESConfig | None = None, feature_config: FeatureConfig | None = None) -> HEROES:
-    if variant is None or isinstance(variant, HEROESConfig):
-        return HEROES(variant, feature_config)
-    if variant not in HEROES_VARIANTS:
-        raise DipnValidationError(f"unknown HEROES variant {variant!r}; known: {sorted(HEROES_VARIANTS)}")
-    return HEROES(HEROES_VARIANTS[variant], feature_config)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-_NEG = -1e9  # as dipn.models.dipn: a finite "minus infinity"
+from dipn.models.base import NEG
+
 CHUNK = 8  # samples per chunk: smaller cuts more padding, larger has fewer, bigger products
 
 
@@ -53,7 +54,7 @@ def ragged_inter_view_attention(v_x: Tensor, mask_x: Tensor, v_y: Tensor, mask_y
     first_x, first_y, first_row = (_first_real(m) for m in (mask_x, mask_y, both))
     order = torch.argsort(first_row, descending=True, stable=True)  # fewest rows first
     bounds = torch.stack([first_row, first_x, first_y])[:, order].tolist()
-    bias_x, bias_y = (mask_x - 1.0) * -_NEG, (mask_y - 1.0) * -_NEG  # 0 on real steps, -1e9 on padding
+    bias_x, bias_y = (mask_x - 1.0) * -NEG, (mask_y - 1.0) * -NEG  # 0 on real steps, -1e9 on padding
     # One gather, then chunks as splits: the gradient of a split is one concatenation, whereas
     # slicing the whole batch per chunk would make the backward pass fill a batch-sized zero
     # tensor per slice.

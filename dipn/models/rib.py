@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import TaskHeads, masked_softmax
+from dipn.models.base import TaskHeads, masked_softmax
 from dipn.models.embeddings import GroupEmbedding
 from dipn.models.sources import BehaviourModel, SourcesConfig
 
@@ -96,11 +96,3 @@ RIB_VARIANTS: dict[str, RIBConfig] = {
     "rib": RIBConfig(),
     "rib_browse": replace(RIBConfig(), views=("browse",)),  # the paper's setting: one tuple sequence
 }
-
-
-def build_rib(variant: str | RIBConfig | None = None, feature_config: FeatureConfig | None = None) -> RIB:
-    if variant is None or isinstance(variant, RIBConfig):
-        return RIB(variant, feature_config)
-    if variant not in RIB_VARIANTS:
-        raise DipnValidationError(f"unknown RIB variant {variant!r}; known: {sorted(RIB_VARIANTS)}")
-    return RIB(RIB_VARIANTS[variant], feature_config)

@@ -4,7 +4,7 @@ A bidirectional RNN over the browse-interactive view only; its final states are 
 the user history and profile embeddings and fed through fully connected layers (the "DNN"), one
 branch per task. The cell is an LSTM by default, as in [19] (the paper: "a bi-directional LSTM is
 used in [19, 25]"); ``cell="gru"`` swaps in DIPN's cell. Embeddings, the FC "reshape", padding
-masks, final states, heads and loss are DIPN's (``dipn.models.dipn``), so the comparison isolates
+masks, final states, heads and loss are DIPN's (``dipn.models.base``), so the comparison isolates
 the inputs and the attention layer. Same forward / loss contract as DIPN: keyword inputs, returns
 (logit_realtime, logit_longterm), inputs it does not use are ignored.
 """
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.dipn import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
+from dipn.models.base import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
 from dipn.models.embeddings import group_embedding, mask_column
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -115,11 +115,3 @@ class RNNDNN(nn.Module):
 
     def positional(self) -> PositionalInputs:
         return PositionalInputs(self)
-
-
-def build_rnn_dnn(variant: str | RNNDNNConfig | None = None, feature_config: FeatureConfig | None = None) -> RNNDNN:
-    if variant is None or isinstance(variant, RNNDNNConfig):
-        return RNNDNN(variant, feature_config)
-    if variant not in RNN_DNN_VARIANTS:
-        raise DipnValidationError(f"unknown RNN+DNN variant {variant!r}; known: {sorted(RNN_DNN_VARIANTS)}")
-    return RNNDNN(RNN_DNN_VARIANTS[variant], feature_config)

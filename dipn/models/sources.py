@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig
-from dipn.models.dipn import PositionalInputs, check_inputs, config_from_dict
+from dipn.models.base import PositionalInputs, check_inputs, config_from_dict
 from dipn.models.embeddings import group_embedding, mask_column
 
 

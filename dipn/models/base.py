@@ -1,0 +1,176 @@
+"""What every torch model of dipn shares: masked pooling, the two task heads and their loss, the
+input check at the boundary, the positional wrapper exporters call, config (de)serialization and
+size accounting.
+
+DIPN (``dipn.models.dipn``), the RNN+DNN baseline and the alternative models ATRank, RIB and
+HEROES all build on these, so that a comparison between them isolates the architecture: the same
+masks, heads, loss and export path. Padding conventions (left padding, mask column non-zero on
+real steps, a finite -1e9 for "minus infinity") are those of ``dipn.models.dipn``'s docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dipn.errors import DipnValidationError
+from dipn.features import MERGED, TASKS, VIEWS
+from dipn.features.spec import FeatureConfig
+from dipn.models.embeddings import check_group_ids
+
+NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0
+
+
+# ---- masked pooling -----------------------------------------------------------------------------
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax over the last axis restricted to mask == 1; all-masked rows give zeros, not NaN."""
+    weights = torch.softmax(scores.masked_fill(mask == 0, NEG), dim=-1)
+    return weights * mask
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D), (B, T) -> (B, D): mean over the real steps, zeros for an all-padding row."""
+    total = torch.matmul(mask.unsqueeze(1), values).squeeze(1)
+    return total / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def last_states(outputs: Tensor, mask: Tensor, hidden_size: int) -> Tensor:
+    """Bi-RNN outputs (B, T, 2d) -> (B, 2d): [forward state at step T-1, backward state at the
+    first real step]; zeros for an all-padding view. Needs left padding (mask 0...0 1...1)."""
+    forward_last = outputs[:, -1, :hidden_size] * mask[:, -1:]
+    previous = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1)
+    first_real = mask * (1.0 - previous)  # one-hot at the first real step
+    backward_first = torch.matmul(first_real.unsqueeze(1), outputs[..., hidden_size:]).squeeze(1)
+    return torch.cat([forward_last, backward_first], dim=-1)
+
+
+# ---- heads and loss ----------------------------------------------------------------------------
+def mlp_branch(in_dim: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
+    """One task branch of section 4.4: fully connected layers -> one logit."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, 1))
+    return nn.Sequential(*layers)
+
+
+class TaskHeads(nn.Module):
+    """One branch per configured task; returns (logit_realtime, logit_longterm), zeros if absent."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float, tasks: Sequence[str]) -> None:
+        super().__init__()
+        self.tasks = tuple(tasks)
+        self.branches = nn.ModuleDict({t: mlp_branch(in_dim, hidden, dropout) for t in self.tasks})
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        logits = {t: self.branches[t](features).squeeze(-1) for t in self.tasks}
+        some = logits[self.tasks[0]]
+        realtime = logits.get("realtime", torch.zeros_like(some))
+        longterm = logits.get("longterm", torch.zeros_like(some))
+        return realtime, longterm
+
+
+def multitask_loss(
+    logits: Sequence[Tensor],
+    labels: Mapping[str, Tensor] | Sequence[Tensor],
+    tasks: Sequence[str] = TASKS,
+) -> Tensor:
+    """eq. (5)-(6): L_global = L_short + L_long, each a mean BCE with logits; only ``tasks`` count.
+
+    ``logits`` = (logit_realtime, logit_longterm) as returned by ``forward``; ``labels`` either a
+    mapping with keys "realtime" / "longterm" or a pair in the same order. Labels are 0/1 floats.
+    """
+    if not tasks:
+        raise DipnValidationError("multitask_loss needs at least one task")
+    total = logits[0].new_zeros(())
+    for task in tasks:
+        index = TASKS.index(task)
+        label = labels[task] if isinstance(labels, Mapping) else labels[index]
+        total = total + F.binary_cross_entropy_with_logits(logits[index], label.to(logits[index].dtype))
+    return total
+
+
+class PositionalInputs(nn.Module):
+    """``model(*tensors)`` in ``model.input_names`` order: what jit.trace and ONNX export call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = tuple(model.input_names)
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model(**dict(zip(self.input_names, inputs)))
+
+
+# ---- inputs and configs -------------------------------------------------------------------------
+def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inputs: Mapping[str, Any]) -> None:
+    """Shared by every torch model: each needed input present, well shaped, ids in range."""
+    missing = [n for n in input_names if inputs.get(n) is None]
+    if missing:
+        raise DipnValidationError(f"missing input(s) {missing}; the model uses {tuple(input_names)}")
+    batch = len(inputs[input_names[0]])
+    for name in input_names:
+        if name != MERGED:
+            check_group_ids(feature_config, name, inputs[name], batch)
+            continue
+        ids = inputs[name]
+        width = sum(feature_config.width(v) for v in VIEWS)
+        shape = tuple(ids.shape)
+        if len(shape) != 3 or shape[1:] != (feature_config.sequence_length, width) or shape[0] != batch:
+            raise DipnValidationError(
+                f"input 'merged' must have shape ({batch}, {feature_config.sequence_length}, {width}), got {shape}"
+            )
+        offset = 0
+        for view in VIEWS:
+            w = feature_config.width(view)
+            check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
+            offset += w
+
+
+def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """A frozen config dataclass from a dict, lists (from JSON) turned back into tuples."""
+    extra = set(data) - {f.name for f in fields(cls)}
+    if extra:
+        raise DipnValidationError(f"unknown {cls.__name__} field(s): {sorted(extra)}")
+
+    def tuples(value: Any) -> Any:
+        return tuple(tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+    return cls(**{k: tuples(v) for k, v in data.items()})
+
+
+# ---- size accounting ----------------------------------------------------------------------------
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters by component: "embeddings.<group>" per group, then each top-level module
+    (DIPN: reshape = the FC after the embeddings, grus, intra_attention, heads). Sums to the total."""
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        parts = name.split(".")
+        key = ".".join(parts[:2]) if parts[0] == "embeddings" else parts[0]
+        counts[key] = counts.get(key, 0) + parameter.numel()
+    return counts
+
+
+def size_estimate_mb(model: nn.Module) -> dict[str, float]:
+    """fp32 size, and an int8 estimate in the ONNX Runtime dynamic-quantization style: embedding and
+    Linear weight matrices at 1 byte plus an fp32 scale per output channel; RNN weights and all
+    biases stay fp32 (ORT has no GRU/LSTM quantization). Graph overhead is not included."""
+    fp32 = int8 = 0
+    for module in model.modules():
+        own = list(module.named_parameters(recurse=False))
+        for name, parameter in own:
+            n = parameter.numel()
+            fp32 += 4 * n
+            if isinstance(module, nn.Embedding | nn.Linear) and name == "weight":
+                int8 += n + 4 * parameter.shape[0]
+            else:
+                int8 += 4 * n
+    return {"fp32_mb": fp32 / 1e6, "int8_mb": int8 / 1e6}
