@@ -11,8 +11,8 @@ real steps, a finite -1e9 for "minus infinity") are those of ``dipn.models.dipn`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
-from typing import Any
+from dataclasses import asdict, fields
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
@@ -133,6 +133,62 @@ def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inpu
             w = feature_config.width(view)
             check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
             offset += w
+
+
+class IntentModel(nn.Module):
+    """What every torch model offers besides ``forward``: the boundary check of a batch and the
+    positional form exporters trace. Subclasses set ``feature_config`` and ``input_names``."""
+
+    feature_config: FeatureConfig
+    input_names: tuple[str, ...]
+
+    def forward(
+        self,
+        swipe: Tensor | None = None,
+        tap: Tensor | None = None,
+        browse: Tensor | None = None,
+        history: Tensor | None = None,
+        profile: Tensor | None = None,
+        merged: Tensor | None = None,
+        context: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,); inputs the model does
+        not read are ignored. One keyword signature for every model, so that any of them scores a
+        batch dict of the sample store or the device, and traces through ``positional``."""
+        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile,
+                 MERGED: merged, "context": context}  # fmt: skip
+        missing = [n for n in self.input_names if given[n] is None]
+        if missing:
+            raise DipnValidationError(f"{type(self).__name__} needs input(s) {missing}; it reads {self.input_names}")
+        return self.logits({n: given[n] for n in self.input_names})
+
+    def logits(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The model itself, on exactly the inputs of ``input_names``."""
+        raise NotImplementedError
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Validate a batch at the boundary (names, shapes, id ranges), naming what is wrong."""
+        check_inputs(self.feature_config, self.input_names, inputs)
+
+    def positional(self) -> PositionalInputs:
+        return PositionalInputs(self)
+
+
+class ConfigDict:
+    """``to_dict`` / ``from_dict`` of a frozen config dataclass, and the static groups it keeps on
+    data that lacks some (its fields ``use_history``, ``use_profile``, ``use_context``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of ``to_dict``, also after a JSON round trip (lists back to tuples)."""
+        return config_from_dict(cls, data)
+
+    def statics_kept(self, available: Sequence[str]) -> dict[str, bool]:
+        """The ``use_*`` switches of this config with the groups ``available`` lacks turned off."""
+        return {f"use_{g}": getattr(self, f"use_{g}") and g in available for g in ("history", "profile", "context")}
 
 
 def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:

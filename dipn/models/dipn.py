@@ -55,8 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -64,7 +63,7 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.base import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states, masked_mean, masked_softmax
+from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states, masked_mean, masked_softmax
 from dipn.models.embeddings import group_embedding, mask_column
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
@@ -74,7 +73,7 @@ INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
 
 
 @dataclass(frozen=True)
-class DIPNConfig:
+class DIPNConfig(ConfigDict):
     """Architecture and variant switches; defaults are the paper's full DIPN."""
 
     views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
@@ -144,17 +143,7 @@ class DIPNConfig:
         views = tuple(v for v in self.views if v in available)
         if self.early_fusion and views != self.views:
             raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
-        return replace(self, views=views, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available,
-                       use_context=self.use_context and "context" in available)  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DIPNConfig:
-        """Inverse of ``to_dict``, also after a JSON round trip (lists back to tuples)."""
-        return config_from_dict(cls, data)
+        return replace(self, views=views, **self.statics_kept(available))
 
 
 _FULL = DIPNConfig()
@@ -218,7 +207,7 @@ def inter_view_attention(v_x: Tensor, mask_x: Tensor, v_y: Tensor, mask_y: Tenso
 
 
 # ---- the model ---------------------------------------------------------------------------------
-class DIPN(nn.Module):
+class DIPN(IntentModel):
     """DIPN or one of its variants, as ``config`` says; ``input_names`` are the groups it reads."""
 
     def __init__(self, config: DIPNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
@@ -305,22 +294,7 @@ class DIPN(nn.Module):
             return {s: self.grus[s](x[s])[0] for s in x}, masks
         return bidirectional_grus(self.grus, x), masks
 
-    def forward(
-        self,
-        swipe: Tensor | None = None,
-        tap: Tensor | None = None,
-        browse: Tensor | None = None,
-        history: Tensor | None = None,
-        profile: Tensor | None = None,
-        merged: Tensor | None = None,
-        context: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,)."""
-        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile,
-                 MERGED: merged, "context": context}  # fmt: skip
-        for name in self.input_names:
-            if given[name] is None:
-                raise DipnValidationError(f"this DIPN variant needs input {name!r}; it uses {self.input_names}")
+    def logits(self, given: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         d = self.config.hidden_size
         features: list[Tensor] = []
         v: dict[str, Tensor] = {}
@@ -339,13 +313,6 @@ class DIPN(nn.Module):
             if static in self.input_names:
                 features.append(self.embeddings[static](given[static]))
         return self.heads(torch.cat(features, dim=-1))
-
-    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
-        """Validate a batch at the boundary (names, shapes, id ranges), naming what is wrong."""
-        check_inputs(self.feature_config, self.input_names, inputs)
-
-    def positional(self) -> PositionalInputs:
-        return PositionalInputs(self)
 
 
 __all__ = [

@@ -12,8 +12,7 @@ the inputs and the attention layer. Same forward / loss contract as DIPN: keywor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -21,14 +20,14 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig, Group
-from dipn.models.base import PositionalInputs, TaskHeads, check_inputs, config_from_dict, last_states
+from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states
 from dipn.models.embeddings import group_embedding, mask_column
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 @dataclass(frozen=True)
-class RNNDNNConfig:
+class RNNDNNConfig(ConfigDict):
     cell: str = "lstm"
     use_history: bool = True
     use_profile: bool = True
@@ -52,16 +51,7 @@ class RNNDNNConfig:
 
     def restricted_to(self, available: Sequence[str]) -> RNNDNNConfig:
         """Without the history or profile the data lacks (public logs have no profile)."""
-        return replace(self, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available,
-                       use_context=self.use_context and "context" in available)  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RNNDNNConfig:
-        return config_from_dict(cls, data)
+        return replace(self, **self.statics_kept(available))
 
 
 RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
@@ -70,7 +60,7 @@ RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
 }
 
 
-class RNNDNN(nn.Module):
+class RNNDNN(IntentModel):
     def __init__(self, config: RNNDNNConfig | None = None, feature_config: FeatureConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or RNNDNNConfig()
@@ -89,29 +79,11 @@ class RNNDNN(nn.Module):
         self.head_input_dim = head_in
         self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
 
-    def forward(
-        self,
-        swipe: Tensor | None = None,
-        tap: Tensor | None = None,
-        browse: Tensor | None = None,
-        history: Tensor | None = None,
-        profile: Tensor | None = None,
-        merged: Tensor | None = None,
-        context: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """browse (B, T, 6) and the history (B, 6), profile (B, 6) and context (B, 4) it uses ->
-        (logit_realtime, logit_longterm)."""
-        statics = {"history": history, "profile": profile, "context": context}
-        if browse is None or any(statics[g] is None for g in self.statics):
-            raise DipnValidationError(f"RNN+DNN needs inputs {self.input_names}")
+    def logits(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """browse (B, T, 6) and the history (B, 6), profile (B, 6) and context (B, 4) it uses."""
+        browse = inputs["browse"]
         mask = (browse[..., self._mask_column] != 0).float()
         x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)
         h, _ = self.rnns["browse"](x)
-        features = [last_states(h, mask, self.config.hidden_size), *(self.embeddings[g](statics[g]) for g in self.statics)]
+        features = [last_states(h, mask, self.config.hidden_size), *(self.embeddings[g](inputs[g]) for g in self.statics)]
         return self.heads(torch.cat(features, dim=-1))
-
-    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
-        check_inputs(self.feature_config, self.input_names, inputs)
-
-    def positional(self) -> PositionalInputs:
-        return PositionalInputs(self)

@@ -11,8 +11,8 @@ static embeddings, the positional wrapper the exporters call.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Self
+from dataclasses import dataclass, replace
+from typing import Self
 
 import torch
 from torch import Tensor, nn
@@ -20,12 +20,12 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig
-from dipn.models.base import PositionalInputs, check_inputs, config_from_dict
+from dipn.models.base import ConfigDict, IntentModel
 from dipn.models.embeddings import group_embedding, mask_column
 
 
 @dataclass(frozen=True)
-class SourcesConfig:
+class SourcesConfig(ConfigDict):
     """Input groups and heads; the fields every alternative model's config starts with."""
 
     views: tuple[str, ...] = VIEWS
@@ -57,19 +57,10 @@ class SourcesConfig:
         views = tuple(v for v in self.views if v in available)
         if not views:
             raise DipnValidationError(f"{type(self).__name__} needs a behaviour view; the data has {sorted(available)}")
-        return replace(self, views=views, use_history=self.use_history and "history" in available,
-                       use_profile=self.use_profile and "profile" in available,
-                       use_context=self.use_context and "context" in available)  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        return config_from_dict(cls, data)
+        return replace(self, views=views, **self.statics_kept(available))
 
 
-class BehaviourModel(nn.Module):
+class BehaviourModel(IntentModel):
     """Base of ATRank, RIB, HEROES: embeddings per group, masks, static features, DIPN's I/O contract.
 
     ``embeddings`` holds one ``GroupEmbedding`` per input group (a subclass may swap a view's for a
@@ -102,21 +93,7 @@ class BehaviourModel(nn.Module):
         """(B, T) float: 1 on real steps (mask column non-zero), 0 on padding."""
         return (ids[..., self._mask_columns[view]] != 0).to(torch.float32)
 
-    def forward(
-        self,
-        swipe: Tensor | None = None,
-        tap: Tensor | None = None,
-        browse: Tensor | None = None,
-        history: Tensor | None = None,
-        profile: Tensor | None = None,
-        merged: Tensor | None = None,
-        context: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Ids (int32 or int64) -> (logit_realtime, logit_longterm), each (B,); unused inputs ignored."""
-        given = {"swipe": swipe, "tap": tap, "browse": browse, "history": history, "profile": profile, "context": context}
-        missing = [n for n in self.input_names if given[n] is None]
-        if missing:
-            raise DipnValidationError(f"{type(self).__name__} needs input(s) {missing}; it uses {self.input_names}")
+    def logits(self, given: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         views = {v: given[v] for v in self.views}
         masks = {v: self.mask(v, ids) for v, ids in views.items()}
         features = [self.encode(views, masks)]
@@ -125,9 +102,3 @@ class BehaviourModel(nn.Module):
 
     def encode(self, views: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
-
-    def check_inputs(self, inputs: Mapping[str, Any]) -> None:
-        check_inputs(self.feature_config, self.input_names, inputs)
-
-    def positional(self) -> PositionalInputs:
-        return PositionalInputs(self)
