@@ -60,6 +60,26 @@ def test_endpoint_load_runs_a_small_sweep_and_loses_nothing(tmp_path: Path) -> N
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+def test_train_speed_runs_old_and_new_code_side_by_side(tmp_path: Path) -> None:
+    """The baseline revision's own Trainer on samples it built, beside this tree's, with the ratio
+    and the arithmetic (the smallest configuration: one model, one batch size, one step)."""
+    from benchmarks import train_speed
+
+    present = subprocess.run(["git", "cat-file", "-e", f"{train_speed.BASELINE_REV}^{{commit}}"], cwd=ROOT,
+                             capture_output=True).returncode == 0  # fmt: skip
+    if not present:
+        pytest.skip(f"this checkout lacks the baseline revision {train_speed.BASELINE_REV} (a shallow clone)")
+    argv = ["--models", "rnn_dnn", "--batch-sizes", "16", "--threads", "1", "--warmup", "1", "--steps", "1",
+            "--windows", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert train_speed.main(argv) == 0
+    report = json.loads((tmp_path / "train_speed.json").read_text())
+    (row,) = report["runs"]
+    assert row["old"]["samples_per_cpu_s"] > 0 and row["new"]["samples_per_cpu_s"] > 0
+    assert row["ratio"] == row["new"]["samples_per_cpu_s"] / row["old"]["samples_per_cpu_s"]
+    assert row["new"]["macs_per_sample"]["training"] > row["new"]["macs_per_sample"]["forward"] > 0
+    assert "new / old" in (tmp_path / "train_speed.md").read_text()
+
+
 def test_fake_cpu_files_describe_the_emulated_core(tmp_path: Path) -> None:
     """onnxruntime segfaults under qemu-user without these; the part number tells it the core."""
     rootfs.write_fake_cpu(tmp_path, rootfs.CORES["cortex-a76"])
