@@ -80,6 +80,20 @@ def test_train_speed_runs_old_and_new_code_side_by_side(tmp_path: Path) -> None:
     assert "new / old" in (tmp_path / "train_speed.md").read_text()
 
 
+def test_accuracy_checks_each_paper_ordering_from_the_paper_aucs() -> None:
+    from benchmarks import accuracy
+
+    checked = accuracy.claims()
+    paper = {label: auc for label, _, _, auc in accuracy.ROWS}
+    for task, better, worse, delta in checked:
+        k = ("realtime", "longterm").index(task)
+        if delta is not None:  # the paper ranks ``better`` above ``worse`` by ``delta``
+            assert delta == paper[better][k] - paper[worse][k] > 0
+    realtime = [(b, w) for t, b, w, _ in checked if t == "realtime"]
+    assert ("DIPN", "DIPN-no-intra-view-attention") in realtime and ("GBDT", "DIPN-early-fusion") in realtime
+    assert {("DIPN", w) for w in ("GBDT", "GBDT+touch", "RNN+DNN")} <= {(b, w) for t, b, w, _ in checked if t == "longterm"}
+
+
 def test_fake_cpu_files_describe_the_emulated_core(tmp_path: Path) -> None:
     """onnxruntime segfaults under qemu-user without these; the part number tells it the core."""
     rootfs.write_fake_cpu(tmp_path, rootfs.CORES["cortex-a76"])

@@ -25,7 +25,7 @@ from dipn.evaluation.metrics import bootstrap_auc_difference, bootstrap_auc_inte
 from dipn.features import TASKS
 from dipn.presets import GBDT_MODELS
 from dipn.training import checkpoint
-from dipn.training.boosted import predict_gbdt, train_gbdt
+from dipn.training.boosted import GBDT_FILE, load_gbdt, predict_gbdt, train_gbdt
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 from dipn.training.predict import predict
@@ -66,6 +66,18 @@ def fit_and_score(store: SampleStore, model: str, variant: str | None, config: T
     return ScoredRow({t: preds[f"p_{t}"] for t in trainer.tasks}, tuple(i for i in trainer.input_names if i != "merged"),
                      seconds, float(np.median(throughput)) if throughput else None,
                      sum(p.numel() for p in selected.parameters()), selected)  # fmt: skip
+
+
+def saved_scores(store: SampleStore, model: str, run_dir: Path, evaluation: np.ndarray) -> dict[str, np.ndarray]:
+    """Task -> scores on ``evaluation`` of a row ``fit_and_score`` trained earlier into ``run_dir``
+    (its best.pt, or gbdt.json): what a comparison between two finished rows pairs up."""
+    if model in GBDT_MODELS:
+        gbdt, _ = load_gbdt(run_dir / GBDT_FILE)
+        preds, tasks = predict_gbdt(gbdt, store, evaluation), gbdt.config.tasks
+    else:
+        selected, _, _ = checkpoint.load_model(run_dir / "best.pt")
+        preds, tasks = predict(selected, store, evaluation), selected.tasks
+    return {t: preds[f"p_{t}"] for t in tasks}
 
 
 @dataclass(frozen=True)
