@@ -117,9 +117,8 @@ class StepRunner:
             tensors = batches.to_tensors(trainer.store, trainer.train_indices[: self.batch_size], trainer.input_names)
         model = trainer.model.train()
         inputs = {n: tensors[n] for n in trainer.input_names}
-        with FlopCounterMode(display=False) as forward:
-            with torch.no_grad():
-                model(**inputs)
+        with FlopCounterMode(display=False) as forward:  # with autograd on: FlopCounterMode's module
+            model(**inputs)  # tracker hooks gradients, and no_grad outputs of some models (ATRank) have none
         with FlopCounterMode(display=False) as training:
             multitask_loss(model(**inputs), tensors, trainer.tasks).backward()
         model.zero_grad(set_to_none=True)
