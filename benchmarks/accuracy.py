@@ -81,6 +81,11 @@ def dataset(args: argparse.Namespace) -> Path:
     return samples
 
 
+def run_dir_of(data: Path, model: str, variant: str | None) -> Path:
+    """Where a row trains, so that a later run (resume, the orderings) finds its model."""
+    return data / "runs" / f"{model}-{variant or 'default'}"
+
+
 def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_dir: Path, ev: EvalSet,
             reference: ScoredRow | None, bootstrap: int, seed: int, deployment: bool) -> tuple[dict, ScoredRow]:  # fmt: skip
     row = fit_and_score(store, model, variant, config, run_dir, ev.indices)
@@ -230,7 +235,7 @@ def claims() -> list[tuple[str, str, str, float | None]]:
 
 def check_claims(store: SampleStore, ev: EvalSet, data: Path, rounds: int, seed: int) -> list[dict]:
     """Each claim's difference on our data with a paired user-bootstrap interval, and a verdict."""
-    where = {label: (model, data / "runs" / f"{model}-{variant or 'default'}") for label, model, variant, _ in ROWS}
+    where = {label: (model, run_dir_of(data, model, variant)) for label, model, variant, _ in ROWS}
     scores: dict[str, dict[str, np.ndarray]] = {}
     out = []
     for task, better, worse, paper in claims():
@@ -329,7 +334,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     reference: ScoredRow | None = None
     for label, model, variant, paper in rows:
-        run_dir = args.data / "runs" / f"{model}-{variant or 'default'}"
+        run_dir = run_dir_of(args.data, model, variant)
         if label in previous and label != REFERENCE:  # finished by an interrupted run with the same settings
             report["rows"].append(previous[label])
             continue

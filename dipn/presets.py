@@ -35,11 +35,6 @@ class Preset:
     def is_torch(self) -> bool:
         return self.model in TORCH_MODELS
 
-    def describe(self) -> str:
-        if self.paper:
-            return f"Table {self.paper[0]}, {self.paper[1]}"
-        return self.about
-
 
 PRESETS: tuple[Preset, ...] = (
     Preset("gbdt", "gbdt", ("4", "GBDT"), "the paper's: browse + history + profile summaries"),
@@ -62,19 +57,10 @@ PRESETS: tuple[Preset, ...] = (
     Preset("heroes", "heroes", None, "HEROES (Jin et al., multi-scale behaviour network), docs/models.md"),
     Preset("heroes_window64", "heroes", None, "HEROES on the last 64 events per view, for latency"),
 )
-BY_NAME: dict[str, Preset] = {p.name: p for p in PRESETS}
 
 
 def presets_of(model: str) -> tuple[Preset, ...]:
     return tuple(p for p in PRESETS if p.model == model)
-
-
-def preset(name: str) -> Preset:
-    from dipn.errors import DipnValidationError
-
-    if name not in BY_NAME:
-        raise DipnValidationError(f"unknown preset {name!r}; known: {', '.join(BY_NAME)}")
-    return BY_NAME[name]
 
 
 def models_help() -> str:

@@ -10,7 +10,7 @@ import pytest
 from dipn.errors import DipnValidationError
 from dipn.models import MODELS, build_model
 from dipn.models.gbdt import GBDT_MODELS as GBDT_ROWS
-from dipn.presets import GBDT_MODELS, PRESETS, TORCH_MODELS, preset, presets_of, variants_help
+from dipn.presets import GBDT_MODELS, PRESETS, TORCH_MODELS, presets_of, variants_help
 
 try:  # tests/ is not a package; pytest puts it on sys.path (or, as a package, its parent)
     from model_check import check_model
@@ -33,8 +33,6 @@ def test_the_registry_names_what_each_model_builds() -> None:
 
 
 def test_unknown_names_are_refused_with_the_known_ones() -> None:
-    with pytest.raises(DipnValidationError, match="known"):
-        preset("transformer")
     with pytest.raises(DipnValidationError, match="known"):
         build_model("transformer")
     with pytest.raises(DipnValidationError, match="known: \\['rib', 'rib_browse'\\]"):

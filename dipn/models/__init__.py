@@ -24,9 +24,9 @@ from dipn.models.base import PositionalInputs, multitask_loss, parameter_counts,
 from dipn.models.dipn import DIPN, VARIANTS, DIPNConfig
 from dipn.models.embeddings import EmbeddingTableConfig, GroupEmbedding, table_configs
 from dipn.models.heroes import HEROES, HEROES_VARIANTS, HEROESConfig
-from dipn.presets import PRESETS, Preset
 from dipn.models.rib import RIB, RIB_VARIANTS, RIBConfig
 from dipn.models.rnn_dnn import RNN_DNN_VARIANTS, RNNDNN, RNNDNNConfig
+from dipn.presets import PRESETS, Preset
 
 
 @dataclass(frozen=True)

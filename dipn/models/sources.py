@@ -4,8 +4,9 @@ Each reads the same input groups as DIPN (views ``swipe``, ``tap``, ``browse`` o
 left-padded; ``history`` and ``profile`` of shape (B, F)), embeds them with the same tables
 (``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` holds the
 switches every one of them has (which groups, the task heads), so ``restricted_to`` drops groups a
-dataset lacks the way DIPN does, and ``BehaviourModel`` the plumbing: input checks, masks, the
-static embeddings, the positional wrapper the exporters call.
+dataset lacks the way DIPN does, and ``BehaviourModel`` the plumbing: masks and the static
+embeddings; the keyword ``forward``, input checks and positional wrapper are every model's
+(``dipn.models.base.IntentModel``).
 """
 
 from __future__ import annotations
