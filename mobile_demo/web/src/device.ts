@@ -41,6 +41,8 @@ export interface DeviceOptions {
   /** Overrides the bundle's scoring policy (tests). */
   policy?: ScoringPolicy;
   listener?: (score: Score) => void;
+  /** Called with each event the device took (encoded), in the order scores see them. */
+  eventListener?: (event: ViewEvent) => void;
 }
 
 export class Device {
@@ -53,6 +55,8 @@ export class Device {
   private readonly statics = new Map<string, Int32Array>();
   private readonly ticks: TickSchedule;
   private queue: Promise<unknown> = Promise.resolve();
+  private lastMoment = -Infinity; // the latest event moment scored
+  private pendingMoment: number | undefined;
 
   constructor(private readonly options: DeviceOptions) {
     const { bundle } = options;
@@ -71,21 +75,26 @@ export class Device {
     if (profile !== undefined) this.statics.set("profile", this.options.bundle.spec.staticIds("profile", profile));
   }
 
-  /** Events in arrival order: before each, the ticks due strictly before its time; after the last
-   * event of each moment (a run of equal timestamps), a score at that moment. */
+  /** Events in arrival order. Before each, the ticks due strictly before its time are scored;
+   * after the last event of each moment (a run of equal timestamps) later than every moment scored
+   * so far, a score at that moment. An event at or before that (a late record, such as a page's
+   * browse event logged when the page is left, stamped with its opening) is taken without a score
+   * of its own: the next score includes it. */
   onEvents(events: readonly ViewEvent[]): Promise<Score[]> {
     return this.serialized(async () => {
       const scores: Score[] = [];
-      let pending: number | undefined;
       for (const [i, { view, event }] of events.entries()) {
         const ts = event["ts"];
         if (typeof ts === "number" && Number.isFinite(ts)) {
           for (const moment of this.ticks.due(ts, ts)) scores.push(await this.scoreAt(moment, "tick"));
         }
-        pending = this.accept(view, event) ?? pending;
+        const accepted = this.accept(view, event);
+        if (accepted !== undefined && accepted > this.lastMoment) this.pendingMoment = accepted;
+        const pending = this.pendingMoment;
         if (pending !== undefined && events[i + 1]?.event["ts"] !== pending) {
+          this.lastMoment = pending;
+          this.pendingMoment = undefined;
           if (this.policy.on_event) scores.push(await this.scoreAt(pending, "event"));
-          pending = undefined;
         }
       }
       return scores;
@@ -126,6 +135,7 @@ export class Device {
       const ts = checkedTimestamp(event["ts"], view);
       window.append(row, ts, rawStay(this.options.bundle.spec, event));
       this.ticks.event(ts);
+      this.options.eventListener?.({ view, event });
       return ts;
     } catch (error) {
       if (this.options.strict === true || !(error instanceof PortError)) throw error;

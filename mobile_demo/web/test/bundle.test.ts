@@ -62,7 +62,9 @@ test("events fed one moment at a time score the golden case's inputs and scores 
     const policy = { on_event: onEvent, timer_ms: null, idle_limit_ms: 0 };
     const device = new Device({ bundle, scorer, screen: golden.raw.screen, strict: true, policy, listener: (s) => heard.push(s) });
     device.setUser(golden.raw.history, golden.raw.profile);
-    const events: ViewEvent[] = Object.entries(golden.raw.events).flatMap(([view, list]) => list.map((event) => ({ view, event })));
+    const byView: ViewEvent[] = Object.entries(golden.raw.events).flatMap(([view, list]) => list.map((event) => ({ view, event })));
+    // as they happened (the short case's views interleaved by time); the others view after view
+    const events = onEvent ? [...byView].sort((a, b) => Number(a.event["ts"]) - Number(b.event["ts"])) : byView;
     const scores = await device.onEvents(events);
     const moments = events.filter((e, i) => events[i + 1]?.event["ts"] !== e.event["ts"]).map((e) => e.event["ts"]);
     assert.deepEqual(scores.map((s) => s.ts), onEvent ? moments : []);
