@@ -18,6 +18,7 @@ export const CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "-
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 interface RequestRecord {
+  responseBytes?: number;
   method: string;
   url: string;
   resourceType: string;
@@ -70,6 +71,12 @@ async function main(): Promise<void> {
       method: request.method(), url: request.url(), resourceType: request.resourceType(), postData: request.postData(),
       headers: request.headers(),
     }));
+    page.on("requestfinished", (request) => {
+      void request.sizes().then((sizes) => {
+        const record = requests.find((r) => r.url === request.url() && r.responseBytes === undefined);
+        if (record !== undefined) record.responseBytes = sizes.responseBodySize;
+      });
+    });
     page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.message}`));
     const bench = values.bench === undefined ? undefined : Number(values.bench);
@@ -95,6 +102,8 @@ async function main(): Promise<void> {
       }));
     }
     const state = await page.evaluate(() => ({ ready: window.dipnShop.ready, error: window.dipnShop.error }));
+    await page.waitForTimeout(200); // the last response sizes
+
     await writeFile(values.out, JSON.stringify({ ...result, ...state, load_ms: loadMs, requests, console: consoleLines }, null, 1));
   } finally {
     await context.close();
