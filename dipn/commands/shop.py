@@ -91,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
     routes |= {f"/vendor/ort/{name}": ort / name for name in ORT_FILES}
     routes |= {f"/bundle/{name}": bundle.root / name for name in [*bundle.manifest["files"], "manifest.json", "manifest.sig"]}
     routes |= {f"/app/{p.relative_to(WEB / 'dist').as_posix()}": p for p in (WEB / "dist" / "src").rglob("*.js")}
-    server = ThreadingHTTPServer((args.host, args.port), _handler(routes, files, endpoint))
+    if not 0 <= args.port < 65536:
+        raise DipnValidationError(f"--port must lie in 0..65535, got {args.port}")
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), _handler(routes, files, endpoint))
+    except OSError as exc:
+        raise DipnValidationError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     host, port = server.server_address[:2]
     print(f"dipn shop: http://{host}:{port}/ ({bundle.manifest['model_version']} {config['precision']}, signed by "
           f"{signer}; scores go to {endpoint})", flush=True)  # fmt: skip
