@@ -155,3 +155,21 @@ def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> No
     assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in stored] == [
         (pytest.approx(s["p_realtime"]), pytest.approx(s["p_longterm"]), s["ts"]) for s in posted]
     assert {r["user_id"] for r in stored} == {run["user"]["user_id"]}
+
+
+def test_the_browser_latency_benchmark_times_both_runtimes_on_each_artifact(onnx_bundle: Path, signing_keys, web_build,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from benchmarks import browser_latency
+
+    argv = ["--bundle", str(onnx_bundle), "--public-key", str(signing_keys[1]), "--repeat", "3", "--rounds", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert browser_latency.main(argv) == 0
+    report = json.loads((tmp_path / "browser_latency.json").read_text())
+    assert [row["precision"] for row in report["rows"]] == ["fp32", "int8"]
+    for row in report["rows"]:
+        assert row["calls_each"] == 3 and row["browser_p50_ms"] > 0 and row["python_p50_ms"] > 0
+        sizes = row["download_bytes"]
+        assert sizes["model artifact"] == row["bytes"] and sizes["onnxruntime-web (JS + WebAssembly)"] > 1e6
+    assert "| model.int8.onnx (int8) |" in (tmp_path / "browser_latency.md").read_text()
