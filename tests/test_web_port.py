@@ -20,7 +20,7 @@ def test_the_node_tests_pass_on_the_bundle(onnx_bundle: Path, signing_keys, web_
     done = subprocess.run(["node", "--test", "dist/test/"], cwd=WEB, env=env, capture_output=True, text=True, timeout=600)
     summary = dict(re.findall(r"^# (pass|fail|skipped) (\d+)$", done.stdout, re.M))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert summary == {"pass": summary["pass"], "fail": "0", "skipped": "0"} and int(summary["pass"]) >= 9, summary
+    assert summary == {"pass": summary["pass"], "fail": "0", "skipped": "0"} and int(summary["pass"]) >= 11, summary
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -41,3 +41,24 @@ def test_the_port_refuses_a_bundle_it_cannot_trust(onnx_bundle: Path, web_build:
     done = subprocess.run(["node", str(web_build / "src" / "node" / "port-results.js"), str(onnx_bundle),
                            str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("port-results: error: pass --public-key")
+
+
+def test_the_early_fusion_input_is_assembled_as_in_python(onnx_bundle: Path, web_build: Path, tmp_path: Path) -> None:
+    """``merged`` (read by the early-fusion variant only) for every golden case, against the one
+    Python assembly (``inputs_at_cut``), on a bundle whose model does not read it."""
+    import numpy as np
+
+    from dipn.bundle.selftest import encode_case
+    from dipn.features import FeatureManifest
+
+    results = tmp_path / "PORT_RESULTS.json"
+    done = subprocess.run(["node", str(web_build / "src" / "node" / "port-results.js"), str(onnx_bundle), str(results),
+                           "--allow-unsigned", "--also", "merged"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    features = FeatureManifest.load(onnx_bundle / "features.json")
+    golden = json.loads((onnx_bundle / "golden.json").read_text())["cases"]
+    port = {case["name"]: case for case in json.loads(results.read_text())["cases"]}
+    names = ["swipe", "tap", "browse", "history", "profile", "context", "merged"]
+    for case in golden:
+        expected = encode_case(case["raw"], features, names)["merged"][0]
+        assert np.array_equal(np.asarray(port[case["name"]]["ids"]["merged"]), expected), case["name"]

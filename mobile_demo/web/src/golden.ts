@@ -48,11 +48,14 @@ export function idsAsRows(input: { data: Int32Array; dims: number[] }): number[]
   return Array.from({ length: dims[0] as number }, (_, r) => Array.from(input.data.subarray(r * width, (r + 1) * width)));
 }
 
-/** Every golden case through the encoder and each scorer (keyed by artifact path). */
-export async function portResults(bundle: LoadedBundle, scorers: ReadonlyMap<string, Scorer>, port: string): Promise<PortResults> {
+/** Every golden case through the encoder and each scorer (keyed by artifact path); `alsoInputs`:
+ * inputs to assemble beside the model's (their ids are written, not scored). */
+export async function portResults(bundle: LoadedBundle, scorers: ReadonlyMap<string, Scorer>, port: string,
+  alsoInputs: readonly string[] = []): Promise<PortResults> {
   const cases: PortCase[] = [];
+  const names = [...bundle.inputNames, ...alsoInputs.filter((name) => !bundle.inputNames.includes(name))];
   for (const golden of bundle.golden.cases) {
-    const inputs = encodeCase(bundle.spec, bundle.inputNames, golden.raw);
+    const inputs = encodeCase(bundle.spec, names, golden.raw);
     const ids: PortCase["ids"] = {};
     for (const [name, input] of inputs) ids[name] = idsAsRows(input);
     const scores: PortCase["scores"] = {};

@@ -77,6 +77,12 @@ export function scoreProblem(score: WireScore): string | null {
   return null;
 }
 
+/** The indices of the scores a 422 names ("scores.<index>.<field>: <reason>", dipn.wire.REFUSED_SCORE). */
+export function refusedIndices(detail: string, count: number): number[] {
+  const found = [...detail.matchAll(/(?:^|; |")scores\.(\d+)\./g)].map((m) => Number(m[1]));
+  return [...new Set(found)].filter((i) => i < count).sort((a, b) => a - b);
+}
+
 /** Posts scores, signed, in order; what the endpoint has not acknowledged is kept for the next post. */
 export class Uplink {
   private readonly queue: WireScore[] = [];
@@ -109,9 +115,12 @@ export class Uplink {
         const headers = await signedHeaders(this.identity, "POST", signedPath(url), body);
         const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
         if (response.status !== 200) {
-          this.lastError = `${response.status} ${await response.text()}`;
-          if (response.status === 422) this.queue.splice(0, records.length); // the endpoint refuses these records
-          return;
+          const detail = await response.text();
+          this.lastError = `${response.status} ${detail}`;
+          const refused = response.status === 422 ? refusedIndices(detail, records.length) : [];
+          if (refused.length === 0) return; // kept for the next post
+          for (const index of refused.reverse()) this.queue.splice(index, 1); // the endpoint refuses these records
+          continue;
         }
       } catch (error) {
         this.lastError = String(error);
