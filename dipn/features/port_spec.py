@@ -56,7 +56,9 @@ STAY_PIECES = [
 def feature_port_fields(spec: FeatureSpec) -> dict[str, Any]:
     """``rule``, ``reads``, ``applies_when`` (and ``view`` for a recency) of one feature entry."""
     key = (spec.group.value, spec.name)
-    rule = STEP_RULE[key] if spec.kind is Kind.STEP else RULE_OF_KIND[spec.kind]
+    # A feature without its row here still gets a manifest: a rule named after it, which a port
+    # that does not know it refuses by name (so adding a feature never breaks writing manifests).
+    rule = STEP_RULE.get(key, spec.name) if spec.kind is Kind.STEP else RULE_OF_KIND.get(spec.kind, spec.kind.value)
     reads, applies = READS.get(key, ([spec.source], None))
     out: dict[str, Any] = {"rule": rule, "reads": ["ts"] if spec.kind is Kind.RECENCY else reads}
     if applies is not None:

@@ -197,7 +197,8 @@ export class StreamEncoder {
           const previous = this.lastTs.get(view);
           return stepBucket(previous === undefined ? Infinity : ts - previous, spec.stepRule(feature)) + 1;
         }
-        return stepBucket(numbers()[0] ?? Number.NaN, spec.stepRule(feature)) + 1;
+        if (x === "value") return stepBucket(numbers()[0] ?? Number.NaN, spec.stepRule(feature)) + 1;
+        throw new PortError(`${view} feature ${feature.name}: step input ${JSON.stringify(x)} is not one this port knows`);
       }
       case "screen_x":
       case "screen_y": {

@@ -14,6 +14,7 @@ import { Device } from "../src/device.js";
 import type { Score, ViewEvent } from "../src/device.js";
 import { BundleTrustError, PortError } from "../src/errors.js";
 import { encodeCase, selfTest } from "../src/golden.js";
+import { parseFeatures } from "../src/manifest.js";
 import { directorySource } from "../src/node/files.js";
 import { nodeScorers } from "../src/node/port-results.js";
 
@@ -100,4 +101,13 @@ test("a bad event is dropped and counted, or refused in strict mode", { skip }, 
   }
   const strict = new Device({ bundle, scorer, screen: [390, 844], strict: true });
   await assert.rejects(strict.onEvents([{ view: "browse", event: { action: "browse", page: "P" } }]), PortError);
+});
+
+test("a manifest feature of a kind or rule the port does not know is refused by name", { skip }, async () => {
+  const features = JSON.parse(await readFile(join(root as string, "features.json"), "utf8")) as { features: Record<string, unknown>[] };
+  const base = { group: "context", column: 4, source: "cut_ts - ts", vocab_size: 20, reads: ["ts"] };
+  const withStep = { ...features, features: [...features.features, { ...base, name: "time_before_cut", kind: "step", rule: "time_before_cut" }] };
+  assert.throws(() => parseFeatures(withStep), /feature context.time_before_cut: rules.time_before_cut is not a step rule/);
+  const withKind = { ...features, features: [...features.features, { ...base, name: "weekday", kind: "weekday", rule: "weekday" }] };
+  assert.throws(() => parseFeatures(withKind), /feature context.weekday has kind "weekday", which this port does not know/);
 });
