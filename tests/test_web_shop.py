@@ -137,24 +137,32 @@ def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> No
         else:
             assert request["method"] == "POST" and where.path in ("/devices", "/scores"), request
             posts.append(request)
+    # one registration in both visits: the second signs as the same device, kept in IndexedDB
     assert [p["url"].endswith("/devices") for p in posts].count(True) == 1 and posts[0]["url"].endswith("/devices")
     registration = json.loads(posts[0]["postData"])
     assert set(registration) == {"user_id", "platform", "public_key"} and registration["platform"] == "web"
+    revisit = run["revisit"]
+    assert revisit["ready"] and revisit["deviceId"] == run["deviceId"]
     sent = []
     for post in posts[1:]:
         body = json.loads(post["postData"])
         assert set(body) == {"scores"} and all(tuple(r) == WIRE_FIELDS for r in body["scores"])
-        assert {"x-dipn-device", "x-dipn-timestamp", "x-dipn-nonce", "x-dipn-signature"} <= set(post["headers"])
+        assert post["headers"]["x-dipn-device"] == run["deviceId"]
+        assert {"x-dipn-timestamp", "x-dipn-nonce", "x-dipn-signature"} <= set(post["headers"])
         sent += body["scores"]
     scores = [e for e in run["log"] if e["kind"] == "score"]
     assert [s["posted"] for s in scores] == posts_under_policy(scores)
     posted = [s for s in scores if s["posted"]]
     assert len(posted) < len(scores)
-    assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in sent] == [(s["p_realtime"], s["p_longterm"], s["ts"]) for s in posted]
+    posted_again = [e for e in revisit["log"] if e["kind"] == "score" and e["posted"]]
+    assert posted_again and revisit["acknowledged"] == len(posted_again) and revisit["uplinkError"] is None
+    both = [(s["p_realtime"], s["p_longterm"], s["ts"]) for s in posted + posted_again]
+    assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in sent] == both
     assert run["acknowledged"] == len(posted) and run["uplinkError"] is None
     assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in stored] == [
-        (pytest.approx(s["p_realtime"]), pytest.approx(s["p_longterm"]), s["ts"]) for s in posted]
+        (pytest.approx(p), pytest.approx(q), ts) for p, q, ts in both]
     assert {r["user_id"] for r in stored} == {run["user"]["user_id"]}
+    assert {r["device_id"] for r in stored} == {run["deviceId"]}
 
 
 def test_the_browser_latency_benchmark_times_both_runtimes_on_each_artifact(onnx_bundle: Path, signing_keys, web_build,

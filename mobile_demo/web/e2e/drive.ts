@@ -100,6 +100,15 @@ async function main(): Promise<void> {
         shown: { p_realtime: document.getElementById("p-realtime")?.textContent, p_longterm: document.getElementById("p-longterm")?.textContent,
           status: document.getElementById("status")?.textContent },
       }));
+      // A second visit: the same device (kept in IndexedDB) signs again, no new registration.
+      await page.reload();
+      await page.waitForFunction(() => window.dipnShop?.ready === true || window.dipnShop?.error !== null, undefined, { timeout: 120_000 });
+      await page.click("#product-7");
+      await page.waitForFunction(() => window.dipnShop.log.some((e) => e.kind === "score"), undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => window.dipnShop.acknowledged() >= window.dipnShop.posted, undefined, { timeout: 15_000 }).catch(() => undefined);
+      result["revisit"] = await page.evaluate(() => ({
+        ...window.dipnShop, uplinkError: window.dipnShop.uplinkError(), acknowledged: window.dipnShop.acknowledged(),
+      }));
     }
     const state = await page.evaluate(() => ({ ready: window.dipnShop.ready, error: window.dipnShop.error }));
     await page.waitForTimeout(200); // the last response sizes

@@ -17,7 +17,9 @@ import { encodeCase, selfTest } from "../golden.js";
 import { PostingPolicy } from "../policy.js";
 import { OrtScorer } from "../scorer.js";
 import type { OrtModule } from "../scorer.js";
-import { Uplink, registerDevice } from "../wire.js";
+import { SCORES_PATH, Uplink, signedHeaders, signedPath } from "../wire.js";
+import type { DeviceIdentity } from "../wire.js";
+import { deviceIdentity, forgetIdentity } from "./identity.js";
 import { BUTTONS, PAGES, catalog } from "./catalog.js";
 import type { Product } from "./catalog.js";
 
@@ -45,6 +47,7 @@ interface ShopState {
   precision: string;
   artifact: string;
   signer: string | null;
+  deviceId: string;
   runtime: string;
   selfTest: { cases: number; maxAbsDiff: number } | null;
   log: LogEntry[];
@@ -63,7 +66,7 @@ declare global {
 
 const state: ShopState = {
   ready: false, error: null, screen: [window.innerWidth, window.innerHeight], user: { user_id: "", history: {}, profile: {} },
-  modelVersion: "", precision: "", artifact: "", signer: null, runtime: "", selfTest: null, log: [], posted: 0,
+  modelVersion: "", precision: "", artifact: "", signer: null, deviceId: "", runtime: "", selfTest: null, log: [], posted: 0,
   uplinkError: () => null, acknowledged: () => 0, benchmark: async () => [],
 };
 window.dipnShop = state;
@@ -273,6 +276,17 @@ const render = {
   },
 };
 
+/** Whether the endpoint knows a stored device: an empty signed score post is refused as
+ * unknown_device (401) by an endpoint whose database does not hold it. */
+async function knownToEndpoint(base: string, identity: DeviceIdentity): Promise<boolean> {
+  const url = new URL(SCORES_PATH, base);
+  const body = new TextEncoder().encode(JSON.stringify({ scores: [] }));
+  const headers = await signedHeaders(identity, "POST", signedPath(url), body);
+  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  const answer = await response.text();
+  return !(response.status === 401 && answer.includes("unknown_device"));
+}
+
 async function start(): Promise<void> {
   const config = (await (await fetch("/config.json")).json()) as ShopConfig;
   state.user = config.user;
@@ -287,8 +301,14 @@ async function start(): Promise<void> {
   render.status("running the golden cases ...");
   state.selfTest = await selfTest(bundle, entry.path, entry.precision, scorer);
   Object.assign(state, { modelVersion: bundle.modelVersion, precision: entry.precision, artifact: entry.path, signer: bundle.signer });
-  const identity = await registerDevice(new URL(config.endpoint, window.location.href).href, config.user.user_id, "web", config.enrollToken ?? undefined);
-  const uplink = new Uplink(new URL(config.endpoint, window.location.href).href, identity);
+  const base = new URL(config.endpoint, window.location.href).href;
+  let { identity, registered } = await deviceIdentity(base, config.user.user_id, config.enrollToken ?? undefined);
+  if (!registered && !(await knownToEndpoint(base, identity))) {
+    await forgetIdentity(base, config.user.user_id); // a new endpoint database: register again
+    ({ identity, registered } = await deviceIdentity(base, config.user.user_id, config.enrollToken ?? undefined));
+  }
+  state.deviceId = identity.deviceId;
+  const uplink = new Uplink(base, identity);
   state.uplinkError = () => uplink.lastError;
   state.acknowledged = () => uplink.acknowledged;
   const posting = new PostingPolicy();
