@@ -111,3 +111,18 @@ test("a manifest feature of a kind or rule the port does not know is refused by 
   const withKind = { ...features, features: [...features.features, { ...base, name: "weekday", kind: "weekday", rule: "weekday" }] };
   assert.throws(() => parseFeatures(withKind), /feature context.weekday has kind "weekday", which this port does not know/);
 });
+
+test("ticks due before an event are scored before it, and a late record scores with the next moment", { skip }, async () => {
+  const bundle = await open();
+  const [, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
+  const policy = { on_event: true, timer_ms: 1_000, idle_limit_ms: 3_000 };
+  const device = new Device({ bundle, scorer, screen: [390, 844], strict: true, policy });
+  const t0 = 1_767_261_600_000;
+  const page = (ts: number) => ({ view: "tap", event: { user_id: "u", ts, event: "page", page: "Page_Home", button: null } });
+  const moments = async (events: ViewEvent[]) => (await device.onEvents(events)).map((s) => [s.trigger, s.ts - t0]);
+  assert.deepEqual(await moments([page(t0)]), [["event", 0]]);
+  assert.deepEqual(await moments([page(t0 + 2_500), page(t0 + 2_500)]), [["tick", 1_000], ["tick", 2_000], ["event", 2_500]]);
+  const late = { view: "browse", event: { user_id: "u", ts: t0 + 100, action: "browse", leaf_category: null, top_category: null, page: "Page_Home", stay_ms: 2_400 } };
+  assert.deepEqual(await moments([late, page(t0 + 2_600)]), [["event", 2_600]]);
+  assert.deepEqual((await device.tick(t0 + 60_000)).map((s) => s.ts - t0), [3_600, 4_600, 5_600]);
+});

@@ -338,8 +338,11 @@ async function start(): Promise<void> {
     }
     return times;
   };
+  const { timer_ms: timer, idle_limit_ms: limit } = device.policy;
+  const policy = `scores at events${timer === null ? "" : ` and every ${timer / 1000} s idle up to ${limit / 60_000} min`}` +
+    (device.policyRecorded ? "" : " (defaults: the bundle records no policy)");
   render.status(`${bundle.modelVersion} ${entry.precision}, signed by ${bundle.signer ?? "?"}; self-test ${state.selfTest.cases} golden cases ` +
-    `(max |diff| ${state.selfTest.maxAbsDiff.toExponential(1)}); ${state.runtime}; device ${identity.deviceId.slice(0, 8)}`);
+    `(max |diff| ${state.selfTest.maxAbsDiff.toExponential(1)}); ${state.runtime}; ${policy}; device ${identity.deviceId.slice(0, 8)}`);
   state.ready = true;
   new Shop(device, catalog(bundle.features), config.user.user_id).start(Date.now());
 }
