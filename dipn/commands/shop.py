@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from dipn.bundle.trust import load_public_key, load_trusted_bundle
     from dipn.errors import DipnValidationError
 
+    if not 0 <= args.port < 65536:
+        raise DipnValidationError(f"--port must lie in 0..65535, got {args.port}")
     bundle, signer = load_trusted_bundle(args.bundle, args.public_key)
     bundle.artifact("onnx", args.precision)  # refuses a bundle without the ONNX artifact asked for
     app = WEB / "dist" / "src" / "shop" / "app.js"
@@ -91,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
     routes |= {f"/vendor/ort/{name}": ort / name for name in ORT_FILES}
     routes |= {f"/bundle/{name}": bundle.root / name for name in [*bundle.manifest["files"], "manifest.json", "manifest.sig"]}
     routes |= {f"/app/{p.relative_to(WEB / 'dist').as_posix()}": p for p in (WEB / "dist" / "src").rglob("*.js")}
-    if not 0 <= args.port < 65536:
-        raise DipnValidationError(f"--port must lie in 0..65535, got {args.port}")
     try:
         server = ThreadingHTTPServer((args.host, args.port), _handler(routes, files, endpoint))
     except OSError as exc:
