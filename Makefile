@@ -4,10 +4,28 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DIR ?= runs/demo
+WEB    := mobile_demo/web
+WEB_STAMP := $(WEB)/node_modules/.installed-$(shell cat $(WEB)/package-lock.json | cksum | cut -d' ' -f1)
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/test $(WEB)/e2e -name '*.ts') $(WEB)/tsconfig.json
 
-.PHONY: setup demo test test-all emulator bench clean
+.PHONY: setup web demo test test-all emulator bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) web
+
+# The TypeScript port and its live page (mobile_demo/web): npm packages from the lockfile, then tsc.
+# onnxruntime-node's install script would fetch CUDA binaries from outside the npm registry; its CPU
+# build ships inside the package, so the script is told to skip. Without Node.js the web tests skip.
+web: $(WEB)/dist/.built
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(WEB) && rm -f node_modules/.installed-* && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund \
+		&& touch $(notdir $@) && mv $(notdir $@) node_modules/; \
+	else echo "npm is not installed: the TypeScript port and browser tests will be skipped" >&2; fi
+
+$(WEB)/dist/.built: $(WEB_STAMP) $(WEB_SOURCES)
+	@if [ -d $(WEB)/node_modules/typescript ]; then \
+		cd $(WEB) && node node_modules/typescript/bin/tsc -p tsconfig.json && touch dist/.built; fi
 
 # torch first and pinned: its CPU wheel lies on local disk; an unpinned torch pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -36,6 +54,7 @@ emulator: setup
 bench: setup emulator
 	test -f $(DEMO_DIR)/bundle/manifest.json || $(BIN)/dipn demo --out $(DEMO_DIR)
 	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/browser_latency.py
 	$(BIN)/python benchmarks/uplink_cost.py
 	$(BIN)/python benchmarks/emulator/bench.py
 	$(BIN)/python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000 --crash
@@ -44,4 +63,4 @@ bench: setup emulator
 	$(BIN)/python benchmarks/render_results.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis .cache
+	rm -rf $(VENV) runs .pytest_cache .hypothesis .cache $(WEB)/node_modules $(WEB)/dist

@@ -204,6 +204,11 @@ CASES: list[tuple[str, str, Case, str]] = [
                                                                "--campaign", "1"], "no answer"),
     ("demo", "--out is a file", lambda c: ["demo", "--out", c.path("a_file")], "cannot create the directory"),
     ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "users must be >= 1"),
+    ("check-port", "a directory that is no bundle", lambda c: ["check-port", c.path("db-dir"), c.path("a_file")],
+     "not a bundle"),
+    ("shop", "a directory that is no bundle", lambda c: ["shop", "--bundle", c.path("db-dir"), "--public-key",
+                                                         c.path("a_file"), "--endpoint", "http://127.0.0.1:9"],
+     "not a bundle"),
 ]  # fmt: skip
 
 

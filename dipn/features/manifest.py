@@ -14,6 +14,7 @@ from typing import Any
 from dipn import __version__
 from dipn.errors import DipnValidationError
 from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
+from dipn.features.port_spec import feature_port_fields, port_rules
 from dipn.features.spec import (
     OOV_ID,
     PAD_ID,
@@ -78,6 +79,7 @@ class FeatureManifest:
                         "num_embeddings": spec.num_embeddings,
                         "embed_dim": spec.embed_dim,
                         **({"categories": list(spec.categories)} if spec.categories else {}),
+                        **feature_port_fields(spec),
                     }
                 )
         inputs = [
@@ -104,7 +106,8 @@ class FeatureManifest:
             "sequence": {
                 "length": cfg.sequence_length,
                 "padding": "left: the most recent event is the last row",
-                "order": "ascending timestamp; ties keep the log's order",
+                "order": "the order events are encoded: arrival order on a device (time gaps are to the "
+                "previous arrival), ascending timestamp in a log (ties keep the log's order)",
             },
             "rules": {
                 "time_gap": {
@@ -140,14 +143,15 @@ class FeatureManifest:
                     "rule": "step",
                     "f_s": cfg.recency.f_s,
                     "f_b": cfg.recency.f_b,
-                    "input": "ms from the view's last event at or before the scoring time t to t; "
-                    "no event of the view yet -> value 20",
+                    "input": "ms from the view's last event at or before the scoring time t (the last row of "
+                    "its window) to t; no event of the view yet -> value 20",
                 },
                 "at_cut": "inputs as known at the scoring time t: a browse page still open at t "
                 "(no stay_ms, or ts + stay_ms > t) has stay t - ts; context.cut_hour is the hour "
                 "of day of t (same utc offset as hour)",
                 "count": "min(count, vocab_size - 1)",
                 "level": "clip(level, 0, vocab_size - 1)",
+                **port_rules(),
             },
             "features": features,
             "inputs": inputs,

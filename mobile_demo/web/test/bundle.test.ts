@@ -1,0 +1,128 @@
+/**
+ * The port on a real converted bundle (DIPN_TEST_BUNDLE, with its signer's key in
+ * DIPN_TEST_PUBLIC_KEY; tests/test_web_port.py makes both): trust, self-test at both precisions,
+ * and the device's event path against the golden cases.
+ */
+import assert from "node:assert/strict";
+import { cp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { openBundle } from "../src/bundle.js";
+import { Device } from "../src/device.js";
+import type { Score, ViewEvent } from "../src/device.js";
+import { BundleTrustError, PortError } from "../src/errors.js";
+import { encodeCase, selfTest } from "../src/golden.js";
+import { parseFeatures } from "../src/manifest.js";
+import { directorySource } from "../src/node/files.js";
+import { nodeScorers } from "../src/node/port-results.js";
+
+const root = process.env["DIPN_TEST_BUNDLE"];
+const keyPath = process.env["DIPN_TEST_PUBLIC_KEY"];
+const skip = root === undefined || keyPath === undefined ? "DIPN_TEST_BUNDLE and DIPN_TEST_PUBLIC_KEY are not set (tests/test_web_port.py sets them)" : false;
+
+async function open(dir = root as string) {
+  return openBundle(directorySource(dir), { publicKeyPem: await readFile(keyPath as string, "utf8") });
+}
+
+test("a signed bundle opens, and every artifact passes the self-test", { skip }, async () => {
+  const bundle = await open();
+  assert.match(bundle.signer ?? "", /^[0-9a-f]{16}$/);
+  for (const [path, scorer] of await nodeScorers(bundle)) {
+    const precision = bundle.manifest.artifacts.find((a) => a.path === path)?.precision ?? "";
+    const report = await selfTest(bundle, path, precision, scorer);
+    assert.equal(report.cases, bundle.golden.cases.length);
+    assert.ok(report.maxAbsDiff <= (bundle.golden.tolerance[precision] ?? 0));
+  }
+});
+
+test("a modified manifest, file or signer is refused", { skip }, async () => {
+  const copy = join(await mkdtemp(join(tmpdir(), "dipn-web-")), "bundle");
+  await cp(root as string, copy, { recursive: true });
+  const features = join(copy, "features.json");
+  const original = await readFile(features, "utf8");
+  await writeFile(features, original.replace('"padding": 0', '"padding": 0 '));
+  await assert.rejects(open(copy), (e: unknown) => e instanceof BundleTrustError && /features.json: \d+ bytes/.test(e.message));
+  await writeFile(features, original);
+  const manifest = join(copy, "manifest.json");
+  await writeFile(manifest, (await readFile(manifest, "utf8")).replace('"status": "ok"', '"status":  "ok"'));
+  await assert.rejects(open(copy), /signature does not match/);
+  const other = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+  await assert.rejects(openBundle(directorySource(root as string), { publicKeyPem: other }), /this device trusts key/);
+  await assert.rejects(openBundle(directorySource(root as string), {}), /no public key/);
+});
+
+test("events fed one moment at a time score the golden case's inputs and scores at its score_ts", { skip }, async () => {
+  const bundle = await open();
+  const [path, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
+  for (const golden of bundle.golden.cases) {
+    const heard: Score[] = [];
+    // every event moment is scored in the short case; the long one (hundreds of moments) only at the end
+    const onEvent = golden.name === "session";
+    const policy = { on_event: onEvent, timer_ms: null, idle_limit_ms: 0 };
+    const device = new Device({ bundle, scorer, screen: golden.raw.screen, strict: true, policy, listener: (s) => heard.push(s) });
+    device.setUser(golden.raw.history, golden.raw.profile);
+    const byView: ViewEvent[] = Object.entries(golden.raw.events).flatMap(([view, list]) => list.map((event) => ({ view, event })));
+    // as they happened (the short case's views interleaved by time); the others view after view
+    const events = onEvent ? [...byView].sort((a, b) => Number(a.event["ts"]) - Number(b.event["ts"])) : byView;
+    const scores = await device.onEvents(events);
+    const moments = events.filter((e, i) => events[i + 1]?.event["ts"] !== e.event["ts"]).map((e) => e.event["ts"]);
+    assert.deepEqual(scores.map((s) => s.ts), onEvent ? moments : []);
+    const expected = encodeCase(bundle.spec, bundle.inputNames, golden.raw);
+    const got = device.inputs(golden.raw.score_ts);
+    for (const [name, input] of expected) assert.deepEqual(got.get(name)?.data, input.data, `${golden.name} ${name}`);
+    const score = await device.score(golden.raw.score_ts);
+    const want = golden.scores[path] as [number, number];
+    assert.ok(Math.abs(score.p_realtime - want[0]) <= 1e-4 && Math.abs(score.p_longterm - want[1]) <= 1e-4, golden.name);
+    assert.deepEqual(heard.at(-1), score);
+  }
+});
+
+test("a bad event is dropped and counted, or refused in strict mode", { skip }, async () => {
+  const bundle = await open();
+  const [, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
+  const lenient = new Device({ bundle, scorer, screen: [390, 844] });
+  const warn = console.warn;
+  console.warn = () => undefined;
+  try {
+    const bad = [
+      { view: "tap", event: { ts: 1_767_261_600_000, event: "view", page: "Page_Home" } },
+      { view: "swipe", event: { ts: 1_767_261_600_001, type: "tap", page: "Page_Home" } },
+      { view: "browse", event: { action: "browse", page: "Page_Home" } },
+      { view: "clicks", event: { ts: 1_767_261_600_002 } },
+    ];
+    assert.deepEqual(await lenient.onEvents(bad), []);
+    assert.deepEqual([...lenient.dropped.values()], [1, 1, 1, 1]);
+    assert.match([...lenient.dropped.keys()].join("\n"), /unknown tap event "view"; expected one of \["page","button"\]/);
+    assert.match([...lenient.dropped.keys()].join("\n"), /x is missing or not a finite number/);
+  } finally {
+    console.warn = warn;
+  }
+  const strict = new Device({ bundle, scorer, screen: [390, 844], strict: true });
+  await assert.rejects(strict.onEvents([{ view: "browse", event: { action: "browse", page: "P" } }]), PortError);
+});
+
+test("a manifest feature of a kind or rule the port does not know is refused by name", { skip }, async () => {
+  const features = JSON.parse(await readFile(join(root as string, "features.json"), "utf8")) as { features: Record<string, unknown>[] };
+  const base = { group: "context", column: 4, source: "cut_ts - ts", vocab_size: 20, reads: ["ts"] };
+  const withStep = { ...features, features: [...features.features, { ...base, name: "time_before_cut", kind: "step", rule: "time_before_cut" }] };
+  assert.throws(() => parseFeatures(withStep), /feature context.time_before_cut: rules.time_before_cut is not a step rule/);
+  const withKind = { ...features, features: [...features.features, { ...base, name: "weekday", kind: "weekday", rule: "weekday" }] };
+  assert.throws(() => parseFeatures(withKind), /feature context.weekday has kind "weekday", which this port does not know/);
+});
+
+test("ticks due before an event are scored before it, and a late record scores with the next moment", { skip }, async () => {
+  const bundle = await open();
+  const [, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
+  const policy = { on_event: true, timer_ms: 1_000, idle_limit_ms: 3_000 };
+  const device = new Device({ bundle, scorer, screen: [390, 844], strict: true, policy });
+  const t0 = 1_767_261_600_000;
+  const page = (ts: number) => ({ view: "tap", event: { user_id: "u", ts, event: "page", page: "Page_Home", button: null } });
+  const moments = async (events: ViewEvent[]) => (await device.onEvents(events)).map((s) => [s.trigger, s.ts - t0]);
+  assert.deepEqual(await moments([page(t0)]), [["event", 0]]);
+  assert.deepEqual(await moments([page(t0 + 2_500), page(t0 + 2_500)]), [["tick", 1_000], ["tick", 2_000], ["event", 2_500]]);
+  const late = { view: "browse", event: { user_id: "u", ts: t0 + 100, action: "browse", leaf_category: null, top_category: null, page: "Page_Home", stay_ms: 2_400 } };
+  assert.deepEqual(await moments([late, page(t0 + 2_600)]), [["event", 2_600]]);
+  assert.deepEqual((await device.tick(t0 + 60_000)).map((s) => s.ts - t0), [3_600, 4_600, 5_600]);
+});

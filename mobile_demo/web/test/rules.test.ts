@@ -1,0 +1,63 @@
+/** The numeric rules and the two policies, against values worked out from dipn's Python rules. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { direction, hourOfDay, screenSegment, signedLengthSegment, stayBucket, stepBucket } from "../src/buckets.js";
+import { PostingPolicy, TickSchedule } from "../src/policy.js";
+
+const PIECES = [
+  { from_s: 0, below_s: 120, step_s: 1, first: 0 },
+  { from_s: 120, below_s: 600, step_s: 10, first: 120 },
+  { from_s: 600, below_s: 1200, step_s: 60, first: 168 },
+];
+
+test("the step function: fine below f_b, coarse below 10 f_b, one bucket beyond, 0 for negatives", () => {
+  const rule = { f_s: 100, f_b: 1000 };
+  assert.deepEqual([0, 99, 100, 999, 1000, 1999, 9999, 10_000, Infinity, -5].map((x) => stepBucket(x, rule)),
+    [0, 0, 1, 9, 10, 10, 18, 19, 19, 0]);
+  assert.throws(() => stepBucket(Number.NaN, rule), /NaN/);
+});
+
+test("stay buckets follow the manifest's pieces", () => {
+  assert.deepEqual([0, 999, 1000, 119_999, 120_000, 129_999, 130_000, 599_999, 600_000, 1_199_999, 1_200_000, 5e9, -10]
+    .map((ms) => stayBucket(ms, PIECES, 178)), [0, 0, 1, 119, 120, 120, 121, 167, 168, 177, 178, 178, 0]);
+});
+
+test("hours, screen segments, signed lengths and directions", () => {
+  assert.equal(hourOfDay(1_767_261_600_000, 0), 10);
+  assert.equal(hourOfDay(1_767_261_600_000, 480), 18);
+  assert.equal(hourOfDay(0, -60), 23);
+  assert.deepEqual([-10, 0, 22.9, 390, 500].map((x) => screenSegment(x, 390, 17)), [0, 0, 0, 16, 16]);
+  assert.equal(signedLengthSegment(-100, 390, 17), 17 + 4);
+  assert.equal(signedLengthSegment(1000, 390, 17), 16);
+  assert.deepEqual([direction(-1), direction(0), direction(3)], [1, 0, 0]);
+});
+
+test("idle ticks: every timer_ms after the latest event, up to the idle limit, strictly before the next event", () => {
+  const ticks = new TickSchedule({ on_event: true, timer_ms: 60_000, idle_limit_ms: 180_000 });
+  assert.deepEqual(ticks.due(1e9), []);
+  ticks.event(1_000);
+  assert.deepEqual(ticks.due(100_000), [61_000]);
+  assert.deepEqual(ticks.due(121_000, 121_000), []); // the next event is at 121 000: its tick is not idle
+  ticks.event(121_000);
+  assert.deepEqual(ticks.due(10_000_000), [181_000, 241_000, 301_000]);
+  assert.deepEqual(ticks.due(10_000_000), []);
+  const off = new TickSchedule({ on_event: true, timer_ms: null, idle_limit_ms: 1_800_000 });
+  off.event(0);
+  assert.deepEqual(off.due(1e9), []);
+});
+
+test("posting: the first score, band crossings, moves of min_delta, the heartbeat; every score when disabled", () => {
+  const policy = new PostingPolicy();
+  const offer = (p_realtime: number, p_longterm: number, ts: number) => policy.offer({ p_realtime, p_longterm, ts });
+  assert.equal(offer(0.10, 0.5, 0), true);
+  assert.equal(offer(0.12, 0.52, 1_000), false);
+  assert.equal(offer(0.21, 0.52, 2_000), true); // into the band [0.2, 0.4]
+  assert.equal(offer(0.22, 0.56, 3_000), false); // 0.04 of longterm since the last posted 0.52
+  assert.equal(offer(0.22, 0.571, 4_000), true); // 0.051 moved
+  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_000), true); // heartbeat
+  policy.reset();
+  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_001), true);
+  const all = new PostingPolicy({ bandLow: 0.2, bandHigh: 0.4, minDelta: 0.05, heartbeatMs: 1_800_000, enabled: false });
+  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }), true);
+  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }), true);
+});
