@@ -41,6 +41,7 @@ class UserTable:
     bucket: np.ndarray  # index into BUCKETS
     seen_ms: np.ndarray
     granted_ms: np.ndarray  # inf: no coupon
+    coupon_value: np.ndarray  # face value of the user's coupon (0: none)
     redeemed_ms: np.ndarray  # inf: coupon not used
     order_user: np.ndarray  # per order: row of its user
     order_ms: np.ndarray
@@ -68,17 +69,17 @@ def load(engine: Engine, campaign_id: int, now_ms: int) -> tuple[dict, UserTable
         live = store.live_scores(conn, now_ms - config.score_max_age_ms)
     row_of = {r.user_id: i for i, r in enumerate(seen)}
     n = len(seen)
-    granted_ms, redeemed_ms = np.full(n, np.inf), np.full(n, np.inf)
+    granted_ms, redeemed_ms, value = np.full(n, np.inf), np.full(n, np.inf), np.zeros(n)
     order_ms_of = {o.order_id: o.received_ms for o in bought}
     for g in granted:
         i = row_of[g.user_id]  # a grant always follows its user's assignment
-        granted_ms[i] = g.granted_ms
+        granted_ms[i], value[i] = g.granted_ms, g.value_cents / 100
         if g.redeemed_order_id is not None:
             redeemed_ms[i] = order_ms_of.get(g.redeemed_order_id, g.granted_ms)
     users = UserTable(
         bucket=np.array([BUCKETS.index(r.bucket) for r in seen], dtype=np.int64),
         seen_ms=np.array([r.first_seen_ms for r in seen], dtype=np.float64),
-        granted_ms=granted_ms, redeemed_ms=redeemed_ms,
+        granted_ms=granted_ms, coupon_value=value, redeemed_ms=redeemed_ms,
         order_user=np.array([row_of[o.user_id] for o in bought], dtype=np.int64),
         order_ms=np.array([o.received_ms for o in bought], dtype=np.float64),
         order_gmv=np.array([o.gmv_cents / 100 for o in bought], dtype=np.float64),
@@ -123,15 +124,19 @@ def _interval(values: np.ndarray) -> list[float] | None:
     return None if interval is None else [interval[0], interval[1]]
 
 
-def bucket_rows(users: UserTable, as_of: float, weights: np.ndarray) -> dict[str, dict]:
+def bucket_rows(users: UserTable, as_of: float, weights: np.ndarray, shares: dict[str, float]) -> dict[str, dict]:
     """metrics.campaign_report's rows, plus grant rate and 95% intervals of R_c, I_gmv, grant rate."""
     columns = _columns(users, as_of)
     point = columns.sum(axis=0)
+    ordered = users.bucket[users.order_user[users.order_ms <= as_of]]
+    granted = np.isfinite(users.granted_ms) & (users.granted_ms <= as_of)
     totals = {}
     for b, name in enumerate(BUCKETS):
-        if point[4 * b] > 0 or name == "none":
+        if point[4 * b] > 0 or shares.get(name, 0.0) > 0:  # the buckets metrics.campaign_totals shows
             totals[name] = BucketTotals(users=int(point[4 * b]), granted=int(point[4 * b + 1]),
-                                        redeemers=int(point[4 * b + 2]), gmv=round(float(point[4 * b + 3]), 2))
+                                        redeemers=int(point[4 * b + 2]), gmv=round(float(point[4 * b + 3]), 2),
+                                        orders=int((ordered == b).sum()),
+                                        reserved=round(float(users.coupon_value[granted & (users.bucket == b)].sum()), 2))
     rows = campaign_report(totals)
     resampled = _figures(weights @ columns)
     for name, row in rows.items():
@@ -214,7 +219,7 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
     points = _time_points(users, decided)
     over_time = []
     for t in points:
-        rows = bucket_rows(users, t, weights)
+        rows = bucket_rows(users, t, weights, config.shares)
         over_time.append({"ms": int(t), "buckets": {b: {k: rows[b][k] for k in (
             "users", "granted", "redeemers", "r_c", "r_c_interval", "i_gmv", "i_gmv_interval", "grant_rate")}
             for b in rows}})
@@ -245,7 +250,7 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
     return {
         "campaign_id": campaign_id, "name": config.name, "status": status_of(config, now_ms),
         "generated_ms": now_ms, "bootstrap_rounds": rounds, "interval_level": 0.95,
-        "buckets": bucket_rows(users, np.inf, weights),
+        "buckets": bucket_rows(users, np.inf, weights, config.shares),
         "over_time": over_time,
         "decisions": {"total": len(decided), "by_reason": dict(by_reason.most_common()),
                       "by_bucket": {b: dict(c.most_common()) for b, c in by_bucket_reason.items()}},
