@@ -30,7 +30,7 @@ from dipn.serving.config import BUCKETS, ServerConfig
 
 COLORS = {"none": "#7f7f7f", "all": "#1f77b4", "model": "#d62728", "budgeted": "#2ca02c"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
-W, H, PAD = 560, 220, 44
+W, H, PAD = 560, 220, 58
 
 
 def _check_operator(request: Request, token: str | None) -> HTMLResponse | None:
@@ -205,8 +205,9 @@ def _axes(x_labels: list[tuple[float, str]], y_low: float, y_high: float, fmt, h
         v = y_low + (y_high - y_low) * k / 4
         parts.append(f"<text x='{PAD - 4}' y='{y(v) + 4:.1f}' text-anchor='end'>{fmt(v)}</text>"
                      f"<line x1='{PAD}' y1='{y(v):.1f}' x2='{W - 8}' y2='{y(v):.1f}' stroke='#eee'/>")
-    for x, label in x_labels:
-        parts.append(f"<text x='{x:.1f}' y='{height - PAD + 14}' text-anchor='middle'>{html.escape(label)}</text>")
+    for k, (x, label) in enumerate(x_labels):
+        anchor = "start" if k == 0 else "end"
+        parts.append(f"<text x='{x:.1f}' y='{height - PAD + 14}' text-anchor='{anchor}'>{html.escape(label)}</text>")
     return "".join(parts)
 
 
@@ -220,7 +221,7 @@ def _time_chart(over_time: list, field: str, percent: bool) -> str:
     t0, t1 = over_time[0]["ms"], over_time[-1]["ms"]
     lo, hi = min(0.0, min(values)), max(values) * 1.05 or 1.0
     x, y = _scale(t0, t1 if t1 > t0 else t0 + 1, PAD, W - 16), _scale(lo, hi, H - PAD, 12)
-    fmt = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:.3g}")
+    fmt = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}")
     parts = [_axes([(x(t0), _clock(t0)), (x(t1), _clock(t1))], lo, hi, fmt)]
     legend = []
     for b, pts in series.items():
