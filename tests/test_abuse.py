@@ -199,7 +199,7 @@ def test_a_version_1_database_loses_its_stored_secrets_on_migration(databases: D
         conn.execute(schema_version.insert().values(version=1, description=MIGRATIONS[0].description, applied_ms=0))
         conn.execute(text("INSERT INTO devices (device_id, user_id, secret, created_ms) VALUES (:d, :u, :s, 0)"),
                      {"d": "b" * 32, "u": "old-user", "s": "ab" * 32})
-    assert migrate(engine) == [2]
+    assert migrate(engine) == [2, 3]
     columns = {c["name"] for c in inspect(engine).get_columns("devices")}
     assert columns == {c.name for c in models.devices.columns}
     assert inspect(engine).has_table("rate_counters")
