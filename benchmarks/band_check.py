@@ -42,8 +42,8 @@ from dipn.serving.server import free_port  # noqa: E402
 
 def choose_band(val: Path, grant_rate: float) -> dict:
     """``dipn band VAL --grant-rate R --json``, as a user runs it."""
-    out = subprocess.run([sys.executable, "-m", "dipn.cli", "band", str(val), "--grant-rate", str(grant_rate), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    command = [sys.executable, "-m", "dipn.cli", "band", str(val), "--grant-rate", str(grant_rate), "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
 

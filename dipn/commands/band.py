@@ -39,7 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.serving.band import Band, BandError, candidate_rows, quantile_band, rate_windows, read_predictions, resolve
+    from dipn.serving.band import (
+        Band,
+        BandError,
+        candidate_rows,
+        quantile_band,
+        rate_windows,
+        read_predictions,
+        resolve,
+    )
     from dipn.serving.config import CampaignConfig, UpliftCurve
 
     if not 20 <= args.bootstrap <= 100_000:
@@ -68,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
             statement = {"kind": "grant_rate", "grant_rate": args.grant_rate, "start_quantile": args.start_quantile}
             chosen = resolve(statement, scores, uplift, basket)
             if args.start_quantile is None:
-                candidates += [(f"rate window from q{a:.2f}", band) for a, band in rate_windows(scores, args.grant_rate)]
+                windows = rate_windows(scores, args.grant_rate)
+                candidates += [(f"rate window from q{a:.2f}", band) for a, band in windows]
             else:
                 candidates.append((f"rate window from q{args.start_quantile:.2f}", chosen))
     except (BandError, ValueError) as exc:
         raise DipnValidationError(str(exc)) from None
     rows = candidate_rows(scores, users, candidates, uplift, basket, coupon, rounds=args.bootstrap)
-    chosen_row = next((r for r in rows if chosen is not None and (r["t_l"], r["t_u"]) == (chosen.t_l, chosen.t_u)), None)
+    chosen_row = next((r for r in rows if chosen is not None and (r["t_l"], r["t_u"]) == (chosen.t_l, chosen.t_u)),
+                      None)
     if chosen_row is not None:
         chosen_row["chosen"] = True
     summary = {
@@ -110,7 +120,8 @@ def format_table(summary: dict) -> str:
         f"{'per coupon':>11s}",
     ]
     for row in summary["candidates"]:
-        interval = "" if row["grant_rate_low"] is None else f" [{row['grant_rate_low']:.1%}, {row['grant_rate_high']:.1%}]"
+        interval = "" if row["grant_rate_low"] is None else \
+            f" [{row['grant_rate_low']:.1%}, {row['grant_rate_high']:.1%}]"
         per_coupon = "/" if row["expected_incremental_gmv_per_coupon"] is None else \
             f"{row['expected_incremental_gmv_per_coupon']:.3f}"
         mark = "*" if row.get("chosen") else " "

@@ -364,7 +364,8 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
     @app.get("/campaigns", response_model=CampaignList, dependencies=[Depends(admin)])
     def list_campaigns(request: Request) -> dict:
         now = wire.now_ms()
-        return {"campaigns": [campaign_out(i, c, now, created) for i, created, c in store.list_campaigns(engine_of(request))]}
+        campaigns = store.list_campaigns(engine_of(request))
+        return {"campaigns": [campaign_out(i, c, now, created) for i, created, c in campaigns]}
 
     @app.get("/campaigns/{campaign_id}", response_model=CampaignOut, dependencies=[Depends(admin)])
     def get_campaign(campaign_id: CampaignId, request: Request) -> dict:

@@ -168,7 +168,8 @@ def _interval_cell(bucket: str, field: str, interval: list | None, fmt) -> str: 
 
 def _budget_table(budget: dict) -> str:
     rows = "".join(f"<tr><td>{b}</td><td>{_money(v['cap'])}</td><td>{v['reserved']:.2f}</td>"
-                   f"<td>{_money(v['remaining'])}</td></tr>" for b, v in budget["buckets"].items() if v["reserved"] or v["cap"])
+                   f"<td>{_money(v['remaining'])}</td></tr>"
+                   for b, v in budget["buckets"].items() if v["reserved"] or v["cap"])
     return (f"<p>budget <b id='budget' data-value='{budget['budget'] if budget['budget'] is not None else ''}'>"
             f"{_money(budget['budget'])}</b>, reserved <b id='reserved' data-value='{budget['reserved']!r}'>"
             f"{budget['reserved']:.2f}</b>, remaining <b id='remaining'>{_money(budget['remaining'])}</b></p>"
@@ -178,18 +179,19 @@ def _budget_table(budget: dict) -> str:
 def _versions_table(versions: dict) -> str:
     if not versions:
         return "<p class='muted'>no decision used a score yet</p>"
-    rows = "".join(f"<tr><td>{html.escape(v)}</td><td>{d['decisions']}</td><td>{d['coupons']}</td><td>{d['redeemed']}</td>"
-                   f"<td>{d['mean_p_realtime']:.4f}</td><td>{_when(d['first_ms'])}</td><td>{_when(d['last_ms'])}</td></tr>"
-                   for v, d in versions.items())
+    rows = "".join(f"<tr><td>{html.escape(v)}</td><td>{d['decisions']}</td><td>{d['coupons']}</td>"
+                   f"<td>{d['redeemed']}</td><td>{_pct(d['r_c'])}</td><td>{d['mean_p_realtime']:.4f}</td>"
+                   f"<td>{_when(d['first_ms'])}</td><td>{_when(d['last_ms'])}</td></tr>" for v, d in versions.items())
     return ("<table id='model-versions'><tr><th>model version</th><th>decisions</th><th>coupons</th><th>used</th>"
-            f"<th>mean p_realtime</th><th>first</th><th>last</th></tr>{rows}</table>")
+            f"<th>R_c</th><th>mean p_realtime</th><th>first</th><th>last</th></tr>{rows}</table>")
 
 
 # --- SVG -----------------------------------------------------------------------------------------
 
 
 def _svg(inner: str, height: int = H) -> str:
-    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{height}' viewBox='0 0 {W} {height}'>{inner}</svg>"
+    size = f"width='{W}' height='{height}' viewBox='0 0 {W} {height}'"
+    return f"<svg xmlns='http://www.w3.org/2000/svg' {size}>{inner}</svg>"
 
 
 def _scale(low: float, high: float, out_low: float, out_high: float):  # noqa: ANN202
@@ -275,7 +277,8 @@ def _histogram(edges: list[float], part: dict, band: dict) -> str:
         parts.append(f"<text x='{W - 12}' y='26' text-anchor='end' fill='#b00'>band [{band['t_l']:.3g}, "
                      f"{band['t_u']:.3g}] is off this range</text>")
     for k, count in enumerate(counts):
-        parts.append(f"<rect x='{x(edges[k]) + 0.5:.1f}' y='{y(count):.1f}' width='{x(edges[k + 1]) - x(edges[k]) - 1:.1f}' "
+        width = x(edges[k + 1]) - x(edges[k]) - 1
+        parts.append(f"<rect x='{x(edges[k]) + 0.5:.1f}' y='{y(count):.1f}' width='{width:.1f}' "
                      f"height='{H - PAD - y(count):.1f}' fill='#555'/>")
     share = f"{part['inside_share']:.1%}" if part["inside_share"] is not None else "/"
     parts.append(f"<text x='{PAD + 6}' y='24'>{part['count']} scores, {share} inside the band</text>")

@@ -132,11 +132,12 @@ def bucket_rows(users: UserTable, as_of: float, weights: np.ndarray, shares: dic
     granted = np.isfinite(users.granted_ms) & (users.granted_ms <= as_of)
     totals = {}
     for b, name in enumerate(BUCKETS):
+        in_bucket = users.bucket == b
         if point[4 * b] > 0 or shares.get(name, 0.0) > 0:  # the buckets metrics.campaign_totals shows
             totals[name] = BucketTotals(users=int(point[4 * b]), granted=int(point[4 * b + 1]),
                                         redeemers=int(point[4 * b + 2]), gmv=round(float(point[4 * b + 3]), 2),
                                         orders=int((ordered == b).sum()),
-                                        reserved=round(float(users.coupon_value[granted & (users.bucket == b)].sum()), 2))
+                                        reserved=round(float(users.coupon_value[granted & in_bucket].sum()), 2))
     rows = campaign_report(totals)
     resampled = _figures(weights @ columns)
     for name, row in rows.items():
@@ -160,7 +161,8 @@ def _time_points(users: UserTable, decided: list) -> list[float]:
 
 
 def histogram(scores: np.ndarray, edges: np.ndarray, t_l: float, t_u: float) -> dict:
-    counts = np.histogram(np.clip(scores, edges[0], edges[-1]), bins=edges)[0] if len(scores) else np.zeros(len(edges) - 1)
+    counts = np.histogram(np.clip(scores, edges[0], edges[-1]), bins=edges)[0] if len(scores) else \
+        np.zeros(len(edges) - 1)
     inside = int(((scores >= t_l) & (scores <= t_u)).sum()) if len(scores) else 0
     return {"count": int(len(scores)), "counts": [int(c) for c in counts], "inside": inside,
             "inside_share": inside / len(scores) if len(scores) else None,
@@ -247,6 +249,7 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
         v["mean_p_realtime"] = float(np.mean(scores))
         v.setdefault("coupons", 0)
         v.setdefault("redeemed", 0)
+        v["r_c"] = v["redeemed"] / v["coupons"] if v["coupons"] else None
     return {
         "campaign_id": campaign_id, "name": config.name, "status": status_of(config, now_ms),
         "generated_ms": now_ms, "bootstrap_rounds": rounds, "interval_level": 0.95,
@@ -264,7 +267,8 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
 def format_report_text(report: dict) -> str:
     """The CLI's view: Table 7 with intervals, grant rates, decisions by reason, band, budget."""
     lines = [f"campaign {report['campaign_id']} ({report['name']}, {report['status']}): "
-             f"{report['decisions']['total']} decisions; 95% intervals from {report['bootstrap_rounds']} user resamples",
+             f"{report['decisions']['total']} decisions; 95% intervals from {report['bootstrap_rounds']} user "
+             "resamples",
              f"{'bucket':9s} {'users':>7s} {'granted':>8s} {'rate':>7s} {'used':>6s} {'GMV':>11s} "
              f"{'R_c [95% CI]':>24s} {'I_gmv [95% CI]':>30s}"]
     for name, row in report["buckets"].items():

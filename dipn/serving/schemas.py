@@ -322,8 +322,9 @@ class DecisionCounts(BaseModel):
 class ModelVersionReport(BaseModel):
     decisions: int = Field(description="decisions that used a score of this model version")
     granted: int = Field(description="of those, new coupons")
-    coupons: int
+    coupons: int = Field(description="coupons granted on a score of this version")
     redeemed: int
+    r_c: float | None = Field(description="redeemed / coupons (eq. 7 over this version's coupons)")
     mean_p_realtime: float
     first_ms: int
     last_ms: int

@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import Connection, Engine, func, select
 
 from dipn.serving import auth, band
-from dipn.serving.budget import paced_multiplier
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents
+from dipn.serving.budget import paced_multiplier
 from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve
 from dipn.serving.db import read_tx, write_tx
 from dipn.serving.metrics import BucketTotals
@@ -271,7 +271,8 @@ def _decide_in(conn: Connection, campaign_id: int, user_id: str, now_ms: int) ->
     if bucket == "budgeted" and p_realtime is not None:
         row = conn.execute(select(budget.cap_cents, budget.reserved_cents)
                            .where(budget.campaign_id == campaign_id, budget.bucket == bucket)).first()
-        config = replace(config, lagrange_multiplier=paced_multiplier(config, row.reserved_cents, row.cap_cents, now_ms))
+        paced = paced_multiplier(config, row.reserved_cents, row.cap_cents, now_ms)
+        config = replace(config, lagrange_multiplier=paced)
     decision = decide(bucket, p_realtime, config)
     answer |= {"reason": decision.reason, "p_realtime": p_realtime,
                "model_version": None if score is None else score.model_version,
