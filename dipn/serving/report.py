@@ -27,6 +27,8 @@ from dipn.serving.metrics import BucketTotals, campaign_report
 from dipn.serving.models import assignments, bucket_budgets, campaigns, decisions, grants, orders
 
 TIME_POINTS = 8
+# Resamples are (rounds x users) weights: fewer rounds for very large campaigns bound the memory.
+MAX_WEIGHT_CELLS = 8_000_000
 HISTOGRAM_BINS = 24
 # The band "misses" the scores when fewer than this share of them fall inside (a stated grant rate
 # r lowers it to r / 4): the paper's 0.2-0.4 on scores that lie between 0.02 and 0.05.
@@ -217,6 +219,7 @@ def status_of(config: CampaignConfig, now_ms: int) -> str:
 def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: int = ROUNDS) -> dict:
     facts, users, decided, budgets, live = load(engine, campaign_id, now_ms)
     config: CampaignConfig = facts["config"]
+    rounds = max(100, min(rounds, MAX_WEIGHT_CELLS // max(1, len(users.bucket))))
     weights = user_weights(np.arange(len(users.bucket)), rounds=rounds, seed=campaign_id)
     points = _time_points(users, decided)
     over_time = []
