@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.endpoint_load import start_server  # noqa: E402
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 from dipn.serving.band import read_predictions  # noqa: E402
 from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
@@ -47,35 +46,16 @@ def choose_band(val: Path, grant_rate: float) -> dict:
     return json.loads(out)
 
 
-def start_server(db_url: str, port: int, token: str) -> subprocess.Popen:
-    """``dipn serve`` with the operator token in its environment, not on its command line."""
-    env = os.environ | {"DIPN_ADMIN_TOKEN": token}
-    process = subprocess.Popen([sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port),
-                                "--workers", "2", "--rate-limit", "0"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dipn serve exited: {process.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("dipn serve did not come up in 90 s")
-
-
-def run_campaign(url: str, token: str, band: dict, users: np.ndarray, cuts: np.ndarray, scores: np.ndarray,
+def run_campaign(url: str, band: dict, users: np.ndarray, cuts: np.ndarray, scores: np.ndarray,
                  threads: int) -> tuple[int, list[dict]]:
-    operator = OperatorClient(url, token)
+    operator = OperatorClient(url)
     campaign = operator.create_campaign(name="band-check", shares={"model": 1.0}, t_l=band["t_l"], t_u=band["t_u"])
 
     def one_cut(i: int) -> dict:
         http = httpx.Client(base_url=url, timeout=30)
         device = DeviceClient.register("", f"{users[i]}@{cuts[i]}", http=http)
         device.post_scores([device.score("tail-browse-history", float(scores[i]), 0.0)])
-        answer = OperatorClient(url, token, http=http).decide(campaign["id"], f"{users[i]}@{cuts[i]}")
+        answer = OperatorClient(url, http=http).decide(campaign["id"], f"{users[i]}@{cuts[i]}")
         http.close()
         return answer
 
@@ -99,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     import polars as pl
 
     cuts = pl.read_csv(args.eval, schema_overrides={"user_id": pl.String})["ts"].to_numpy()
-    token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="dipn-band-check-") as tmp:
-        server = start_server(f"sqlite:///{tmp}/serve.db", port := free_port(), token)
+        # the load benchmark's server: dipn serve, two workers, on loopback, no rate limit
+        server = start_server(f"sqlite:///{tmp}/serve.db", port := free_port(), workers=2)
         try:
             url = f"http://127.0.0.1:{port}"
-            campaign_id, answers = run_campaign(url, token, band, eval_users, cuts, eval_scores, args.threads)
-            report = OperatorClient(url, token).report(campaign_id)
+            campaign_id, answers = run_campaign(url, band, eval_users, cuts, eval_scores, args.threads)
+            report = OperatorClient(url).report(campaign_id)
         finally:
-            os.killpg(server.pid, 15)
+            server.terminate()
             server.wait(60)
     granted = np.array([a["granted"] for a in answers], dtype=np.float64)
     real_users = np.array([a["user_id"].rsplit("@", 1)[0] for a in answers])

@@ -33,7 +33,7 @@ from dipn.serving import uplift_metrics
 from dipn.serving.buckets import bucket_position
 from dipn.serving.budget import cap_in_arrival_order, multiplier_for_budget
 from dipn.serving.config import CampaignConfig, UpliftCurve
-from dipn.serving.metrics import BucketTotals, campaign_report, format_report
+from dipn.serving.metrics import BucketTotals, campaign_report, format_number, format_percent, format_report
 from dipn.serving.policy import budgeted_grants, expected_incremental_gmv, within_thresholds
 
 RESULTS = Path(__file__).parent / "results"
@@ -253,7 +253,7 @@ def markdown(report: dict) -> str:
         r_c = "/" if row["r_c"] is None else f"{row['r_c']:.1%}" + _rel(row["r_c_vs_all"])
         i_gmv = "/" if row["i_gmv"] is None else f"{row['i_gmv']:.2f}" + _rel(row["i_gmv_vs_all"])
         lines.append(f"| {name} | {row['users']:,} | {row['granted']:,} | {row['redeemers']:,} | {r_c} | {i_gmv} | "
-                     f"{_num(row['i_gmv_true'])} | {row['expected_incremental_gmv_per_user']:.3f} |")
+                     f"{format_number(row['i_gmv_true'])} | {row['expected_incremental_gmv_per_user']:.3f} |")
     lines += [
         "", f"Paper (Taobao, Double 11 2018): R_c all 40.4%, model 57.0% (+41.1%); I_gmv model +39.8% over all. "
         f"Lagrange multiplier here: {t7['lagrange_multiplier']:.4f}. R_c and I_gmv are computed from the simulated "
@@ -273,8 +273,8 @@ def markdown(report: dict) -> str:
         label = ("budgeted (Lagrangian)", "") if row["t_l"] is None else (f"{row['t_l']:.2f}", f"{row['t_u']:.2f}")
         if row is sw["paper_pair"]:
             label = (f"{label[0]} (paper)", label[1])
-        lines.append(f"| {label[0]} | {label[1]} | {row['coupon_share']:.1%} | {_pct(row['r_c'])} | "
-                     f"{_num(row['i_gmv'])} | {row['expected_incremental_gmv_per_user']:.3f} | "
+        lines.append(f"| {label[0]} | {label[1]} | {row['coupon_share']:.1%} | {format_percent(row['r_c'])} | "
+                     f"{format_number(row['i_gmv'])} | {row['expected_incremental_gmv_per_user']:.3f} | "
                      f"{row['redeemed_value_per_user']:.3f} |")
     best = sw["best_under_budget"]
     per_user = "expected_incremental_gmv_per_user"
@@ -300,14 +300,6 @@ def markdown(report: dict) -> str:
 
 def _rel(value: float | None) -> str:
     return "" if value is None else f" ({value:+.1%})"
-
-
-def _pct(value: float | None) -> str:
-    return "/" if value is None else f"{value:.1%}"
-
-
-def _num(value: float | None) -> str:
-    return "/" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse
 from dipn import wire
 from dipn.serving import auth, report, store
 from dipn.serving.config import BUCKETS, ServerConfig
+from dipn.serving.metrics import format_number, format_percent
 
 COLORS = {"none": "#7f7f7f", "all": "#1f77b4", "model": "#d62728", "budgeted": "#2ca02c"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -147,13 +148,13 @@ def _bucket_table(buckets: dict) -> str:
         rows.append(
             f"<tr><td style='color:{COLORS[name]}'>{name}</td>" + _cell(name, "users", row["users"], str(row["users"]))
             + _cell(name, "granted", row["granted"], str(row["granted"]))
-            + _cell(name, "grant_rate", row["grant_rate"], _pct(row["grant_rate"]))
+            + _cell(name, "grant_rate", row["grant_rate"], format_percent(row["grant_rate"]))
             + _cell(name, "redeemers", row["redeemers"], str(row["redeemers"]))
             + _cell(name, "gmv", row["gmv"], f"{row['gmv']:.2f}")
-            + _cell(name, "r_c", row["r_c"], _pct(row["r_c"]))
-            + _interval_cell(name, "r_c_interval", row["r_c_interval"], _pct)
-            + _cell(name, "i_gmv", row["i_gmv"], _num(row["i_gmv"]))
-            + _interval_cell(name, "i_gmv_interval", row["i_gmv_interval"], _num)
+            + _cell(name, "r_c", row["r_c"], format_percent(row["r_c"]))
+            + _interval_cell(name, "r_c_interval", row["r_c_interval"], format_percent)
+            + _cell(name, "i_gmv", row["i_gmv"], format_number(row["i_gmv"]))
+            + _interval_cell(name, "i_gmv_interval", row["i_gmv_interval"], format_number)
             + _cell(name, "r_c_vs_all", row["r_c_vs_all"], _rel(row["r_c_vs_all"]))
             + _cell(name, "i_gmv_vs_all", row["i_gmv_vs_all"], _rel(row["i_gmv_vs_all"])) + "</tr>")
     return head + "".join(rows) + "</table>"
@@ -180,7 +181,7 @@ def _versions_table(versions: dict) -> str:
     if not versions:
         return "<p class='muted'>no decision used a score yet</p>"
     rows = "".join(f"<tr><td>{html.escape(v)}</td><td>{d['decisions']}</td><td>{d['coupons']}</td>"
-                   f"<td>{d['redeemed']}</td><td>{_pct(d['r_c'])}</td><td>{d['mean_p_realtime']:.4f}</td>"
+                   f"<td>{d['redeemed']}</td><td>{format_percent(d['r_c'])}</td><td>{d['mean_p_realtime']:.4f}</td>"
                    f"<td>{_when(d['first_ms'])}</td><td>{_when(d['last_ms'])}</td></tr>" for v, d in versions.items())
     return ("<table id='model-versions'><tr><th>model version</th><th>decisions</th><th>coupons</th><th>used</th>"
             f"<th>R_c</th><th>mean p_realtime</th><th>first</th><th>last</th></tr>{rows}</table>")
@@ -298,14 +299,6 @@ def _bars(counts: dict[str, int]) -> str:
                      f"data-reason='{html.escape(reason)}' data-value='{n}'/>"
                      f"<text x='{180 + width:.1f}' y='{22 * k + 20}'>{n}</text>")
     return _svg("".join(parts), height)
-
-
-def _pct(value: float | None) -> str:
-    return "/" if value is None else f"{value:.1%}"
-
-
-def _num(value: float | None) -> str:
-    return "/" if value is None else f"{value:.2f}"
 
 
 def _rel(value: float | None) -> str:

@@ -23,7 +23,7 @@ from dipn.serving import store
 from dipn.serving.config import BUCKETS, CampaignConfig
 from dipn.serving.db import read_tx
 from dipn.serving.intervals import ROUNDS, percentile_interval, user_weights
-from dipn.serving.metrics import BucketTotals, campaign_report
+from dipn.serving.metrics import BucketTotals, campaign_report, format_percent
 from dipn.serving.models import assignments, bucket_budgets, campaigns, decisions, grants, orders
 
 TIME_POINTS = 8
@@ -275,7 +275,7 @@ def format_report_text(report: dict) -> str:
              f"{'bucket':9s} {'users':>7s} {'granted':>8s} {'rate':>7s} {'used':>6s} {'GMV':>11s} "
              f"{'R_c [95% CI]':>24s} {'I_gmv [95% CI]':>30s}"]
     for name, row in report["buckets"].items():
-        lines.append(f"{name:9s} {row['users']:7d} {row['granted']:8d} {_pct(row['grant_rate']):>7s} "
+        lines.append(f"{name:9s} {row['users']:7d} {row['granted']:8d} {format_percent(row['grant_rate']):>7s} "
                      f"{row['redeemers']:6d} {row['gmv']:11.2f} "
                      f"{_with_interval(row['r_c'], row['r_c_interval'], True):>24s} "
                      f"{_with_interval(row['i_gmv'], row['i_gmv_interval'], False):>30s}")
@@ -288,7 +288,7 @@ def format_report_text(report: dict) -> str:
     decided = report["scores"]["decided"]
     lines.append(f"band [{band['t_l']:.4g}, {band['t_u']:.4g}]"
                  + (f" (stated as {band['statement']['kind']})" if band["statement"] else "")
-                 + (f": {_pct(decided['inside_share'])} of {decided['count']} scores decided on inside"
+                 + (f": {format_percent(decided['inside_share'])} of {decided['count']} scores decided on inside"
                     if decided["count"] else ""))
     budget = report["budget"]
     if budget["budget"] is not None:
@@ -296,10 +296,6 @@ def format_report_text(report: dict) -> str:
                      f"remaining {budget['remaining']:.2f}")
     lines += [f"WARNING: {w}" for w in report["scores"]["warnings"]]
     return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "/" if value is None else f"{value:.1%}"
 
 
 def _with_interval(value: float | None, interval: list | None, percent: bool) -> str:
