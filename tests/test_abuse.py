@@ -149,7 +149,7 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServe
 
     # Reading: the route has no user parameter; the answer is always the signer's own user's.
     assert alice.my_coupon(campaign) == {"campaign_id": campaign, "granted": False, "coupon_id": None,
-                                         "coupon_value": None, "redeemed": None}  # fmt: skip
+                                         "coupon_value": None, "redeemed": None, "expires_ms": None}  # fmt: skip
     assert bob.my_coupon(campaign)["granted"]
     path = f"/coupons/{campaign}"
     with_query = http.get(path, params={"user_id": "iso-bob"}, headers=_signed(alice, "GET", path))
