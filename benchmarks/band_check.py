@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "python benchmarks/band_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_line(machine_info()), "seconds": time.perf_counter() - started,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "asked_grant_rate": args.grant_rate, "band": band,
         "band_command": {k: row[k] for k in ("grant_rate", "grant_rate_low", "grant_rate_high",
                                              "expected_incremental_gmv_per_decision")},
@@ -118,7 +120,8 @@ def markdown(r: dict) -> str:
     c, b = r["campaign"], r["band_command"]
     return "\n".join([
         "# A band chosen with `dipn band` grants at the asked rate (issue 26)", "",
-        f"`{r['command']}`, {r['seconds']:.0f} s, {r['machine']}.", "",
+        f"`{r['command']}`, {r['seconds']:.0f} s (load average {', '.join(map(str, r['load_average']))} on a "
+        f"machine shared with other work), {r['machine']}.", "",
         f"`dipn band` on the val predictions ({r['val']['scores']:,} scores of {r['val']['users']} users) chose "
         f"[{r['band']['t_l']:.5f}, {r['band']['t_u']:.5f}] for a grant rate of {r['asked_grant_rate']:.0%}: "
         f"{b['grant_rate']:.1%} of the val scores, 95% interval over users [{b['grant_rate_low']:.1%}, "

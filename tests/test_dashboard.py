@@ -78,7 +78,8 @@ def test_campaign_routes_list_report_and_pause(tmp_path: Path) -> None:
         assert sum(report["decisions"]["by_reason"].values()) == 40
         assert set(report["model_versions"]) == {"dipn-sim-1", "dipn-sim-2"}
         all_row = report["buckets"]["all"]
-        assert all_row["grant_rate"] == 1.0 and all_row["r_c_interval"][0] <= all_row["r_c"] <= all_row["r_c_interval"][1]
+        assert all_row["grant_rate"] == all_row["granted"] / all_row["users"]
+        assert all_row["r_c_interval"][0] <= all_row["r_c"] <= all_row["r_c_interval"][1]
         assert report["budget"]["reserved"] + report["budget"]["remaining"] == pytest.approx(300.0)
         assert operator.update_campaign(cid, active=False)["status"] == "paused"
         assert operator.decide(cid, "phone-late")["reason"] == "campaign_paused"

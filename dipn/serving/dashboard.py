@@ -182,9 +182,9 @@ def _versions_table(versions: dict) -> str:
         return "<p class='muted'>no decision used a score yet</p>"
     rows = "".join(f"<tr><td>{html.escape(v)}</td><td>{d['decisions']}</td><td>{d['coupons']}</td>"
                    f"<td>{d['redeemed']}</td><td>{format_percent(d['r_c'])}</td><td>{d['mean_p_realtime']:.4f}</td>"
-                   f"<td>{_when(d['first_ms'])}</td><td>{_when(d['last_ms'])}</td></tr>" for v, d in versions.items())
+                   f"<td>{_clock(d['first_ms'])}</td><td>{_clock(d['last_ms'])}</td></tr>" for v, d in versions.items())
     return ("<table id='model-versions'><tr><th>model version</th><th>decisions</th><th>coupons</th><th>used</th>"
-            f"<th>R_c</th><th>mean p_realtime</th><th>first</th><th>last</th></tr>{rows}</table>")
+            f"<th>R_c</th><th>mean p_realtime</th><th>first (UTC)</th><th>last (UTC)</th></tr>{rows}</table>")
 
 
 # --- SVG -----------------------------------------------------------------------------------------
