@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test test-all emulator bench clean
+.PHONY: setup browser-deps demo test test-all emulator bench clean
 
 setup: $(STAMP)
 
@@ -21,10 +21,15 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/dipn demo --out $(DEMO_DIR)
 
-test: setup
+# playwright-core for the dashboard's headless-Chromium test (tests/browser, pinned by its lockfile).
+browser-deps:
+	@if command -v npm >/dev/null; then npm ci --prefix tests/browser --no-audit --no-fund --silent; \
+	else echo "npm not found: tests/test_dashboard.py's browser test will skip"; fi
+
+test: setup browser-deps
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+test-all: setup browser-deps
 	$(BIN)/python -m pytest -q -m ""
 
 # An emulated ARM64 phone (QEMU user mode, Debian arm64 userlands, instruction counter) under
