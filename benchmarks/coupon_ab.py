@@ -10,7 +10,8 @@ an assumed uplift that peaks at mid intent, as the paper hypothesises. Reported:
 3. how well each policy's ranking targets the true uplift: Qini coefficient and AUUC (causalml's
    definitions; from causalml when it is installed, else dipn.serving.uplift_metrics), with the
    true effect known and as measured from outcomes of the all-vs-none test.
-The metrics, policies, buckets and defaults are the endpoint's own (dipn.serving).
+The metrics, policies, buckets, defaults and the budgeted allocator (dipn.serving.budget) are the
+endpoint's own (dipn.serving).
 
     python benchmarks/coupon_ab.py                 # writes benchmarks/results/coupon_ab.{json,md}
     python benchmarks/coupon_ab.py --users 200000 --score-noise 1.0
@@ -30,9 +31,10 @@ import numpy as np
 
 from dipn.serving import uplift_metrics
 from dipn.serving.buckets import bucket_position
+from dipn.serving.budget import cap_in_arrival_order, multiplier_for_budget
 from dipn.serving.config import CampaignConfig, UpliftCurve
-from dipn.serving.metrics import BucketTotals, campaign_report, format_report
-from dipn.serving.policy import budgeted_grants, expected_incremental_gmv, solve_lagrange_multiplier, within_thresholds
+from dipn.serving.metrics import BucketTotals, campaign_report, format_number, format_percent, format_report
+from dipn.serving.policy import budgeted_grants, expected_incremental_gmv, within_thresholds
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -84,17 +86,6 @@ def assign_buckets(a: Assumptions, n: int) -> np.ndarray:
     return np.array(names)[np.minimum(np.searchsorted(bounds, positions, side="right"), len(names) - 1)]
 
 
-def cap_in_arrival_order(wants: np.ndarray, arrival: np.ndarray, max_coupons: float) -> np.ndarray:
-    """Grant in arrival order until the budget is spent: the cap is never exceeded."""
-    if not math.isfinite(max_coupons):
-        return wants
-    order = np.argsort(arrival, kind="stable")
-    granted_sorted = wants[order] & (np.cumsum(wants[order]) <= max_coupons)
-    granted = np.zeros_like(wants)
-    granted[order] = granted_sorted
-    return granted
-
-
 def outcomes(users: dict[str, np.ndarray], granted: np.ndarray) -> dict[str, np.ndarray]:
     bought = users["u"] < users["p"] + granted * users["lift"]
     return {"granted": granted, "bought": bought, "used": granted & bought, "gmv": bought * users["basket"]}
@@ -122,18 +113,11 @@ def subset(users: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarr
     return {k: v[mask] for k, v in users.items()}
 
 
-def lagrange_for_budget(calibration: dict[str, np.ndarray], config: CampaignConfig, coupons_per_user: float) -> float:
-    """lambda that spends ``coupons_per_user`` coupons per user on the calibration population."""
-    values = expected_incremental_gmv(calibration["score"], config.uplift, config.basket_value)
-    weights = np.full(len(values), config.coupon_value)
-    return solve_lagrange_multiplier(values, weights, coupons_per_user * len(values) * config.coupon_value)
-
-
 def table7(a: Assumptions, users: dict, buckets: np.ndarray, calibration: dict, config: CampaignConfig) -> dict:
     parts = {name: subset(users, buckets == name) for name, _ in a.shares}
     model_wants = within_thresholds(parts["model"]["score"], config.t_l, config.t_u)
     coupons_per_user = float(model_wants.mean())  # the budgeted bucket gets the model bucket's budget
-    lam = lagrange_for_budget(calibration, config, coupons_per_user)
+    lam = multiplier_for_budget(calibration["score"], config, coupons_per_user)
     budgeted_config = replace(config, lagrange_multiplier=lam)
     budgeted_wants = budgeted_grants(parts["budgeted"]["score"], budgeted_config)
     budgeted_cap = coupons_per_user * len(parts["budgeted"]["p"])
@@ -269,7 +253,7 @@ def markdown(report: dict) -> str:
         r_c = "/" if row["r_c"] is None else f"{row['r_c']:.1%}" + _rel(row["r_c_vs_all"])
         i_gmv = "/" if row["i_gmv"] is None else f"{row['i_gmv']:.2f}" + _rel(row["i_gmv_vs_all"])
         lines.append(f"| {name} | {row['users']:,} | {row['granted']:,} | {row['redeemers']:,} | {r_c} | {i_gmv} | "
-                     f"{_num(row['i_gmv_true'])} | {row['expected_incremental_gmv_per_user']:.3f} |")
+                     f"{format_number(row['i_gmv_true'])} | {row['expected_incremental_gmv_per_user']:.3f} |")
     lines += [
         "", f"Paper (Taobao, Double 11 2018): R_c all 40.4%, model 57.0% (+41.1%); I_gmv model +39.8% over all. "
         f"Lagrange multiplier here: {t7['lagrange_multiplier']:.4f}. R_c and I_gmv are computed from the simulated "
@@ -289,8 +273,8 @@ def markdown(report: dict) -> str:
         label = ("budgeted (Lagrangian)", "") if row["t_l"] is None else (f"{row['t_l']:.2f}", f"{row['t_u']:.2f}")
         if row is sw["paper_pair"]:
             label = (f"{label[0]} (paper)", label[1])
-        lines.append(f"| {label[0]} | {label[1]} | {row['coupon_share']:.1%} | {_pct(row['r_c'])} | "
-                     f"{_num(row['i_gmv'])} | {row['expected_incremental_gmv_per_user']:.3f} | "
+        lines.append(f"| {label[0]} | {label[1]} | {row['coupon_share']:.1%} | {format_percent(row['r_c'])} | "
+                     f"{format_number(row['i_gmv'])} | {row['expected_incremental_gmv_per_user']:.3f} | "
                      f"{row['redeemed_value_per_user']:.3f} |")
     best = sw["best_under_budget"]
     per_user = "expected_incremental_gmv_per_user"
@@ -316,14 +300,6 @@ def markdown(report: dict) -> str:
 
 def _rel(value: float | None) -> str:
     return "" if value is None else f" ({value:+.1%})"
-
-
-def _pct(value: float | None) -> str:
-    return "/" if value is None else f"{value:.1%}"
-
-
-def _num(value: float | None) -> str:
-    return "/" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

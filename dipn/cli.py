@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from dipn import __version__
-from dipn.commands import (build_samples, check_port, convert, coupon_report, demo, evaluate, import_logs, inspect, keygen,
-                           serve, shop, simulate, train)
+from dipn.commands import (band, build_samples, check_port, convert, coupon_report, demo, evaluate, import_logs, inspect,
+                           keygen, serve, shop, simulate, train)
 from dipn.errors import DipnValidationError
 
-COMMANDS = (simulate, import_logs, build_samples, inspect, train, evaluate, keygen, convert, serve, coupon_report, demo,
-            check_port, shop)
+COMMANDS = (simulate, import_logs, build_samples, inspect, train, evaluate, keygen, convert, serve, coupon_report, band,
+            demo, check_port, shop)
 
 
 def make_parser() -> argparse.ArgumentParser:

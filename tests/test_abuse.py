@@ -149,7 +149,7 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServe
 
     # Reading: the route has no user parameter; the answer is always the signer's own user's.
     assert alice.my_coupon(campaign) == {"campaign_id": campaign, "granted": False, "coupon_id": None,
-                                         "coupon_value": None, "redeemed": None}  # fmt: skip
+                                         "coupon_value": None, "redeemed": None, "expires_ms": None}  # fmt: skip
     assert bob.my_coupon(campaign)["granted"]
     path = f"/coupons/{campaign}"
     with_query = http.get(path, params={"user_id": "iso-bob"}, headers=_signed(alice, "GET", path))
@@ -199,7 +199,7 @@ def test_a_version_1_database_loses_its_stored_secrets_on_migration(databases: D
         conn.execute(schema_version.insert().values(version=1, description=MIGRATIONS[0].description, applied_ms=0))
         conn.execute(text("INSERT INTO devices (device_id, user_id, secret, created_ms) VALUES (:d, :u, :s, 0)"),
                      {"d": "b" * 32, "u": "old-user", "s": "ab" * 32})
-    assert migrate(engine) == [2]
+    assert migrate(engine) == [2, 3]
     columns = {c["name"] for c in inspect(engine).get_columns("devices")}
     assert columns == {c.name for c in models.devices.columns}
     assert inspect(engine).has_table("rate_counters")

@@ -202,6 +202,8 @@ CASES: list[tuple[str, str, Case, str]] = [
      "cannot open it as a database file"),
     ("coupon-report", "nothing listening at --url", lambda c: ["coupon-report", "--url", "http://127.0.0.1:9",
                                                                "--campaign", "1"], "no answer"),
+    ("band", "no predictions file", lambda c: ["band", c.path("missing.csv"), "--grant-rate", "0.1"],
+     "cannot read it as a predictions CSV"),
     ("demo", "--out is a file", lambda c: ["demo", "--out", c.path("a_file")], "cannot create the directory"),
     ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "users must be >= 1"),
     ("check-port", "a directory that is no bundle", lambda c: ["check-port", c.path("db-dir"), c.path("a_file")],

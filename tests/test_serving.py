@@ -172,13 +172,39 @@ def test_uplift_metrics_agree_with_causalml() -> None:
 
 def test_migrated_schema_has_exactly_the_tables_and_columns_of_the_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/m.db")
-    assert migrate(engine) == [1, 2]
+    assert migrate(engine) == [1, 2, 3]
     assert migrate(engine) == []  # idempotent
+    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
+    engine.dispose()
+
+
+def _tables(engine) -> dict[str, set[str]]:  # noqa: ANN001
     inspector = inspect(engine)
-    expected = {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
     actual = {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}
     actual.pop("schema_version")
-    assert actual == expected
+    return actual
+
+
+def test_a_database_at_schema_2_migrates_to_3_keeping_its_grants(tmp_path: Path) -> None:
+    """Schema 2 as it was shipped (no decisions table, grants without model version or expiry),
+    with a grant in it: migration 3 adds what is missing and keeps the row."""
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path}/v2.db")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE decisions"))
+        conn.execute(text("ALTER TABLE grants DROP COLUMN model_version"))
+        conn.execute(text("ALTER TABLE grants DROP COLUMN expires_ms"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 3"))
+        conn.execute(text("INSERT INTO campaigns (id, name, config, created_ms) VALUES (1, 'old', '{}', 0)"))
+        conn.execute(text("INSERT INTO grants (campaign_id, user_id, bucket, value_cents, granted_ms) "
+                          "VALUES (1, 'u', 'all', 1000, 5)"))
+    assert migrate(engine) == [3]
+    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
+    with engine.connect() as conn:
+        row = conn.execute(select(models.grants)).one()
+    assert (row.user_id, row.value_cents, row.model_version, row.expires_ms) == ("u", 1000, None, None)
     engine.dispose()
 
 
@@ -429,11 +455,14 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
 
     args = argparse.Namespace(db=sqlite_server.db_url, url=None, admin_token=None, campaign=[cid], json=True)
     coupon_report.run(args)
-    assert json.loads(capsys.readouterr().out)[0]["buckets"] == buckets
+    reported = json.loads(capsys.readouterr().out)[0]["buckets"]
+    assert {b: {k: row[k] for k in buckets[b]} for b, row in reported.items()} == buckets  # the same figures
+    assert reported["model"]["grant_rate"] == 0.5 and reported["all"]["grant_rate"] == 1.0
     args = argparse.Namespace(db=None, url=sqlite_server.url, admin_token=ADMIN, campaign=[cid], json=False)
     coupon_report.run(args)
     table = capsys.readouterr().out
-    assert "model" in table and "50.0%" in table and "40.00 (-20.0%)" in table
+    assert "model" in table and "50.0%" in table and "40.00 [" in table
+    assert "decisions by reason: " in table and "within_thresholds 2" in table
 
 
 @pytest.mark.slow

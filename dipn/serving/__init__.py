@@ -8,8 +8,10 @@ I_gmv (eq. 8) reported per bucket.
 One job per module: ``config`` (typed campaign and server settings), ``models`` (tables),
 ``migrations`` (versioned schema), ``db`` (engines and transactions), ``auth`` (device
 signatures), ``buckets`` (stable-hash A/B split), ``policy`` (threshold and budgeted policies),
-``metrics`` (eq. 7-8), ``uplift_metrics`` (Qini, AUUC), ``ingest`` (group-committed score
-writes), ``ratelimit`` (per-device rate limit, single-use nonces), ``store`` (the other reads
-and writes), ``schemas`` (request bodies), ``app`` (FastAPI routes), ``server`` (uvicorn),
-``client`` (httpx helper for devices, operators and tests).
+``metrics`` (eq. 7-8), ``uplift_metrics`` (Qini, AUUC), ``band`` (bands fitted to reference
+scores), ``budget`` (the paced knapsack allocator), ``intervals`` (user-bootstrap intervals),
+``report`` (the campaign report), ``dashboard`` (its HTML and SVG), ``ingest`` (group-committed
+score writes), ``ratelimit`` (per-device rate limit, single-use nonces), ``store`` (the other
+reads and writes), ``schemas`` (request and response bodies), ``app`` (FastAPI routes),
+``server`` (uvicorn), ``client`` (httpx helper for devices, operators and tests).
 """

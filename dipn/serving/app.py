@@ -2,8 +2,9 @@
 
 Device routes: ``POST /devices`` (register a device's public key), ``POST /scores`` (a signed
 batch of scores), ``GET /coupons/{id}`` (signed: the device's own user's coupon). Operator routes (``Authorization: Bearer`` admin token when one
-is configured): ``POST /campaigns``, ``GET|PATCH /campaigns/{id}``, ``POST
-/campaigns/{id}/decisions``, ``POST /campaigns/{id}/orders``, ``GET /metrics/campaign/{id}``.
+is configured): ``GET|POST /campaigns``, ``GET|PATCH /campaigns/{id}``, ``POST
+/campaigns/{id}/decisions``, ``POST /campaigns/{id}/orders``, ``GET /metrics/campaign/{id}``,
+``GET /campaigns/{id}/report``, and the dashboard's HTML pages (``dashboard``).
 Every refusal is a 4xx with ``{"error": code, "detail": reason}`` and writes nothing.
 """
 
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dipn import wire
 from dipn.errors import DipnValidationError
-from dipn.serving import auth, ratelimit, store
+from dipn.serving import auth, dashboard, ratelimit, report, store
 from dipn.serving.config import OPEN_OPERATOR_ROUTES_REFUSED, ServerConfig
 from dipn.serving.db import make_engine
 from dipn.serving.ingest import ScorePost, ScoreWriter
@@ -35,14 +36,18 @@ from dipn.serving.migrations import LATEST, migrate, require_current
 from dipn.serving.ratelimit import RateLimit
 from dipn.serving.schemas import (
     CampaignIn,
+    CampaignList,
+    CampaignOut,
     CampaignPatch,
     CouponOut,
     DecisionOut,
     DecisionRequest,
     DeviceRegistered,
+    MetricsOut,
     OrderIn,
     OrderRecorded,
     RegisterDevice,
+    ReportOut,
     ScoreBatch,
     ScoresAccepted,
 )
@@ -331,6 +336,14 @@ def _parse_scores(body: bytes, device_id: str, max_scores: int, latest_ts: int) 
     return rows
 
 
+def campaign_out(campaign_id: int, config, now_ms: int, created_ms: int | None = None) -> dict:  # noqa: ANN001
+    """A campaign as the read API gives it: its status and its band in probability terms."""
+    band = {"t_l": config.t_l, "t_u": config.t_u, "kind": (config.band or {}).get("kind", "probability"),
+            "statement": config.band}
+    return {"id": campaign_id, "name": config.name, "status": report.status_of(config, now_ms),
+            "created_ms": created_ms, "band": band, "config": asdict(config)}
+
+
 def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
     def admin(request: Request) -> None:
         auth.check_bearer(request.headers.get("authorization"), config.admin_token, "admin")
@@ -338,25 +351,33 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
     def engine_of(request: Request):  # noqa: ANN202
         return request.app.state.engine
 
-    @app.post("/campaigns", status_code=201, dependencies=[Depends(admin)])
+    @app.post("/campaigns", status_code=201, response_model=CampaignOut, dependencies=[Depends(admin)])
     def create_campaign(body: CampaignIn, request: Request) -> dict:
         try:
             config = body.to_config()
         except ValueError as exc:
             raise ApiError(422, "invalid_request", f"body: {exc}") from exc
-        campaign_id, stored = store.create_campaign(engine_of(request), config, wire.now_ms())
-        return {"id": campaign_id, "config": asdict(stored)}
+        now = wire.now_ms()
+        campaign_id, stored = store.create_campaign(engine_of(request), config, now)
+        return campaign_out(campaign_id, stored, now, now)
 
-    @app.get("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
+    @app.get("/campaigns", response_model=CampaignList, dependencies=[Depends(admin)])
+    def list_campaigns(request: Request) -> dict:
+        now = wire.now_ms()
+        campaigns = store.list_campaigns(engine_of(request))
+        return {"campaigns": [campaign_out(i, c, now, created) for i, created, c in campaigns]}
+
+    @app.get("/campaigns/{campaign_id}", response_model=CampaignOut, dependencies=[Depends(admin)])
     def get_campaign(campaign_id: CampaignId, request: Request) -> dict:
-        return {"id": campaign_id, "config": asdict(store.get_campaign(engine_of(request), campaign_id))}
+        return campaign_out(campaign_id, store.get_campaign(engine_of(request), campaign_id), wire.now_ms())
 
-    @app.patch("/campaigns/{campaign_id}", dependencies=[Depends(admin)])
+    @app.patch("/campaigns/{campaign_id}", response_model=CampaignOut, dependencies=[Depends(admin)])
     def patch_campaign(campaign_id: CampaignId, body: CampaignPatch, request: Request) -> dict:
-        changes = body.model_dump(exclude_unset=True)
+        changes = body.changes()
         if not changes:
             raise ApiError(422, "invalid_request", "nothing to change")
-        return {"id": campaign_id, "config": asdict(store.update_campaign(engine_of(request), campaign_id, changes))}
+        now = wire.now_ms()
+        return campaign_out(campaign_id, store.update_campaign(engine_of(request), campaign_id, changes, now), now)
 
     @app.post("/campaigns/{campaign_id}/decisions", response_model=DecisionOut, dependencies=[Depends(admin)])
     def decide(campaign_id: CampaignId, body: DecisionRequest, request: Request) -> dict:
@@ -367,7 +388,15 @@ def _add_operator_routes(app: FastAPI, config: ServerConfig) -> None:
         recorded = store.record_order(engine_of(request), campaign_id, body.model_dump(), wire.now_ms())
         return JSONResponse(recorded, status_code=200 if recorded["duplicate"] else 201)
 
-    @app.get("/metrics/campaign/{campaign_id}", dependencies=[Depends(admin)])
+    @app.get("/metrics/campaign/{campaign_id}", response_model=MetricsOut, dependencies=[Depends(admin)])
     def metrics(campaign_id: CampaignId, request: Request) -> dict:
         campaign, totals = store.campaign_totals(engine_of(request), campaign_id)
         return {"campaign_id": campaign_id, "name": campaign.name, "buckets": campaign_report(totals)}
+
+    @app.get("/campaigns/{campaign_id}/report", response_model=ReportOut, dependencies=[Depends(admin)])
+    def campaign_report_route(campaign_id: CampaignId, request: Request) -> dict:
+        """R_c and I_gmv per bucket with user-bootstrap intervals, over time; decisions by reason and
+        model version; scores against the band; budget and its burn."""
+        return report.campaign_full_report(engine_of(request), campaign_id, wire.now_ms())
+
+    dashboard.add_routes(app, config)

@@ -87,6 +87,9 @@ class OperatorClient:
     def create_campaign(self, **config) -> dict:  # noqa: ANN003 (CampaignConfig fields)
         return _answer(self.http.post("/campaigns", json=config, headers=self.headers))
 
+    def list_campaigns(self) -> list[dict]:
+        return _answer(self.http.get("/campaigns", headers=self.headers))["campaigns"]
+
     def get_campaign(self, campaign_id: int) -> dict:
         return _answer(self.http.get(f"/campaigns/{campaign_id}", headers=self.headers))
 
@@ -105,6 +108,10 @@ class OperatorClient:
 
     def metrics(self, campaign_id: int) -> dict:
         return _answer(self.http.get(f"/metrics/campaign/{campaign_id}", headers=self.headers))
+
+    def report(self, campaign_id: int) -> dict:
+        """R_c, I_gmv with intervals, decisions by reason, scores against the band, budget."""
+        return _answer(self.http.get(f"/campaigns/{campaign_id}/report", headers=self.headers))
 
     def close(self) -> None:
         self.http.close()

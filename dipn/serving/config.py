@@ -75,7 +75,16 @@ class CampaignConfig:
     # Only a score this recent counts: p_realtime predicts a purchase within the next hour.
     score_max_age_ms: int = 3_600_000
     salt: str = ""  # bucket hash salt; empty: the server draws one per campaign
-    active: bool = True
+    active: bool = True  # false: paused (decisions answer campaign_paused)
+    # How the band was stated (dipn.serving.band): None for t_l, t_u given as probabilities;
+    # else {"kind": "quantiles" | "grant_rate", ..., "reference": "live" | "inline", "reference_scores": n}.
+    band: dict | None = None
+    starts_ms: int | None = None  # decisions before this answer campaign_not_started; None: at once
+    ends_ms: int | None = None  # decisions from this on answer campaign_ended; None: open-ended
+    coupon_ttl_ms: int | None = None  # a coupon expires this long after its grant; None: never
+    # Budgeted bucket, with a budget and an end: lambda rises by pacing_gain per unit of budget
+    # spent ahead of the elapsed share of the campaign (dipn.serving.budget); 0: no pacing.
+    pacing_gain: float = 1.0
 
     def __post_init__(self) -> None:
         check_thresholds(self.t_l, self.t_u)
@@ -94,6 +103,14 @@ class CampaignConfig:
             raise ValueError(f"score_max_age_ms must be > 0 and <= {MAX_SCORE_AGE_MS} (a year), "
                              f"got {self.score_max_age_ms}")
         check_shares(self.shares)
+        for name in ("starts_ms", "ends_ms", "coupon_ttl_ms"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 2**53:
+                raise ValueError(f"{name} must be a positive integer of milliseconds, or null, got {value}")
+        if self.starts_ms is not None and self.ends_ms is not None and self.ends_ms <= self.starts_ms:
+            raise ValueError(f"ends_ms must be after starts_ms, got {self.starts_ms} .. {self.ends_ms}")
+        if not (0 <= self.pacing_gain <= 1e6 and math.isfinite(self.pacing_gain)):
+            raise ValueError(f"pacing_gain must lie in [0, 1e6], got {self.pacing_gain}")
 
 
 def check_text(name: str, value: str, max_length: int) -> None:

@@ -85,5 +85,15 @@ def format_report(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def format_percent(value: float | None) -> str:
+    """'57.0%', or '/' where the figure is undefined (as Table 7 writes it)."""
+    return "/" if value is None else f"{value:.1%}"
+
+
+def format_number(value: float | None) -> str:
+    """'39.80', or '/' where the figure is undefined."""
+    return "/" if value is None else f"{value:.2f}"
+
+
 def _paren(relative: float | None) -> str:
     return "" if relative is None else f" ({relative:+.1%})"

@@ -55,10 +55,23 @@ def _v2_device_keys_and_rate_counters(conn: Connection) -> None:
     models.rate_counters.create(conn, checkfirst=True)
 
 
+def _v3_decisions_and_coupon_expiry(conn: Connection) -> None:
+    """Every decision is recorded (reason, score, model version); a grant keeps the model version
+    that scored it and its expiry. Campaign schedules and bands live in the campaign's config JSON."""
+    columns = {c["name"] for c in inspect(conn).get_columns("grants")}
+    if "model_version" not in columns:
+        conn.execute(text("ALTER TABLE grants ADD COLUMN model_version VARCHAR(64)"))
+    if "expires_ms" not in columns:
+        conn.execute(text("ALTER TABLE grants ADD COLUMN expires_ms BIGINT"))
+    models.decisions.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, scores, nonces, campaigns, budgets, assignments, grants, orders", _v1_initial),
     Migration(2, "device public keys instead of stored secrets; per-device rate counters",
               _v2_device_keys_and_rate_counters),
+    Migration(3, "decisions with reason and model version; grants' model version and expiry",
+              _v3_decisions_and_coupon_expiry),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -111,7 +111,29 @@ grants = Table(
     Column("p_realtime", Float, nullable=True),  # the score the decision used; NULL for "all"
     Column("granted_ms", BigInteger, nullable=False),
     Column("redeemed_order_id", String(128), nullable=True),
+    # Schema 3: the model version of the score the decision used, and when the coupon expires.
+    Column("model_version", String(64), nullable=True),
+    Column("expires_ms", BigInteger, nullable=True),  # NULL: never
     UniqueConstraint("campaign_id", "user_id", name="uq_grants_campaign_user"),
+)
+
+# Schema 3: every decision the endpoint answered, with its reason and the score (and the model
+# version that made it) it used; the report counts decisions by reason and by model version, and
+# draws the scores the campaign saw against its band.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id"), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("bucket", String(16), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("p_realtime", Float, nullable=True),  # NULL: no score used (none, all, no recent score)
+    Column("model_version", String(64), nullable=True),
+    Column("score_ts", BigInteger, nullable=True),
+    Column("decided_ms", BigInteger, nullable=False),
+    Index("ix_decisions_campaign_ms", "campaign_id", "decided_ms"),
 )
 
 orders = Table(
