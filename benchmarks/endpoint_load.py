@@ -43,7 +43,7 @@ RESULTS = Path(__file__).parent / "results"
 def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers),
-         "--rate-limit", "0", "--insecure-open-operator-routes"],
+         "--rate-limit", "0", "--insecure-open-operator-routes", "--insecure-open-enrollment"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60

@@ -208,7 +208,8 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         for name in ("admin_token", "enroll_token"):
-            if getattr(self, name) == "":
+            token = getattr(self, name)
+            if token is not None and not token.strip():
                 raise ValueError(f"{name}: an empty token would guard nothing; give a token or none")
         bounds = {"max_body_bytes": (1024, 2**31), "max_scores_per_post": (1, MAX_SCORES_PER_POST),
                   "max_header_bytes": (1024, 2**20), "max_headers": (8, 1024),

@@ -28,7 +28,12 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from dipn.errors import DipnValidationError
-from dipn.serving.config import OPEN_ENROLLMENT_REFUSED, OPEN_OPERATOR_ROUTES_REFUSED, ServerConfig
+from dipn.serving.config import (
+    OPEN_ENROLLMENT_REFUSED,
+    OPEN_ENROLLMENT_WARNING,
+    OPEN_OPERATOR_ROUTES_REFUSED,
+    ServerConfig,
+)
 from dipn.serving.db import make_engine, normalize_url
 from dipn.serving.migrations import migrate
 
@@ -152,7 +157,8 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 
 def _serve_worker(config: ServerConfig, sock: socket.socket, announce: bool, access_log: bool, log_level: str) -> None:
     """One worker process: the app under uvicorn on its own listening socket. Its settings, tokens
-    included, came through the pipe that started it: never on a command line or in its environment."""
+    included, came through the pipe that started it: never on a command line or in its environment.
+    ``announce``: the app's own start-up warnings (the supervisor says them once instead)."""
     import uvicorn
 
     from dipn.serving.app import create_app
@@ -178,10 +184,15 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 800
 
     def start(index: int):  # noqa: ANN202 (a Process)
         process = context.Process(target=_serve_worker, name=f"dipn-serve-worker-{index}",
-                                  args=(config, sockets[index], index == 0, access_log, log_level))  # fmt: skip
+                                  args=(config, sockets[index], False, access_log, log_level))  # fmt: skip
         process.start()
         return process, time.monotonic()
 
+    if config.admin_token is None:
+        print("dipn serve: warning: no admin token (--insecure-open-operator-routes): campaign, decision, order "
+              "and metrics routes are open to anyone who can connect", file=sys.stderr, flush=True)
+    if config.enroll_token is None:
+        print(f"dipn serve: warning: {OPEN_ENROLLMENT_WARNING}", file=sys.stderr, flush=True)
     processes = [start(i) for i in range(workers)]
     print(f"dipn serve: {workers} worker(s) on http://{host}:{port} (SIGTERM or Ctrl-C stops)", file=sys.stderr,
           flush=True)
