@@ -114,16 +114,16 @@ class BodyLimit:
     class TimedOut(Exception):
         pass
 
-    def __init__(self, app, max_bytes: int, timeout_s: float) -> None:  # noqa: ANN001 (an ASGI app)
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    def __init__(self, app, config: ServerConfig) -> None:  # noqa: ANN001 (an ASGI app)
+        self.app, self.config = app, config
+        self.max_bytes, self.timeout_s = config.max_body_bytes, config.body_timeout_ms / 1000
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                return await self._refuse(scope, receive, send, 413, "body_too_large",
-                                          f"request body over {self.max_bytes} bytes")
+                return await self.refusal(BodyLimit.TooLarge(), self.config)(scope, receive, send)
         seen = 0
         started = False
         complete = False
@@ -150,21 +150,21 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyLimit.TooLarge:
+        except (BodyLimit.TooLarge, BodyLimit.TimedOut) as exc:
             if not started:
-                await self._refuse(scope, receive, send, 413, "body_too_large", f"request body over {self.max_bytes} bytes")
-        except BodyLimit.TimedOut:
-            if not started:
-                await self._refuse(scope, receive, send, 408, "request_timeout",
-                                   f"the request body did not arrive within {self.timeout_s:g} s")
+                await self.refusal(exc, self.config)(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope, receive, send, status: int, code: str, detail: str) -> None:  # noqa: ANN001
-        """Answer, and close: the unread rest of the body would otherwise be taken for the next
+    def refusal(exc: Exception, config: ServerConfig) -> JSONResponse:
+        """413 or 408, and close: the unread rest of the body would otherwise be taken for the next
         request, and a client reusing the connection would meet a reset instead of an answer."""
-        response = error_response(status, code, detail)
+        if isinstance(exc, BodyLimit.TooLarge):
+            response = error_response(413, "body_too_large", f"request body over {config.max_body_bytes} bytes")
+        else:
+            response = error_response(408, "request_timeout",
+                                      f"the request body did not arrive within {config.body_timeout_ms / 1000:g} s")
         response.headers["connection"] = "close"
-        await response(scope, receive, send)
+        return response
 
 
 class HeaderLimit:
@@ -254,14 +254,16 @@ def create_app(config: ServerConfig | None = None, *, run_migrations: bool = Fal
             await run_in_threadpool(writer.stop)
             engine.dispose()
 
+    # Operation ids are the handlers' names (create_campaign, post_scores): a generated client's
+    # functions are named after them.
     app = FastAPI(title="dipn coupon endpoint", version="1", lifespan=lifespan, description=openapi.DESCRIPTION,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, generate_unique_id_function=lambda route: route.name)
     app.state.config = config
     _install_error_handlers(app)
     _add_device_routes(app, config)
     _add_operator_routes(app, config)
     openapi.install(app)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_ms / 1000)
+    app.add_middleware(BodyLimit, config=config)
     app.add_middleware(HeaderLimit, max_headers=config.max_headers, max_bytes=config.max_header_bytes)
     return app
 
@@ -286,8 +288,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", describe_validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _routing(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """Unknown paths, methods (CORS preflights included): the documented body, Allow kept."""
+    async def _routing(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths, methods (CORS preflights included): the documented body, Allow kept. A body
+        that broke a limit while FastAPI read it for a route's model comes here as a 400 "error
+        parsing the body" caused by the limit: it gets the limit's own answer."""
+        if isinstance(exc.__cause__, (BodyLimit.TooLarge, BodyLimit.TimedOut)):
+            return BodyLimit.refusal(exc.__cause__, request.app.state.config)
         response = error_response(exc.status_code, HTTP_ERROR_CODES.get(exc.status_code, "http_error"), str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
