@@ -382,6 +382,10 @@ def markdown(report: dict, plot_name: str) -> str:
     for p in report["phases"]:
         lines.append(f"| {p['phase']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p90_ms']} | {p['p99_ms']} | "
                      f"{p['max_ms']} | {p['server_cpu_ms_per_post']} | {p['posts_per_s_per_2_cores_from_cpu']} |")
+    for p in report["phases"]:
+        if p["phase"].startswith("open loop"):
+            verdict = "met" if p["p99_ms"] <= 50 else "not met"
+            lines += ["", f"p99 of the {p['phase']}: {p['p99_ms']} ms against the 50 ms target: {verdict}."]
     if report.get("sweep"):
         lines += ["", "Throughput against concurrency (closed loops, one after another):", "",
                   "| connections | posts/s | p50 ms | p99 ms | server CPU ms/post |",
