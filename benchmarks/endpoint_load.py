@@ -50,17 +50,17 @@ RESULTS = Path(__file__).parent / "results"
 def start_server(db_url: str, port: int, workers: int, tree: Path | None = None) -> subprocess.Popen:
     """``dipn serve`` of this tree, or of ``tree`` (an earlier commit's, for --compare-ref)."""
     env = dict(os.environ)
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)
+    tree = tree or Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = str(tree)  # and the working directory: ``python -m`` puts it first on sys.path
     open_flags = ["--insecure-open-operator-routes"]
     help_text = subprocess.run([sys.executable, "-m", "dipn.cli", "serve", "--help"], capture_output=True, text=True,
-                               env=env).stdout  # fmt: skip
+                               env=env, cwd=tree).stdout  # fmt: skip
     if "--insecure-open-enrollment" in help_text:  # earlier trees had open enrollment by default
         open_flags.append("--insecure-open-enrollment")
     process = subprocess.Popen(
         [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers),
          "--rate-limit", "0", *open_flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
