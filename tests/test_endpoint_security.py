@@ -228,6 +228,7 @@ def test_no_token_shows_on_any_command_line_and_registration_needs_the_enrollmen
     assert "warning" not in stderr.lower(), stderr
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the refused app thread
 def test_enrollment_is_closed_unless_open_enrollment_is_asked_for_which_warns(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DIPN_")} | {"DIPN_ADMIN_TOKEN": ADMIN}
