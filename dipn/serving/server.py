@@ -113,16 +113,14 @@ def check_enrollment(config: ServerConfig) -> None:
 
 def uvicorn_config(app, config: ServerConfig, *, access_log: bool = False,  # noqa: ANN001 (an ASGI app)
                    log_level: str = "info", **options: object):  # noqa: ANN201 (a uvicorn.Config)
-    """uvicorn's settings for one worker. h11, with its receive buffer bounded: the request line and
-    headers may not exceed ``max_header_bytes`` (httptools, uvicorn's faster parser, buffers headers
-    without a bound), and each request head must arrive within ``header_timeout_ms``
-    (``protocol``); idle keep-alive connections close after ``keepalive_timeout_ms``."""
+    """uvicorn's settings for one worker: httptools with each request head bounded to
+    ``max_header_bytes`` and ``header_timeout_ms`` (``protocol``); idle keep-alive connections
+    close after ``keepalive_timeout_ms``."""
     import uvicorn
 
-    from dipn.serving.protocol import bounded_h11
+    from dipn.serving.protocol import bounded_httptools
 
-    return uvicorn.Config(app, http=bounded_h11(config.header_timeout_ms / 1000),
-                          h11_max_incomplete_event_size=config.max_header_bytes,
+    return uvicorn.Config(app, http=bounded_httptools(config.header_timeout_ms / 1000, config.max_header_bytes),
                           timeout_keep_alive=config.keepalive_timeout_ms / 1000, access_log=access_log,
                           log_level=log_level, timeout_graceful_shutdown=30, **options)  # fmt: skip
 
