@@ -169,10 +169,9 @@ class BodyLimit:
 
 class HeaderLimit:
     """Pure ASGI middleware: the request line and headers together at most ``max_bytes`` (414 for
-    a request line alone over it, 431 otherwise), at most ``max_headers`` headers. The server bounds
-    its receive buffer too (h11, ``server.py``), but h11 bounds only a head still incomplete: a
-    100 KB request line that arrives in one read passed it. This holds the limits whatever the
-    reads and under any ASGI server."""
+    a request line alone over it, 431 otherwise), at most ``max_headers`` headers. Under ``dipn
+    serve`` the HTTP layer already refuses a head over ``max_bytes`` before buffering more
+    (``protocol``); this holds the limits under any ASGI server, and counts the headers."""
 
     def __init__(self, app, max_headers: int, max_bytes: int) -> None:  # noqa: ANN001 (an ASGI app)
         self.app, self.max_headers, self.max_bytes = app, max_headers, max_bytes

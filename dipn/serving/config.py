@@ -169,7 +169,7 @@ class ServerConfig:
     open_enrollment: bool = False
     max_body_bytes: int = 64 * 1024
     max_scores_per_post: int = MAX_SCORES_PER_POST
-    max_header_bytes: int = 16 * 1024  # request line and headers together (h11's receive buffer)
+    max_header_bytes: int = 16 * 1024  # request line and headers together (``protocol`` bounds them)
     max_headers: int = 64
     signature_window_ms: int = 300_000  # a signed request older or newer than this is stale
     max_write_batch: int = 512  # score posts committed together (group commit)
