@@ -10,6 +10,8 @@ One job per module: ``config`` (typed campaign and server settings), ``models`` 
 signatures), ``buckets`` (stable-hash A/B split), ``policy`` (threshold and budgeted policies),
 ``metrics`` (eq. 7-8), ``uplift_metrics`` (Qini, AUUC), ``ingest`` (group-committed score
 writes), ``ratelimit`` (per-device rate limit, single-use nonces), ``store`` (the other reads
-and writes), ``schemas`` (request bodies), ``app`` (FastAPI routes), ``server`` (uvicorn),
-``client`` (httpx helper for devices, operators and tests).
+and writes), ``schemas`` (request bodies), ``app`` (FastAPI routes), ``openapi`` (the document's
+security schemes and error bodies, Swagger UI and ReDoc served locally), ``protocol`` (the HTTP
+connection, request heads bounded in size and time), ``server`` (uvicorn workers under a
+supervisor), ``client`` (httpx helper for devices, operators and tests).
 """
