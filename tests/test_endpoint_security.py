@@ -352,3 +352,22 @@ def test_swagger_ui_and_redoc_load_nothing_from_outside(quick: LiveServer) -> No
             asset = http.get(reference)
             assert asset.status_code == 200 and len(asset.content) > 100, reference
     assert http.get("/docs/assets/nothing.js").json()["error"] == "not_found"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags that work here (../shared/notes/web-runtime.md): no sandbox, no GPU, no background traffic.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
+def test_swagger_ui_and_redoc_render_in_a_headless_browser(quick: LiveServer, tmp_path: Path) -> None:
+    """The pages are drawn by their scripts in the browser: the DOM after they ran shows the
+    operations and the operator token's scheme (Swagger's "Authorize"), from local files alone."""
+    for page, expected in (("/docs", ["Authorize", "/scores", "/campaigns/{campaign_id}"]),
+                           ("/redoc", ["operatorToken", "deviceSignature", "unknown_campaign"])):
+        done = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / page.strip('/')}",
+                               "--virtual-time-budget=15000", "--dump-dom", quick.url + page],
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        missing = [word for word in expected if word not in done.stdout]
+        assert not missing, (page, missing, done.stdout[:500])
