@@ -271,6 +271,7 @@ def compare(args: argparse.Namespace, db_url: str, tmp: Path) -> dict:
     subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
     count = int(args.rate * args.seconds * 1.05)
     servers, devices = {}, {}
+    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     try:
         for name, tree in (("old", old_tree), ("new", None)):
             port = free_port()
@@ -302,7 +303,9 @@ def compare(args: argparse.Namespace, db_url: str, tmp: Path) -> dict:
                                                          "server_cpu_ms_per_post")} for name in phases}  # fmt: skip
     return {"ref": args.compare_ref, "rate": args.rate, "rounds": args.compare_rounds, "phases": phases,
             "median": summary, "p99_old_over_new": round(summary["old"]["p99_ms"] / summary["new"]["p99_ms"], 2),
-            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+            "cpu_per_post_old_over_new": round(summary["old"]["server_cpu_ms_per_post"]
+                                               / summary["new"]["server_cpu_ms_per_post"], 2),
+            "uptime": uptime_before}
 
 
 def run_benchmark(args: argparse.Namespace, db_url: str, comparison: dict | None = None) -> int:
@@ -401,7 +404,8 @@ def markdown(report: dict, plot_name: str) -> str:
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {name} | {m['posts_per_s']:.0f} | {m['p50_ms']} | {m['p90_ms']} | {m['p99_ms']} | "
                   f"{m['server_cpu_ms_per_post']} |" for name, m in c["median"].items()]  # fmt: skip
-        lines += ["", f"p99 old / new: {c['p99_old_over_new']}x."]
+        lines += ["", f"p99 old / new: {c['p99_old_over_new']}x; server CPU per post old / new: "
+                  f"{c['cpu_per_post_old_over_new']}x."]
     d = report["durability"]
     lines += ["", f"Acknowledged scores {d['acknowledged_scores']:,}, stored {d['stored_scores']:,}, "
               f"acknowledged but lost: {d['acknowledged_lost']}."]
