@@ -13,8 +13,14 @@ loop per concurrency of --sweep gives throughput and latency against the number 
 (endpoint_load.png). The server runs with its per-device rate limit off (``--rate-limit 0``): the
 load comes from a few hundred devices posting far faster than any phone would.
 
+With --compare-ref REV the endpoint of an earlier commit (its tree from ``git archive``) runs
+beside this one, each on its own database, and open loops at --rate alternate between the two
+(old, new, then new, old, ...) for --compare-rounds rounds: on a machine other work is loading,
+only such a comparison within one run says what a change did.
+
     python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000
     python benchmarks/endpoint_load.py --db postgresql://...   # an existing PostgreSQL
+    python benchmarks/endpoint_load.py --compare-ref 350df9b --sweep '' --seconds 10
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,11 +47,20 @@ from dipn.serving.server import free_port
 RESULTS = Path(__file__).parent / "results"
 
 
-def start_server(db_url: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(db_url: str, port: int, workers: int, tree: Path | None = None) -> subprocess.Popen:
+    """``dipn serve`` of this tree, or of ``tree`` (an earlier commit's, for --compare-ref)."""
+    env = dict(os.environ)
+    tree = tree or Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = str(tree)  # and the working directory: ``python -m`` puts it first on sys.path
+    open_flags = ["--insecure-open-operator-routes"]
+    help_text = subprocess.run([sys.executable, "-m", "dipn.cli", "serve", "--help"], capture_output=True, text=True,
+                               env=env, cwd=tree).stdout  # fmt: skip
+    if "--insecure-open-enrollment" in help_text:  # earlier trees had open enrollment by default
+        open_flags.append("--insecure-open-enrollment")
     process = subprocess.Popen(
         [sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port), "--workers", str(workers),
-         "--rate-limit", "0", "--insecure-open-operator-routes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "--rate-limit", "0", *open_flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -210,6 +226,9 @@ def main() -> int:
     parser.add_argument("--crash", action="store_true", help="SIGKILL the server mid-run; check nothing acked is lost")
     parser.add_argument("--sweep", default="1,4,16,64,128",
                         help="connection counts of the throughput-vs-concurrency closed loops ('' for none)")
+    parser.add_argument("--compare-ref", metavar="REV",
+                        help="also run the endpoint of this git revision and alternate open loops between the two")
+    parser.add_argument("--compare-rounds", type=int, default=3, help="open loops per endpoint with --compare-ref")
     parser.add_argument("--out", type=Path, default=RESULTS / "endpoint_load.json")
     args = parser.parse_args()
 
@@ -224,24 +243,85 @@ def main() -> int:
         args.db = postgres.start()
     db_url = args.db or f"sqlite:///{tmp.name}/load.db"
     try:
-        return run_benchmark(args, db_url)
+        comparison = compare(args, db_url, Path(tmp.name)) if args.compare_ref else None
+        return run_benchmark(args, db_url, comparison)
     finally:
         if postgres:
             postgres.stop()
 
 
-def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
+def other_database(db_url: str, name: str, tmp: Path) -> str:
+    """A second empty database beside ``db_url``: a SQLite file in ``tmp``, or a new PostgreSQL database."""
+    if db_url.startswith("sqlite"):
+        return f"sqlite:///{tmp}/{name}.db"
+    import psycopg
+
+    server = db_url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # a fixed name of this script, not input
+    return f"{server}/{name}"
+
+
+def compare(args: argparse.Namespace, db_url: str, tmp: Path) -> dict:
+    """Open loops at ``args.rate`` alternating between the endpoint of ``args.compare_ref`` and this one."""
+    old_tree = tmp / "old-tree"
+    old_tree.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(root), "archive", args.compare_ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+    count = int(args.rate * args.seconds * 1.05)
+    servers, devices = {}, {}
+    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    try:
+        for name, tree in (("old", old_tree), ("new", None)):
+            port = free_port()
+            servers[name] = (start_server(other_database(db_url, f"compare_{name}", tmp), port, args.workers, tree),
+                             port)
+            http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+            devices[name] = [DeviceClient.register("", f"load-user-{i}", http=http) for i in range(args.devices)]
+        phases: dict[str, list[dict]] = {"old": [], "new": []}
+        for round_ in range(args.compare_rounds):
+            for name in (("old", "new") if round_ % 2 == 0 else ("new", "old")):
+                server, port = servers[name]
+                print(f"{name} ({args.compare_ref if name == 'old' else 'this tree'}), round {round_ + 1}: "
+                      f"signing {count} posts ...", flush=True)  # signed just before: timestamps stay fresh
+                requests = presign(devices[name], count, args.scores_per_post, port)
+                cpu = server_cpu_seconds(server)
+                result = run_phase(port, requests, args.connections, args.rate, args.seconds)
+                phases[name].append(summarize(f"{name}, round {round_ + 1}", result, args.scores_per_post,
+                                              server_cpu_seconds(server) - cpu))
+                print(json.dumps(phases[name][-1]), flush=True)
+    finally:
+        for server, _ in servers.values():
+            _kill_tree(server, graceful=True)
+
+    def median(name: str, key: str) -> float:
+        values = [p[key] for p in phases[name] if p[key] is not None]
+        return float(statistics.median(values)) if values else float("nan")
+
+    summary = {name: {key: median(name, key) for key in ("posts_per_s", "p50_ms", "p90_ms", "p99_ms",
+                                                         "server_cpu_ms_per_post")} for name in phases}  # fmt: skip
+    return {"ref": args.compare_ref, "rate": args.rate, "rounds": args.compare_rounds, "phases": phases,
+            "median": summary, "p99_old_over_new": round(summary["old"]["p99_ms"] / summary["new"]["p99_ms"], 2),
+            "cpu_per_post_old_over_new": round(summary["old"]["server_cpu_ms_per_post"]
+                                               / summary["new"]["server_cpu_ms_per_post"], 2),
+            "uptime": uptime_before}
+
+
+def run_benchmark(args: argparse.Namespace, db_url: str, comparison: dict | None = None) -> int:
     port = free_port()
     server = start_server(db_url, port, args.workers)
     report: dict = {"db": db_url.split("://")[0], "workers": args.workers, "connections": args.connections,
                     "scores_per_post": args.scores_per_post, "cpus": os.cpu_count(), "phases": []}
+    if comparison:
+        report["comparison"] = comparison
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}")
         devices = [DeviceClient.register("", f"load-user-{i}", http=http) for i in range(args.devices)]
         budget = int(max(args.rate, 6000) * args.seconds * 1.2)
-        print(f"signing {2 * budget} posts ...", flush=True)
+        print(f"signing {budget + int(args.rate * args.seconds * 1.05) + 1} posts ...", flush=True)
         closed = presign(devices, budget, args.scores_per_post, port)
-        opened = presign(devices, budget, args.scores_per_post, port)
+        opened = presign(devices, int(args.rate * args.seconds * 1.05) + 1, args.scores_per_post, port)
         acked = 0
 
         def crash_and_restart() -> None:
@@ -280,6 +360,7 @@ def run_benchmark(args: argparse.Namespace, db_url: str) -> int:
     print(json.dumps(report["durability"]))
     report["command"] = "python benchmarks/endpoint_load.py " + " ".join(sys.argv[1:])
     report["load_average_1min_at_end"] = os.getloadavg()[0]
+    report["uptime_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     if report["sweep"]:
@@ -304,6 +385,10 @@ def markdown(report: dict, plot_name: str) -> str:
     for p in report["phases"]:
         lines.append(f"| {p['phase']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p90_ms']} | {p['p99_ms']} | "
                      f"{p['max_ms']} | {p['server_cpu_ms_per_post']} | {p['posts_per_s_per_2_cores_from_cpu']} |")
+    for p in report["phases"]:
+        if p["phase"].startswith("open loop"):
+            verdict = "met" if p["p99_ms"] <= 50 else "not met"
+            lines += ["", f"p99 of the {p['phase']}: {p['p99_ms']} ms against the 50 ms target: {verdict}."]
     if report.get("sweep"):
         lines += ["", "Throughput against concurrency (closed loops, one after another):", "",
                   "| connections | posts/s | p50 ms | p99 ms | server CPU ms/post |",
@@ -311,6 +396,16 @@ def markdown(report: dict, plot_name: str) -> str:
         lines += [f"| {p['connections']} | {p['posts_per_s']:.0f} | {p['p50_ms']} | {p['p99_ms']} | "
                   f"{p['server_cpu_ms_per_post']} |" for p in report["sweep"]]  # fmt: skip
         lines += ["", f"![throughput vs concurrency]({plot_name})"]
+    if report.get("comparison"):
+        c = report["comparison"]
+        lines += ["", f"Old ({c['ref']}) and new endpoint side by side: open loops at {c['rate']:.0f} posts/s, "
+                  f"alternating, {c['rounds']} each (`uptime` before: {c['uptime']}); medians:", "",
+                  "| endpoint | posts/s | p50 ms | p90 ms | p99 ms | server CPU ms/post |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} | {m['posts_per_s']:.0f} | {m['p50_ms']} | {m['p90_ms']} | {m['p99_ms']} | "
+                  f"{m['server_cpu_ms_per_post']} |" for name, m in c["median"].items()]  # fmt: skip
+        lines += ["", f"p99 old / new: {c['p99_old_over_new']}x; server CPU per post old / new: "
+                  f"{c['cpu_per_post_old_over_new']}x."]
     d = report["durability"]
     lines += ["", f"Acknowledged scores {d['acknowledged_scores']:,}, stored {d['stored_scores']:,}, "
               f"acknowledged but lost: {d['acknowledged_lost']}."]

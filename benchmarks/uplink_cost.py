@@ -105,8 +105,8 @@ def measure_device_posts(model_version: str, posts: int, batch: int, tmp: Path) 
 
     rng = np.random.default_rng(batch)
     db = tmp / f"endpoint-{batch}.db"
-    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}", rate_limit=0,
-                                     open_operator_routes=True), free_port()) as server:
+    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}", rate_limit=0, open_operator_routes=True,
+                                     open_enrollment=True), free_port()) as server:
         device = DeviceClient.register(server.url, f"uplink-user-{batch}")
         relay = ByteCountingRelay(int(server.url.rsplit(":", 1)[1]))
         uplink = Uplink(f"http://127.0.0.1:{relay.port}", device.device_id, device.secret, tmp / f"queue-{batch}.db",

@@ -11,8 +11,12 @@ public keys, so its database holds nothing that could sign a request. The device
 the hex of its 32-byte private key. Every signed request carries four headers: the device id, a
 timestamp (ms), a fresh nonce and
 
-    hex(Ed25519-sign(private key, "DIPN-ED25519\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n"
+    hex(Ed25519-sign(private key, "DIPN-ED25519\\n" METHOD "\\n" TARGET "\\n" TIMESTAMP "\\n" NONCE "\\n"
                                   hex(SHA-256(body))))
+
+TARGET is the request target exactly as sent: the path and, when there is one, "?" and the query
+string (``/coupons/7``, ``/coupons/7?lang=en``), so nothing in the URL can be added or changed
+without breaking the signature. A request without a query signs what it signed before.
 
 (why Ed25519 and not an HMAC, and what the endpoint checks: ``dipn.serving.auth``, docs/security.md).
 """
@@ -107,13 +111,19 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def signed_message(method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> bytes:
-    """The bytes a request's signature covers (the module docstring's formula)."""
+def request_target(path: str, query: str = "") -> str:
+    """What a signature covers of the URL: the path, and "?query" when there is a query."""
+    return f"{path}?{query}" if query else path
+
+
+def signed_message(method: str, target: str, timestamp_ms: int, nonce: str, body: bytes) -> bytes:
+    """The bytes a request's signature covers (the module docstring's formula); ``target`` is the
+    path with its query string, if any (``request_target``)."""
     return b"\n".join(
         (
             SCHEME,
             method.upper().encode(),
-            path.encode(),
+            target.encode(),
             str(timestamp_ms).encode(),
             nonce.encode(),
             hashlib.sha256(body).hexdigest().encode(),
@@ -121,23 +131,24 @@ def signed_message(method: str, path: str, timestamp_ms: int, nonce: str, body: 
     )
 
 
-def sign(secret: str, method: str, path: str, timestamp_ms: int, nonce: str, body: bytes) -> str:
+def sign(secret: str, method: str, target: str, timestamp_ms: int, nonce: str, body: bytes) -> str:
     private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret))
-    return private_key.sign(signed_message(method, path, timestamp_ms, nonce, body)).hex()
+    return private_key.sign(signed_message(method, target, timestamp_ms, nonce, body)).hex()
 
 
 def signed_headers(
-    device_id: str, secret: str, method: str, path: str, body: bytes, *, timestamp_ms: int | None = None,
+    device_id: str, secret: str, method: str, target: str, body: bytes, *, timestamp_ms: int | None = None,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    """The headers a device sends with ``body``; ``timestamp_ms`` and ``nonce`` default to fresh."""
+    """The headers a device sends with ``body`` to ``target`` (the path, with "?query" if the
+    request has one); ``timestamp_ms`` and ``nonce`` default to fresh."""
     timestamp_ms = now_ms() if timestamp_ms is None else timestamp_ms
     nonce = new_nonce() if nonce is None else nonce
     return {
         HEADER_DEVICE: device_id,
         HEADER_TIMESTAMP: str(timestamp_ms),
         HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: sign(secret, method, path, timestamp_ms, nonce, body),
+        HEADER_SIGNATURE: sign(secret, method, target, timestamp_ms, nonce, body),
     }
 
 

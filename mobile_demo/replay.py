@@ -1,12 +1,17 @@
 """Replay: N simulated phones stream their users' events through the device wrapper, in (scaled)
 real time, against a coupon endpoint; only scores leave each phone.
 
-    python -m mobile_demo.replay --bundle runs/demo/bundle --raw runs/demo/raw --url http://127.0.0.1:8000 --phones 20
+    DIPN_ENROLL_TOKEN=... python -m mobile_demo.replay --bundle runs/demo/bundle --raw runs/demo/raw \
+        --url http://127.0.0.1:8000 --phones 20
+
+The phones register with the endpoint's enrollment token (env DIPN_ENROLL_TOKEN, or a file named by
+--enroll-token-file); it plays the app backend that vouches for each phone's user.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -43,10 +48,12 @@ def phone_streams(raw: Path, phones: int, seed: int = 0) -> list[dict[str, Any]]
 
 def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, max_events: int | None = None,
            backend: str = "auto", seed: int = 0, queue_dir: Path | None = None,
-           public_key: Path | None = None, allow_unsigned: bool = False) -> dict[str, Any]:  # fmt: skip
+           public_key: Path | None = None, allow_unsigned: bool = False,
+           enroll_token: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the phones one event at a time in global time order; ``speed`` = simulated seconds per
     wall second (0: as fast as possible). Returns what was sent and what it replaced. Each phone
-    loads the bundle only if ``public_key`` signed it (or, unsigned, with ``allow_unsigned``)."""
+    loads the bundle only if ``public_key`` signed it (or, unsigned, with ``allow_unsigned``), and
+    registers with ``enroll_token`` (the endpoint's enrollment token; None for an open endpoint)."""
     queue_dir = queue_dir or Path(tempfile.mkdtemp(prefix="dipn-replay-"))
     streams = phone_streams(raw, phones, seed)
     devices = []
@@ -56,7 +63,7 @@ def replay(bundle: Path, raw: Path, url: str, phones: int, speed: float = 0.0, m
                                 allow_unsigned=allow_unsigned, clock=lambda: replayed_now[0])
         runtime.set_user(s["history"], s["profile"])
         http = httpx.Client(base_url=url, timeout=UplinkConfig().timeout_s)
-        device_id, secret = register_device(http, s["user_id"])
+        device_id, secret = register_device(http, s["user_id"], enroll_token=enroll_token)
         uplink = Uplink(url, device_id, secret, queue_dir / f"{device_id}.db", http=http)
         devices.append((s, runtime, uplink))
     timeline = sorted(((ts, i, view, row) for i, (s, _, _) in enumerate(devices) for ts, view, row in s["events"]),
@@ -105,9 +112,13 @@ def main() -> None:
     p.add_argument("--public-key", type=Path, help="the bundle signer's public key (dipn keygen); bundles it did "
                    "not sign are refused")
     p.add_argument("--allow-unsigned", action="store_true", help="development: load an unsigned bundle")
+    p.add_argument("--enroll-token-file", type=Path, help="file holding the endpoint's enrollment token (default: "
+                   "env DIPN_ENROLL_TOKEN; neither: the endpoint must have open enrollment)")
     args = p.parse_args()
+    enroll_token = (args.enroll_token_file.read_text().splitlines()[0].strip() if args.enroll_token_file
+                    else os.environ.get("DIPN_ENROLL_TOKEN"))
     print(replay(args.bundle, args.raw, args.url, args.phones, args.speed, args.max_events, args.backend,
-                 public_key=args.public_key, allow_unsigned=args.allow_unsigned))
+                 public_key=args.public_key, allow_unsigned=args.allow_unsigned, enroll_token=enroll_token))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ class LiveServer(ThreadedServer):
 
     def __init__(self, db_url: str, **config: object) -> None:
         self.db_url = db_url
-        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN, **config), free_port())
+        # Registration is open here (devices of tests register freely); test_endpoint_security checks
+        # that a server refuses to start so unless told to.
+        super().__init__(ServerConfig(db_url=db_url, admin_token=ADMIN, **({"open_enrollment": True} | config)),
+                         free_port())
 
     def __enter__(self) -> LiveServer:
         super().__enter__()
@@ -62,8 +65,9 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dipn.cli", "serve", "--db", self.db_url, "--port", str(self.port),
-             "--workers", str(self.workers), "--admin-token", ADMIN, "--rate-limit", str(self.rate_limit)],
+             "--workers", str(self.workers), "--insecure-open-enrollment", "--rate-limit", str(self.rate_limit)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env=os.environ | {"DIPN_ADMIN_TOKEN": ADMIN},
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:

@@ -152,8 +152,11 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServe
                                          "coupon_value": None, "redeemed": None, "expires_ms": None}  # fmt: skip
     assert bob.my_coupon(campaign)["granted"]
     path = f"/coupons/{campaign}"
-    with_query = http.get(path, params={"user_id": "iso-bob"}, headers=_signed(alice, "GET", path))
-    assert with_query.json()["granted"] is False  # the query is not part of the route: bob's coupon stays hidden
+    added_query = http.get(path, params={"user_id": "iso-bob"}, headers=_signed(alice, "GET", path))
+    assert added_query.json()["error"] == "bad_signature"  # the signature covers the query string
+    signed_query = http.get(path, params={"user_id": "iso-bob"},
+                            headers=_signed(alice, "GET", f"{path}?user_id=iso-bob"))
+    assert signed_query.json()["granted"] is False  # the query is not part of the route: bob's coupon stays hidden
     other_path = http.get(f"/coupons/{campaign + 1}", headers=_signed(alice, "GET", path))  # signed for another path
     assert other_path.json()["error"] == "bad_signature"
     decisions = f"/campaigns/{campaign}/decisions"
@@ -383,6 +386,7 @@ def test_the_openapi_document_describes_the_signed_routes() -> None:
 
 
 def _dipn_serve(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``dipn serve`` with no DIPN_* variable of this environment but those of ``env``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DIPN_")} | (env or {})
     return subprocess.run([sys.executable, "-m", "dipn.cli", "serve", *args], capture_output=True, text=True,
                           env=environ, timeout=timeout)  # fmt: skip
@@ -399,8 +403,9 @@ def _one_line_error(done: subprocess.CompletedProcess) -> str:
 def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loopback(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
     assert "no admin token" in _one_line_error(_dipn_serve("--db", db, "--port", str(free_port())))
-    assert "empty token" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ""))
-    assert "empty token" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN, "--enroll-token", ""))
+    assert "empty token" in _one_line_error(_dipn_serve("--db", db, env={"DIPN_ADMIN_TOKEN": " "}))
+    assert "empty token" in _one_line_error(_dipn_serve("--db", db, env={"DIPN_ADMIN_TOKEN": ADMIN,
+                                                                         "DIPN_ENROLL_TOKEN": " "}))
     refused = _dipn_serve("--db", db, "--insecure-open-operator-routes", "--host", "0.0.0.0")
     assert "loopback only" in _one_line_error(refused)
     assert not (tmp_path / "serve.db").exists()  # refused before touching the database
@@ -410,7 +415,7 @@ def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loop
     # Told to, on loopback: the routes are open (a demo's choice).
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "dipn.cli", "serve", "--db", db, "--port", str(port),
-                                "--insecure-open-operator-routes"], stdout=subprocess.DEVNULL,
+                                "--insecure-open-operator-routes", "--insecure-open-enrollment"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -429,13 +434,11 @@ def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loop
 
 def test_serve_refuses_invalid_options_with_one_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
-    assert "--rate-limit must be >= 0" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
-                                                                      "--rate-limit", "-1"))  # fmt: skip
-    assert "max_body_bytes" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
-                                                           "--max-body-bytes", "10"))  # fmt: skip
-    assert "--signature-window" in _one_line_error(_dipn_serve("--db", db, "--admin-token", ADMIN,
-                                                               "--signature-window", "-5"))  # fmt: skip
-    not_a_number = _dipn_serve("--db", db, "--admin-token", ADMIN, env={"DIPN_RATE_LIMIT": "lots"})
+    tokens = {"DIPN_ADMIN_TOKEN": ADMIN, "DIPN_ENROLL_TOKEN": "enroll"}
+    assert "--rate-limit must be >= 0" in _one_line_error(_dipn_serve("--db", db, "--rate-limit", "-1", env=tokens))
+    assert "max_body_bytes" in _one_line_error(_dipn_serve("--db", db, "--max-body-bytes", "10", env=tokens))
+    assert "--signature-window" in _one_line_error(_dipn_serve("--db", db, "--signature-window", "-5", env=tokens))
+    not_a_number = _dipn_serve("--db", db, env=tokens | {"DIPN_RATE_LIMIT": "lots"})
     assert not_a_number.returncode == 2 and "invalid int value: 'lots'" in not_a_number.stderr
     assert "Traceback" not in not_a_number.stderr
     with pytest.raises(ValueError, match="DIPN_MAX_HEADERS must be an integer"):

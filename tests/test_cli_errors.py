@@ -196,8 +196,8 @@ CASES: list[tuple[str, str, Case, str]] = [
                                               c.path("a_file")], "is a file, not a directory"),
     ("convert", "--threads 0", lambda c: ["convert", str(c.checkpoint), "--samples", str(c.samples), "--out",
                                           c.path("b3"), "--threads", "0"], "--threads must be >= 1"),
-    ("serve", "an unsupported database", lambda c: ["serve", "--db", "mysql://x/y", "--admin-token", "t",
-                                                    "--migrate-only"], "unsupported database"),
+    ("serve", "an unsupported database", lambda c: ["serve", "--db", "mysql://x/y", "--migrate-only"],
+     "unsupported database"),
     ("coupon-report", "a directory for a database", lambda c: ["coupon-report", "--db", f"sqlite:///{c.path('db-dir')}"],
      "cannot open it as a database file"),
     ("coupon-report", "nothing listening at --url", lambda c: ["coupon-report", "--url", "http://127.0.0.1:9",
@@ -265,3 +265,51 @@ def test_the_cli_catches_nothing_but_dipns_own_errors() -> None:
     tree = ast.parse(Path(dipn.cli.__file__).read_text())
     caught = {ast.unparse(h.type) for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler)}
     assert caught == {"DipnValidationError", "KeyboardInterrupt"}
+
+
+# ---- issue 27, item 5: the endpoint's arguments (a garbage or unreachable --db, ids beyond 64 bits) ------------
+# Appended as one block (the endpoint's part of the corpus): each was a traceback.
+
+OPEN_ON_LOOPBACK = ["--insecure-open-operator-routes", "--insecure-open-enrollment"]  # past the token checks
+
+
+@pytest.fixture(scope="module")
+def endpoint_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dipn.serving.server import migrate_database
+
+    root = tmp_path_factory.mktemp("endpoint-args")
+    (root / "garbage.db").write_bytes(b"this is not a SQLite database\n" * 200)
+    migrate_database(f"sqlite:///{root}/empty.db")
+    return root
+
+
+ENDPOINT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("serve --db a garbage file", lambda r: ["serve", "--db", f"sqlite:///{r}/garbage.db", *OPEN_ON_LOOPBACK],
+     "cannot use it as a database (file is not a database)"),
+    ("serve --db an unreachable PostgreSQL", lambda r: ["serve", "--db", "postgresql://nobody@127.0.0.1:1/x",
+                                                        *OPEN_ON_LOOPBACK], "cannot use it as a database"),
+    ("serve --migrate-only on a garbage file", lambda r: ["serve", "--migrate-only", "--db", f"sqlite:///{r}/garbage.db"],
+     "cannot use it as a database"),
+    ("coupon-report --db a garbage file", lambda r: ["coupon-report", "--db", f"sqlite:///{r}/garbage.db"],
+     "cannot use it as a database"),
+    ("coupon-report --campaign 2**63", lambda r: ["coupon-report", "--db", f"sqlite:///{r}/empty.db", "--campaign",
+                                                  str(2**63)], "no campaign 9223372036854775808"),
+    ("coupon-report --campaign 2**64", lambda r: ["coupon-report", "--db", f"sqlite:///{r}/empty.db", "--campaign",
+                                                  str(2**64)], "no campaign 18446744073709551616"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("wrong", "argv", "words"), ENDPOINT_CASES, ids=[w for w, _, _ in ENDPOINT_CASES])
+def test_the_endpoints_bad_arguments_are_one_line(endpoint_corpus: Path, wrong: str, argv: Callable[[Path], list[str]],
+                                                  words: str, capsys: pytest.CaptureFixture) -> None:
+    status, err = _main(argv(endpoint_corpus), capsys)
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ERROR_LINE.match(lines[0]) and words in lines[0], err
+
+
+def test_an_unreachable_postgresql_is_one_line_from_a_real_process() -> None:
+    done = subprocess.run([sys.executable, "-m", "dipn.cli", "serve", "--db", "postgresql://nobody@127.0.0.1:1/x",
+                           *OPEN_ON_LOOPBACK], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "127.0.0.1" in done.stderr

@@ -151,7 +151,8 @@ def test_a_device_killed_while_draining_its_queue_sends_every_score_once(tmp_pat
     queue is sent again after the restart), exactly once in the database (scores are unique per
     (device, ts): the endpoint answers a re-sent score as a duplicate)."""
     db_url = f"sqlite:///{tmp_path}/endpoint.db"
-    with ThreadedServer(ServerConfig(db_url=db_url, admin_token=ADMIN, rate_limit=0), free_port()) as server:
+    with ThreadedServer(ServerConfig(db_url=db_url, admin_token=ADMIN, rate_limit=0, open_enrollment=True),
+                        free_port()) as server:
         device = DeviceClient.register(server.url, "draining-user")
         queue_path = tmp_path / "queue.db"
         queue = ScoreQueue(queue_path)

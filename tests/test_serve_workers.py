@@ -53,7 +53,8 @@ def endpoint() -> Iterator[tuple[str, str, subprocess.Popen]]:
         db_url = postgres.start()
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "dipn.cli", "serve", "--db", db_url, "--port", str(port),
-                                   "--workers", "2", "--admin-token", ADMIN],
+                                   "--workers", "2", "--insecure-open-enrollment"],
+                                  env=os.environ | {"DIPN_ADMIN_TOKEN": ADMIN},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

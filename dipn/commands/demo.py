@@ -130,12 +130,14 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     stages.start(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
     db = (args.out / "endpoint.db").resolve()
     db.unlink(missing_ok=True)
-    admin_token = secrets.token_urlsafe(24)  # operator routes are never open, not even in the demo
-    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}", admin_token=admin_token), free_port()) as server:
+    # Operator routes and device registration are never open, not even in the demo: fresh tokens.
+    admin_token, enroll_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    config = ServerConfig(db_url=f"sqlite:///{db}", admin_token=admin_token, enroll_token=enroll_token)
+    with ThreadedServer(config, free_port()) as server:
         operator = OperatorClient(server.url, admin_token)
         campaign = operator.create_campaign(name="demo", salt="demo")["id"]
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
-                      public_key=public_key)
+                      public_key=public_key, enroll_token=enroll_token)
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
               f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
               f"{sent['raw_event_bytes']:,} bytes of raw events; median inference {sent['latency_ms_p50']:.1f} ms")

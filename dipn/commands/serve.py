@@ -1,9 +1,27 @@
-"""``dipn serve``: the coupon-allocation endpoint (FastAPI on uvicorn)."""
+"""``dipn serve``: the coupon-allocation endpoint (FastAPI on uvicorn).
+
+Secrets never travel on the command line, where ``ps`` shows them to every local user: the
+operator and enrollment tokens come from the environment (``DIPN_ADMIN_TOKEN``,
+``DIPN_ENROLL_TOKEN``) or from files (``--admin-token-file``, ``--enroll-token-file`` or
+``DIPN_ADMIN_TOKEN_FILE``, ``DIPN_ENROLL_TOKEN_FILE``), and reach the workers through the pipe
+that starts them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+
+SECRET_ON_ARGV = ("{option} would put the token on the command line, where ps shows it to every local user; "
+                  "set {env} or give a file with {option}-file")
+
+
+class _Refused(argparse.Action):
+    """An option that must not exist: a token given on argv (it used to be accepted)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        env = "DIPN_ADMIN_TOKEN" if option_string == "--admin-token" else "DIPN_ENROLL_TOKEN"
+        parser.error(SECRET_ON_ARGV.format(option=option_string, env=env))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -12,21 +30,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the coupon endpoint: device registration, signed score posts, A/B coupon decisions, R_c / I_gmv",
         description="Run the coupon-allocation endpoint (docs/serving.md). Migrates the database, then starts "
         "uvicorn workers. Devices register their public keys and post signed scores; operators create campaigns, ask for "
-        "coupon decisions, report orders and read R_c and I_gmv per bucket at /metrics/campaign/ID.",
+        "coupon decisions, report orders and read R_c and I_gmv per bucket at /metrics/campaign/ID. Tokens come from "
+        "the environment or from files, never from the command line: DIPN_ADMIN_TOKEN (or --admin-token-file) guards "
+        "the operator routes, DIPN_ENROLL_TOKEN (or --enroll-token-file) device registration.",
     )
     p.add_argument("--db", default=os.environ.get("DIPN_DB_URL", "sqlite:///dipn-serve.db"),
                    help="sqlite:///PATH (default dipn-serve.db, WAL) or postgresql://USER@HOST/DB; env DIPN_DB_URL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, about one per core (default 1)")
-    p.add_argument("--admin-token", default=os.environ.get("DIPN_ADMIN_TOKEN"),
-                   help="Bearer token for campaign, decision, order and metrics routes; env DIPN_ADMIN_TOKEN "
-                   "(required, unless --insecure-open-operator-routes)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, about one per core (default 1)")
+    p.add_argument("--admin-token-file", default=os.environ.get("DIPN_ADMIN_TOKEN_FILE"), metavar="PATH",
+                   help="file whose first line is the Bearer token of the campaign, decision, order and metrics "
+                   "routes; env DIPN_ADMIN_TOKEN_FILE, or the token itself in DIPN_ADMIN_TOKEN (required, unless "
+                   "--insecure-open-operator-routes)")
     p.add_argument("--insecure-open-operator-routes", action="store_true",
                    help="serve the operator routes without a token, to anyone who can connect: loopback --host "
                    "only, for demos")
-    p.add_argument("--enroll-token", default=os.environ.get("DIPN_ENROLL_TOKEN"),
-                   help="Bearer token devices need to register; env DIPN_ENROLL_TOKEN (default: open)")
+    p.add_argument("--enroll-token-file", default=os.environ.get("DIPN_ENROLL_TOKEN_FILE"), metavar="PATH",
+                   help="file whose first line is the Bearer token devices need to register; env "
+                   "DIPN_ENROLL_TOKEN_FILE, or the token itself in DIPN_ENROLL_TOKEN (required, unless "
+                   "--insecure-open-enrollment)")
+    p.add_argument("--insecure-open-enrollment", action="store_true",
+                   help="let anyone register a device for any user id (a warning says so at start): for demos")
+    for refused in ("--admin-token", "--enroll-token"):
+        p.add_argument(refused, action=_Refused, help=argparse.SUPPRESS)
     p.add_argument("--signature-window", type=float, default=300.0,
                    help="seconds a signed request stays valid either side of the server clock (default 300)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
@@ -36,6 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.add_argument("--migrate-only", action="store_true", help="apply schema migrations and exit")
     p.set_defaults(run=run)
+
+
+def _token(file: str | None, env: str, what: str) -> str | None:
+    """The token from its file if one is named, else from the environment variable (None: neither)."""
+    from dipn.serving.config import read_token_file
+
+    if file:
+        return read_token_file(file, what)
+    return os.environ.get(env)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"applied migrations {applied}" if applied else "schema already current")
         return 0
     try:
-        config = ServerConfig(db_url=args.db, admin_token=args.admin_token, enroll_token=args.enroll_token,
+        config = ServerConfig(db_url=args.db,
+                              admin_token=_token(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file"),
+                              enroll_token=_token(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file"),
                               open_operator_routes=args.insecure_open_operator_routes,
-                              max_body_bytes=args.max_body_bytes,
+                              open_enrollment=args.insecure_open_enrollment, max_body_bytes=args.max_body_bytes,
                               signature_window_ms=round(args.signature_window * 1000), rate_limit=args.rate_limit)
     except ValueError as exc:
         raise DipnValidationError(str(exc)) from None

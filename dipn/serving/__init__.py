@@ -13,5 +13,7 @@ scores), ``budget`` (the paced knapsack allocator), ``intervals`` (user-bootstra
 ``report`` (the campaign report), ``dashboard`` (its HTML and SVG), ``ingest`` (group-committed
 score writes), ``ratelimit`` (per-device rate limit, single-use nonces), ``store`` (the other
 reads and writes), ``schemas`` (request and response bodies), ``app`` (FastAPI routes),
-``server`` (uvicorn), ``client`` (httpx helper for devices, operators and tests).
+``openapi`` (the document's security schemes and error bodies, Swagger UI and ReDoc served
+locally), ``protocol`` (the HTTP connection, request heads bounded in size and time), ``server``
+(uvicorn workers under a supervisor), ``client`` (httpx helper for devices, operators and tests).
 """

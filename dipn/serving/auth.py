@@ -2,7 +2,8 @@
 
 The server rejects a timestamp more than ``signature_window_ms`` away from its clock (stale) and
 a nonce the device has already used (replay; nonces are kept for twice the window, after which
-the timestamp alone rejects the request). The body hash binds the scores to the signature.
+the timestamp alone rejects the request). The body hash binds the scores to the signature, and
+the signed target (path and query string) binds the URL.
 
 Why not HMAC with a hashed secret: to check an HMAC the server needs the very key the device signs
 with, so whatever it stores (the secret, or a hash the device then signs with) signs requests as
@@ -93,12 +94,14 @@ def check_fresh(timestamp_ms: int, server_now_ms: int, window_ms: int) -> None:
         )
 
 
-def check_signature(public_key: Ed25519PublicKey, method: str, path: str, signed: SignedHeaders, body: bytes) -> None:
+def check_signature(public_key: Ed25519PublicKey, method: str, target: str, signed: SignedHeaders, body: bytes) -> None:
+    """``target``: the request target as received, path and query (``dipn.wire.request_target``)."""
+    message = signed_message(method, target, signed.timestamp_ms, signed.nonce, body)
     try:
-        public_key.verify(bytes.fromhex(signed.signature), signed_message(method, path, signed.timestamp_ms, signed.nonce, body))
+        public_key.verify(bytes.fromhex(signed.signature), message)
     except InvalidSignature:
         raise AuthError(
-            401, "bad_signature", "signature does not match the request (method, path, timestamp, nonce, body)"
+            401, "bad_signature", "signature does not match the request (method, path and query, timestamp, nonce, body)"
         ) from None
 
 

@@ -114,9 +114,22 @@ class CampaignConfig:
 
 
 def check_text(name: str, value: str, max_length: int) -> None:
-    """Text the database stores: bounded, and without NUL (PostgreSQL text cannot hold it)."""
+    """Text the database stores: bounded, without NUL (PostgreSQL text cannot hold it) and without
+    an unpaired surrogate (no UTF-8 encodes one: the driver would fail on it)."""
     if len(value) > max_length or "\x00" in value:
         raise ValueError(f"{name} must be at most {max_length} characters, without NUL")
+    if not is_encodable(value):
+        raise ValueError(f"{name} holds an unpaired surrogate (such as \\ud800), which is no Unicode text")
+
+
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` is Unicode text: JSON's "\\ud800" escape decodes to a lone surrogate, which
+    Python keeps in a str but no encoder (UTF-8 for SQLite and PostgreSQL) takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_thresholds(t_l: float, t_u: float) -> None:
@@ -137,8 +150,27 @@ def check_shares(shares: dict[str, float]) -> None:
 
 
 OPEN_OPERATOR_ROUTES_REFUSED = (
-    "no admin token: campaign, decision, order and metrics routes would be open to anyone; set --admin-token "
-    "(or DIPN_ADMIN_TOKEN), or for a loopback demo --insecure-open-operator-routes")
+    "no admin token: campaign, decision, order and metrics routes would be open to anyone; set DIPN_ADMIN_TOKEN "
+    "or --admin-token-file (or DIPN_ADMIN_TOKEN_FILE), or for a loopback demo --insecure-open-operator-routes")
+OPEN_ENROLLMENT_REFUSED = (
+    "no enrollment token: anyone could register a device for any user id and steer that user's coupon; set "
+    "DIPN_ENROLL_TOKEN or --enroll-token-file (or DIPN_ENROLL_TOKEN_FILE), or for a demo --insecure-open-enrollment")
+OPEN_ENROLLMENT_WARNING = (
+    "open enrollment (--insecure-open-enrollment): anyone who can reach POST /devices can register a device for "
+    "any user id and post that user's scores; use it for demos only")
+
+
+def read_token_file(path: str, what: str) -> str:
+    """A token kept in a file (a secret mount, 0600), so that it never shows on a command line:
+    the first line, without its line break; an unreadable or empty file is a ``ValueError``."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} file {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not token.strip():
+        raise ValueError(f"{what} file {path} is empty: an empty token would guard nothing")
+    return token
 
 
 @dataclass(frozen=True)
@@ -149,10 +181,12 @@ class ServerConfig:
     admin_token: str | None = None  # Bearer token for campaign, decision, order and metrics routes
     # Without an admin token the app refuses to start unless this is set: a loopback demo's choice.
     open_operator_routes: bool = False
-    enroll_token: str | None = None  # Bearer token for device registration; None: open
+    enroll_token: str | None = None  # Bearer token for device registration
+    # Without an enrollment token the app refuses to start unless this is set: a demo's choice.
+    open_enrollment: bool = False
     max_body_bytes: int = 64 * 1024
     max_scores_per_post: int = MAX_SCORES_PER_POST
-    max_header_bytes: int = 16 * 1024  # request line and headers together (h11's receive buffer)
+    max_header_bytes: int = 16 * 1024  # request line and headers together (``protocol`` bounds them)
     max_headers: int = 64
     signature_window_ms: int = 300_000  # a signed request older or newer than this is stale
     max_write_batch: int = 512  # score posts committed together (group commit)
@@ -161,12 +195,19 @@ class ServerConfig:
     # generator posing as a few devices needs 0.
     rate_limit: int = 120
     rate_window_ms: int = 60_000
+    # Slow clients: the request line and headers must arrive within header_timeout_ms of the
+    # connection (or of the previous response), a body within body_timeout_ms of its headers, and
+    # an idle keep-alive connection is closed after keepalive_timeout_ms.
+    header_timeout_ms: int = 10_000
+    body_timeout_ms: int = 30_000
+    keepalive_timeout_ms: int = 5_000
 
     ENV = {
         "db_url": "DIPN_DB_URL",
         "admin_token": "DIPN_ADMIN_TOKEN",
         "open_operator_routes": "DIPN_OPEN_OPERATOR_ROUTES",
         "enroll_token": "DIPN_ENROLL_TOKEN",
+        "open_enrollment": "DIPN_OPEN_ENROLLMENT",
         "max_body_bytes": "DIPN_MAX_BODY_BYTES",
         "max_scores_per_post": "DIPN_MAX_SCORES_PER_POST",
         "max_header_bytes": "DIPN_MAX_HEADER_BYTES",
@@ -175,16 +216,24 @@ class ServerConfig:
         "max_write_batch": "DIPN_MAX_WRITE_BATCH",
         "rate_limit": "DIPN_RATE_LIMIT",
         "rate_window_ms": "DIPN_RATE_WINDOW_MS",
+        "header_timeout_ms": "DIPN_HEADER_TIMEOUT_MS",
+        "body_timeout_ms": "DIPN_BODY_TIMEOUT_MS",
+        "keepalive_timeout_ms": "DIPN_KEEPALIVE_TIMEOUT_MS",
     }
+    # Tokens may also come from files: DIPN_ADMIN_TOKEN_FILE, DIPN_ENROLL_TOKEN_FILE.
+    TOKEN_FILES = {"admin_token": "DIPN_ADMIN_TOKEN_FILE", "enroll_token": "DIPN_ENROLL_TOKEN_FILE"}
 
     def __post_init__(self) -> None:
         for name in ("admin_token", "enroll_token"):
-            if getattr(self, name) == "":
+            token = getattr(self, name)
+            if token is not None and not token.strip():
                 raise ValueError(f"{name}: an empty token would guard nothing; give a token or none")
         bounds = {"max_body_bytes": (1024, 2**31), "max_scores_per_post": (1, MAX_SCORES_PER_POST),
                   "max_header_bytes": (1024, 2**20), "max_headers": (8, 1024),
                   "signature_window_ms": (1, 24 * 3_600_000), "max_write_batch": (1, 100_000),
-                  "rate_limit": (0, 10**9), "rate_window_ms": (1, 24 * 3_600_000)}  # fmt: skip
+                  "rate_limit": (0, 10**9), "rate_window_ms": (1, 24 * 3_600_000),
+                  "header_timeout_ms": (100, 3_600_000), "body_timeout_ms": (100, 3_600_000),
+                  "keepalive_timeout_ms": (100, 3_600_000)}  # fmt: skip
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -208,12 +257,7 @@ class ServerConfig:
                 values[name] = int(text)
             else:
                 values[name] = text
+        for name, var in cls.TOKEN_FILES.items():
+            if environ.get(var) and name not in values:
+                values[name] = read_token_file(environ[var], var)
         return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        env = {}
-        for name, var in self.ENV.items():
-            value = getattr(self, name)
-            if value is not None and value is not False:
-                env[var] = "1" if value is True else str(value)
-        return env

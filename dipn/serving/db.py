@@ -18,10 +18,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from dipn.errors import DipnValidationError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10  # an unreachable host is a clear error, not a hang of the TCP timeout
 PRIVATE_FILE_MODE = 0o600  # the database holds personal data (docs/security.md)
 
 
@@ -35,13 +37,27 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine on a database that answers: one that cannot be used (a file that is no SQLite
+    database, a server that refuses the connection or the login) is a one-line
+    ``DipnValidationError`` here, before any command or worker relies on it."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, pool_size)
-    if backend == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    raise DipnValidationError(f"--db: unsupported database {backend!r}; use sqlite:///PATH or postgresql://...")
+        engine = _sqlite_engine(url, pool_size)
+    elif backend == "postgresql":
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
+    else:
+        raise DipnValidationError(f"--db: unsupported database {backend!r}; use sqlite:///PATH or postgresql://...")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc.orig.__class__.__name__
+        shown = make_url(url).render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://")
+        raise DipnValidationError(f"--db {shown}: cannot use it as a database ({reason})") from None
+    return engine
 
 
 def _sqlite_engine(url: str, pool_size: int) -> Engine:

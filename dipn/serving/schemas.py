@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve
+from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve, is_encodable
 from dipn.wire import DEVICE_ID_PATTERN, EPOCH_2000_MS, MAX_TS_MS, MODEL_VERSION_PATTERN, PUBLIC_KEY_PATTERN
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -16,10 +16,46 @@ TimestampMs = Annotated[StrictInt, Field(ge=EPOCH_2000_MS, lt=MAX_TS_MS)]
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields refused, numbers finite, text Unicode (no unpaired surrogate)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _text_is_unicode(self) -> Strict:
+        """JSON's "\\ud800" decodes to a lone surrogate, which no database driver can encode (it
+        was an HTTP 500): refused here for every text field of every body, nested ones included."""
+        for name in type(self).model_fields:
+            if not _unicode(getattr(self, name)):
+                raise ValueError(f"{name}: text holds an unpaired surrogate (such as \\ud800), which is no Unicode")
+        return self
+
+
+def _unicode(value: object) -> bool:
+    if isinstance(value, str):
+        return is_encodable(value)
+    if isinstance(value, dict):
+        return all(_unicode(k) and _unicode(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_unicode(v) for v in value)
+    return True  # numbers, booleans, None; nested bodies check themselves
+
+
+class ErrorBody(BaseModel):
+    """What every refusal carries (4xx, and 503 when storage is down)."""
+
+    error: str = Field(description="machine-readable code, e.g. invalid_request, bad_signature, rate_limited, "
+                       "unknown_campaign (docs/serving.md lists them per route)")
+    detail: str = Field(description="why, for a person: names the field, header or limit")
+
+
+class PatternedStrict(BaseModel):
+    """A strict body whose every text field has an ASCII pattern, so no surrogate can pass: the
+    score post, validated on the hot path without ``Strict``'s walk over its fields."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Score(Strict):
+class Score(PatternedStrict):
     """What a device sends (``dipn.wire``) and nothing else: unknown fields are refused."""
 
     device_id: DeviceId
@@ -29,7 +65,7 @@ class Score(Strict):
     ts: TimestampMs
 
 
-class ScoreBatch(Strict):
+class ScoreBatch(PatternedStrict):
     scores: Annotated[list[Score], Field(min_length=1)]
 
 

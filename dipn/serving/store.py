@@ -149,7 +149,12 @@ def list_campaigns(engine: Engine) -> list[tuple[int, int, CampaignConfig]]:
         return [(int(r.id), int(r.created_ms), config_from_json(r.config)) for r in rows]
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one names no campaign (and would overflow the driver)
+
+
 def load_campaign(conn: Connection, campaign_id: int) -> CampaignConfig:
+    if not 1 <= campaign_id <= MAX_ID:
+        raise StoreError(404, "unknown_campaign", f"no campaign {campaign_id} (ids are 1 to 2**63 - 1)")
     text = conn.execute(select(campaigns.c.config).where(campaigns.c.id == campaign_id)).scalar()
     if text is None:
         raise StoreError(404, "unknown_campaign", f"no campaign {campaign_id}")
