@@ -54,14 +54,17 @@ def phone_streams(raw: Path, phones: int | None, seed: int = 0) -> list[dict[str
     users = sorted(set().union(*(set(f["user_id"].to_list()) for f in events_of.values())))
     if phones is not None and phones < len(users):
         users = sorted(np.random.default_rng(seed).choice(np.array(users, dtype=object), size=phones, replace=False))
-    chosen = pl.Series(users, dtype=pl.Utf8)
-    grouped = {v: {u: rows for (u,), rows in f.filter(pl.col("user_id").is_in(chosen)).group_by("user_id")}
-               for v, f in events_of.items()}  # fmt: skip
+    chosen = pl.DataFrame({"user_id": users}, schema={"user_id": pl.Utf8})
+
+    def of_chosen(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(chosen, on="user_id", how="semi", maintain_order="left")
+
+    grouped = {v: {u: rows for (u,), rows in of_chosen(f).group_by("user_id")} for v, f in events_of.items()}
     if "history" in frames:
-        history = frames["history"].filter(pl.col("user_id").is_in(chosen)).rename({"as_of_ts": "ts"})
+        history = of_chosen(frames["history"]).rename({"as_of_ts": "ts"})
         grouped["history"] = {u: rows for (u,), rows in history.group_by("user_id")}
     profiles = {} if "profile" not in frames else {
-        row["user_id"]: row for row in frames["profile"].filter(pl.col("user_id").is_in(chosen)).iter_rows(named=True)}
+        row["user_id"]: row for row in of_chosen(frames["profile"]).iter_rows(named=True)}
     order = ("history", *VIEWS)
     streams = []
     for user in users:
