@@ -250,10 +250,10 @@ def measure_log(name: str, raw: Path, bundle: Path, post: dict[str, float]) -> d
     }  # fmt: skip
 
 
-def simulated_raw(users: int, days: int, seed: int, out: Path) -> Path:
+def simulated_raw(users: int, days: int, seed: int, density: float, out: Path) -> Path:
     from dipn.data.simulation import SimulationConfig, simulate
 
-    simulate(SimulationConfig(users=users, days=days, seed=seed, density=1.0), out, progress=False)
+    simulate(SimulationConfig(users=users, days=days, seed=seed, density=density), out, progress=False)
     return out
 
 
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=4, help="simulated users (density 1.0: thousands of events a day)")
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--density", type=float, default=1.0, help="simulated activity (1.0: the paper's Table 1)")
     parser.add_argument("--steps", type=int, default=60, help="training steps of the models made here")
     parser.add_argument("--posts", type=int, default=50, help="score posts measured on the wire")
     parser.add_argument("--sim-bundle", type=Path, help="a bundle of simulated data (default: trained here)")
@@ -295,10 +296,11 @@ def measure(args: argparse.Namespace, command: str) -> dict[str, Any]:
     logs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sim = simulated_raw(args.users, args.days, args.seed, work / "sim-raw")
+        sim = simulated_raw(args.users, args.days, args.seed, args.density, work / "sim-raw")
         sim_bundle = args.sim_bundle or small_bundle(sim, work / "sim", args.steps)
         post = measure_post(json.loads((sim_bundle / "manifest.json").read_text())["model_version"], args.posts, work)
-        logs.append(measure_log(f"simulator, {args.users} users x {args.days} days, density 1.0", sim, sim_bundle, post))
+        logs.append(measure_log(f"simulator, {args.users} users x {args.days} days, density {args.density:g}", sim,
+                                sim_bundle, post))  # fmt: skip
         tail_note = None
         if args.no_tail:
             tail_note = "not measured (--no-tail)"
