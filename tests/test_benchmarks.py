@@ -17,11 +17,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.emulator import rootfs  # noqa: E402
 
 
-def test_uplink_cost_compares_posted_scores_with_every_score_and_raw_events(tmp_path: Path) -> None:
+def test_uplink_cost_compares_posted_scores_with_every_score_and_raw_events(tiny_bundle: Path, tmp_path: Path) -> None:
     from benchmarks import uplink_cost
 
-    assert uplink_cost.main(["--users", "2", "--days", "2", "--density", "0.02", "--steps", "2", "--posts", "3",
-                             "--no-tail", "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert uplink_cost.main(["--users", "2", "--days", "1", "--density", "0.05", "--sim-bundle", str(tiny_bundle),
+                             "--posts", "3", "--no-tail", "--out", str(tmp_path)]) == 0  # fmt: skip
     report = json.loads((tmp_path / "uplink_cost.json").read_text())
     assert report["post"]["request_bytes"] > report["post"]["body_bytes"] > 0  # headers are on the wire too
     (log,) = report["logs"]
