@@ -109,6 +109,10 @@ class IntentScorerOptions:
     clock: Callable[[], float] = wall_clock_ms
 
     def __post_init__(self) -> None:
+        if not isinstance(self.bundle, (str, Path)):
+            raise InvalidArgumentError(f"bundle must be a directory path, got {type(self.bundle).__name__}")
+        if not callable(self.clock):
+            raise InvalidArgumentError("clock must be callable: the device's time in ms since the epoch")
         if self.format not in ("auto", *FORMATS):
             raise InvalidArgumentError(f"format must be auto or one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.precision is not None and self.precision not in PRECISIONS:

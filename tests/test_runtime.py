@@ -191,8 +191,12 @@ def test_numbers_no_float_can_hold_are_refused_with_typed_errors_or_repaired(tin
     assert np.isfinite([score.p_realtime, score.p_longterm]).all()
     with pytest.raises(InvalidArgumentError, match="screen must be two finite sizes"):
         scorer(tiny_bundle, screen=(huge, 780))
-    with pytest.raises(InvalidArgumentError, match="precision must be"):
-        IntentScorerOptions(tiny_bundle, precision="fp16")
+    for bad, match in (({"precision": "fp16"}, "precision must be"), ({"threads": 0}, "threads must be"),
+                       ({"format": "tflite-gpu"}, "format must be"), ({"clock": 5}, "clock must be")):  # fmt: skip
+        with pytest.raises(InvalidArgumentError, match=match):
+            IntentScorerOptions(tiny_bundle, **bad)
+    with pytest.raises(InvalidArgumentError, match="bundle must be a directory path"):
+        IntentScorerOptions(None)  # type: ignore[arg-type]
 
 
 def test_a_far_future_timestamp_is_dropped_and_a_view_clock_recovers_when_the_device_clock_goes_back(
