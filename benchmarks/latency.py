@@ -6,7 +6,7 @@
 For 1 and 2 threads, a worker process pinned with ``taskset`` to as many cores times every
 backend (PyTorch eager, onnxruntime, LiteRT) at fp32 and int8, batch 1, on real eval samples, in
 interleaved rounds so that background load hits all of them alike; the speed-up over PyTorch eager
-fp32 is taken from the same rounds. The same worker then times ``IntentRuntime`` from one new raw
+fp32 is taken from the same rounds. The same worker then times ``IntentScorer`` from one new raw
 event to its score (sanitize, encode, buffer, model) with a full 256-event history, for each backend
 the wrapper offers. CoreML predicts only on macOS: it is listed, not timed. The 1-minute load
 average is recorded at the start and the end: on a shared machine the figures are upper bounds.
@@ -102,7 +102,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
                  "| | | |")  # fmt: skip
     lines += [
         "",
-        "New raw event -> score through `IntentRuntime` (sanitize, encode with the training encoder, append to the "
+        "New raw event -> score through `IntentScorer` (check, sanitize, encode with the training encoder, append to the "
         "ring buffer, run the model on the full 256-event window), the bundle's default artifact per backend:",
         "",
         "| backend | artifact | threads | p50 ms | p90 ms |",

@@ -1,37 +1,45 @@
-"""Bytes per user-day leaving the phone: our device's scores, against the raw events a cloud model would need.
+"""Bytes per user-day leaving the phone: the device's posted scores, against posting every score and
+against the raw events a cloud model would need; and the coupon decisions the posting policy changes.
 
-    python benchmarks/uplink_cost.py                      # 300 simulated users x 3 days at Table 1 density
-    python benchmarks/uplink_cost.py --users 20 --days 1 --out /tmp/uplink   # a quick look
+    python benchmarks/uplink_cost.py                          # simulator (4 users x 2 days) + the real tail slice
+    python benchmarks/uplink_cost.py --users 4 --days 1 --no-tail --out /tmp/uplink   # a quick look
+    python benchmarks/uplink_cost.py --render                 # the Markdown again from uplink_cost.json
 
-Events come from the simulator at density 1.0 (the paper's Table 1: ~42 browse, ~391 tap and
-~1583 swipe-view actions per user per day), in our raw contract (dipn.features.contract). The trigger is
-the wrapper's default: one score per page leave (a swipe-view ``leave_page``), counted in the same
-simulated days.
+Two logs: the simulator at density 1.0 (the paper's Table 1) and the real Taobao tail slice
+(../shared/data/taobao-userbehavior-tail, imported with ``dipn import taobao-userbehavior``; sparse,
+browse only). For each, a small model is trained and converted here (or ``--sim-bundle`` /
+``--tail-bundle`` is used), and every user's events are replayed through the device scorer
+(``mobile_demo.replay``): it scores at the bundle's scoring policy (every event, and the idle timer
+from event time), and its posting policy marks the scores it posts.
 
-Device: the real ``mobile_demo.uplink.Uplink`` posts signed scores to the real endpoint (on
-loopback) through a relay that counts every byte of each HTTP/1.1 request and response: request
-line, headers (with the Ed25519 signature headers) and body, as httpx sends them. Two policies:
-real time (one post per score, what a coupon decision at the page leave needs) and the uplink's
-default batches of 32. Not counted, on either side: TCP/IP and TLS framing, connection set-up,
-the one-time device registration.
+Bytes: one post per score as it is made (real time), each measured on the wire: the real
+``mobile_demo.uplink.Uplink`` posts signed scores to the real endpoint on loopback through a relay
+that counts every byte of the HTTP/1.1 request (request line, headers with the Ed25519 signature,
+body). Raw events: what a cloud model scoring at the same moments needs, each event uploaded when
+it happens as a JSON line of the contract's columns, plain and zstd-compressed one upload at a
+time, with the same per-post HTTP overhead the device pays; and, as a lower bound no real-time
+model reaches, a whole user-day in one zstd blob. Not counted: TCP/IP and TLS framing, connection
+set-up, device registration.
 
-Cloud: a server-side model needs the events themselves, in time to score at each page leave: the
-events since the previous page leave, one upload per trigger, as JSON in the contract's columns,
-uncompressed and compressed one upload at a time (gzip, zstd); and, as a lower bound no real-time
-model can reach, a whole user-day in one compressed blob. Cloud figures are payload only (no HTTP
-headers), which flatters the cloud side.
+Decisions: the endpoint decides on the user's latest score of the last ``score_max_age_ms``
+(``dipn.serving.store.latest_score``; scores are unique per device and ts, a later one at the same
+ts is a duplicate) with ``dipn.serving.policy.decide``. It is asked at every scored moment and every
+minute from a user's first score until an hour after the last, once with every score posted and
+once with the posted ones; the decisions that differ are counted, for the model bucket (the
+paper's thresholds) and the budgeted bucket (default campaign).
 Writes benchmarks/results/uplink_cost.{json,md} (or under --out).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import socket
 import sys
 import tempfile
 import threading
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +54,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 VIEWS = ("swipe", "tap", "browse")
-PAPER_TABLE_1 = {"browse": 42, "tap": 391, "swipe": 1583}
-GZIP_LEVEL, ZSTD_LEVEL = 6, 3  # each library's default
+ZSTD_LEVEL = 3  # the library's default
+TAIL = ROOT.parent / "shared" / "data" / "taobao-userbehavior-tail" / "UserBehavior_tail.csv.gz"
 
 
 class ByteCountingRelay:
@@ -96,188 +105,275 @@ class ByteCountingRelay:
         self.listener.close()
 
 
-def measure_device_posts(model_version: str, posts: int, batch: int, tmp: Path) -> dict[str, Any]:
-    """Mean bytes per request / response / body for ``posts`` uplink posts of ``batch`` scores each."""
+def measure_post(model_version: str, posts: int, tmp: Path) -> dict[str, float]:
+    """Mean bytes of one real-time score post (request on the wire, its body, the response)."""
     from dipn.serving.client import DeviceClient
     from dipn.serving.config import ServerConfig
     from dipn.serving.server import ThreadedServer, free_port
+    from mobile_demo import Score
     from mobile_demo.uplink import Uplink, UplinkConfig
 
-    rng = np.random.default_rng(batch)
-    db = tmp / f"endpoint-{batch}.db"
-    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{db}", rate_limit=0, open_operator_routes=True,
-                                     open_enrollment=True), free_port()) as server:
-        device = DeviceClient.register(server.url, f"uplink-user-{batch}")
+    rng = np.random.default_rng(0)
+    with ThreadedServer(ServerConfig(db_url=f"sqlite:///{tmp / 'endpoint.db'}", rate_limit=0,
+                                     open_operator_routes=True, open_enrollment=True), free_port()) as server:  # fmt: skip
+        device = DeviceClient.register(server.url, "uplink-user")
         relay = ByteCountingRelay(int(server.url.rsplit(":", 1)[1]))
-        uplink = Uplink(f"http://127.0.0.1:{relay.port}", device.device_id, device.secret, tmp / f"queue-{batch}.db",
-                        UplinkConfig(batch_size=batch))  # fmt: skip
-        ts = 1_793_577_600_000
-        acknowledged = 0
+        uplink = Uplink(f"http://127.0.0.1:{relay.port}", device.device_id, device.secret, tmp / "queue.db",
+                        UplinkConfig(batch_size=1))  # fmt: skip
+        ts, acknowledged = int(time.time() * 1000) - posts * 120_000, 0
         start_sent, start_received = relay.snapshot()
         for _ in range(posts):
-            for _ in range(batch):
-                ts += int(rng.integers(5_000, 120_000))
-                uplink.submit(model_version, float(rng.random()), float(rng.random()), ts)
+            ts += int(rng.integers(5_000, 120_000))
+            uplink.submit(Score(float(rng.random()), float(rng.random()), ts, 1.0, model_version))
             acknowledged += uplink.flush()
         sent, received = relay.snapshot()
         body_bytes = uplink.bytes_sent
         uplink.close()
         device.close()
         relay.close()
-    if acknowledged != posts * batch:
-        raise RuntimeError(f"the endpoint acknowledged {acknowledged} of {posts * batch} scores: {dict(uplink.counts)}")
-    return {"scores_per_post": batch, "posts": posts, "request_bytes": (sent - start_sent) / posts,
-            "response_bytes": (received - start_received) / posts, "body_bytes": body_bytes / posts}  # fmt: skip
+    if acknowledged != posts:
+        raise RuntimeError(f"the endpoint acknowledged {acknowledged} of {posts} scores")
+    return {"request_bytes": (sent - start_sent) / posts, "body_bytes": body_bytes / posts,
+            "response_bytes": (received - start_received) / posts}  # fmt: skip
 
 
-def simulate_days(users: int, days: int, seed: int, out: Path) -> tuple[dict[str, pl.DataFrame], int]:
-    """The simulated views, cut to the simulated days (the labels' horizon dropped), and the user-days."""
+def small_bundle(raw: Path, work: Path, steps: int) -> Path:
+    """A model of this log, trained for ``steps`` steps and converted to ONNX (the scores' dynamics
+    come from the log and the model's inputs; a bigger model is ``--sim-bundle`` / ``--tail-bundle``)."""
+    from convert.bundle import ConvertOptions, build_bundle
+    from dipn.data.build import BuildConfig, build_samples
+    from dipn.data.store import SampleStore
+    from dipn.training.config import TrainConfig
+    from dipn.training.loop import Trainer
+
+    build_samples(raw, work / "samples", BuildConfig(seed=1, eval_days=0.5, val_days=0.25), progress=False)
+    config = TrainConfig(epochs=1, batch_size=64, max_steps=steps, max_eval_samples=256, threads=1, seed=3)
+    Trainer(SampleStore(work / "samples"), config, work / "run", progress=False).fit()
+    build_bundle(work / "run" / "last.pt", work / "samples", work / "bundle",
+                 ConvertOptions(formats=("onnx",), parity_samples=200, max_auc_drop=0.5), progress=lambda _: None)
+    return work / "bundle"
+
+
+def events_of(raw: Path) -> pl.DataFrame:
+    """Every event of the log as the JSON line a cloud model would receive: user, day, line."""
+    from dipn.data.readers import read_dataset
+
+    parts = []
+    for view, result in read_dataset(raw, views=[v for v in VIEWS if any(raw.glob(f"{v}.*"))]).items():
+        frame = result.frame.sort(["user_id", "ts"], maintain_order=True)
+        lines = [json.dumps({"view": view, **row}, default=str) for row in frame.iter_rows(named=True)]
+        parts.append(frame.select("user_id", "ts").with_columns(pl.Series("line", lines)))
+    return pl.concat(parts).with_columns((pl.col("ts") // DAY_MS).alias("day"))
+
+
+def raw_event_bytes(events: pl.DataFrame) -> dict[str, int]:
+    """Each event uploaded on its own (plain JSON, zstd), and each user-day in one zstd blob."""
+    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    lines = [line.encode() for line in events["line"]]
+    days = events.group_by(["user_id", "day"]).agg(pl.col("line").str.join("\n"))
+    return {"uploads": len(lines), "json": sum(map(len, lines)), "json_zstd": sum(len(zstd.compress(b)) for b in lines),
+            "day_zstd": sum(len(zstd.compress(b.encode())) for b in days["line"])}  # fmt: skip
+
+
+def changed_decisions(scores: dict[str, list[tuple[int, float, bool]]], max_age_ms: int) -> dict[str, int]:
+    """Decisions that differ between posting every score and posting those marked ``post``."""
+    from dipn.serving.config import CampaignConfig
+    from dipn.serving.policy import budgeted_grants, within_thresholds
+
+    config = CampaignConfig()
+    out = {"decision_moments": 0, "changed_model": 0, "changed_budgeted": 0, "granted_model_every_score": 0}
+    for rows in scores.values():
+        ts = np.array([r[0] for r in rows], np.int64)
+        p = np.array([r[1] for r in rows])
+        posted = np.array([r[2] for r in rows])
+        moments = np.union1d(ts, np.arange(ts.min(), ts.max() + max_age_ms + MINUTE_MS, MINUTE_MS))
+        decisions = []
+        for keep in (np.ones(len(ts), bool), posted):
+            t, q = _first_per_ts(ts[keep], p[keep])  # the endpoint keeps the first score of a (device, ts)
+            i = np.searchsorted(t, moments, side="right") - 1
+            recent = (i >= 0) & (t[np.maximum(i, 0)] >= moments - max_age_ms)
+            latest = q[np.maximum(i, 0)]
+            decisions.append((recent & within_thresholds(latest, config.t_l, config.t_u),
+                              recent & budgeted_grants(latest, config)))  # fmt: skip
+        out["decision_moments"] += len(moments)
+        out["changed_model"] += int((decisions[0][0] != decisions[1][0]).sum())
+        out["changed_budgeted"] += int((decisions[0][1] != decisions[1][1]).sum())
+        out["granted_model_every_score"] += int(decisions[0][0].sum())
+    return out
+
+
+def _first_per_ts(ts: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    first = np.r_[True, ts[1:] != ts[:-1]] if len(ts) else np.zeros(0, bool)
+    return ts[first], p[first]
+
+
+def measure_log(name: str, raw: Path, bundle: Path, post: dict[str, float]) -> dict[str, Any]:
+    """Replay the whole log through the device and count scores, posts, bytes and decisions."""
+    from dipn.serving.config import CampaignConfig
+    from mobile_demo.replay import replay
+
+    scores: dict[str, list[tuple[int, float, bool]]] = defaultdict(list)
+    reasons: dict[str, int] = defaultdict(int)
+
+    def sink(user: str, score: Any) -> None:
+        scores[user].append((score.ts, score.p_realtime, score.post))
+        reasons[score.post_reason or "not posted"] += 1
+
+    started = time.perf_counter()
+    summary = replay(bundle, raw, None, None, allow_unsigned=True, format="onnx", sink=sink)
+    seconds = time.perf_counter() - started
+    events = events_of(raw)
+    user_days = events.select("user_id", "day").unique().height
+    raw_bytes = raw_event_bytes(events)
+    every, posted = summary["scores"], summary["scores_posted"]
+    headers = post["request_bytes"] - post["body_bytes"]
+    per_day = {
+        "every_score": every * post["request_bytes"] / user_days,
+        "posted": posted * post["request_bytes"] / user_days,
+        "raw_json": (raw_bytes["json"] + raw_bytes["uploads"] * headers) / user_days,
+        "raw_zstd": (raw_bytes["json_zstd"] + raw_bytes["uploads"] * headers) / user_days,
+        "raw_day_zstd": (raw_bytes["day_zstd"] + user_days * headers) / user_days,
+    }  # fmt: skip
+    return {
+        "log": name, "raw": str(raw), "users": summary["phones"], "user_days": user_days,
+        "events_per_user_day": summary["events"] / user_days,
+        "scores_per_user_day": {"event": summary["scores_by_trigger"]["event"] / user_days,
+                                "idle": summary["scores_by_trigger"]["idle"] / user_days,
+                                "posted": posted / user_days},
+        "post_reasons": dict(reasons), "bytes_per_user_day": per_day,
+        "payload_per_user_day": {"posted": posted * post["body_bytes"] / user_days,
+                                 "raw_json": raw_bytes["json"] / user_days,
+                                 "raw_zstd": raw_bytes["json_zstd"] / user_days},
+        "decisions": changed_decisions(scores, CampaignConfig().score_max_age_ms),
+        "scoring_policy": summary["scoring_policy"], "posting_policy": summary["posting_policy"],
+        "model_version": summary["model_version"], "replay_seconds": round(seconds, 1),
+    }  # fmt: skip
+
+
+def simulated_raw(users: int, days: int, seed: int, density: float, out: Path) -> Path:
     from dipn.data.simulation import SimulationConfig, simulate
 
-    config = SimulationConfig(users=users, days=days, seed=seed, density=1.0)
-    simulate(config, out, progress=False)
-    end = config.start_ms + days * DAY_MS
-    frames = {v: pl.read_parquet(out / f"{v}.parquet").filter(pl.col("ts") < end) for v in VIEWS}
-    return frames, users * days
+    simulate(SimulationConfig(users=users, days=days, seed=seed, density=density), out, progress=False)
+    return out
 
 
-def trigger_batches(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """One row per upload a cloud model needs: a user's events since the previous page leave, as JSON
-    in the contract's columns (``{"swipe": [...], "tap": [...], "browse": [...]}``), with its day."""
-    parts = []
-    for view, frame in frames.items():
-        lines = frame.write_ndjson().splitlines()
-        trigger = (pl.col("type") == "leave_page") if view == "swipe" else pl.lit(False)
-        parts.append(frame.select("user_id", "ts", trigger.alias("trigger"))
-                     .with_columns(pl.Series("line", lines), pl.lit(view).alias("view")))  # fmt: skip
-    events = pl.concat(parts).sort(["user_id", "ts"], maintain_order=True)
-    # An event belongs to the upload of the next page leave at or after it.
-    events = events.with_columns(
-        (pl.col("trigger").cast(pl.Int64).cum_sum().over("user_id") - pl.col("trigger").cast(pl.Int64)).alias("batch"),
-        (pl.col("ts") // DAY_MS).alias("day"),
-    )  # fmt: skip
-    per_view = events.group_by(["user_id", "batch", "view"], maintain_order=True).agg(
-        pl.col("line").str.join(","), pl.col("day").max()
-    )
-    bodies = per_view.group_by(["user_id", "batch"], maintain_order=True).agg(
-        pl.format('"{}":[{}]', "view", "line").str.join(",").alias("fields"), pl.col("day").max()
-    )
-    return bodies.select("user_id", "day", ("{" + pl.col("fields") + "}").alias("body"))
+def imported_tail(path: Path, out: Path) -> Path:
+    from dipn.cli import main as dipn
 
-
-def compressed_sizes(bodies: list[bytes]) -> dict[str, int]:
-    """Total bytes of the bodies as they are, and each compressed on its own (gzip, zstd)."""
-    zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return {"json": sum(map(len, bodies)),
-            "json_gzip": sum(len(gzip.compress(b, GZIP_LEVEL, mtime=0)) for b in bodies),
-            "json_zstd": sum(len(zstd.compress(b)) for b in bodies)}  # fmt: skip
-
-
-def cloud_bytes(frames: dict[str, pl.DataFrame], user_days: int) -> dict[str, Any]:
-    """Raw-event bytes per user-day: per trigger upload, and a whole day in one blob."""
-    batches = trigger_batches(frames)
-    per_trigger = compressed_sizes([b.encode() for b in batches["body"]])
-    days = batches.group_by(["user_id", "day"], maintain_order=True).agg(pl.col("body").str.join(","))
-    whole_day = compressed_sizes([("[" + b + "]").encode() for b in days["body"]])
-    csv = sum(len(frame.write_csv().encode()) for frame in frames.values())
-    return {"uploads_per_user_day": len(batches) / user_days,
-            "per_trigger": {k: v / user_days for k, v in per_trigger.items()},
-            "whole_day": {k: v / user_days for k, v in whole_day.items()} | {"csv": csv / user_days}}  # fmt: skip
+    if dipn(["import", "taobao-userbehavior", str(path), "--out", str(out)]) != 0:
+        raise RuntimeError(f"dipn import failed on {path}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--users", type=int, default=4, help="simulated users (density 1.0: thousands of events a day)")
+    parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--posts", type=int, default=200, help="measured uplink posts per policy")
-    parser.add_argument("--model-version", default="dipn-ad8da14c2b80", help="as a bundle names its model")
+    parser.add_argument("--density", type=float, default=1.0, help="simulated activity (1.0: the paper's Table 1)")
+    parser.add_argument("--steps", type=int, default=60, help="training steps of the models made here")
+    parser.add_argument("--posts", type=int, default=50, help="score posts measured on the wire")
+    parser.add_argument("--sim-bundle", type=Path, help="a bundle of simulated data (default: trained here)")
+    parser.add_argument("--tail", type=Path, default=TAIL, help="the Taobao tail slice (UserBehavior format)")
+    parser.add_argument("--tail-bundle", type=Path, help="a bundle of the tail slice (default: trained here)")
+    parser.add_argument("--no-tail", action="store_true", help="the simulator only")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    parser.add_argument("--render", action="store_true", help="only write the Markdown again from the JSON")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        frames, user_days = simulate_days(args.users, args.days, args.seed, Path(tmp) / "raw")
-        events = {v: len(f) / user_days for v, f in frames.items()}
-        triggers = frames["swipe"].filter(pl.col("type") == "leave_page").height / user_days
-        cloud = cloud_bytes(frames, user_days)
-        realtime = measure_device_posts(args.model_version, args.posts, 1, Path(tmp))
-        batched = measure_device_posts(args.model_version, max(1, args.posts // 10), 32, Path(tmp))
-    device = {
-        "real time (1 score per post)": realtime | {"per_user_day": triggers * realtime["request_bytes"],
-                                                    "payload_per_user_day": triggers * realtime["body_bytes"]},
-        "batched (32 scores per post)": batched | {"per_user_day": triggers / 32 * batched["request_bytes"],
-                                                   "payload_per_user_day": triggers / 32 * batched["body_bytes"]},
-    }  # fmt: skip
-    command = " ".join(["python benchmarks/uplink_cost.py", *(sys.argv[1:] if argv is None else argv)])
-    report = {"command": command, "machine": machine_info(),
-              "users": args.users, "days": args.days, "user_days": user_days, "events_per_user_day": events,
-              "paper_table_1": PAPER_TABLE_1, "triggers_per_user_day": triggers, "device": device, "cloud": cloud,
-              "compression": {"gzip_level": GZIP_LEVEL, "zstd_level": ZSTD_LEVEL,
-                              "zstandard": zstandard.__version__}}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "uplink_cost.json").write_text(json.dumps(report, indent=1) + "\n")
+    if args.render:
+        report = json.loads((args.out / "uplink_cost.json").read_text())
+    else:
+        report = measure(args, " ".join(["python benchmarks/uplink_cost.py", *(sys.argv[1:] if argv is None else argv)]))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "uplink_cost.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "uplink_cost.md").write_text(markdown(report))
     print((args.out / "uplink_cost.md").read_text())
     return 0
 
 
+def measure(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    machine = machine_info()
+    logs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sim = simulated_raw(args.users, args.days, args.seed, args.density, work / "sim-raw")
+        sim_bundle = args.sim_bundle or small_bundle(sim, work / "sim", args.steps)
+        post = measure_post(json.loads((sim_bundle / "manifest.json").read_text())["model_version"], args.posts, work)
+        logs.append(measure_log(f"simulator, {args.users} users x {args.days} days, density {args.density:g}", sim,
+                                sim_bundle, post))  # fmt: skip
+        tail_note = None
+        if args.no_tail:
+            tail_note = "not measured (--no-tail)"
+        elif not args.tail.exists():
+            tail_note = f"not measured: {args.tail} is absent"
+        else:
+            raw = imported_tail(args.tail, work / "tail-raw")
+            bundle = args.tail_bundle or small_bundle(raw, work / "tail", args.steps)
+            logs.append(measure_log("Taobao UserBehavior tail slice (real, browse only)", raw, bundle, post))
+    return {"command": command, "machine": machine, "load_average_end": list(_load()), "post": post,
+            "logs": logs, "tail": tail_note, "zstd": {"level": ZSTD_LEVEL, "zstandard": zstandard.__version__},
+            "goal": {"posted_vs_every_score_at_most": 0.10, "below": "raw_zstd", "changed_decisions": 0}}  # fmt: skip
+
+
+def _load() -> tuple[float, float, float]:
+    try:
+        import os
+
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
 def markdown(report: dict[str, Any]) -> str:
-    ev, paper = report["events_per_user_day"], report["paper_table_1"]
-    realtime = report["device"]["real time (1 score per post)"]
-    batched = report["device"]["batched (32 scores per post)"]
-    cloud = report["cloud"]
-    headers = realtime["request_bytes"] - realtime["body_bytes"]  # what one signed post adds to its body
+    post = report["post"]
     lines = [
-        "## Uplink: bytes per user-day, scores only vs the raw events (issue 8)",
+        "## Uplink: bytes per user-day, posted scores vs every score vs raw events (issues 8, 24)",
         "",
         f"Command: `{report['command']}`  ",
-        f"Machine: {machine_line(report['machine'])}  ",
-        f"Events: simulator at density 1.0, {report['users']} users x {report['days']} days: per user-day "
-        + ", ".join(f"{v} {ev[v]:.0f} (paper {paper[v]})" for v in ("browse", "tap", "swipe"))
-        + f". Trigger: one score per page leave, {report['triggers_per_user_day']:.0f} per user-day.",
+        f"Machine: {machine_line(report['machine'])}; load average at the end "
+        f"{' / '.join(f'{x:.1f}' for x in report['load_average_end'])}  ",
+        f"One real-time score post on the wire: {post['request_bytes']:.0f} B (body {post['body_bytes']:.0f} B, "
+        f"so {post['request_bytes'] - post['body_bytes']:.0f} B of request line and signed headers); raw-event "
+        "uploads are charged the same per-post overhead.",
         "",
-        "Device rows are measured on the wire (request line, headers, body). Cloud rows are payloads; 'with "
-        f"headers' adds the {headers:.0f} B of HTTP request line and headers that one signed post of ours carries "
-        "beyond its body, once per upload, so both sides pay for the same kind of post.",
-        "",
-        "| what leaves the phone | payload per upload | uploads per user-day | payload B per user-day | "
-        "with headers B per user-day | vs device real time (with headers) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| log | events / user-day | scores / user-day (event + idle) | posted / user-day | every score B | "
+        "**posted B** | posted / every | raw JSON B | raw zstd B | raw day zstd B (not real time) | "
+        "changed decisions (model / budgeted) of moments |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    base = realtime["per_user_day"]
-    for label, d in report["device"].items():
-        posts = report["triggers_per_user_day"] / d["scores_per_post"]
-        payload = d["payload_per_user_day"]
-        lines.append(f"| **device, {label}** | {d['body_bytes']:.0f} B | {posts:.1f} | {payload:,.0f} | "
-                     f"**{d['per_user_day']:,.0f}** | {d['per_user_day'] / base:.2f}x |")
-    names = {"json": "JSON", "json_gzip": f"JSON, gzip -{report['compression']['gzip_level']}",
-             "json_zstd": f"JSON, zstd -{report['compression']['zstd_level']}", "csv": "CSV files"}
-    uploads = cloud["uploads_per_user_day"]
-    for key, value in cloud["per_trigger"].items():
-        wire = value + uploads * headers
-        lines.append(f"| cloud model, events since the last page leave, {names[key]} | {value / uploads:,.0f} B | "
-                     f"{uploads:.1f} | {value:,.0f} | {wire:,.0f} | {wire / base:.1f}x |")  # fmt: skip
-    for key, value in cloud["whole_day"].items():
-        lines.append(f"| cloud lower bound (not real time): the whole day in one blob, {names[key]} | {value:,.0f} B | "
-                     f"1 | {value:,.0f} | {value + headers:,.0f} | {(value + headers) / base:.1f}x |")  # fmt: skip
-    best = min(cloud["per_trigger"], key=cloud["per_trigger"].get)
-    best_payload = cloud["per_trigger"][best]
-    best_wire = best_payload + uploads * headers
-    lines += [
-        "",
-        f"Ratio, real time (one upload per page leave): the raw events a cloud model needs take "
-        f"{cloud['per_trigger']['json'] / realtime['payload_per_user_day']:.1f}x the payload of our scores "
-        "uncompressed "
-        f"and {best_payload / realtime['payload_per_user_day']:.1f}x compressed ({names[best]}); with every post's "
-        f"headers counted, {best_wire / base:.1f}x ({best_wire:,.0f} vs {base:,.0f} B per user-day). The scores' "
-        "advantage in bytes is set by the headers: a signed score post is mostly headers. Batching 32 scores per "
-        f"post (no longer real time at the endpoint) cuts the device's bytes to {batched['per_user_day']:,.0f} B.",
-        "",
-        "Device responses (downlink, not counted above): "
-        + ", ".join(f"{label} {d['response_bytes']:.0f} B per post" for label, d in report["device"].items())
-        + ". Not counted on either side: TCP/IP and TLS framing and connection set-up, device registration; the "
-        "HTTP headers are httpx's defaults plus the four signature headers (a native app's client sends its own).",
-        "",
-    ]
+    for log in report["logs"]:
+        b, s, d = log["bytes_per_user_day"], log["scores_per_user_day"], log["decisions"]
+        lines.append(
+            f"| {log['log']} | {log['events_per_user_day']:,.0f} | {s['event'] + s['idle']:,.0f} "
+            f"({s['event']:,.0f} + {s['idle']:,.0f}) | {s['posted']:,.1f} | {b['every_score']:,.0f} | "
+            f"**{b['posted']:,.0f}** | {b['posted'] / b['every_score']:.1%} | {b['raw_json']:,.0f} | "
+            f"{b['raw_zstd']:,.0f} | {b['raw_day_zstd']:,.0f} | {d['changed_model']} / {d['changed_budgeted']} "
+            f"of {d['decision_moments']:,} |"
+        )  # fmt: skip
+    lines += ["", "Bytes are per user-day (days with at least one event), on the wire. Goal: posted at most "
+              "10% of every score, below the raw events compressed (zstd, one upload per event, as real-time "
+              "scoring in the cloud needs them), and 0 changed decisions.", ""]  # fmt: skip
+    for log in report["logs"]:
+        b, d = log["bytes_per_user_day"], log["decisions"]
+        verdict = [
+            f"posted {b['posted'] / b['every_score']:.1%} of every score's bytes "
+            f"({'met' if b['posted'] <= 0.10 * b['every_score'] else 'NOT met'})",
+            f"{b['posted'] / b['raw_zstd']:.2f}x the compressed raw events "
+            f"({'below' if b['posted'] < b['raw_zstd'] else 'NOT below'}), "
+            f"{b['posted'] / b['raw_day_zstd']:.2f}x a whole day in one zstd blob",
+            f"{d['changed_model'] + d['changed_budgeted']} changed decisions of {2 * d['decision_moments']:,}",
+        ]
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(log["post_reasons"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"- {log['log']}: " + "; ".join(verdict) + f". Why scores were posted: {reasons}. Scoring "
+                     f"policy {json.dumps({k: v for k, v in log['scoring_policy'].items() if k != 'source'})} "
+                     f"(from the {log['scoring_policy']['source']}); replayed in {log['replay_seconds']:.0f} s.")
+    if report.get("tail"):
+        lines.append(f"- Taobao tail slice: {report['tail']}.")
+    posting = report["logs"][0]["posting_policy"]
+    lines += ["", f"Posting policy: {json.dumps(posting)} (docs/device.md). Decisions are asked at every scored "
+              "moment and every minute until an hour after a user's last score, of the model bucket "
+              "(t_l <= p_realtime <= t_u) and the budgeted bucket (default campaign), on the endpoint's latest "
+              "score of the last hour; not counted: TCP/IP and TLS framing, connection set-up, registration.", ""]
     return "\n".join(lines)
 
 

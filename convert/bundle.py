@@ -8,7 +8,8 @@
       golden.json                            raw event streams, their ids, each artifact's scores
       manifest.json                          model version, input signature, every file's sha256
                                              and size, parity figures, checkpoint metrics,
-                                             minimum runtime versions
+                                             minimum runtime versions, the scoring policy the
+                                             training samples were cut with
       manifest.sig                           Ed25519 signature of manifest.json, with a signing
                                              key (convert.signing); devices refuse bundles
                                              without a signature of the key they trust
@@ -265,6 +266,7 @@ class _Conversion:
             "inputs": input_signature(self.model, 1),
             "outputs": output_signature(1),
             "default_precision": "int8" if opts.quantize else "fp32",
+            "scoring_policy": scoring_policy_of(self.store.info),
             "features": "features.json",
             "golden": "golden.json",
             "artifacts": self.artifacts,
@@ -287,6 +289,19 @@ class _Conversion:
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
         return manifest
+
+
+def scoring_policy_of(samples_info: dict[str, Any]) -> dict[str, Any]:
+    """When a device scores this model: at every event, and on the idle timer the samples were cut
+    with (``dipn.data.cuts.cut_moments``; dataset.json's ``build``), ``timer_ms`` None when they were
+    cut without idle moments. Samples of a dipn too old to record the rule get its defaults."""
+    from dipn.data.cuts import IdleRule
+
+    build = samples_info.get("build", {})
+    timer = int(build.get("idle_timer_ms", IdleRule.timer_ms))
+    limit = int(build.get("idle_limit_ms", IdleRule.idle_limit_ms))
+    idle = limit >= timer  # cut_moments places idle cuts only then
+    return {"on_event": True, "timer_ms": timer if idle else None, "idle_limit_ms": limit if idle else 0}
 
 
 def _json_default(value: Any) -> Any:

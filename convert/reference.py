@@ -2,7 +2,7 @@
 
 The device package names no torch, so a caller that wants the model itself to score on the device
 wrapper (to compare it with an artifact, or to time it) builds this runner and hands it over:
-``IntentRuntime(bundle, screen, backend=TorchReference(checkpoint))``.
+``IntentScorerOptions(bundle, runner=TorchReference(checkpoint))``.
 """
 
 from __future__ import annotations

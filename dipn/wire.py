@@ -67,7 +67,7 @@ def score_problem(record: Mapping[str, object]) -> str | None:
     for name in ("p_realtime", "p_longterm"):
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value) and 0.0 <= value <= 1.0
+            0.0 <= value <= 1.0 and math.isfinite(value)  # compared first: math.isfinite(10**400) overflows
         ):
             return f"{name} must be a finite number in [0, 1]"
     ts = record["ts"]

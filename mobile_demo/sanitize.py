@@ -35,6 +35,7 @@ from typing import Any
 
 from dipn.features.contract import KIND_FIELD, REQUIRED, STRING_FIELDS, VIEW_COLUMNS
 from dipn.features.timing import MAX_ABS_TS
+from mobile_demo.errors import InvalidArgumentError
 
 MAX_AHEAD_MS = 5 * 60_000  # how far an event may be ahead of the device clock (the endpoint's window)
 
@@ -65,41 +66,45 @@ class Sanitizer:
     """Per-device state (last timestamp per view) and counts of every repair and drop.
 
     ``clock``: the device's time in ms since the epoch (injectable: a replay of old logs passes the
-    logs' time); events are bounded by it."""
+    logs' time); events are bounded by it. ``screen_w``, ``screen_h`` None: no screen (a model
+    that reads no swipe view), coordinates are then not clamped. ``last_drop``: (field, rule) of
+    the last event ``clean`` dropped, for the scorer's typed error."""
 
-    def __init__(self, screen_w: float, screen_h: float, clock: Callable[[], float] = wall_clock_ms) -> None:
-        screen = (_number(screen_w), _number(screen_h))
-        if not all(extent is not None and extent > 0 for extent in screen):
-            raise ValueError(f"screen must be two finite sizes > 0, got {screen_w!r} x {screen_h!r}")
+    def __init__(self, screen_w: float | None, screen_h: float | None,
+                 clock: Callable[[], float] = wall_clock_ms) -> None:  # fmt: skip
+        screen = None
+        if screen_w is not None or screen_h is not None:
+            screen = (_number(screen_w), _number(screen_h))
+            if not all(extent is not None and extent > 0 for extent in screen):
+                raise InvalidArgumentError(f"screen must be two finite sizes > 0, got {screen_w!r} x {screen_h!r}")
         self.screen = screen
         self.clock = clock
         self.last_ts: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
+        self.last_drop: tuple[str, str] = ("", "")
+
+    def _drop(self, count: str, field: str, rule: str) -> None:
+        self.counts[count] += 1
+        self.last_drop = (field, rule)
 
     def clean(self, view: str, event: Mapping[str, Any]) -> dict[str, Any] | None:
         """A repaired copy of the event, or None when it must be dropped."""
         if not isinstance(view, str) or view not in KIND_FIELD:
-            self.counts["dropped_unknown_view"] += 1
-            return None
+            return self._drop("dropped_unknown_view", "view", "unknown view")
         if not isinstance(event, Mapping):
-            self.counts["dropped_not_a_mapping"] += 1
-            return None
+            return self._drop("dropped_not_a_mapping", "event", "not a mapping")
         field, allowed = KIND_FIELD[view]
         ts = _number(event.get("ts"))
         kind = event.get(field)
         if ts is None or kind is None:
-            self.counts["dropped_missing_field"] += 1
-            return None
+            return self._drop("dropped_missing_field", "ts" if ts is None else field, "missing")
         if not isinstance(kind, str) or kind not in allowed:
-            self.counts["dropped_unknown_type"] += 1
-            return None
+            return self._drop("dropped_unknown_type", field, f"unknown {field}")
         if not 0 <= ts < MAX_ABS_TS:
-            self.counts["dropped_bad_ts"] += 1
-            return None
+            return self._drop("dropped_bad_ts", "ts", "not milliseconds since the epoch")
         now = self.clock()
         if ts > now + MAX_AHEAD_MS:
-            self.counts["dropped_future_ts"] += 1
-            return None
+            return self._drop("dropped_future_ts", "ts", f"more than {MAX_AHEAD_MS // 60_000} min ahead of the device clock")
         out = self._typed(view, event)
         out[field] = kind
         if out.get("page") is None:
@@ -107,9 +112,8 @@ class Sanitizer:
         for name in REQUIRED.get((view, kind), ()):
             value = out.get(name)
             if value in (None, "") or (name != "button" and _number(value) is None):
-                self.counts["dropped_missing_field"] += 1
-                return None
-        if view == "swipe":
+                return self._drop("dropped_missing_field", name, f"missing (required for a {kind} row)")
+        if view == "swipe" and self.screen is not None:
             self._clamp_coordinates(out, kind)
         for name in ("duration_ms", "stay_ms"):
             if out.get(name) is not None and out[name] < 0:

@@ -11,7 +11,7 @@ import polars as pl
 
 if TYPE_CHECKING:
     from dipn.data.store import SampleStore
-    from mobile_demo.runtime import IntentRuntime
+    from mobile_demo import IntentScorer
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -92,16 +92,18 @@ def user_events_until(raw: Path, user: str, cut: int) -> tuple[list[tuple[int, s
 
 def device_at_cut(
     store: SampleStore, index: int, raw: Path, bundle: Path, backend: str
-) -> tuple[IntentRuntime, dict[str, np.ndarray], int]:
-    """A device wrapper that has seen sample ``index``'s user up to its cut, the sample's batch, and
+) -> tuple[IntentScorer, dict[str, np.ndarray], int]:
+    """A device scorer that has seen sample ``index``'s user up to its cut, the sample's batch, and
     its cut: what the tests compare the training tensors with."""
-    from mobile_demo.runtime import IntentRuntime
+    from mobile_demo import IntentScorer, IntentScorerOptions, ScoringPolicy, event_from_row
 
     batch = store.batch(np.array([index]))
     user, cut = str(store.users[batch["user_index"][0]]), int(batch["cut_ts"][0])
     events, profile, history, screen = user_events_until(raw, user, cut)
-    runtime = IntentRuntime(bundle, screen, backend=backend, score_on_page_leave=False, allow_unsigned=True)
+    options = IntentScorerOptions(bundle, format=backend, screen=screen, allow_unsigned=True, strict=True,
+                                  scoring_policy=ScoringPolicy(on_event=False, timer_ms=None))  # fmt: skip
+    runtime = IntentScorer.create_from_options(options)
     runtime.set_user(history, profile)
     for _, view, row in events:
-        runtime.on_event(view, row)
+        runtime.on_event(event_from_row(view, row))
     return runtime, batch, cut

@@ -86,13 +86,14 @@ def test_the_rate_limit_holds_per_device_across_worker_processes(databases: Data
 
 
 def test_a_rate_limited_uplink_stops_and_keeps_its_queue(databases: Databases, tmp_path: Path) -> None:
+    from mobile_demo import Score
     from mobile_demo.uplink import Uplink, UplinkConfig
 
     with LiveServer(databases.new(), rate_limit=2) as live:
         device = DeviceClient.register(live.url, "limited-uplink-user")
         uplink = Uplink(live.url, device.device_id, device.secret, tmp_path / "q.db", UplinkConfig(batch_size=4))
         for i in range(20):
-            uplink.submit("m", 0.3, 0.5, wire.now_ms() - 10_000 + i)
+            uplink.submit(Score(0.3, 0.5, wire.now_ms() - 10_000 + i, 1.0, "m"))
         assert uplink.flush() == 8  # two posts, then one 429 and no hammering
         assert uplink.counts["rate_limited"] == 1 and len(uplink.queue) == 12
         uplink.close()

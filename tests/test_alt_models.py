@@ -8,6 +8,7 @@ runs in onnxruntime and the device wrapper like the PyTorch model.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,23 +146,24 @@ def alt_bundles(tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.mark.parametrize("name", ALT_MODELS)
 def test_bundle_runs_in_the_device_wrapper_like_the_checkpoint(name: str, alt_bundles: dict[str, Path]) -> None:
     from convert.reference import TorchReference
-    from mobile_demo.runtime import IntentRuntime
+    from mobile_demo import IntentScorer, IntentScorerOptions, event_from_row
 
     run = alt_bundles[name]
     manifest = json.loads((run / "bundle" / "manifest.json").read_text())
     assert manifest["model"]["name"] == name and manifest["status"] == "ok"
-    device = IntentRuntime(run / "bundle", (390.0, 844.0), backend="onnx", allow_unsigned=True)
-    reference = IntentRuntime(run / "bundle", (390.0, 844.0), backend=TorchReference(run / "best.pt"),
-                              allow_unsigned=True)  # fmt: skip
-    assert device.self_test["cases"] >= 4
-    events = [("swipe", {"ts": 1_000 + i, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 500, "x1": 10,
+    options = IntentScorerOptions(run / "bundle", allow_unsigned=True, format="onnx", screen=(390.0, 844.0), strict=True)
+    device = IntentScorer.create_from_options(options)
+    reference = IntentScorer.create_from_options(replace(options, runner=TorchReference(run / "best.pt")))
+    assert device.model.self_test["cases"] >= 4
+    t = 1_790_000_000_000
+    events = [("swipe", {"ts": t + i, "type": "swipe", "page": "Page_Home", "x0": 10, "y0": 500, "x1": 10,
                          "y1": 100, "duration_ms": 200}) for i in range(5)]  # fmt: skip
-    events += [("browse", {"ts": 2_000, "action": "browse", "leaf_category": "L1", "top_category": "T1",
+    events += [("browse", {"ts": t + 1_000, "action": "browse", "leaf_category": "L1", "top_category": "T1",
                            "page": "Page_Detail", "stay_ms": 30_000})]  # fmt: skip
     for view, event in events:
-        device.on_event(view, event)
-        reference.on_event(view, event)
-    got, expected = device.score(3_000), reference.score(3_000)
+        device.on_event(event_from_row(view, event))
+        reference.on_event(event_from_row(view, event))
+    got, expected = device.score(t + 2_000), reference.score(t + 2_000)
     assert got.p_realtime == pytest.approx(expected.p_realtime, abs=1e-4)
     assert got.p_longterm == pytest.approx(expected.p_longterm, abs=1e-4)
     if name == "heroes":

@@ -17,17 +17,19 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.emulator import rootfs  # noqa: E402
 
 
-def test_uplink_cost_counts_headers_and_compares_scores_with_raw_events(tmp_path: Path) -> None:
+def test_uplink_cost_compares_posted_scores_with_every_score_and_raw_events(tiny_bundle: Path, tmp_path: Path) -> None:
     from benchmarks import uplink_cost
 
-    assert uplink_cost.main(["--users", "4", "--days", "1", "--posts", "5", "--out", str(tmp_path)]) == 0
+    assert uplink_cost.main(["--users", "2", "--days", "1", "--density", "0.05", "--sim-bundle", str(tiny_bundle),
+                             "--posts", "3", "--no-tail", "--out", str(tmp_path)]) == 0  # fmt: skip
     report = json.loads((tmp_path / "uplink_cost.json").read_text())
-    realtime = report["device"]["real time (1 score per post)"]
-    assert realtime["request_bytes"] > realtime["body_bytes"] > 0  # headers are on the wire too
-    assert report["triggers_per_user_day"] > 0
-    cloud = report["cloud"]["per_trigger"]
-    assert cloud["json"] > cloud["json_gzip"] > 0 and cloud["json_zstd"] > 0
+    assert report["post"]["request_bytes"] > report["post"]["body_bytes"] > 0  # headers are on the wire too
+    (log,) = report["logs"]
+    per_day = log["bytes_per_user_day"]
+    assert per_day["every_score"] >= per_day["posted"] > 0 and per_day["raw_json"] > per_day["raw_zstd"] > 0
+    assert log["decisions"]["decision_moments"] > 0 and log["scores_per_user_day"]["idle"] > 0
     assert "bytes per user-day" in (tmp_path / "uplink_cost.md").read_text()
+    assert uplink_cost.main(["--render", "--out", str(tmp_path)]) == 0
 
 
 def test_latency_reports_every_backend_at_one_and_two_threads(

@@ -245,7 +245,7 @@ def test_static_encoders_give_ids_in_range_or_a_validation_error(case: tuple[str
                                                                                 + VIEW_COLUMNS["profile"]),
                                                                  wild_values))  # fmt: skip
 def test_the_device_static_path_never_raises(group: str, values: dict) -> None:
-    """What ``IntentRuntime.set_user`` runs: whatever the app hands over, ids in range."""
+    """What ``IntentScorer.set_user`` runs: whatever the app hands over, ids in range."""
     clean = Sanitizer(*SCREEN).clean_static(group, values)
     ids = STATIC_ENCODERS[group]({n: np.array([v]) for n, v in clean.items()}, MANIFEST)
     assert_ids_in_range(ids, group)

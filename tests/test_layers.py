@@ -42,8 +42,8 @@ ALLOWED: dict[str, set[str] | str] = {
     "dipn.serving": {"dipn.errors", "dipn.wire"},
     "convert": {"dipn", "dipn.errors", "dipn.features", "dipn.bundle", "dipn.outputs", "dipn.data", "dipn.models",
                 "dipn.training"},  # fmt: skip
-    "mobile_demo": {"dipn.features", "dipn.bundle", "dipn.wire"},
-    "mobile_demo.replay": {"mobile_demo", "dipn.features"},
+    "mobile_demo": {"dipn.errors", "dipn.features", "dipn.bundle", "dipn.wire"},
+    "mobile_demo.replay": {"mobile_demo", "dipn.errors", "dipn.features", "dipn.data"},
     "dipn.commands": ANY,
     "dipn.cli": ANY,
     "benchmarks": ANY,
@@ -141,7 +141,7 @@ import json, sys
 from pathlib import Path
 import mobile_demo.ring, mobile_demo.sanitize, mobile_demo.uplink
 from mobile_demo import HOST_ONLY
-from mobile_demo.runtime import IntentRuntime
+from mobile_demo import IntentScorer, IntentScorerOptions
 from dipn.bundle.errors import RuntimeUnavailableError
 from dipn.bundle.manifest import load_bundle
 from dipn.bundle.runners import runner_for
@@ -159,7 +159,8 @@ for entry in bundle.artifacts:
 backends = {}
 for fmt in sorted({a["format"] for a in bundle.artifacts}):
     try:
-        backends[fmt] = IntentRuntime(bundle.root, (360, 780), backend=fmt, allow_unsigned=True).score(1_790_000_000_000).p_longterm
+        options = IntentScorerOptions(bundle.root, allow_unsigned=True, format=fmt, screen=(360, 780))
+        backends[fmt] = IntentScorer.create_from_options(options).score(1_790_000_000_000).p_longterm
     except RuntimeUnavailableError as exc:
         backends[fmt] = str(exc)
 loaded = sorted(set(HOST_ONLY) & {m.split(".")[0] for m in sys.modules})

@@ -78,7 +78,7 @@ def test_import_build_train_convert_and_score_on_the_device(
 ) -> None:
     pytest.importorskip("onnxruntime")
     from convert.bundle import ConvertOptions, build_bundle
-    from mobile_demo.runtime import IntentRuntime
+    from mobile_demo import IntentScorer, IntentScorerOptions, Page, event_from_row
 
     raw, samples = public_samples
     store = SampleStore(samples)
@@ -103,21 +103,22 @@ def test_import_build_train_convert_and_score_on_the_device(
     history = (pl.read_parquet(raw / "history.parquet")
                .filter((pl.col("user_id") == user) & (pl.col("as_of_ts") <= cut)).sort("as_of_ts"))  # fmt: skip
 
-    runtime = IntentRuntime(bundle, (1080, 2340), backend="onnx", allow_unsigned=True)
+    # A browse-only model needs no screen size.
+    runtime = IntentScorer.create_from_options(IntentScorerOptions(bundle, format="onnx", allow_unsigned=True,
+                                                                   strict=True))  # fmt: skip
     runtime.set_user(history.row(len(history) - 1, named=True) if len(history) else None)
-    scores = [runtime.on_event("browse", row) for row in browse.iter_rows(named=True)]
-    # Without a swipe view, every browse event is a page leave, and so a trigger.
+    scores = [runtime.on_event(event_from_row("browse", row)) for row in browse.iter_rows(named=True)]
+    # Every event is a scoring moment.
     assert len(scores) == len(browse) and all(s is not None and 0 <= s.p_realtime <= 1 for s in scores)
-    swipe = {"ts": cut, "type": "leave_page", "x": 10, "y": 10, "page": "home", "duration_ms": 0, "length": 0}
-    runtime.on_event("swipe", swipe)
+    runtime.on_event(Page(ts=cut, page="home", action="leave"))
     status = runtime.status()
-    assert status["inputs"] == ["browse", "history", "context"] and status["events_unused"] == 1
+    assert status["inputs"] == ["browse", "history", "context"] and status["counts"]["events_unused"] == 1
 
     inputs = runtime.inputs(at=cut)
     assert sorted(inputs) == ["browse", "context", "history"]
     for name in inputs:
         np.testing.assert_array_equal(inputs[name][0], batch[name][0], err_msg=name)
-    expected = runtime.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
+    expected = runtime.model.runner.scores({n: batch[n].astype(np.int32) for n in inputs})[0]
     assert runtime.score(cut).p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
 
 

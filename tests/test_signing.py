@@ -24,7 +24,7 @@ from dipn.bundle.errors import BundleIntegrityError, BundleSignatureError  # noq
 from dipn.bundle.manifest import MANIFEST, describe_files  # noqa: E402
 from dipn.bundle.trust import SIGNATURE, key_id, load_public_key  # noqa: E402
 from dipn.cli import main as dipn_main  # noqa: E402
-from mobile_demo.runtime import IntentRuntime  # noqa: E402
+from mobile_demo import IntentScorer, IntentScorerOptions, event_from_row  # noqa: E402
 
 SCREEN = (360.0, 780.0)
 T0 = 1_790_000_000_000  # in the past: events ahead of the device clock are dropped
@@ -60,12 +60,17 @@ def bundles(keys: tuple[Path, Path], tiny_checkpoint: Path, tiny_samples: Path,
     return root / "a", root / "b"
 
 
-def _feed(runtime: IntentRuntime, count: int = 40) -> None:
+def _scorer(bundle: Path, **options: object) -> IntentScorer:
+    return IntentScorer.create_from_options(IntentScorerOptions(bundle, screen=SCREEN, **options))
+
+
+def _feed(runtime: IntentScorer, count: int = 40) -> None:
     for i in range(count):
-        runtime.on_event("swipe", {"ts": T0 + 700 * i, "type": "swipe", "page": "Page_Home", "x0": 10 + i, "y0": 700,
-                                   "x1": 12, "y1": 100 + 5 * i, "duration_ms": 150})  # fmt: skip
-        runtime.on_event("browse", {"ts": T0 + 700 * i + 5, "action": "browse", "page": "Page_Detail",
-                                    "leaf_category": "c1", "stay_ms": 3000 + 100 * i})  # fmt: skip
+        runtime.on_event(event_from_row("swipe", {"ts": T0 + 700 * i, "type": "swipe", "page": "Page_Home",
+                                                  "x0": 10 + i, "y0": 700, "x1": 12, "y1": 100 + 5 * i,
+                                                  "duration_ms": 150}))  # fmt: skip
+        runtime.on_event(event_from_row("browse", {"ts": T0 + 700 * i + 5, "action": "browse", "page": "Page_Detail",
+                                                   "leaf_category": "c1", "stay_ms": 3000 + 100 * i}))  # fmt: skip
 
 
 def _rehash_and_sign(bundle: Path, private_key: Path) -> None:
@@ -95,9 +100,9 @@ def test_a_bundle_signed_by_the_trusted_key_loads_and_names_its_signer(bundles: 
     a, _ = bundles
     record = json.loads((a / SIGNATURE).read_text())
     assert record["algorithm"] == "ed25519" and record["key_id"] == key_id(load_public_key(keys[1]))
-    runtime = IntentRuntime(a, SCREEN, public_key=keys[1])
-    assert runtime.status()["signer"] == record["key_id"] and runtime.self_test["cases"] > 0
-    assert IntentRuntime(a, SCREEN, public_key=keys[1].read_text()).model_version == runtime.model_version
+    runtime = _scorer(a, public_key=keys[1])
+    assert runtime.status()["signer"] == record["key_id"] and runtime.model.self_test["cases"] > 0
+    assert _scorer(a, public_key=keys[1].read_text()).model.model_version == runtime.model.model_version
 
 
 def _unsigned(bundle: Path, keys: tuple[Path, Path], other: tuple[Path, Path]) -> None:
@@ -161,8 +166,8 @@ def test_a_refused_bundle_is_not_loaded_and_an_update_to_it_keeps_the_previous_m
     shutil.copytree(b, bad)
     tamper(bad, keys, other_keys)
     with pytest.raises(error, match=message):
-        IntentRuntime(bad, SCREEN, public_key=keys[1])
-    runtime = IntentRuntime(a, SCREEN, public_key=keys[1])
+        _scorer(bad, public_key=keys[1])
+    runtime = _scorer(a, public_key=keys[1])
     _feed(runtime)
     before = runtime.score(T0 + 60_000)
     with pytest.raises(error, match=message):
@@ -178,9 +183,9 @@ def test_without_a_public_key_only_an_explicit_development_flag_loads_and_it_war
 ) -> None:
     a, _ = bundles
     with pytest.raises(BundleSignatureError, match="no public key is configured"):
-        IntentRuntime(a, SCREEN)
+        _scorer(a)
     with caplog.at_level(logging.WARNING, logger="dipn.bundle.trust"):
-        runtime = IntentRuntime(a, SCREEN, allow_unsigned=True)
+        runtime = _scorer(a, allow_unsigned=True)
     assert runtime.status()["signer"] is None
     assert "WITHOUT checking a signature" in caplog.text
 
@@ -190,7 +195,7 @@ def test_without_a_public_key_only_an_explicit_development_flag_loads_and_it_war
 
 def test_an_update_keeps_the_events_seen_so_far(bundles: tuple[Path, Path], keys: tuple[Path, Path]) -> None:
     a, b = bundles
-    runtime = IntentRuntime(a, SCREEN, public_key=keys[1])
+    runtime = _scorer(a, public_key=keys[1])
     runtime.set_user({"collect_7d": 3, "cart_365d": 40}, {"age_level": 2, "vip_level": 5})
     _feed(runtime, 300)  # more than the 256-step window
     before = {name: array.copy() for name, array in runtime.inputs().items()}
@@ -207,7 +212,7 @@ def test_hot_swap_is_atomic_while_other_threads_score(bundles: tuple[Path, Path]
     """Each score must be exactly what one of the two models gives: a score computed with a mix
     (one model's version and another's runner or buffers) would match neither."""
     a, b = bundles
-    runtime = IntentRuntime(a, SCREEN, public_key=keys[1])
+    runtime = _scorer(a, public_key=keys[1])
     _feed(runtime)
     expected = {}
     for bundle in (b, a):

@@ -1,13 +1,13 @@
 """What runs on the emulated phone, and the same on the host for comparison: prints one JSON line.
 
-    python guest.py runtime BUNDLE [--repeat N] [--public-key PEM]   # IntentRuntime + every artifact
+    python guest.py runtime BUNDLE [--repeat N] [--public-key PEM]   # IntentScorer + every artifact
     python guest.py golden  BUNDLE [--repeat N]                      # tflite-runtime on the golden ids
     python guest.py count   BUNDLE [--artifact PATH --repeat N]      # N inferences after loading all
 
 ``runtime`` is the device wrapper as an app would use it: each ONNX and TFLite artifact is loaded
-and self-tested on its golden vectors (the same refusal rule as ``IntentRuntime``), its scores of
+and self-tested on its golden vectors (the same refusal rule as ``IntentScorer``), its scores of
 the golden cases are printed for the caller to compare with the host's, single inferences are
-timed, and ``IntentRuntime`` is timed from a new raw event to its score (sanitize + encode + model).
+timed, and ``IntentScorer`` is timed from a new raw event to its score (check + encode + model).
 ``golden`` is ``dipn.bundle.litert_golden``, which needs only numpy and ``tflite_runtime``: it runs
 in the Python 3.9 userland, where tflite-runtime's aarch64 wheels live and the rest of dipn
 (Python 3.11) does not. ``count`` does a fixed amount
@@ -33,7 +33,7 @@ def device_artifacts(bundle: Any) -> list[dict[str, Any]]:
 
 
 def runtime_report(bundle_dir: Path, repeat: int, public_key: str | None) -> dict[str, Any]:
-    """Every device artifact through the wrapper's own loading path, then IntentRuntime end to end."""
+    """Every device artifact through the scorer's own loading path, then IntentScorer end to end."""
     from dipn.bundle.runners import runner_for
     from dipn.bundle.selftest import encode_case, self_test
     from dipn.bundle.trust import load_trusted_bundle
@@ -69,33 +69,37 @@ def runtime_report(bundle_dir: Path, repeat: int, public_key: str | None) -> dic
 
 def event_to_score(bundle_dir: Path, golden: dict, backend: Any, repeat: int, public_key: str | None,
                    threads: int = 1) -> dict[str, Any]:  # fmt: skip
-    """IntentRuntime with a full history (the golden ``long`` case): time from one new raw event to
-    its score. ``backend``: an artifact format, or a runner (the host's PyTorch reference)."""
+    """The device scorer with a full history (the golden ``long`` case): time from one new raw event
+    to its score (the scoring policy scores every event). ``backend``: an artifact format, or a
+    runner (the host's PyTorch reference)."""
+    from dataclasses import replace
+
     from dipn.features import VIEWS
-    from mobile_demo.runtime import IntentRuntime
+    from mobile_demo import IntentScorer, IntentScorerOptions, event_from_row
 
     case = next(c for c in golden["cases"] if c["name"] == TIMED_CASE)["raw"]
+    injected = not isinstance(backend, str)
+    options = IntentScorerOptions(bundle_dir, public_key=public_key, allow_unsigned=public_key is None,
+                                  format="auto" if injected else backend, threads=threads,
+                                  screen=tuple(case["screen"]), runner=backend if injected else None)  # fmt: skip
     try:
-        runtime = IntentRuntime(bundle_dir, tuple(case["screen"]), backend=backend, threads=threads,
-                                score_on_page_leave=False, public_key=public_key,
-                                allow_unsigned=public_key is None)  # fmt: skip
+        runtime = IntentScorer.create_from_options(options)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     runtime.set_user(case["history"], case["profile"])
     events = sorted(((e["ts"], view, e) for view in VIEWS for e in case["events"][view]), key=lambda x: x[0])
     for _, view, event in events:
-        runtime.on_event(view, event)
+        runtime.on_event(event_from_row(view, event))
     last_ts = events[-1][0]
-    swipes = [e for _, v, e in events if v == "swipe" and e["type"] == "swipe"]
+    swipes = [event_from_row("swipe", e) for _, v, e in events if v == "swipe" and e["type"] == "swipe"]
 
     def new_event_then_score() -> None:
         nonlocal last_ts
         last_ts += 700
-        runtime.on_event("swipe", {**swipes[last_ts % len(swipes)], "ts": last_ts})
-        runtime.score(last_ts)
+        runtime.on_event(replace(swipes[last_ts % len(swipes)], ts=last_ts))
 
     timed(new_event_then_score, 2)
-    artifact = runtime.bundle.artifact(backend)["path"] if isinstance(backend, str) else "checkpoint"
+    artifact = runtime.model.bundle.artifact(backend)["path"] if not injected else "checkpoint"
     return {"artifact": artifact, "runtime": runtime.status()["runtime"],
             **percentiles(timed(new_event_then_score, repeat))}  # fmt: skip
 

@@ -56,10 +56,10 @@ def render(report: dict[str, Any], plot_path: Path) -> str:
     for fmt, g in guest["event_to_score"].items():
         h = host["event_to_score"].get(fmt, {})
         if "error" in g or "p50_ms" not in h:
-            lines.append(f"| IntentRuntime {fmt}: new event -> score | {g.get('error', 'not run on host')} "
+            lines.append(f"| IntentScorer {fmt}: new event -> score | {g.get('error', 'not run on host')} "
                          "| | | | | | | |")  # fmt: skip
             continue
-        lines.append(f"| IntentRuntime `{g['artifact']}`: new event -> score (sanitize, encode, score) | "
+        lines.append(f"| IntentScorer `{g['artifact']}`: new event -> score (sanitize, encode, score) | "
                      f"{g['runtime']} | - | - | - | - | {h['p50_ms']:.2f} | {g['p50_ms']:.0f} | "
                      f"{g['p50_ms'] / h['p50_ms']:.0f}x |")  # fmt: skip
     for path, row in report["tflite_runtime"]["artifacts"].items():

@@ -3,7 +3,7 @@
 Everything comes from Debian packages and PyPI wheels, pinned, so a rebuild gives the same bytes
 to run (shared/notes/arm64-emulation.md has the recipe as it was checked):
   * ``bookworm``: Python 3.11 with the aarch64 wheels of numpy, onnxruntime, ai-edge-litert and
-    cryptography: the device wrapper (IntentRuntime) runs here as it runs on the host;
+    cryptography: the device scorer (IntentScorer) runs here as it runs on the host;
   * ``bullseye``: Python 3.9 with tflite-runtime (its last aarch64 wheels need Python <= 3.10 and
     numpy < 2): what many shipped apps still embed; it scores the bundle's golden vectors;
   * ``libinsn.so``: QEMU's TCG plugin that counts executed guest instructions, compiled from the

@@ -5,6 +5,14 @@ missing, truncated or modified file is refused with ``BundleIntegrityError`` nam
 both digests. A bundle whose conversion failed the parity gate (``status`` "rejected") is refused
 too. ``describe_files`` is how ``convert`` records the files, so writing and checking agree.
 Standard library only.
+
+What a device (and a port in another language) reads of ``manifest.json``: ``inputs`` (name,
+dtype, shape with the batch axis first, in the artifact's signature order), ``outputs``
+(``p_realtime``, ``p_longterm``), ``features`` (the encoder's spec, ``features.json``), ``golden``,
+``artifacts`` (format, precision, path, minimum runtime versions), ``default_precision``, and
+``scoring_policy``: ``{"on_event": true, "timer_ms": 60000 | null, "idle_limit_ms": 1800000}``, the
+moments the training samples were cut at (``dipn.data.cuts.cut_moments``; docs/device.md). A
+bundle without it (older than issue 24) is scored with those defaults.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-samples", type=int, default=4000, help="evaluation samples")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--phones", type=int, default=30, help="simulated phones streaming to the endpoint")
-    p.add_argument("--phone-events", type=int, default=40_000, help="events replayed across all phones")
+    p.add_argument("--phone-events", type=int, default=10_000, help="events replayed across all phones (each is scored)")
     p.set_defaults(run=run)
 
 
@@ -136,11 +136,13 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     with ThreadedServer(config, free_port()) as server:
         operator = OperatorClient(server.url, admin_token)
         campaign = operator.create_campaign(name="demo", salt="demo")["id"]
+        # The endpoint decides on scores of the last hour: the replay is moved in time to end now.
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
-                      public_key=public_key, enroll_token=enroll_token)
+                      public_key=public_key, shift_to_now=True, enroll_token=enroll_token)
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "
-              f"{sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes sent instead of "
-              f"{sent['raw_event_bytes']:,} bytes of raw events; median inference {sent['latency_ms_p50']:.1f} ms")
+              f"{sent['scores_posted']:,} posted, {sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes "
+              f"sent instead of {sent['raw_event_bytes']:,} bytes of raw events; median inference "
+              f"{sent['latency_ms_p50'] or 0:.1f} ms")
         stages.start("8. coupon decisions (t_l = 0.2 <= p_realtime <= t_u = 0.4 in the model bucket), orders, R_c and I_gmv")
         _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
         print(format_report(operator.metrics(campaign)["buckets"]))

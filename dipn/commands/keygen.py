@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write NAME.key (the private key, PEM PKCS#8, mode 0600: keep it on the build machine or in "
         "the CI secret store, never in a bundle or an app) and NAME.pub (the public key, PEM: ship it inside the "
         "app). dipn convert --signing-key NAME.key signs each bundle's manifest.json; the device wrapper "
-        "(mobile_demo.runtime.IntentRuntime(public_key=NAME.pub)) refuses bundles it did not sign. "
+        "(mobile_demo.IntentScorerOptions(public_key=NAME.pub)) refuses bundles it did not sign. "
         "Never overwrites an existing key.",
     )
     p.add_argument("--out", type=Path, required=True, help="directory for the two key files (created if absent)")
