@@ -203,6 +203,13 @@ def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trai
     assert not np.array_equal(after["p_realtime"], at_best["p_realtime"])
     moved = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
     assert moved and all(n.startswith("heads.branches.realtime.") for n in moved)
+    assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.62}, "longterm": {"auc": 0.7}})
+    trainer.train_epoch()  # realtime's branch moves on, does not improve, gets its best weights back
+    assert trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.61}, "longterm": {"auc": 0.7}})  # all retired
+    final = predict(trainer.model, store, trainer.eval_indices)
+    assert np.array_equal(final["p_realtime"], after["p_realtime"]) and np.array_equal(final["p_longterm"], at_best["p_longterm"])
+    assert np.array_equal(predict(checkpoint.load_model(tmp_path / "best.pt")[0], store, trainer.eval_indices)["p_realtime"],
+                          after["p_realtime"])  # best.pt: the mean val AUC chose this model
 
 
 def test_task_records_retire_a_task_after_patience_and_score_it_at_its_best() -> None:
@@ -212,8 +219,8 @@ def test_task_records_retire_a_task_after_patience_and_score_it_at_its_best() ->
     assert records.record(1, {"realtime": 0.60, "longterm": 0.70}, tasks) == ["realtime", "longterm"]
     assert records.record(2, {"realtime": 0.62, "longterm": 0.65}, tasks) == ["realtime"]
     assert records.due(tasks, patience=1) == ["longterm"]
-    records.retired.append("longterm")
-    assert records.score({"realtime": 0.64, "longterm": 0.50}, tasks) == pytest.approx((0.64 + 0.70) / 2)
     history = [{"epoch": 1, "realtime": {"auc": 0.60}, "longterm": {"auc": 0.70}}]
-    records.restart_from(history, 1, tasks)
-    assert records.best == {"realtime": 0.60, "longterm": 0.70} and records.best_epoch["realtime"] == 1
+    records.freeze_trunk(history, 1, tasks, at_best=["longterm"])
+    assert records.trunk_epoch == 1 and records.best == {"realtime": 0.60, "longterm": 0.70}
+    assert records.active(tasks) == ("realtime",)
+    assert records.score({"realtime": 0.64, "longterm": 0.50}, tasks) == pytest.approx((0.64 + 0.70) / 2)

@@ -81,7 +81,7 @@ class RNNDNN(IntentModel):
         self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
 
     def logits(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """browse (B, T, 6) and the history (B, 6), profile (B, 6) and context (B, 4) it uses."""
+        """browse (B, T, 7) and the history (B, 6), profile (B, 6) and context (B, 8) it uses."""
         browse = inputs["browse"]
         mask = (browse[..., self._mask_column] != 0).float()
         x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)

@@ -169,27 +169,31 @@ class Trainer:
         return state.bad_epochs >= self.config.patience
 
     def _retire(self, due: list[str]) -> None:
-        """Tasks that stopped improving keep their best epoch: with other tasks still active, the
-        model goes back to the (first) retiring task's best epoch and only the active branches train on."""
+        """Tasks that stopped improving keep their best epoch (``dipn.training.task_epochs``)."""
         tasks = self.task_epochs
         if not due:
             return
-        remaining = [t for t in tasks.active(self.tasks) if t not in due]
-        scored = [t for t in due if t in tasks.best_epoch]  # a task whose val split has one class has no best
-        if remaining and scored:
-            back_to = min(scored, key=lambda t: tasks.best_epoch[t])
-            self.model.load_state_dict(checkpoint.load(self.run_dir / f"best_{back_to}.pt")["model_state"])
-            tasks.retired.extend(due)
-            tasks.restart_from(self.state.history, tasks.best_epoch[back_to], self.tasks)
-            for task in remaining:  # their best is now this model's
+        if tasks.trunk_epoch is None:  # the first time: back to best.pt, the trunk freezes there
+            back_to = self.state.history[int(np.nanargmax([h["score"] for h in self.state.history]))]["epoch"]
+            self.model.load_state_dict(checkpoint.load(self.run_dir / "best.pt")["model_state"])
+            at_best = [t for t in self.tasks if tasks.best_epoch.get(t) == back_to]
+            tasks.freeze_trunk(self.state.history, back_to, self.tasks, at_best)
+            for task in tasks.active(self.tasks):  # their best so far is this model's
                 self.save(self.run_dir / f"best_{task}.pt")
-            if self.progress:
-                tqdm.write(f"{', '.join(due)}: no better val AUC for {self.config.patience} epoch(s); back to "
-                           f"epoch {tasks.best_epoch[back_to]}, trunk and its branch frozen; training "
-                           f"{', '.join(remaining)} on")  # fmt: skip
-        else:
+            message = f"back to epoch {back_to} (best.pt), trunk frozen"
+        else:  # a branch on the frozen trunk: its best epoch's weights
+            best = {t: checkpoint.load(self.run_dir / f"best_{t}.pt")["model_state"] for t in due}
+            for task in due:
+                self.branches[task].load_state_dict(
+                    {k.removeprefix(f"heads.branches.{task}."): v for k, v in best[task].items()
+                     if k.startswith(f"heads.branches.{task}.")})  # fmt: skip
             tasks.retired.extend(due)
+            message = "branch back to its best epoch and frozen"
         freeze_all_but(self.model, self.branches, tasks.active(self.tasks))
+        if self.progress:
+            tqdm.write(f"{', '.join(due)}: no better val AUC for {self.config.patience} epoch(s); {message}; "
+                       f"retired {', '.join(tasks.retired) or 'none'}; training "
+                       f"{', '.join(tasks.active(self.tasks)) or 'nothing'} on")  # fmt: skip
 
     # ---- the whole run -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:

@@ -3,19 +3,20 @@
 The two tasks share a trunk (embeddings, recurrences, attention) and end in their own branch
 (``TaskHeads``). They rarely peak at the same epoch: on real logs the 24 h task overfits first,
 while the 1 h task keeps improving. Choosing one epoch by the mean of both AUCs gives up some of
-both. Here a task that has gone ``patience`` epochs without a better val AUC *retires*:
+both. Here, once a task has gone ``patience`` epochs without a better val AUC:
 
-  * the model goes back to that task's best epoch (``best_<task>.pt``, the whole model then);
-  * the trunk and the retired task's branch are frozen from then on, so that task's scores are
+  * the model goes back to ``best.pt`` (the epoch of best mean val AUC) and its trunk freezes;
+  * a task whose best epoch that is retires there: its branch freezes too, so its scores are
     exactly those of its best epoch, in this model, for good;
-  * training continues on the branches of the tasks still active (their loss only), on the frozen
-    trunk, each keeping its best epoch the same way, until every task has retired or the epochs
-    run out.
+  * the branches of the other tasks train on (their loss only) on the frozen trunk, each from its
+    weights of that epoch; a branch that goes ``patience`` epochs without a better val AUC gets
+    the weights of its best epoch back and retires; the run stops when every task has retired.
 
 Every epoch's model is one consistent network (one trunk, one branch per task), so ``best.pt``
 (chosen as before by the mean val AUC, where a retired task counts its best AUC, exactly what its
-frozen branch scores) is a single artifact. Models whose heads are not one branch per task
-(HEROES' entire-space heads) and single-task models keep the plain choice by mean AUC.
+frozen branch scores) is a single artifact, and never scores worse on val than the choice by mean
+AUC alone. Models whose heads are not one branch per task (HEROES' entire-space heads) and
+single-task models keep the plain choice by mean AUC.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ class TaskEpochs:
     best_epoch: dict[str, int] = field(default_factory=dict)
     bad: dict[str, int] = field(default_factory=dict)
     retired: list[str] = field(default_factory=list)
+    trunk_epoch: int | None = None  # the epoch the trunk froze at; None while it trains
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad": self.bad, "retired": self.retired}
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad": self.bad, "retired": self.retired,
+                "trunk_epoch": self.trunk_epoch}  # fmt: skip
 
     def active(self, tasks: Sequence[str]) -> tuple[str, ...]:
         return tuple(t for t in tasks if t not in self.retired)
@@ -71,10 +74,13 @@ class TaskEpochs:
         """Active tasks that have gone ``patience`` epochs without improving."""
         return [t for t in self.active(tasks) if self.bad.get(t, 0) >= patience]
 
-    def restart_from(self, history: Sequence[dict[str, Any]], epoch: int, tasks: Sequence[str]) -> None:
-        """The model went back to ``epoch``: the active tasks' records restart from what they
-        scored then (later epochs' trunk is gone)."""
+    def freeze_trunk(self, history: Sequence[dict[str, Any]], epoch: int, tasks: Sequence[str],
+                     at_best: Sequence[str]) -> None:  # fmt: skip
+        """The model went back to ``epoch`` and its trunk froze: ``at_best`` retire there, the other
+        tasks' records restart from what they scored then (later epochs' trunk is gone)."""
         then = next(h for h in history if h["epoch"] == epoch)
+        self.trunk_epoch = epoch
+        self.retired.extend(t for t in at_best if t not in self.retired)
         for task in self.active(tasks):
             self.best[task], self.best_epoch[task], self.bad[task] = then[task]["auc"], epoch, 0
 
