@@ -344,8 +344,8 @@ def _random_inputs(model: DIPN, n: int, rng: np.random.Generator) -> dict[str, n
 
 
 @pytest.mark.parametrize(
-    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile"]
-)  # dipn: the bundle
+    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile", "dipn_paper", "browse_history"]
+)  # dipn: the bundle; dipn_paper: no table for the age columns, no action ages read
 def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     from convert.tf_graph import DipnTF
 
