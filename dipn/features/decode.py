@@ -28,6 +28,8 @@ def _stay_range(y: int) -> str:
 
 
 def _duration(ms: float) -> str:
+    if ms == 0:
+        return "0"
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
         if ms >= size and ms % size == 0:
             return f"{ms / size:g}{unit}"
