@@ -166,7 +166,8 @@ class FeatureManifest:
                 "step_age of t - ts; (2) a browse page still open at t (action browse and no stay_ms, or "
                 "ts + stay_ms > t) has stay t - ts; (3) the context group, column by column: recency_V from "
                 "the last event of view V, cut_hour the hour of day of t (same utc offset as hour), "
-                "since_A the action_age of t minus the ts of the last browse-window step whose type is A. "
+                "since_A the action_age of t minus the ts of the last browse-window row (in the window's order) whose "
+                "type is A (rules.last_event_when). "
                 "The per-event encoding leaves the age columns at 0 until then",
                 "count": "min(count, vocab_size - 1)",
                 "level": "clip(level, 0, vocab_size - 1)",
