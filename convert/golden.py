@@ -6,7 +6,8 @@ stated tolerance. The cases are made here, deterministically, from the feature m
 vocabularies, so they need no raw logs and cover what a port gets wrong first:
   * ``session``: a short shopping session on every view (known pages, buttons, categories);
   * ``long``: more events than the sequence length (only the last T are kept), gaps from
-    milliseconds to days, taps and swipes at the screen edges;
+    milliseconds to days (a purchase days before the score: step and action ages in days),
+    taps and swipes at the screen edges;
   * ``unknown_values``: strings outside the vocabularies (out-of-vocabulary id), coordinates off
     the screen, a negative gap, very long stays, counts and levels beyond their ranges;
   * ``no_events``: no behaviour at all, only history and profile (every view all padding).
@@ -118,6 +119,10 @@ def golden_cases(manifest: FeatureManifest, seed: int = 20190804) -> list[dict[s
         {"name": "no_events", "events": {v: [] for v in VIEWS}, "history": {k: 0 for k in history},
          "profile": {k: 0 for k in profile}},
     ]  # fmt: skip
+    # A purchase days before the long history: the day pieces of the step ages and action ages.
+    long_browse = cases[1]["events"]["browse"]
+    long_browse.insert(0, {**long_browse[0], "ts": START_MS - 3 * 86_400_000 - 5 * 3_600_000, "action": "purchase",
+                           "stay_ms": None})  # fmt: skip
     idle_after_ms = {"session": 45_000, "long": 2 * 3_600_000, "unknown_values": 0, "no_events": 0}
     for case in cases:
         case["screen"] = list(SCREEN)

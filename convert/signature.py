@@ -1,7 +1,7 @@
 """The fixed signature every artifact has, and the PyTorch reference it is checked against.
 
-Inputs: one int32 tensor per input group the model reads, named as the group (``swipe`` (B, T, 14),
-``tap`` (B, T, 3), ``browse`` (B, T, 6), ``history`` (B, 6), ``profile`` (B, 6); ``merged`` for the
+Inputs: one int32 tensor per input group the model reads, named as the group (``swipe`` (B, T, 15),
+``tap`` (B, T, 4), ``browse`` (B, T, 7), ``history`` (B, 6), ``profile`` (B, 6), ``context`` (B, 8); ``merged`` for the
 early-fusion variant), in ``model.input_names`` order. Outputs: ``p_realtime`` and ``p_longterm``,
 probabilities of shape (B,). A variant trained on one task still outputs both; the other is
 sigmoid(0) = 0.5 and means nothing (the manifest lists the model's tasks).

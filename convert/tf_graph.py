@@ -40,7 +40,7 @@ from dipn.features import MERGED, OUTPUTS, STATICS, VIEWS
 from dipn.features.cut import context_columns_read
 from dipn.models.base import NEG
 from dipn.models.dipn import DIPN
-from dipn.models.embeddings import mask_column
+from dipn.features.manifest import mask_column
 
 
 
@@ -78,14 +78,18 @@ class DipnTF(tf.Module):
             return tf.Variable(value, trainable=False, name=name.replace(".", "_"))
 
         groups = {g for g in self.input_names if g != MERGED} | (set(VIEWS) if cfg.early_fusion else set())
+        # One table per column the model embeds, as its GroupEmbedding (the paper's DIPN gives a
+        # view's age column none): (column, table).
         self.tables = {
-            g: [const(f"{g}.{i}", w[f"embeddings.{g}.tables.{i}.weight"]) for i in range(fc.width(g))]
+            g: [(c, const(f"{g}.{i}", w[f"embeddings.{g}.tables.{i}.weight"]))
+                for i, c in enumerate(model.embeddings[g].columns)]
             for g in sorted(groups)
-        }
+        }  # fmt: skip
         # Columns whose non-zero id marks a real step (as DIPN._mask_columns), and merged slices.
         # The context columns DIPN reads (ContextEmbedding): others are multiplied to padding.
         modelled = VIEWS if cfg.early_fusion else cfg.views
-        self.context_keep = tf.constant(context_columns_read(fc, modelled), tf.int32) if "context" in groups else None
+        self.context_keep = (tf.constant(context_columns_read(fc, modelled, cfg.action_ages), tf.int32)
+                             if "context" in groups else None)  # fmt: skip
         self.mask_columns: dict[str, tuple[int, ...]] = {}
         self.merged_slices: tuple[tuple[str, int, int], ...] = ()
         if cfg.early_fusion:
@@ -183,7 +187,7 @@ class DipnTF(tf.Module):
         return {f"p_{t}": tf.sigmoid(logits.get(t, tf.zeros_like(some))) for t in ("realtime", "longterm")}
 
     def _embed(self, group: str, ids: tf.Tensor) -> tf.Tensor:
-        return tf.concat([tf.gather(table, ids[..., c]) for c, table in enumerate(self.tables[group])], axis=-1)
+        return tf.concat([tf.gather(table, ids[..., c]) for c, table in self.tables[group]], axis=-1)
 
     def _mask(self, sequence: str, ids: tf.Tensor) -> tf.Tensor:
         real = None

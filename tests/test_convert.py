@@ -75,7 +75,7 @@ def test_bundle_manifest_is_complete(bundle: Path, trained: Path) -> None:
     assert manifest["model"]["checkpoint"]["sha256"] == sha256_file(trained)
     assert [i["name"] for i in manifest["inputs"]] == ["swipe", "tap", "browse", "history", "profile", "context"]
     assert all(i["dtype"] == "int32" for i in manifest["inputs"])
-    assert manifest["inputs"][0]["shape"] == [1, 256, 14]
+    assert manifest["inputs"][0]["shape"] == [1, 256, 14 + 1]  # Table 3a and the step age
     assert [o["name"] for o in manifest["outputs"]] == ["p_realtime", "p_longterm"]
     kinds = {(a["format"], a["precision"]) for a in manifest["artifacts"]}
     assert kinds == {(f, p) for f in ("onnx", "tflite", "coreml") for p in ("fp32", "int8")}
@@ -138,7 +138,7 @@ def test_coreml_package_is_saved_quantized_and_inspected(bundle: Path, trained: 
     fp32, int8 = inspect_package(bundle / "model.mlpackage"), inspect_package(bundle / "model.int8.mlpackage")
     for info in (fp32, int8):
         assert [(i["name"], i["dtype"], i["shape"]) for i in info["inputs"]][:2] == [
-            ("swipe", "int32", [1, 256, 14]), ("tap", "int32", [1, 256, 3])]  # fmt: skip
+            ("swipe", "int32", [1, 256, 15]), ("tap", "int32", [1, 256, 4])]  # fmt: skip
         assert [o["name"] for o in info["outputs"]] == ["p_realtime", "p_longterm"]
         assert info["while_loops"] == 6  # 3 views x 2 directions
     assert fp32["compressed_weights"] == 0
@@ -344,8 +344,8 @@ def _random_inputs(model: DIPN, n: int, rng: np.random.Generator) -> dict[str, n
 
 
 @pytest.mark.parametrize(
-    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile"]
-)  # dipn: the bundle
+    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile", "dipn_paper", "browse_history"]
+)  # dipn: the bundle; dipn_paper: no table for the age columns, no action ages read
 def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     from convert.tf_graph import DipnTF
 

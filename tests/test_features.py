@@ -100,7 +100,9 @@ def test_vocabulary_oov_padding_and_capacity() -> None:
 
 def test_table3_sizes_are_the_papers() -> None:
     cfg = FeatureConfig()
-    assert [cfg.width(g) for g in Group] == [14, 3, 6, 6, 6, 4]  # Table 3, then our context group
+    # Table 3 plus each view's age column (filled at the cut), then our context group
+    assert [cfg.width(g) for g in Group] == [14 + 1, 3 + 1, 6 + 1, 6, 6, 8]
+    assert all(cfg.at_cut_columns(v) == (cfg.width(v) - 1,) for v in ("swipe", "tap", "browse"))
     dims = {(f.group.value, f.name): (f.vocab_size, f.embed_dim) for f in TABLE3}
     assert dims[("swipe", "page")] == (224, 32)
     assert dims[("swipe", "swipe_length_y")] == (50, 16)
@@ -131,7 +133,7 @@ def test_manifest_round_trips_and_is_self_describing(tmp_path) -> None:
     data = json.loads(path.read_text())
     assert data["ids"]["padding"] == 0 and data["ids"]["oov"] == 1
     assert data["rules"]["time_gap"]["f_s"] == 100 and data["rules"]["swipe_duration"]["f_b"] == 250
-    assert {i["name"]: i["shape"] for i in data["inputs"]}["swipe"] == [256, 14]
+    assert {i["name"]: i["shape"] for i in data["inputs"]}["swipe"] == [256, 14 + 1]
     assert FeatureManifest.load(path) == manifest
 
 
@@ -155,6 +157,7 @@ def test_swipe_encoding_of_one_swipe() -> None:
         15 + 25 + 1,  # |dy| = 300 -> segment 15, moving up
         2, 2,  # left, up
         11,  # 260 ms -> 10
+        0,  # age: padding until the cut fills it in (inputs_at_cut)
     ]
 
 

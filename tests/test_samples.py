@@ -8,6 +8,7 @@ import pytest
 from dipn.data.build import BuildConfig, build_samples
 from dipn.data.store import SPLITS, SampleStore
 from dipn.features import SEQUENCE_ENCODERS, StreamEncoder
+from dipn.features.buckets import piecewise_bucket
 from tests.raw_logs import DAY, HOUR, START, write_logs
 
 # cut at every event moment, no idle cuts, train then eval: exact expectations
@@ -48,7 +49,7 @@ def test_windows_are_the_last_256_events_left_padded(built) -> None:
     _, _, store = built
     b = store.batch(np.array([_find(store, "a", START + 299 * 60_000)]))
     swipe = b["swipe"][0]
-    assert swipe.shape == (256, 14) and swipe.dtype == np.int32
+    assert swipe.shape == (256, 14 + 1) and swipe.dtype == np.int32  # Table 3a and the age
     assert (swipe[:, 1] != 0).all()  # 300 events up to the cut: all 256 steps real
     b = store.batch(np.array([_find(store, "b", START + DAY + 5 * HOUR + 2000)]))
     real = b["swipe"][0][:, 1] != 0
@@ -64,8 +65,13 @@ def test_window_ids_equal_the_stream_encoder_on_the_same_events(built) -> None:
     from tests.raw_logs import swipe_rows
 
     times = sorted([START + 60_000 * i for i in range(300)] + [facts["purchase"] - 30 * 60_000, facts["purchase"] - 2 * HOUR])
-    rows = [enc.encode("swipe", r) for r in swipe_rows("a", times)]
-    np.testing.assert_array_equal(b["swipe"][0], np.stack(rows[-256:]))
+    rows = np.stack([enc.encode("swipe", r) for r in swipe_rows("a", times)][-256:])
+    age = store.manifest.config.at_cut_columns("swipe")[0]
+    np.testing.assert_array_equal(np.delete(b["swipe"][0], age, axis=1), np.delete(rows, age, axis=1))
+    assert (rows[:, age] == 0).all()  # the stream encoder leaves the age to the cut ...
+    elapsed = facts["purchase"] - np.array(times[-256:])
+    expected = piecewise_bucket(elapsed, store.manifest.config.step_age.pieces) + 1
+    np.testing.assert_array_equal(b["swipe"][0][:, age], expected)  # ... which fills in t - ts
     assert SEQUENCE_ENCODERS  # the same functions serve both paths
 
 
@@ -90,9 +96,9 @@ def test_merged_view_is_time_ordered_with_each_views_columns(built) -> None:
     facts, _, store = built
     b = store.batch(np.array([_find(store, "a", facts["purchase"])]), merged=True)
     merged = b["merged"][0]
-    assert merged.shape == (256, 23)
-    assert merged[-1, 17] == 5  # the last event is the purchase (browse type id 5)
-    per_row_views = (merged[:, [1, 14, 17]] != 0).sum(axis=1)
+    assert merged.shape == (256, 15 + 4 + 7)
+    assert merged[-1, 19] == 5  # the last event is the purchase (browse type id 5)
+    per_row_views = (merged[:, [1, 15, 19]] != 0).sum(axis=1)
     assert per_row_views.max() == 1  # each row holds exactly one view
 
 
@@ -128,7 +134,7 @@ def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path)
     store = SampleStore(tmp_path / "s")
     batch = store.batch(store.indices(), merged=True)
     cfg = store.manifest.config
-    for view, width in (("swipe", 14), ("tap", 3), ("browse", 6), ("merged", 23)):
+    for view, width in (("swipe", 15), ("tap", 4), ("browse", 7), ("merged", 26)):
         assert batch[view].shape == (len(store), 256, width) and batch[view].dtype == np.int32
     for group in ("swipe", "tap", "browse", "history", "profile"):
         limits = np.array([s.num_embeddings for s in cfg.group(group)])

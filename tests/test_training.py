@@ -176,3 +176,51 @@ def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
     saved = checkpoint.save(tmp_path / "good.pt", {"metrics": {"auc": 0.7}, "weights": torch.ones(2)})
     assert checkpoint.load(saved)["metrics"] == {"auc": 0.7}
+
+
+def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trains_on(
+    tiny_samples: Path, tmp_path: Path
+) -> None:
+    """Issue 25, item 3: one model, each task at its best val epoch (dipn.training.task_epochs)."""
+    from dipn.training.predict import predict
+
+    store = SampleStore(tiny_samples)
+    trainer = Trainer(store, replace(QUICK, epochs=3, patience=1, lr=3e-3), tmp_path, progress=False)
+    trainer.train_epoch()
+    # epoch 1: both tasks at their best (the tiny val split has no buyer: its AUCs are given here)
+    trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.6}, "longterm": {"auc": 0.7}})
+    assert (tmp_path / "best_realtime.pt").exists() and (tmp_path / "best_longterm.pt").exists()
+    trainer.train_epoch()  # epoch 2 moves the whole model; longterm does not improve: back to epoch 1
+    assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.62}, "longterm": {"auc": 0.65}})
+    assert trainer.task_epochs.retired == ["longterm"] and trainer.task_epochs.active(trainer.tasks) == ("realtime",)
+    at_best = predict(trainer.model, store, trainer.eval_indices)
+    best_longterm, _, _ = checkpoint.load_model(tmp_path / "best_longterm.pt")
+    assert np.array_equal(at_best["p_longterm"], predict(best_longterm, store, trainer.eval_indices)["p_longterm"])
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train_epoch()
+    after = predict(trainer.model, store, trainer.eval_indices)
+    assert np.array_equal(after["p_longterm"], at_best["p_longterm"])  # bit for bit: frozen
+    assert not np.array_equal(after["p_realtime"], at_best["p_realtime"])
+    moved = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all(n.startswith("heads.branches.realtime.") for n in moved)
+    assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.62}, "longterm": {"auc": 0.7}})
+    trainer.train_epoch()  # realtime's branch moves on, does not improve, gets its best weights back
+    assert trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.61}, "longterm": {"auc": 0.7}})  # all retired
+    final = predict(trainer.model, store, trainer.eval_indices)
+    assert np.array_equal(final["p_realtime"], after["p_realtime"]) and np.array_equal(final["p_longterm"], at_best["p_longterm"])
+    assert np.array_equal(predict(checkpoint.load_model(tmp_path / "best.pt")[0], store, trainer.eval_indices)["p_realtime"],
+                          after["p_realtime"])  # best.pt: the mean val AUC chose this model
+
+
+def test_task_records_retire_a_task_after_patience_and_score_it_at_its_best() -> None:
+    from dipn.training.task_epochs import TaskEpochs
+
+    tasks, records = ("realtime", "longterm"), TaskEpochs()
+    assert records.record(1, {"realtime": 0.60, "longterm": 0.70}, tasks) == ["realtime", "longterm"]
+    assert records.record(2, {"realtime": 0.62, "longterm": 0.65}, tasks) == ["realtime"]
+    assert records.due(tasks, patience=1) == ["longterm"]
+    history = [{"epoch": 1, "realtime": {"auc": 0.60}, "longterm": {"auc": 0.70}}]
+    records.freeze_trunk(history, 1, tasks, at_best=["longterm"])
+    assert records.trunk_epoch == 1 and records.best == {"realtime": 0.60, "longterm": 0.70}
+    assert records.active(tasks) == ("realtime",)
+    assert records.score({"realtime": 0.64, "longterm": 0.50}, tasks) == pytest.approx((0.64 + 0.70) / 2)

@@ -17,7 +17,7 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "batch_size": (int, "global batch size (split across torchrun processes)"),
     "lr": (float, "Adam learning rate"),
     "adam_eps": (float, "Adam epsilon (paper: 1e-3)"),
-    "patience": (int, "epochs without a better eval AUC before stopping"),
+    "patience": (int, "epochs without a better val AUC before a task retires at its best epoch, and before stopping"),
     "seed": (int, "seed of initialization and batch order"),
     "max_steps": (int, "stop after this many optimizer steps"),
     "max_train_samples": (int, "train on a fixed random subset of this size"),

@@ -14,7 +14,8 @@ Layout of a sample directory:
   features.json           the feature manifest (vocabularies, bucket rules, tensor shapes)
   users.npy               user id strings, indexed by the user index used below
   shard-NNNNN/            one contiguous range of users
-    {swipe,tap,browse}.npy      (events, width) int16 ids, sorted by user then time
+    {swipe,tap,browse}.npy      (events, width) int16 ids, sorted by user then time; the age
+                                column (last) is padding here, filled at the cut
     {swipe,tap,browse}_ts.npy   (events,) int64 timestamps
     browse_stay.npy             (events,) int64 final stay ms (-1: page not left in the log); a
                                 sample sees it only as far as its cut (``dipn.features.cut``)
@@ -24,8 +25,9 @@ Layout of a sample directory:
     labels.npy                  (samples, 2) uint8: realtime, longterm
     split.npy                   (samples,) uint8: 0 train, 1 val, 2 eval
     cut_type.npy                (samples,) uint8: 0 at an event, 1 at an idle moment
-The context group (recency of each view, hour of the cut) is computed from the windows when a
-batch is gathered, by the same function the device calls when it scores.
+The step ages, the context group (recency of each view, hour of the cut, time since each browse
+action) and the stays so far are computed from the windows when a batch is gathered, by the same
+function the device calls when it scores (``dipn.features.inputs_at_cut``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from dipn.data.cuts import CUT_TYPES, EVAL, TRAIN, VAL
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATIC_ENCODERS, TASKS, VIEWS, FeatureManifest, inputs_at_cut
 
-STORE_FORMAT = 3  # 3: the index describes every file; 2: three splits, cut types, open-page stays, context
+STORE_FORMAT = 4  # 4: an age column per view, filled at the cut (issue 25); 3: the index describes every file
 SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
 SHARD_ARRAYS = (*VIEWS, *(f"{v}_ts" for v in VIEWS), "browse_stay", "bounds", "cut_user",
                 "cut_ts", "history", "profile", "labels", "split", "cut_type")  # fmt: skip

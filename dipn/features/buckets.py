@@ -124,3 +124,27 @@ def recency_bucket(elapsed_ms: np.ndarray | float, f_s: float, f_b: float) -> np
     arr = np.asarray(elapsed_ms, dtype=np.float64)
     none = np.isnan(arr)
     return np.where(none, STEP_BUCKETS, step_bucket(np.where(none, 0.0, arr), f_s, f_b)).astype(np.int32)
+
+
+def piecewise_bucket(elapsed_ms: np.ndarray | float, pieces: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Elapsed ms -> the value of a ``spec.PiecewiseRule``: inside piece i (from the previous upper
+    edge ``lower`` to ``upper``, in steps of ``step``), the buckets of the earlier pieces plus
+    floor((x - lower) / step); at or beyond the last edge, the one open bucket. Negative -> 0."""
+    x = np.maximum(_as_float(elapsed_ms, "elapsed time"), 0.0)
+    lower, offset = 0.0, 0
+    y = np.full(x.shape, -1.0)
+    for upper, step in pieces:
+        inside = (y < 0) & (x < upper)
+        y = np.where(inside, offset + np.floor((x - lower) / step), y)
+        offset += int((upper - lower) / step)
+        lower = upper
+    return np.where(y < 0, offset, y).astype(np.int32)
+
+
+def since_bucket(elapsed_ms: np.ndarray | float, pieces: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Time since the last event of an action -> ``piecewise_bucket``, or one more value when there
+    is none (NaN): "never in the window" is not "long ago"."""
+    arr = np.asarray(elapsed_ms, dtype=np.float64)
+    none = np.isnan(arr)
+    open_bucket = piecewise_bucket(np.inf, pieces)
+    return np.where(none, open_bucket + 1, piecewise_bucket(np.where(none, 0.0, arr), pieces)).astype(np.int32)

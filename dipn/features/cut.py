@@ -8,7 +8,11 @@ see the same ids, and neither sees anything that happens after t:
     stay (the raw ``stay_ms`` is the final stay, known only when the page is left); a browse
     event without a stay time is a page still open;
   * recency: the time from each view's last event at or before t to t (``Kind.RECENCY``);
-  * the hour of day of t.
+  * the hour of day of t;
+  * the age of every sequence step, t - ts (``Kind.AGE``, the last column of each view): the same
+    event is 30 s old at one cut and 3 days old at the next;
+  * the time since the last browse event of each action (purchase, cart, collect, browse) in the
+    browse window (``Kind.SINCE``, day scale).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from dipn.features import buckets
-from dipn.features.manifest import FeatureManifest
-from dipn.features.spec import BROWSE_ACTIONS, SEQUENCE_GROUPS, FeatureConfig, Group, Kind, value_to_id
+from dipn.features.manifest import FeatureManifest, mask_column
+from dipn.features.spec import BROWSE_ACTIONS, PAD_ID, SEQUENCE_GROUPS, FeatureConfig, FeatureSpec, Group, Kind, value_to_id
 
 OPEN_STAY = -1  # stored stay of a browse page whose end is not in the log: still open
 NO_EVENT_TS = np.iinfo(np.int64).min  # timestamp of a padded step
@@ -67,26 +71,80 @@ def browse_at_cut(
     return out
 
 
-def context_ids(cut_ts: np.ndarray, last_ts: Mapping[str, np.ndarray], manifest: FeatureManifest) -> np.ndarray:
-    """(n, 4) ids of the context group: recency of each view's last event at or before the cut
-    (``NO_EVENT_TS`` or a missing view: none yet), and the cut's hour of day."""
+def step_ages(view: str, ids: np.ndarray, ts: np.ndarray, cut_ts: np.ndarray, manifest: FeatureManifest) -> np.ndarray:
+    """A view's windows (n, T, F) with each real step's age column set to its bucket of t - ts
+    (``FeatureConfig.step_age``); padded steps (mask column 0) keep padding. A view without an age
+    column (a manifest without it) is returned as it is."""
+    cfg = manifest.config
+    columns = cfg.at_cut_columns(view)
+    if not columns:
+        return ids
+    real = ids[..., mask_column(cfg, view)] != 0
+    elapsed = np.asarray(cut_ts, dtype=np.int64)[:, None] - np.where(real, ts, 0)
+    age = np.where(real, value_to_id(buckets.piecewise_bucket(np.where(real, elapsed, 0), cfg.step_age.pieces)), PAD_ID)
+    out = np.array(ids, dtype=np.int32, copy=True)
+    for column in columns:
+        out[..., column] = age
+    return out
+
+
+def last_action_ts(browse_ids: np.ndarray, browse_ts: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per browse action (``BROWSE_ACTIONS``), the timestamp of its last event in the browse windows
+    (n, T, F) / (n, T), ``NO_EVENT_TS`` where the window holds none."""
+    type_ids = browse_ids[..., mask_column(config, "browse")]
+    out = {}
+    for index, action in enumerate(BROWSE_ACTIONS):
+        hit = type_ids == value_to_id(index)
+        last = type_ids.shape[1] - 1 - np.argmax(hit[:, ::-1], axis=1)
+        stamp = np.take_along_axis(browse_ts, last[:, None], axis=1)[:, 0]
+        out[action] = np.where(hit.any(axis=1), stamp, NO_EVENT_TS).astype(np.int64)
+    return out
+
+
+def _elapsed(cut: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """cut - last in ms as float, NaN where there is no event (``NO_EVENT_TS``)."""
+    return np.where(last == NO_EVENT_TS, np.nan, (cut - np.where(last == NO_EVENT_TS, 0, last)).astype(np.float64))
+
+
+def context_ids(
+    cut_ts: np.ndarray,
+    last_ts: Mapping[str, np.ndarray],
+    manifest: FeatureManifest,
+    action_ts: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(n, C) ids of the context group, column by column as the manifest lists them: recency of each
+    view's last event at or before the cut (``NO_EVENT_TS`` or a missing view: none yet), the cut's
+    hour of day, and the time since the last browse event of each action (``action_ts``, from
+    ``last_action_ts``; missing: none)."""
     cfg = manifest.config
     cut = np.asarray(cut_ts, dtype=np.int64)
+    none = np.full(cut.shape, NO_EVENT_TS)
     columns = []
-    for group in SEQUENCE_GROUPS:
-        last = np.asarray(last_ts.get(group.value, np.full(cut.shape, NO_EVENT_TS)), dtype=np.int64)
-        elapsed = np.where(last == NO_EVENT_TS, np.nan, (cut - np.where(last == NO_EVENT_TS, 0, last)).astype(np.float64))
-        columns.append(value_to_id(buckets.recency_bucket(elapsed, cfg.recency.f_s, cfg.recency.f_b)))
-    columns.append(value_to_id(buckets.hour_of_day(cut, cfg.utc_offset_minutes)))
+    for spec in cfg.group(Group.CONTEXT):
+        if spec.kind is Kind.RECENCY:
+            last = np.asarray(last_ts.get(spec.name.removeprefix("recency_"), none), dtype=np.int64)
+            columns.append(value_to_id(buckets.recency_bucket(_elapsed(cut, last), cfg.recency.f_s, cfg.recency.f_b)))
+        elif spec.kind is Kind.HOUR:
+            columns.append(value_to_id(buckets.hour_of_day(cut, cfg.utc_offset_minutes)))
+        elif spec.kind is Kind.SINCE:
+            last = np.asarray((action_ts or {}).get(spec.name.removeprefix("since_"), none), dtype=np.int64)
+            columns.append(value_to_id(buckets.since_bucket(_elapsed(cut, last), cfg.action_age.pieces)))
+        else:
+            raise ValueError(f"context feature {spec.name!r} of kind {spec.kind.value!r} has no rule at the cut")
     return np.stack(columns, axis=-1).astype(np.int32)
 
 
-def context_columns_read(config: FeatureConfig, views: Sequence[str]) -> list[bool]:
-    """Which context columns a model reads: the recency of the views it models and the cut hour.
+def context_columns_read(config: FeatureConfig, views: Sequence[str], action_ages: bool = True) -> list[bool]:
+    """Which context columns a model reads: the recency of the views it models, the cut hour, and
+    the time since each browse action when it models the browse view and ``action_ages`` is on.
 
     A source ablation without the swipe view must not learn from the swipe view's recency either.
     """
-    return [
-        spec.kind is not Kind.RECENCY or spec.name.removeprefix("recency_") in views
-        for spec in config.group(Group.CONTEXT)
-    ]
+    def read(spec: FeatureSpec) -> bool:
+        if spec.kind is Kind.RECENCY:
+            return spec.name.removeprefix("recency_") in views
+        if spec.kind is Kind.SINCE:
+            return action_ages and "browse" in views
+        return True
+
+    return [read(spec) for spec in config.group(Group.CONTEXT)]

@@ -27,6 +27,26 @@ def _stay_range(y: int) -> str:
     return ">=20min"
 
 
+def _duration(ms: float) -> str:
+    if ms == 0:
+        return "0"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms / size:g}{unit}"
+    return f"{ms:g}ms"
+
+
+def _piecewise_range(y: int, pieces: tuple[tuple[float, float], ...]) -> str:
+    lower, first = 0.0, 0
+    for upper, step in pieces:
+        count = int((upper - lower) / step)
+        if y < first + count:
+            lo = lower + (y - first) * step
+            return f"{_duration(lo)}-{_duration(lo + step)}"
+        first, lower = first + count, upper
+    return f">={_duration(lower)}"
+
+
 def describe(spec: FeatureSpec, feature_id: int, manifest: FeatureManifest) -> str:
     """One id of one feature as a short human-readable string."""
     if feature_id == PAD_ID:
@@ -52,6 +72,10 @@ def describe(spec: FeatureSpec, feature_id: int, manifest: FeatureManifest) -> s
         case Kind.RECENCY:
             rule = cfg.recency
             return "no event yet" if v == STEP_BUCKETS else _step_range(v, rule.f_s, rule.f_b)
+        case Kind.AGE:
+            return _piecewise_range(v, cfg.step_age.pieces) + " ago"
+        case Kind.SINCE:
+            return "none in the window" if v == cfg.action_age.buckets else _piecewise_range(v, cfg.action_age.pieces)
         case Kind.STAY_TIME:
             return _stay_range(v)
         case Kind.HOUR:

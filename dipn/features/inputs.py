@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from dipn.features.contract import VIEW_COLUMNS
-from dipn.features.cut import browse_at_cut, context_ids
+from dipn.features.cut import browse_at_cut, context_ids, last_action_ts, step_ages
 from dipn.features.manifest import FeatureManifest
 from dipn.features.names import MERGED, VIEWS
 from dipn.features.views import STATIC_ENCODERS
@@ -64,16 +64,23 @@ def inputs_at_cut(
 ) -> dict[str, np.ndarray]:
     """Every input group of n cuts at ``cut_ts`` (n,).
 
-    ``windows``: left-padded ids (n, T, F) of the views read (a view not read: absent, no event);
-    ``times``: their timestamps (n, T), ``NO_EVENT_TS`` on padding; ``browse_stay``: the browse
-    events' stays as logged (n, T; ``dipn.features.cut.raw_stays``), None when there is none to cut;
-    ``statics``: the history and profile ids. ``merged`` adds the early-fusion view (all three
-    views must be given).
+    ``windows``: left-padded ids (n, T, F) of the views read, rows as the view's encoder wrote them
+    (the at-cut columns still padding; a view not read: absent, no event); ``times``: their
+    timestamps (n, T), ``NO_EVENT_TS`` on padding; ``browse_stay``: the browse events' stays as
+    logged (n, T; ``dipn.features.cut.raw_stays``), None when there is none to cut; ``statics``: the
+    history and profile ids. ``merged`` adds the early-fusion view (all three views must be given).
+
+    What the cut decides, in this order: each step's age (t - ts), the stay so far of a browse page
+    still open at t, then the context group: each view's recency, the hour of t and the time since
+    the last browse event of each action in the browse window. Everything is read from the windows
+    and t: a device needs no state besides its ring buffers of ids, timestamps and stays.
     """
-    out = dict(windows)
+    out = {view: step_ages(view, ids, times[view], cut_ts, manifest) for view, ids in windows.items()}
     if "browse" in out and browse_stay is not None:
         out["browse"] = browse_at_cut(out["browse"], times["browse"], browse_stay, cut_ts, manifest)
-    out["context"] = context_ids(cut_ts, {view: stamps[:, -1] for view, stamps in times.items()}, manifest)
+    actions = last_action_ts(out["browse"], times["browse"], manifest.config) if "browse" in out else None
+    last = {view: stamps[:, -1] for view, stamps in times.items()}
+    out["context"] = context_ids(cut_ts, last, manifest, actions)
     out.update(statics)
     if merged:
         out[MERGED] = merge_by_time([out[v] for v in VIEWS], [times[v] for v in VIEWS])

@@ -23,14 +23,21 @@ from dipn.features.spec import (
     FeatureSpec,
     Group,
     Kind,
+    PiecewiseRule,
     StepRule,
 )
 from dipn.features.vocabulary import Vocabulary
 
-MANIFEST_FORMAT = 2  # 2: the context group (recency, cut hour) and open-page stays
+MANIFEST_FORMAT = 3  # 3: step ages and action ages (issue 25); 2: the context group (recency, cut hour) and open-page stays
 
 # The column whose id is non-zero exactly on real (non-padded) steps of each view.
 MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
+
+
+def mask_column(config: FeatureConfig, group: Group | str) -> int:
+    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
+    group = Group(group)
+    return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])
 
 
 def vocab_key(spec: FeatureSpec) -> str:
@@ -146,9 +153,22 @@ class FeatureManifest:
                     "input": "ms from the view's last event at or before the scoring time t (the last row of "
                     "its window) to t; no event of the view yet -> value 20",
                 },
-                "at_cut": "inputs as known at the scoring time t: a browse page still open at t "
-                "(no stay_ms, or ts + stay_ms > t) has stay t - ts; context.cut_hour is the hour "
-                "of day of t (same utc offset as hour)",
+                "step_age": _piecewise(cfg.step_age, "ms from the step's event ts to the scoring time t (t - ts); "
+                                       "computed at t for every real step of every view (its 'age' column, the "
+                                       "last); padded steps keep id 0"),
+                "action_age": {**_piecewise(cfg.action_age, "ms from the last event with action A in the browse "
+                                            "window (the last sequence.length browse events at or before t) to t"),
+                               "none_value": cfg.action_age.buckets,
+                               "none": "the browse window holds no event with action A (or the model has no browse "
+                                       "window): value none_value"},
+                "at_cut": "inputs as known at the scoring time t, computed from the windows (ids, ts, and the "
+                "browse stays as logged) and t alone, in this order: (1) every real step's age column: "
+                "step_age of t - ts; (2) a browse page still open at t (action browse and no stay_ms, or "
+                "ts + stay_ms > t) has stay t - ts; (3) the context group, column by column: recency_V from "
+                "the last event of view V, cut_hour the hour of day of t (same utc offset as hour), "
+                "since_A the action_age of t minus the ts of the last browse-window row (in the window's order) whose "
+                "type is A (rules.last_event_when). "
+                "The per-event encoding leaves the age columns at 0 until then",
                 "count": "min(count, vocab_size - 1)",
                 "level": "clip(level, 0, vocab_size - 1)",
                 **port_rules(),
@@ -169,7 +189,9 @@ class FeatureManifest:
         of the wrong type) is a ``DipnValidationError``, never a ``KeyError`` deep in the parse."""
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise DipnValidationError(f"not a feature manifest of format {MANIFEST_FORMAT} (found {found!r})")
+            older = isinstance(found, int) and 0 < found < MANIFEST_FORMAT
+            why = " (written by an older dipn: no step ages; retrain, or rebuild the samples)" if older else ""
+            raise DipnValidationError(f"not a feature manifest of format {MANIFEST_FORMAT} (found {found!r}){why}")
         try:
             return cls._parse(data)
         except DipnValidationError:
@@ -201,6 +223,8 @@ class FeatureManifest:
             time_gap=StepRule(rules["time_gap"]["f_s"], rules["time_gap"]["f_b"]),
             duration=StepRule(rules["swipe_duration"]["f_s"], rules["swipe_duration"]["f_b"]),
             recency=StepRule(rules["recency"]["f_s"], rules["recency"]["f_b"]),
+            step_age=_piecewise_rule(rules["step_age"]),
+            action_age=_piecewise_rule(rules["action_age"]),
             utc_offset_minutes=rules["hour"]["utc_offset_minutes"],
             groups=groups,
         )
@@ -214,3 +238,28 @@ class FeatureManifest:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, DipnValidationError) as exc:
             raise DipnValidationError(f"{path}: not a readable feature manifest ({exc})") from None
+
+
+def _piecewise(rule: PiecewiseRule, input_: str) -> dict[str, Any]:
+    """A piecewise rule as a port reads it: each piece's edges, step and first value."""
+    pieces, lower, first = [], 0.0, 0
+    for upper, step in rule.pieces:
+        pieces.append({"from_ms": lower, "to_ms": upper, "step_ms": step, "first_value": first})
+        first += int((upper - lower) / step)
+        lower = upper
+    return {
+        "rule": "piecewise",
+        "pieces": pieces,
+        "open_value": first,
+        "buckets": rule.buckets,
+        "formula": "x < 0 -> 0; from_ms <= x < to_ms -> first_value + floor((x - from_ms) / step_ms); "
+        "x >= the last to_ms -> open_value",
+        "input": input_,
+    }
+
+
+def _piecewise_rule(data: dict[str, Any]) -> PiecewiseRule:
+    try:
+        return PiecewiseRule(tuple((float(p["to_ms"]), float(p["step_ms"])) for p in data["pieces"]))
+    except ValueError as exc:
+        raise DipnValidationError(f"a piecewise rule of the manifest is not valid ({exc})") from None

@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
-from dipn.features.spec import FeatureSpec, Kind
+from dipn.features.spec import AT_CUT_KINDS, FeatureSpec, Kind
 
 # The rules entry of each kind (step features name theirs below).
 RULE_OF_KIND = {
     Kind.SCREEN_X: "screen", Kind.SCREEN_Y: "screen", Kind.SWIPE_LENGTH_X: "swipe_length",
     Kind.SWIPE_LENGTH_Y: "swipe_length", Kind.DIRECTION: "direction", Kind.CATEGORY: "category",
     Kind.VOCABULARY: "vocabulary", Kind.STAY_TIME: "stay_time", Kind.HOUR: "hour", Kind.COUNT: "count",
-    Kind.LEVEL: "level", Kind.RECENCY: "recency",
+    Kind.LEVEL: "level", Kind.RECENCY: "recency", Kind.AGE: "step_age", Kind.SINCE: "action_age",
 }  # fmt: skip
 STEP_RULE = {("swipe", "time_gap"): "time_gap", ("swipe", "swipe_duration"): "swipe_duration"}
 
@@ -44,6 +44,8 @@ READS: dict[tuple[str, str], tuple[list[str], dict[str, Any] | None]] = {
     ("tap", "button"): (["button"], {"column": "event", "in": ["button"]}),
     ("context", "cut_hour"): (["cut_ts"], None),
 }
+# Kinds whose x is the scoring time t minus an event's ts: they read (end, start) = (cut_ts, ts).
+ELAPSED_KINDS = frozenset({Kind.AGE, Kind.SINCE})
 
 # Stay time (``buckets.stay_time_bucket``): from_s <= s < below_s -> first + floor((s - from_s) / step_s).
 STAY_PIECES = [
@@ -54,17 +56,28 @@ STAY_PIECES = [
 
 
 def feature_port_fields(spec: FeatureSpec) -> dict[str, Any]:
-    """``rule``, ``reads``, ``applies_when`` (and ``view`` for a recency) of one feature entry."""
+    """``rule``, ``reads``, ``applies_when`` and the fields of a rule of the cut: ``at_cut`` (left 0
+    by the per-event encoder, filled at the scoring time), ``view`` (the window a recency or an
+    action age reads) and ``last_event_when`` (which of its events an action age measures from)."""
     key = (spec.group.value, spec.name)
     # A feature without its row here still gets a manifest: a rule named after it, which a port
     # that does not know it refuses by name (so adding a feature never breaks writing manifests).
     rule = STEP_RULE.get(key, spec.name) if spec.kind is Kind.STEP else RULE_OF_KIND.get(spec.kind, spec.kind.value)
     reads, applies = READS.get(key, ([spec.source], None))
-    out: dict[str, Any] = {"rule": rule, "reads": ["ts"] if spec.kind is Kind.RECENCY else reads}
+    if spec.kind is Kind.RECENCY:
+        reads = ["ts"]
+    elif spec.kind in ELAPSED_KINDS:
+        reads = ["cut_ts", "ts"]
+    out: dict[str, Any] = {"rule": rule, "reads": reads}
     if applies is not None:
         out["applies_when"] = applies
+    if spec.kind in AT_CUT_KINDS:
+        out["at_cut"] = True
     if spec.kind is Kind.RECENCY:
         out["view"] = spec.name.removeprefix("recency_")
+    if spec.kind is Kind.SINCE:
+        out["view"] = "browse"
+        out["last_event_when"] = {"column": "action", "in": [spec.name.removeprefix("since_")]}
     return out
 
 
@@ -89,6 +102,13 @@ def port_rules() -> dict[str, Any]:
             "rule": "at scoring time t, a row of such an event whose stay_ms is absent, or whose stay_ms "
             "(truncated to integer ms) > t - ts, has stay_time = stay bucket of max(t - ts, 0)",
         },
+        "at_cut_feature": "a feature with at_cut true is 0 in the row the per-event encoder writes; at the "
+        "scoring time t every real row of its view's window gets value + 1 of its rule at x = t - the row's ts "
+        "(it reads (cut_ts, ts)); padding rows stay 0. Fill these before anything else of the cut (at_cut)",
+        "last_event_when": "an action_age feature of the context measures x = t - ts of the last row of the "
+        "window of its view (the newest in the window's order, which is arrival order, not the greatest ts) "
+        "whose event had its column in the values: on a row, the view's category feature that reads that "
+        "column holds the value's id; no such row -> the rule's none_value",
         "merged": "the early-fusion input (when a model reads 'merged'): the swipe, tap and browse windows "
         "(each left-padded to the sequence length, padding rows at timestamp -infinity) put side by side in "
         "columns swipe|tap|browse with zeros in the other views' columns, their rows stably sorted by timestamp "

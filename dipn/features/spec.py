@@ -40,6 +40,8 @@ class Kind(str, Enum):
     COUNT = "count"  # history counts, capped
     LEVEL = "level"  # profile levels, clipped
     RECENCY = "recency"  # time from a view's last event to the cut: step function, or "none"
+    AGE = "age"  # time from a sequence step's event to the cut: piecewise steps, seconds to days
+    SINCE = "since"  # time from the last browse event of one action to the cut, day scale, or "none"
 
 
 class Group(str, Enum):
@@ -81,6 +83,44 @@ BROWSE_ACTIONS = ("browse", "search", "collect", "cart", "purchase")
 
 S, T, B, H, P, C = Group.SWIPE, Group.TAP, Group.BROWSE, Group.HISTORY, Group.PROFILE, Group.CONTEXT
 RECENCY_BUCKETS = 21  # the step function's 20 buckets, then "no event of this view yet"
+# Kinds whose ids depend on the moment of the cut: the per-event encoders leave them at padding and
+# ``dipn.features.inputs_at_cut`` fills them in (``dipn.features.cut``).
+AT_CUT_KINDS = frozenset({Kind.AGE})
+
+
+@dataclass(frozen=True)
+class PiecewiseRule:
+    """A step function of elapsed ms with several uniform pieces (the section 3.1 function has two):
+    ``pieces`` = ((upper_ms, step_ms), ...) from 0 up; value = the buckets of the earlier pieces +
+    floor((x - lower) / step) inside a piece, one open bucket at and beyond the last upper edge.
+    Negative x (clock skew) -> 0."""
+
+    pieces: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        lower = 0.0
+        for upper, step in self.pieces:
+            if not (upper > lower and step > 0 and ((upper - lower) / step).is_integer()):
+                raise ValueError(f"piece up to {upper} ms in steps of {step} ms does not tile [{lower}, {upper})")
+            lower = upper
+
+    @property
+    def buckets(self) -> int:
+        """Values 0..buckets-1, the last one the open bucket."""
+        lower, total = 0.0, 0
+        for upper, step in self.pieces:
+            total += int((upper - lower) / step)
+            lower = upper
+        return total + 1
+
+
+_S, _MIN, _H, _D = 1_000.0, 60_000.0, 3_600_000.0, 86_400_000.0
+# Step ages: 10 s steps within the minute, then minutes to 10 min, 10 min to the hour, hours to the
+# day, days to 10 days (the public logs span 9); 53 values. Resolution where intent changes fast.
+STEP_AGE = PiecewiseRule(((60 * _S, 10 * _S), (10 * _MIN, _MIN), (_H, 10 * _MIN), (_D, _H), (10 * _D, _D)))
+# Time since the last purchase, cart, collect, browse: hours within the day, then days; 33 values.
+ACTION_AGE = PiecewiseRule(((_D, _H), (10 * _D, _D)))
+BROWSE_ACTION_AGES = ("purchase", "cart", "collect", "browse")  # the context's since_<action> columns, in order
 
 # Table 3, in the paper's order; the order within a group is the column order of the tensors.
 TABLE3: tuple[FeatureSpec, ...] = (
@@ -134,6 +174,21 @@ CONTEXT_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("recency_tap", C, Kind.RECENCY, RECENCY_BUCKETS, 8, "cut_ts - last tap ts"),
     FeatureSpec("recency_browse", C, Kind.RECENCY, RECENCY_BUCKETS, 8, "cut_ts - last browse ts"),
     FeatureSpec("cut_hour", C, Kind.HOUR, 24, 4, "cut_ts"),
+    # Time since the last browse-view event of each action (issue 25), computed at the cut from the
+    # browse window: "none" (the last value) when the window holds no such event.
+    *(FeatureSpec(f"since_{a}", C, Kind.SINCE, ACTION_AGE.buckets + 1, 8, f"cut_ts - last browse ts with action {a}")
+      for a in BROWSE_ACTION_AGES),
+)
+
+# Time at every step (issue 25): the last column of each view, how long before the cut the event
+# happened. Filled at the cut (``AT_CUT_KINDS``), never by the per-event encoders.
+STEP_AGES: tuple[FeatureSpec, ...] = tuple(
+    FeatureSpec("age", g, Kind.AGE, STEP_AGE.buckets, 8, "cut_ts - ts") for g in SEQUENCE_GROUPS
+)
+
+# Every feature, group by group (the manifest's order), each view's age column after its Table 3 ones.
+FEATURES: tuple[FeatureSpec, ...] = tuple(
+    f for g in (S, T, B, H, P, C) for f in TABLE3 + STEP_AGES + CONTEXT_FEATURES if f.group is g
 )
 
 
@@ -149,7 +204,7 @@ class StepRule:
 class FeatureConfig:
     """Everything the encoder needs besides vocabularies; defaults are the paper's."""
 
-    features: tuple[FeatureSpec, ...] = TABLE3 + CONTEXT_FEATURES
+    features: tuple[FeatureSpec, ...] = FEATURES
     sequence_length: int = SEQUENCE_LENGTH
     screen_segments_x: int = 17
     screen_segments_y: int = 25
@@ -158,6 +213,8 @@ class FeatureConfig:
     # Recency: 1-minute steps below 10 min, 10-minute steps below 100 min, then one bucket; the
     # paper's step function with the scale of the 1-hour label horizon.
     recency: StepRule = StepRule(f_s=60_000.0, f_b=600_000.0)
+    step_age: PiecewiseRule = STEP_AGE
+    action_age: PiecewiseRule = ACTION_AGE
     # Hour of day is read in this fixed offset from UTC (the logs' market: UTC+8 for Taobao).
     utc_offset_minutes: int = 0
     groups: tuple[Group, ...] = field(default=(S, T, B, H, P, C))
@@ -175,6 +232,10 @@ class FeatureConfig:
     def width(self, group: Group | str) -> int:
         """Number of id columns of a group's tensor."""
         return len(self.group(group))
+
+    def at_cut_columns(self, group: Group | str) -> tuple[int, ...]:
+        """Columns of a group filled at the cut (``AT_CUT_KINDS``), not by the per-event encoders."""
+        return tuple(i for i, spec in enumerate(self.group(group)) if spec.kind in AT_CUT_KINDS)
 
 
 def value_to_id(values: np.ndarray) -> np.ndarray:

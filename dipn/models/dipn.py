@@ -64,7 +64,8 @@ from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states, masked_mean, masked_softmax
-from dipn.models.embeddings import group_embedding, mask_column
+from dipn.features.manifest import mask_column
+from dipn.models.embeddings import group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
 
@@ -74,12 +75,17 @@ INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
 
 @dataclass(frozen=True)
 class DIPNConfig(ConfigDict):
-    """Architecture and variant switches; defaults are the paper's full DIPN."""
+    """Architecture and variant switches; defaults are the paper's full DIPN with time at every step."""
 
     views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
     use_history: bool = True
     use_profile: bool = True
     use_context: bool = True  # recency of each view and the cut's hour (docs/models.md, "Recency")
+    # Time at every step (docs/models.md, "Time at every step"): each view's age column (t - ts of
+    # each step) and the context's time since the last purchase, cart, collect and browse. Not in
+    # the paper: off in its rows (``dipn_paper`` and the Table 4-6 ablations).
+    step_ages: bool = True
+    action_ages: bool = True
     early_fusion: bool = False  # one Bi-GRU over the timestamp-merged sequence ("merged")
     hidden_size: int = 32  # d of the Bi-GRU (section 6.1)
     reshape_dim: int = 64  # width of the FC after the concatenated embeddings (section 4.1)
@@ -146,12 +152,14 @@ class DIPNConfig(ConfigDict):
         return replace(self, views=views, **self.statics_kept(available))
 
 
-_FULL = DIPNConfig()
+_FULL = DIPNConfig(step_ages=False, action_ages=False)  # the paper's DIPN: Table 3 columns (+ recency, cut hour)
 
-# Every row of the paper's Tables 4, 5 and 6 (GBDT and RNN+DNN live in their own modules); where
-# the paper reports each: dipn.presets.
+# Every row of the paper's Tables 4, 5 and 6 (GBDT and RNN+DNN live in their own modules), each as
+# published: no step ages and no action ages; where the paper reports each: dipn.presets. The
+# default ``dipn`` is ours, the paper's DIPN with time at every step.
 VARIANTS: dict[str, DIPNConfig] = {
-    "dipn": _FULL,
+    "dipn": DIPNConfig(),
+    "dipn_paper": _FULL,
     "early_fusion": replace(_FULL, early_fusion=True, inter_view_attention=False),
     "no_attention": replace(_FULL, intra_view_attention=False, inter_view_attention=False),
     "no_inter_view": replace(_FULL, inter_view_attention=False),
@@ -169,7 +177,8 @@ VARIANTS: dict[str, DIPNConfig] = {
     "only_swipe": replace(_FULL, views=("swipe",), use_history=False, use_profile=False),
     "only_tap": replace(_FULL, views=("tap",), use_history=False, use_profile=False),
     # What the public clickstream logs hold (dipn import): a browse view and derived history.
-    "browse_history": replace(_FULL, views=("browse",), use_profile=False),
+    "browse_history": DIPNConfig(views=("browse",), use_profile=False),
+    "browse_history_paper": replace(_FULL, views=("browse",), use_profile=False),
 }
 
 
@@ -222,7 +231,9 @@ class DIPN(IntentModel):
         d = config.hidden_size
 
         modelled = VIEWS if config.early_fusion else config.views
-        self.embeddings = nn.ModuleDict({g.value: group_embedding(fc, g, modelled) for g in self._groups_needed()})
+        self.embeddings = nn.ModuleDict(
+            {g.value: group_embedding(fc, g, modelled, config.step_ages, config.action_ages) for g in self._groups_needed()}
+        )
         # Columns (into the sequence tensor) whose non-zero id marks a real step.
         self._mask_columns: dict[str, tuple[int, ...]] = {}
         self._merged_slices: tuple[tuple[str, int, int], ...] = ()

@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features.cut import context_columns_read
-from dipn.features.manifest import MASK_FEATURE
 from dipn.features.spec import PAD_ID, SEQUENCE_GROUPS, FeatureConfig, Group
 
 
@@ -43,13 +42,6 @@ def table_configs(feature_config: FeatureConfig, group: Group | str) -> tuple[Em
         EmbeddingTableConfig(group, spec.name, column, spec.num_embeddings, spec.embed_dim)
         for column, spec in enumerate(feature_config.group(group))
     )
-
-
-def mask_column(feature_config: FeatureConfig, group: Group | str) -> int:
-    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
-    group = Group(group)
-    names = [spec.name for spec in feature_config.group(group)]
-    return names.index(MASK_FEATURE[group])
 
 
 class GroupEmbedding(nn.Module):
@@ -98,22 +90,35 @@ class GroupEmbedding(nn.Module):
 
 
 class ContextEmbedding(GroupEmbedding):
-    """The context group (recency per view, cut hour) with the recency of views the model does not
-    model set to padding: a source ablation learns nothing from an absent view's timing."""
+    """The context group (recency per view, cut hour, time since each browse action) with the columns
+    the model does not read set to padding: a source ablation learns nothing from an absent view's
+    timing, and a model without action ages (the paper-literal DIPN) nothing from them."""
 
-    def __init__(self, feature_config: FeatureConfig, views: Sequence[str]) -> None:
+    def __init__(self, feature_config: FeatureConfig, views: Sequence[str], action_ages: bool = True) -> None:
         super().__init__(table_configs(feature_config, Group.CONTEXT))
-        keep = torch.tensor(context_columns_read(feature_config, views), dtype=torch.int64)
+        keep = torch.tensor(context_columns_read(feature_config, views, action_ages), dtype=torch.int64)
         self.register_buffer("keep", keep, persistent=False)
 
     def forward(self, ids: Tensor) -> Tensor:
         return super().forward(ids * self.keep.to(ids.dtype))
 
 
-def group_embedding(feature_config: FeatureConfig, group: Group | str, views: Sequence[str]) -> GroupEmbedding:
-    """The embedding of one input group of a model that models ``views``."""
-    if Group(group) is Group.CONTEXT:
-        return ContextEmbedding(feature_config, views)
+def group_embedding(
+    feature_config: FeatureConfig,
+    group: Group | str,
+    views: Sequence[str],
+    step_ages: bool = True,
+    action_ages: bool = True,
+) -> GroupEmbedding:
+    """The embedding of one input group of a model that models ``views``; without ``step_ages`` a
+    view's age column gets no table (the paper's Table 3 columns only), without ``action_ages`` the
+    context's time since each browse action is read as padding."""
+    group = Group(group)
+    if group is Group.CONTEXT:
+        return ContextEmbedding(feature_config, views, action_ages)
+    if group in SEQUENCE_GROUPS and not step_ages:
+        ages = feature_config.at_cut_columns(group)
+        return GroupEmbedding(tuple(t for t in table_configs(feature_config, group) if t.column not in ages))
     return GroupEmbedding.for_group(feature_config, group)
 
 

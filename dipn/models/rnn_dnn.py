@@ -21,7 +21,8 @@ from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states
-from dipn.models.embeddings import group_embedding, mask_column
+from dipn.features.manifest import mask_column
+from dipn.models.embeddings import group_embedding
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -80,7 +81,7 @@ class RNNDNN(IntentModel):
         self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
 
     def logits(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """browse (B, T, 6) and the history (B, 6), profile (B, 6) and context (B, 4) it uses."""
+        """browse (B, T, 7) and the history (B, 6), profile (B, 6) and context (B, 8) it uses."""
         browse = inputs["browse"]
         mask = (browse[..., self._mask_column] != 0).float()
         x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)

@@ -22,7 +22,8 @@ from dipn.errors import DipnValidationError
 from dipn.features import STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig
 from dipn.models.base import ConfigDict, IntentModel
-from dipn.models.embeddings import group_embedding, mask_column
+from dipn.features.manifest import mask_column
+from dipn.models.embeddings import group_embedding
 
 
 @dataclass(frozen=True)

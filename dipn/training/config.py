@@ -23,7 +23,7 @@ class TrainConfig:
     adam_eps: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
-    patience: int = 2  # epochs without a better mean eval AUC before stopping
+    patience: int = 2  # epochs without a better val AUC before a task retires (dipn.training.task_epochs) and stopping
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (quick runs, tests)
     max_train_samples: int | None = None  # use a fixed random subset of the training split

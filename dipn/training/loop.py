@@ -23,6 +23,7 @@ from dipn.training.compiled import Forward
 from dipn.training.config import TrainConfig
 from dipn.training.predict import predict
 from dipn.training.prefetch import prefetched
+from dipn.training.task_epochs import TaskEpochs, freeze_all_but, task_branches
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrainState:
     best_score: float = -math.inf
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    tasks: dict[str, Any] = field(default_factory=dict)  # TaskEpochs: each task's best epoch, the retired
 
 
 class Trainer:
@@ -56,6 +58,8 @@ class Trainer:
                                      overrides)  # fmt: skip
         self.model = model.to(self.device)
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
+        self.branches = task_branches(self.model, self.tasks)  # None: one epoch for all tasks
+        self.task_epochs = TaskEpochs()
         self.input_names = tuple(self.model.input_names)
         self.parallel = distributed.wrap(self.model, self.rank, self.device)
         self.forward = Forward(self.parallel, config.compile)
@@ -102,7 +106,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.config.amp):
             logits = self.forward(**{n: tensors[n] for n in self.input_names})
-            loss = multitask_loss(logits, tensors, self.tasks)
+            loss = multitask_loss(logits, tensors, self.task_epochs.active(self.tasks))
         self.scaler.scale(loss).backward()
         return loss
 
@@ -134,11 +138,15 @@ class Trainer:
         return {task: task_metrics(preds[task], preds[f"p_{task}"]) for task in self.tasks}
 
     def checkpoint_and_earlystop(self, metrics: dict[str, Any]) -> bool:
-        """Record the epoch, keep the best model, and say whether to stop."""
-        state = self.state
-        aucs = [metrics[t]["auc"] for t in self.tasks if not math.isnan(metrics[t]["auc"])]
-        score = float(np.mean(aucs)) if aucs else math.nan  # nan: the validation split has one class
-        record = {"epoch": state.epoch + 1, "step": state.global_step, "score": score, **metrics}
+        """Record the epoch, keep the best model and each task's best epoch, retire a task that
+        stopped improving (``dipn.training.task_epochs``), and say whether to stop."""
+        state, tasks = self.state, self.task_epochs
+        epoch = state.epoch + 1
+        aucs = {t: metrics[t]["auc"] for t in self.tasks}
+        improved_tasks = tasks.record(epoch, aucs, self.tasks) if self.branches else []
+        score = tasks.score(aucs, self.tasks)  # nan: the validation split has one class
+        record = {"epoch": epoch, "step": state.global_step, "score": score, **metrics,
+                  "tasks": {"best_epoch": dict(tasks.best_epoch), "retired": list(tasks.retired)}}  # fmt: skip
         state.history.append(record)
         improved = score > state.best_score or math.isnan(state.best_score)
         if improved:
@@ -147,12 +155,45 @@ class Trainer:
             state.bad_epochs += 1
         state.epoch += 1
         state.step_in_epoch = 0
-        self.save(self.run_dir / "last.pt")
+        for task in improved_tasks:
+            self.save(self.run_dir / f"best_{task}.pt")
         if improved:
             self.save(self.run_dir / "best.pt")
+        if self.branches:
+            self._retire(tasks.due(self.tasks, self.config.patience))
+        self.save(self.run_dir / "last.pt")
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.branches:
+            return not tasks.active(self.tasks)
         return state.bad_epochs >= self.config.patience
+
+    def _retire(self, due: list[str]) -> None:
+        """Tasks that stopped improving keep their best epoch (``dipn.training.task_epochs``)."""
+        tasks = self.task_epochs
+        if not due:
+            return
+        if tasks.trunk_epoch is None:  # the first time: back to best.pt, the trunk freezes there
+            back_to = self.state.history[int(np.nanargmax([h["score"] for h in self.state.history]))]["epoch"]
+            self.model.load_state_dict(checkpoint.load(self.run_dir / "best.pt")["model_state"])
+            at_best = [t for t in self.tasks if tasks.best_epoch.get(t) == back_to]
+            tasks.freeze_trunk(self.state.history, back_to, self.tasks, at_best)
+            for task in tasks.active(self.tasks):  # their best so far is this model's
+                self.save(self.run_dir / f"best_{task}.pt")
+            message = f"back to epoch {back_to} (best.pt), trunk frozen"
+        else:  # a branch on the frozen trunk: its best epoch's weights
+            best = {t: checkpoint.load(self.run_dir / f"best_{t}.pt")["model_state"] for t in due}
+            for task in due:
+                self.branches[task].load_state_dict(
+                    {k.removeprefix(f"heads.branches.{task}."): v for k, v in best[task].items()
+                     if k.startswith(f"heads.branches.{task}.")})  # fmt: skip
+            tasks.retired.extend(due)
+            message = "branch back to its best epoch and frozen"
+        freeze_all_but(self.model, self.branches, tasks.active(self.tasks))
+        if self.progress:
+            tqdm.write(f"{', '.join(due)}: no better val AUC for {self.config.patience} epoch(s); {message}; "
+                       f"retired {', '.join(tasks.retired) or 'none'}; training "
+                       f"{', '.join(tasks.active(self.tasks)) or 'nothing'} on")  # fmt: skip
 
     # ---- the whole run -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -210,7 +251,8 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "train_state": {"epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
-                            "best_score": s.best_score, "bad_epochs": s.bad_epochs, "history": s.history},
+                            "best_score": s.best_score, "bad_epochs": s.bad_epochs, "history": s.history,
+                            "tasks": self.task_epochs.to_dict()},
             "torch_rng": torch.get_rng_state(),
             "metrics": s.history[-1] if s.history else {},
             "samples": str(self.store.root),
@@ -226,4 +268,7 @@ class Trainer:
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.state = TrainState(**ckpt["train_state"])
+        self.task_epochs = TaskEpochs(**self.state.tasks)
+        if self.branches and self.task_epochs.retired:
+            freeze_all_but(self.model, self.branches, self.task_epochs.active(self.tasks))
         torch.set_rng_state(ckpt["torch_rng"])

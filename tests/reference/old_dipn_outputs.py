@@ -31,13 +31,19 @@ BATCH = {"batch_size": 20, "seq_len": 256, "seed": 3}  # 20 samples: more than o
 
 
 def outputs(variant: str) -> dict[str, Any]:
-    """Logits, loss and gradient summaries of one seeded variant on the reference batch."""
+    """Logits, loss and gradient summaries of one seeded variant on the reference batch, in the
+    feature layout before issue 25 (Table 3 and the recency / cut hour context: no step ages, no
+    action ages), which both the old code and today's read."""
     import dipn.models
+    from dipn.features.spec import CONTEXT_FEATURES, TABLE3, FeatureConfig
     from dipn.models import build_model, multitask_loss
 
+    before_issue_25 = FeatureConfig(
+        features=TABLE3 + tuple(f for f in CONTEXT_FEATURES if f.kind.value in ("recency", "hour")), sequence_length=256
+    )
     torch.manual_seed(0)
-    model = build_model("dipn", variant).train()
-    batch = make_batch(**BATCH)
+    model = build_model("dipn", variant, before_issue_25).train()
+    batch = make_batch(**BATCH, feature_config=before_issue_25)
     logits = model(**model_inputs(batch, model.input_names))
     loss = multitask_loss(logits, labels(batch), model.tasks)
     loss.backward()

@@ -1,7 +1,10 @@
 /**
  * A model's inputs at a cut, assembled as dipn.features.inputs_at_cut does: each view's last T
- * encoded rows, left-padded; what only the scoring moment t decides (the stay so far of a page
- * still open at t, each view's recency, the hour of t); the static groups; the early-fusion view.
+ * encoded rows, left-padded; what only the scoring moment t decides, in the manifest's order (each
+ * row's age t - ts, the stay so far of a page still open at t, then the context: each view's
+ * recency, the hour of t, the time since the last browse event of each action in the window); the
+ * static groups; the early-fusion view. All of it is read from the windows and t: the device keeps
+ * no other state.
  */
 import { PortError } from "./errors.js";
 import type { EncoderSpec, RawEvent } from "./encoder.js";
@@ -29,10 +32,6 @@ export class ViewWindow {
       this.ts.shift();
       this.stays.shift();
     }
-  }
-
-  get lastTs(): number | undefined {
-    return this.ts[this.ts.length - 1];
   }
 }
 
@@ -86,23 +85,25 @@ export class InputAssembler {
       const window = state.windows.get(view);
       const width = spec.width(view);
       const data = new Int32Array(length * width);
+      const ages = spec.atCutColumns(view);
       if (window !== undefined) {
         const offset = length - window.rows.length;
         window.rows.forEach((row, i) => {
           const out = data.subarray((offset + i) * width, (offset + i + 1) * width);
+          const ts = window.ts[i] ?? 0;
           out.set(row);
-          if (view === spec.features.rules.open_page.group) this.atCut(out, window.ts[i] ?? 0, window.stays[i] ?? 0, cutTs);
+          for (const age of ages) out[age.column] = spec.elapsedId(age, cutTs - ts);
+          if (view === spec.features.rules.open_page.group) this.atCut(out, ts, window.stays[i] ?? 0, cutTs);
         });
       }
       padded.set(view, data);
     }
-    const lastTs = new Map(VIEWS.map((view) => [view, state.windows.get(view)?.lastTs] as const));
     const inputs: Inputs = new Map();
     for (const name of this.inputNames) {
       if ((VIEWS as readonly string[]).includes(name)) {
         inputs.set(name, { data: padded.get(name) as Int32Array, dims: [1, length, spec.width(name)] });
       } else if (name === "context") {
-        inputs.set(name, { data: spec.contextIds(cutTs, lastTs), dims: [1, spec.width(name)] });
+        inputs.set(name, { data: spec.contextIds(cutTs, state.windows), dims: [1, spec.width(name)] });
       } else if (name === MERGED) {
         const width = VIEWS.reduce((sum, view) => sum + spec.width(view), 0);
         inputs.set(name, { data: this.merged(padded, state), dims: [1, length, width] });

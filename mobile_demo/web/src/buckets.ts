@@ -4,7 +4,7 @@
  * operation, in the same order, as dipn.features.buckets, so the values agree bit for bit.
  */
 import { PortError } from "./errors.js";
-import type { StayPiece, StepRule } from "./manifest.js";
+import type { PiecewiseRule, StayPiece, StepRule } from "./manifest.js";
 
 export const STEP_BUCKETS = 20;
 
@@ -29,6 +29,17 @@ export function stayBucket(stayMs: number, pieces: readonly StayPiece[], last: n
     if (s >= piece.from_s && s < piece.below_s) return piece.first + Math.floor((s - piece.from_s) / piece.step_s);
   }
   return last;
+}
+
+/** Elapsed ms -> the value of a piecewise rule (dipn.features.buckets.piecewise_bucket): inside a
+ * piece, its first value + floor((x - from_ms) / step_ms); at or beyond the last edge the open
+ * value; negative x (clock skew) -> 0. */
+export function piecewiseBucket(elapsedMs: number, rule: PiecewiseRule): number {
+  const x = Math.max(finiteOrInfinite(elapsedMs, "elapsed time"), 0.0);
+  for (const piece of rule.pieces) {
+    if (x < piece.to_ms) return piece.first_value + Math.floor((x - piece.from_ms) / piece.step_ms);
+  }
+  return rule.open_value;
 }
 
 /** Hour 0..23 of a unix-ms timestamp read at a fixed offset from UTC. */

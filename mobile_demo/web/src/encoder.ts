@@ -6,9 +6,9 @@
  * StreamEncoder encodes one event at a time, as a phone does (dipn.features.StreamEncoder): its
  * only state is the last timestamp of each view, for the time gap.
  */
-import { clipped, direction, hourOfDay, screenSegment, signedLengthSegment, stayBucket, stepBucket } from "./buckets.js";
+import { clipped, direction, hourOfDay, piecewiseBucket, screenSegment, signedLengthSegment, stayBucket, stepBucket } from "./buckets.js";
 import { PortError } from "./errors.js";
-import type { FeatureEntry, FeaturesJson, StepRule } from "./manifest.js";
+import type { FeatureEntry, FeaturesJson, PiecewiseRule, StepRule } from "./manifest.js";
 
 export type RawValue = string | number | boolean | null | undefined;
 export type RawEvent = Readonly<Record<string, RawValue>>;
@@ -43,6 +43,12 @@ export function checkedTimestamp(value: RawValue, what: string): number {
     throw new PortError(`${what}: ts must be integer ms since the epoch, got ${JSON.stringify(value)}`);
   }
   return Math.trunc(value);
+}
+
+/** A view's window as a rule of the cut reads it: its encoded rows and their timestamps, oldest first. */
+export interface WindowRows {
+  readonly rows: readonly Int32Array[];
+  readonly ts: readonly number[];
 }
 
 /** The manifest read once: each group's features in column order, vocabularies as maps. */
@@ -87,6 +93,16 @@ export class EncoderSpec {
     return index + 1;
   }
 
+  /** The id of a rule of elapsed time (step_age, action_age) at x = cut_ts - ts. */
+  elapsedId(feature: FeatureEntry, elapsedMs: number): number {
+    return piecewiseBucket(elapsedMs, this.features.rules[feature.rule] as PiecewiseRule) + 1;
+  }
+
+  /** The columns of a view filled at the cut (at_cut: the step age), with their features. */
+  atCutColumns(view: string): FeatureEntry[] {
+    return this.group(view).filter((feature) => feature.at_cut === true);
+  }
+
   /** The hour of day id of a timestamp. */
   hourId(ts: number): number {
     return hourOfDay(ts, this.features.rules.hour.utc_offset_minutes) + 1;
@@ -110,22 +126,45 @@ export class EncoderSpec {
     return out;
   }
 
-  /** The context ids at a cut: each view's recency (from its last event's ts, if any) and the cut hour. */
-  contextIds(cutTs: number, lastTs: ReadonlyMap<string, number | undefined>): Int32Array {
+  /** The context ids at a cut, column by column: each view's recency (from its window's last row,
+   * if any), the cut hour, and each action age (from the last row of its view's window whose event
+   * had the action, if any). */
+  contextIds(cutTs: number, windows: ReadonlyMap<string, WindowRows | undefined>): Int32Array {
     const features = this.group("context");
     const out = new Int32Array(features.length);
     const rules = this.features.rules;
     features.forEach((feature, i) => {
       if (feature.kind === "recency") {
-        const last = lastTs.get(feature.view ?? "");
+        const last = windows.get(feature.view ?? "")?.ts.at(-1);
         out[i] = (last === undefined ? rules.recency_none_value : stepBucket(cutTs - last, this.stepRule(feature))) + 1;
       } else if (feature.kind === "hour" && feature.reads[0] === "cut_ts") {
         out[i] = this.hourId(cutTs);
+      } else if (feature.kind === "since") {
+        const last = this.lastEventTs(feature, windows.get(feature.view ?? ""));
+        const rule = rules[feature.rule] as PiecewiseRule;
+        out[i] = last === undefined ? (rule.none_value as number) + 1 : this.elapsedId(feature, cutTs - last);
       } else {
         throw new PortError(`context feature ${feature.name}: kind ${feature.kind} reading ${feature.reads.join(", ")} is not a rule of the cut this port knows`);
       }
     });
     return out;
+  }
+
+  /** The ts of the newest row of a window (in the window's order) whose event matches the feature's
+   * last_event_when, read on the row from the view's category feature of that column. */
+  private lastEventTs(feature: FeatureEntry, window: WindowRows | undefined): number | undefined {
+    const when = feature.last_event_when;
+    const view = feature.view ?? "";
+    const column = this.group(view).find((f) => f.kind === "category" && f.reads[0] === when?.column);
+    if (when === undefined || column === undefined) {
+      throw new PortError(`context feature ${feature.name}: ${view} has no category feature reading ${JSON.stringify(when?.column)}`);
+    }
+    if (window === undefined) return undefined;
+    const ids = when.in.map((value) => this.categoryId(column, value, view));
+    for (let r = window.rows.length - 1; r >= 0; r -= 1) {
+      if (ids.includes(window.rows[r]?.[column.column] ?? 0)) return window.ts[r];
+    }
+    return undefined;
   }
 }
 
@@ -164,6 +203,7 @@ export class StreamEncoder {
   }
 
   private featureId(view: string, feature: FeatureEntry, event: RawEvent, ts: number, extents: [number, number]): number {
+    if (feature.at_cut === true) return this.spec.features.ids.padding; // the cut fills it (assemble.ts)
     const applies = feature.applies_when;
     if (applies !== undefined) {
       const kind = stringValue(event, applies.column);

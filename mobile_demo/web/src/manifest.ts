@@ -7,7 +7,7 @@ import { PortError } from "./errors.js";
 
 export type Kind =
   | "step" | "screen_x" | "screen_y" | "swipe_length_x" | "swipe_length_y" | "direction" | "category"
-  | "vocabulary" | "stay_time" | "hour" | "count" | "level" | "recency";
+  | "vocabulary" | "stay_time" | "hour" | "count" | "level" | "recency" | "age" | "since";
 
 export interface AppliesWhen {
   column: string;
@@ -25,7 +25,11 @@ export interface FeatureEntry {
   rule: string;
   reads: string[];
   applies_when?: AppliesWhen;
+  /** Left 0 by the per-event encoder; filled at the scoring time (rules.at_cut_feature). */
+  at_cut?: boolean;
   view?: string;
+  /** Which events of `view` an action age measures from (rules.last_event_when). */
+  last_event_when?: AppliesWhen;
 }
 
 export interface InputEntry {
@@ -46,6 +50,22 @@ export interface StayPiece {
   below_s: number;
   step_s: number;
   first: number;
+}
+
+/** A piecewise rule of elapsed ms (rules.step_age, rules.action_age). */
+export interface PiecewisePiece {
+  from_ms: number;
+  to_ms: number;
+  step_ms: number;
+  first_value: number;
+}
+
+export interface PiecewiseRule {
+  rule: "piecewise";
+  pieces: PiecewisePiece[];
+  open_value: number;
+  buckets: number;
+  none_value?: number;
 }
 
 export interface Rules {
@@ -101,12 +121,14 @@ export interface BundleManifest {
 
 /** The IdleRule defaults the device uses for a bundle that records no scoring policy. */
 export const DEFAULT_SCORING_POLICY: ScoringPolicy = { on_event: true, timer_ms: 60_000, idle_limit_ms: 1_800_000 };
-export const FEATURES_FORMAT = 2;
+export const FEATURES_FORMAT = 3;
 export const BUNDLE_FORMAT = 1;
 export const KNOWN_KINDS: ReadonlySet<string> = new Set<Kind>([
   "step", "screen_x", "screen_y", "swipe_length_x", "swipe_length_y", "direction", "category", "vocabulary",
-  "stay_time", "hour", "count", "level", "recency",
+  "stay_time", "hour", "count", "level", "recency", "age", "since",
 ]);
+/** The rule each kind of a rule of the cut must name (the port knows these rules and no others). */
+const CUT_RULES: Readonly<Record<string, string>> = { age: "step_age", since: "action_age" };
 
 function need(ok: boolean, what: string): void {
   if (!ok) throw new PortError(`features.json: ${what}`);
@@ -118,7 +140,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** features.json as parsed JSON -> its typed form, every key the port reads checked. */
 export function parseFeatures(data: unknown): FeaturesJson {
-  need(isRecord(data) && data["format"] === FEATURES_FORMAT, `not a feature manifest of format ${FEATURES_FORMAT}`);
+  const found = isRecord(data) ? data["format"] : undefined;
+  const older = typeof found === "number" && found > 0 && found < FEATURES_FORMAT;
+  need(isRecord(data) && found === FEATURES_FORMAT, `not a feature manifest of format ${FEATURES_FORMAT}` +
+    (older ? ` (format ${found}: converted by an older dipn, without step ages; convert the bundle again)` : ""));
   const f = data as unknown as FeaturesJson;
   need(isRecord(f.rules) && isRecord(f.ids) && isRecord(f.sequence), "rules, ids and sequence are required");
   need(Number.isInteger(f.sequence.length) && f.sequence.length > 0, "sequence.length must be a positive integer");
@@ -137,6 +162,24 @@ export function parseFeatures(data: unknown): FeaturesJson {
       need(isRecord(rule) && typeof rule.f_s === "number" && typeof rule.f_b === "number" && feature.rule in f.rules.step_x,
         `feature ${name}: rules.${feature.rule} is not a step rule`);
     }
+    const cutRule = CUT_RULES[feature.kind];
+    if (cutRule !== undefined) {
+      need(feature.rule === cutRule, `feature ${name} of kind ${feature.kind} names rule ${JSON.stringify(feature.rule)}, which this port does not know (it knows ${cutRule})`);
+      need(isPiecewise(f.rules[feature.rule]), `feature ${name}: rules.${feature.rule} is not a piecewise rule`);
+      need(feature.reads.join() === "cut_ts,ts", `feature ${name} reads ${feature.reads.join(", ")}; this port knows cut_ts - ts only`);
+    }
+    if (feature.kind === "age") {
+      need(feature.at_cut === true && feature.group !== "context", `feature ${name}: a step age is a column of a view filled at the cut`);
+    }
+    if (feature.kind === "since") {
+      const when = feature.last_event_when;
+      need(typeof feature.view === "string" && isRecord(when) && typeof when.column === "string" && Array.isArray(when.in),
+        `feature ${name}: an action age names its view and last_event_when`);
+      need(typeof (f.rules[feature.rule] as PiecewiseRule).none_value === "number", `feature ${name}: rules.${feature.rule} has no none_value`);
+    } else {
+      need(feature.last_event_when === undefined, `feature ${name}: last_event_when on a kind ${feature.kind} is not a rule this port knows`);
+    }
+    if (feature.at_cut === true) need(feature.kind === "age", `feature ${name}: kind ${feature.kind} filled at the cut is not a rule this port knows`);
     if (feature.kind === "vocabulary") {
       need(Array.isArray(f.vocabularies[name]), `no vocabulary ${name}`);
     }
@@ -145,6 +188,11 @@ export function parseFeatures(data: unknown): FeaturesJson {
     }
   }
   return f;
+}
+
+function isPiecewise(rule: unknown): rule is PiecewiseRule {
+  if (!isRecord(rule) || rule["rule"] !== "piecewise" || !Array.isArray(rule["pieces"]) || typeof rule["open_value"] !== "number") return false;
+  return (rule["pieces"] as unknown[]).every((p) => isRecord(p) && ["from_ms", "to_ms", "step_ms", "first_value"].every((k) => typeof p[k] === "number"));
 }
 
 /** The bundle's manifest.json as parsed JSON -> its typed form. */

@@ -110,6 +110,11 @@ test("a manifest feature of a kind or rule the port does not know is refused by 
   assert.throws(() => parseFeatures(withStep), /feature context.time_before_cut: rules.time_before_cut is not a step rule/);
   const withKind = { ...features, features: [...features.features, { ...base, name: "weekday", kind: "weekday", rule: "weekday" }] };
   assert.throws(() => parseFeatures(withKind), /feature context.weekday has kind "weekday", which this port does not know/);
+  const renamed = (kind: string, rule: string) => ({ ...features, features: features.features.map((f) => (f["kind"] === kind ? { ...f, rule } : f)) });
+  assert.throws(() => parseFeatures(renamed("age", "step_age_v2")), /feature swipe.age of kind age names rule "step_age_v2", which this port does not know/);
+  assert.throws(() => parseFeatures(renamed("since", "stay_time")), /feature context.since_purchase of kind since names rule "stay_time"/);
+  const older = { ...features, format: 2 };
+  assert.throws(() => parseFeatures(older), /format 2: converted by an older dipn, without step ages/);
 });
 
 test("ticks due before an event are scored before it, and a late record scores with the next moment", { skip }, async () => {
@@ -125,4 +130,36 @@ test("ticks due before an event are scored before it, and a late record scores w
   const late = { view: "browse", event: { user_id: "u", ts: t0 + 100, action: "browse", leaf_category: null, top_category: null, page: "Page_Home", stay_ms: 2_400 } };
   assert.deepEqual(await moments([late, page(t0 + 2_600)]), [["event", 2_600]]);
   assert.deepEqual((await device.tick(t0 + 60_000)).map((s) => s.ts - t0), [3_600, 4_600, 5_600]);
+});
+
+test("step ages and action ages are computed at the cut from the windows alone; a purchase scrolled out of the browse window is none", { skip }, async () => {
+  const bundle = await open();
+  const [, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
+  const policy = { on_event: false, timer_ms: null, idle_limit_ms: 0 };
+  const device = new Device({ bundle, scorer, screen: [390, 844], strict: true, policy });
+  const spec = bundle.spec;
+  const column = (group: string, name: string) => spec.group(group).find((f) => f.name === name)?.column as number;
+  const rule = (name: string) => spec.features.rules[name] as { none_value: number };
+  const [D, t0] = [86_400_000, 1_767_261_600_000];
+  const browse = (ts: number, action: string) => ({ view: "browse", event: { user_id: "u", ts, action, leaf_category: null, top_category: null, page: "Page_Home", stay_ms: null } });
+  await device.onEvents([browse(t0, "purchase")]);
+  const at = (ts: number) => {
+    const inputs = device.inputs(ts);
+    const rows = inputs.get("browse")?.data as Int32Array;
+    const width = spec.width("browse");
+    return { context: inputs.get("context")?.data as Int32Array, lastRow: rows.subarray(rows.length - width) };
+  };
+  // two days on: the purchase's row is 2 days old (step_age 43 + 2 days -> value 44), 2 days since it (24 + 1 -> 25)
+  let { context, lastRow } = at(t0 + 2 * D);
+  assert.equal(lastRow[column("browse", "age")], 44 + 1);
+  assert.equal(context[column("context", "since_purchase")], 25 + 1);
+  assert.equal(context[column("context", "since_cart")], rule("action_age").none_value + 1);
+  // at its own moment it is 0 ms old, and the same row is younger at an earlier cut: no state but the windows
+  ({ context, lastRow } = at(t0));
+  assert.deepEqual([lastRow[column("browse", "age")], context[column("context", "since_purchase")]], [1, 1]);
+  // T browse events later the purchase has left the window: none, though the device saw it
+  await device.onEvents(Array.from({ length: spec.length }, (_, i) => browse(t0 + 1_000 * (i + 1), "browse")));
+  ({ context } = at(t0 + 2 * D));
+  assert.equal(context[column("context", "since_purchase")], rule("action_age").none_value + 1);
+  assert.equal(context[column("context", "since_browse")], 24 + 1);
 });

@@ -1,7 +1,7 @@
 /** The numeric rules and the two policies, against values worked out from dipn's Python rules. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { direction, hourOfDay, screenSegment, signedLengthSegment, stayBucket, stepBucket } from "../src/buckets.js";
+import { direction, hourOfDay, piecewiseBucket, screenSegment, signedLengthSegment, stayBucket, stepBucket } from "../src/buckets.js";
 import { PostingPolicy, TickSchedule } from "../src/policy.js";
 
 const PIECES = [
@@ -20,6 +20,30 @@ test("the step function: fine below f_b, coarse below 10 f_b, one bucket beyond,
 test("stay buckets follow the manifest's pieces", () => {
   assert.deepEqual([0, 999, 1000, 119_999, 120_000, 129_999, 130_000, 599_999, 600_000, 1_199_999, 1_200_000, 5e9, -10]
     .map((ms) => stayBucket(ms, PIECES, 178)), [0, 0, 1, 119, 120, 120, 121, 167, 168, 177, 178, 178, 0]);
+});
+
+const S = 1_000, MIN = 60_000, H = 3_600_000, D = 86_400_000;
+/** A piecewise rule as features.json states it: ((to_ms, step_ms), ...) from 0 up. */
+function piecewise(pieces: [number, number][]) {
+  let from = 0, first = 0;
+  const out = pieces.map(([to, step]) => {
+    const piece = { from_ms: from, to_ms: to, step_ms: step, first_value: first };
+    first += (to - from) / step;
+    from = to;
+    return piece;
+  });
+  return { rule: "piecewise" as const, pieces: out, open_value: first, buckets: first + 1 };
+}
+
+test("step and action ages follow the manifest's pieces (values of dipn.features.buckets.piecewise_bucket)", () => {
+  const stepAge = piecewise([[60 * S, 10 * S], [10 * MIN, MIN], [H, 10 * MIN], [D, H], [10 * D, D]]);
+  const actionAge = piecewise([[D, H], [10 * D, D]]);
+  const xs = [-5, 0, 9_999, 10_000, 59_999, 60_000, 119_999, 599_999, 600_000, 3_599_999, 3_600_000, 86_399_999,
+    86_400_000, 863_999_999, 864_000_000, 1e15, Infinity];
+  assert.deepEqual(xs.map((x) => piecewiseBucket(x, stepAge)), [0, 0, 0, 1, 5, 6, 6, 14, 15, 19, 20, 42, 43, 51, 52, 52, 52]);
+  assert.deepEqual(xs.map((x) => piecewiseBucket(x, actionAge)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 23, 24, 32, 33, 33, 33]);
+  assert.equal(stepAge.buckets, 53);
+  assert.throws(() => piecewiseBucket(Number.NaN, stepAge), /NaN/);
 });
 
 test("hours, screen segments, signed lengths and directions", () => {
