@@ -65,10 +65,16 @@ def cut_window(
         end = min(int(meta["cut_end_ms"]), int(meta.get("end_ms", last_ts + 1)) - int(horizon_ms))
     else:
         start, end = int(first_ts), int(last_ts) - int(horizon_ms) + 1
-    if end <= start:
-        span_h = (int(last_ts) - int(first_ts)) / HOUR_MS
+    # A log holding less than one horizon of events (a 2-hour slice of a 9-day data set whose
+    # meta.json names the whole window) observes no label of that horizon: refuse, do not read
+    # the unobserved days as "no purchase".
+    # An importer records the events' own span beside the published window.
+    events = (meta or {}).get("window") if isinstance((meta or {}).get("window"), dict) else {}
+    first_event, last_event = int(events.get("events_first_ms") or first_ts), int(events.get("events_last_ms") or last_ts)
+    if end <= start or last_event - first_event < int(horizon_ms):
+        span_h = (last_event - first_event) / HOUR_MS
         raise DipnValidationError(
-            f"the logs span {span_h:.1f} h, not more than the {horizon_ms / HOUR_MS:g} h label horizon: "
+            f"the logs' events span {span_h:.1f} h, not more than the {horizon_ms / HOUR_MS:g} h label horizon: "
             "no cut would have observed labels (shorten --longterm-hours or give longer logs)"
         )
     eval_start = max(start, end - int(eval_days * DAY_MS))
