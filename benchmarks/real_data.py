@@ -101,8 +101,8 @@ ROWS = [
 ]
 REFERENCES = ("GBDT", "ATRank")  # every paired difference is taken against these rows
 TUNED = "DIPN with time"  # the row whose frequency floor and embedding dropout are chosen on val
-FLOORS = (1, 3, 10)  # build-samples --min-count candidates (1: every value seen)
-EMBEDDING_DROPOUTS = (0.1, 0.3)  # train --embedding-dropout candidates beside 0
+FLOORS = (1, 5)  # build-samples --min-count candidates (1: every value seen)
+EMBEDDING_DROPOUTS = (0.2,)  # train --embedding-dropout candidates beside 0
 
 
 def defined(preset: str | None) -> bool:
@@ -176,10 +176,12 @@ def val_score(run_dir: Path, tasks: tuple[str, ...]) -> float:
 
 
 def train_seeds(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_root: Path,
-                evaluation: np.ndarray, seeds: list[int], tasks: tuple[str, ...]) -> tuple[list[dict], list[float]]:  # fmt: skip
-    """Task -> eval scores per seed, and the seconds each seed took to train."""
-    runs, seconds = [], []
-    for seed in seeds:
+                evaluation: np.ndarray, seeds: list[int], tasks: tuple[str, ...],
+                first: dict | None = None) -> tuple[list[dict], list[float]]:  # fmt: skip
+    """Task -> eval scores per seed, and the seconds each seed took to train; ``first``: the first
+    seed's scores and seconds, already trained (the chosen candidate of the embedding choice)."""
+    runs, seconds = ([first["scores"]], [first["train_seconds"]]) if first else ([], [])
+    for seed in seeds[len(runs):]:
         row = fit_and_score(store, model, variant, replace(config, seed=seed), run_root / f"seed{seed}", evaluation,
                             progress=False)  # fmt: skip
         runs.append({t: row.scores[t] for t in tasks if t in row.scores})
@@ -205,12 +207,16 @@ def choose_embeddings(args: argparse.Namespace, stores: dict[int, SampleStore], 
                                run_dir, evaluation, progress=False)  # fmt: skip
         manifest = stores[floor].manifest
         rows.append({"min_count": floor, "embedding_dropout": dropout, "val": val_score(run_dir, tasks),
+                     "scores": {t: scored.scores[t] for t in tasks},
                      "eval": {t: task_metrics(ev.labels[t], scored.scores[t])["auc"] for t in tasks},
                      "leaf_category_values": len(manifest.vocabularies.get("browse.leaf_category", ())),
                      "parameters": scored.parameters, "train_seconds": time.perf_counter() - started})  # fmt: skip
-        print(json.dumps(rows[-1]), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "scores"}), flush=True)
     best = max(rows, key=lambda r: r["val"])
-    return {"min_count": best["min_count"], "embedding_dropout": best["embedding_dropout"]}, rows
+    first = {"scores": best.pop("scores"), "train_seconds": best["train_seconds"]}
+    for r in rows:
+        r.pop("scores", None)
+    return {"min_count": best["min_count"], "embedding_dropout": best["embedding_dropout"], "first_seed": first}, rows
 
 
 # ---- report -------------------------------------------------------------------------------------
@@ -420,7 +426,7 @@ def main(argv: list[str] | None = None) -> dict:
     choice = {"min_count": 1, "embedding_dropout": 0.0}
     if not args.no_tune and (not args.only or TUNED in args.only):
         choice, report["ablation"] = choose_embeddings(args, stores, config, evaluation, ev, tasks)
-        report["choice"] = choice
+        report["choice"] = {k: v for k, v in choice.items() if k != "first_seed"}
     runs: dict[str, list[dict]] = {}
     for label, model, variant in ROWS:
         if args.only and label not in args.only and label not in REFERENCES:
@@ -434,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
         row_config = replace(config, embedding_dropout=choice["embedding_dropout"] if tuned else 0.0)
         row_store = stores[choice["min_count"]] if tuned else store
         runs[label], seconds = train_seeds(row_store, model, variant_of(model, variant), row_config, args.work / "runs" / label.replace(" ", "_"),
-                                           evaluation, seeds, tasks)  # fmt: skip
+                                           evaluation, seeds, tasks, choice.get("first_seed") if tuned else None)  # fmt: skip
         note = f" (min count {choice['min_count']}, embedding dropout {choice['embedding_dropout']})" if tuned else ""
         report["rows"].append({"label": label, "model": model, "variant": variant, "train_seconds": seconds,
                                "embedding_note": note})  # fmt: skip
