@@ -87,8 +87,9 @@ SLICES = {
 }  # fmt: skip
 
 # The two DIPN rows, by preset name. The paper-literal preset is added on the model branch (issue 25,
-# item 1); adjust these two names at merge if that branch names them otherwise.
-PAPER_LITERAL_PRESET = "dipn_paper"
+# item 1; there "browse_history_paper" is the paper's DIPN on what public logs hold, "dipn_paper" the
+# one reading all five groups, which a browse-only log refuses); adjust these names at merge.
+PAPER_LITERAL_PRESET = "browse_history_paper"
 DIPN_WITH_TIME_PRESET = "dipn"
 # (row label, model, preset); preset None: the model's default configuration on the groups present.
 ROWS = [
@@ -279,6 +280,10 @@ def markdown(report: dict) -> str:
         cells = [f"{fmt_auc(m[t])} | {fmt_delta(m[t], 'GBDT')} | {fmt_delta(m[t], 'ATRank')}" for t in tasks]
         lines.append(f"| {row['label']} | {row['variant'] or 'default'}{row.get('embedding_note', '')} | "
                      + " | ".join(cells) + f" | {np.median(row['train_seconds']):.0f} |")  # fmt: skip
+    if not report.get("paper_literal_defined", True):
+        lines += ["", f"This run predates the paper-literal preset ({PAPER_LITERAL_PRESET!r} is not defined in the "
+                  f"code that ran, git {report['machine'].get('git_revision', '?')}): there, preset {DIPN_WITH_TIME_PRESET!r} is "
+                  "DIPN without the time-before-cut inputs of issue 25, item 1."]  # fmt: skip
     lines += ["", "Reading: " + "; ".join(verdicts(report)) + ".", "", "By cut type (mean AUC [95% interval] ±sd; "
               "Δ vs GBDT; Δ vs ATRank; samples):", "",
               "| model | " + " | ".join(f"{names[t]}, {k} cuts" for t in tasks for k in ("event", "idle")) + " |",
@@ -355,6 +360,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="import this share of the users (build-samples holds the log in memory: about 1 GB per "
                    "3 M events; the full Taobao file wants about 0.2)")
     p.add_argument("--no-render", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    p.add_argument("--rerender", action="store_true", help="rewrite the Markdown of this slice from its results "
+                   "JSON (no training), then RESULTS.md")  # fmt: skip
     args = p.parse_args(argv)
     if args.slice != "custom":
         if args.path:
@@ -385,8 +392,22 @@ def data_facts(store: SampleStore, train: np.ndarray, val_used: int, ev: EvalSet
             **{f"eval_{t}_rate": float(ev.labels[t].mean()) for t in tasks}}  # fmt: skip
 
 
+def rerender(args: argparse.Namespace) -> dict:
+    """The Markdown of a finished run, from its JSON (a text change needs no retraining)."""
+    name = f"real_data-{args.slice if args.slice != 'custom' else args.format}"
+    report = json.loads((args.out / f"{name}.json").read_text())
+    report.setdefault("paper_literal_defined", any(r.get("variant") == PAPER_LITERAL_PRESET and "skipped" not in r
+                                                   for r in report["rows"]))  # fmt: skip
+    (args.out / f"{name}.md").write_text(markdown(report))
+    if not args.no_render:
+        render()
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.rerender:
+        return rerender(args)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     tasks = SLICES[args.slice].tasks if args.slice in SLICES else TASKS
     floors = FLOORS if not args.no_tune else (1,)
@@ -419,7 +440,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"title": SLICES[args.slice].title if args.slice in SLICES else args.format,
               "args": {k: [str(p) for p in v] if k == "path" else str(v) if isinstance(v, Path) else v
                        for k, v in vars(args).items()},
-              "machine": machine_info(), "tasks": list(tasks), "seeds": seeds, "data": facts, "rows": []}  # fmt: skip
+              "machine": machine_info(), "tasks": list(tasks), "seeds": seeds, "data": facts, "rows": [],
+              "paper_literal_defined": defined(PAPER_LITERAL_PRESET)}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"real_data-{args.slice if args.slice != 'custom' else args.format}"
 
