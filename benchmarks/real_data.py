@@ -237,7 +237,9 @@ def fmt_delta(m: dict | None, reference: str) -> str:
 
 def command(a: dict) -> str:
     parts = ["python benchmarks/real_data.py"]
-    parts += ["--slice", a["slice"]] if a["slice"] != "custom" else ["--format", a["format"], "--path", *(Path(p).name for p in a["path"])]
+    parts += ["--slice", a["slice"]]
+    if a["slice"] == "custom":
+        parts += ["--format", a["format"], "--path", *(Path(p).name for p in a["path"])]
     if a["cuts"]:
         parts += ["--cuts", Path(a["cuts"]).name]
     flags = ["seeds", "train_samples", "eval_samples", "val_samples", "epochs", "patience", "batch_size", "lr",

@@ -141,7 +141,7 @@ def test_the_real_data_benchmark_prints_aucs_over_seeds_and_users(tmp_path: Path
             assert set(m["by_cut_type"]) <= {"event", "idle"} and m["by_cut_type"]
             assert {f"vs_{r}" for r in ("GBDT", "ATRank") if r != row["label"]} <= set(m)
     text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
-    assert "--format taobao-userbehavior" in text and "| DIPN with time | dipn |" in text
+    assert "--slice custom --format taobao-userbehavior" in text and "| DIPN with time | dipn (min count 1" in text
     assert "Δ vs GBDT" in text and "Δ vs ATRank" in text and "By cut type" in text
 
 
