@@ -12,8 +12,9 @@ of Table 5, both GBDT rows (the paper's: browse + history + profile; ours: + swi
 related models ATRank, RIB and HEROES (docs/models.md) as ``dipn train`` does, on the same fixed
 training subset, and scores them on the same fixed subset of the evaluation day. Model choice uses
 val only: torch rows are scored with their best.pt (best val AUC; early stopping with
-``--patience``), GBDT stops boosting on val. AUCs carry user-bootstrap 95% intervals and a paired
-difference against the paper's GBDT row. Writes benchmarks/results/accuracy.json and accuracy.md.
+``--patience``), GBDT stops boosting on val. Each row trains ``--seeds`` seeds (3 by default); its
+AUC is the mean over seeds with a 95% interval from a bootstrap over users and seeds, the seeds'
+spread beside it, and a paired difference against the paper's GBDT row (``dipn.evaluation.seeded``). Writes benchmarks/results/accuracy.json and accuracy.md.
 
 Model comparison (DIPN, RNN+DNN, ATRank, RIB, HEROES): each trained model is also exported to ONNX,
 quantized with the shipped int8 recipe (``convert.quantize``), and timed in onnxruntime on one eval
@@ -28,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +44,8 @@ from benchmarks.render_results import render  # noqa: E402
 from dipn.data.build import BuildConfig, build_samples  # noqa: E402
 from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
-from dipn.evaluation.metrics import bootstrap_auc_difference  # noqa: E402
-from dipn.evaluation.tables import EvalSet, ScoredRow, fit_and_score, format_delta, row_metrics, saved_scores  # noqa: E402
+from dipn.evaluation.seeded import seeded_difference, seeded_row_metrics  # noqa: E402
+from dipn.evaluation.tables import EvalSet, fit_and_score, format_delta, saved_scores  # noqa: E402
 from dipn.features import TASKS  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
@@ -81,20 +83,26 @@ def dataset(args: argparse.Namespace) -> Path:
     return samples
 
 
-def run_dir_of(data: Path, model: str, variant: str | None) -> Path:
-    """Where a row trains, so that a later run (resume, the orderings) finds its model."""
-    return data / "runs" / f"{model}-{variant or 'default'}"
+def run_dir_of(data: Path, model: str, variant: str | None, seed: int) -> Path:
+    """Where a row's seed trains, so that a later run (resume, the orderings) finds its model."""
+    return data / "runs" / f"{model}-{variant or 'default'}" / f"seed{seed}"
 
 
-def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, run_dir: Path, ev: EvalSet,
-            reference: ScoredRow | None, bootstrap: int, seed: int, deployment: bool) -> tuple[dict, ScoredRow]:  # fmt: skip
-    row = fit_and_score(store, model, variant, config, run_dir, ev.indices)
-    result = {"metrics": row_metrics(row, ev, reference, bootstrap, seed), "inputs": list(row.inputs),
-              "train_seconds": row.train_seconds, "samples_per_s": row.samples_per_s,
-              "parameters": row.parameters}  # fmt: skip
-    if deployment and row.model is not None:
-        result["deployment"] = deployment_figures(row.model, store, ev.indices, run_dir / "onnx")
-    return result, row
+def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, data: Path, ev: EvalSet,
+            reference: list[dict] | None, bootstrap: int, seeds: list[int], deployment: bool) -> tuple[dict, list[dict]]:  # fmt: skip
+    """One row trained with each of ``seeds``: the mean AUC over seeds with an interval over users
+    and seeds, the seeds' spread, the paired difference to the reference row's seeds; the
+    deployment figures of the first seed's model."""
+    rows = [fit_and_score(store, model, variant, replace(config, seed=s), run_dir_of(data, model, variant, s), ev.indices)
+            for s in seeds]  # fmt: skip
+    runs = [row.scores for row in rows]
+    references = {REFERENCE: reference} if reference is not None else None
+    result = {"metrics": seeded_row_metrics(runs, ev.labels, ev.users, ev.cut_type, references, bootstrap, seeds[0]),
+              "inputs": list(rows[0].inputs), "train_seconds": float(np.median([r.train_seconds for r in rows])),
+              "samples_per_s": rows[0].samples_per_s, "parameters": rows[0].parameters}  # fmt: skip
+    if deployment and rows[0].model is not None:
+        result["deployment"] = deployment_figures(rows[0].model, store, ev.indices, run_dir_of(data, model, variant, seeds[0]) / "onnx")
+    return result, runs
 
 
 def deployment_figures(model: torch.nn.Module, store: SampleStore, evaluation: np.ndarray, out: Path) -> dict:
@@ -145,7 +153,8 @@ def markdown(report: dict) -> str:
         f"{d.get('val_samples', 0):,}, eval subset {d['eval_used']:,} of {d['eval_samples']:,}; eval label rates: "
         f"realtime {d['eval_realtime_rate']:.3f}, longterm {d['eval_longterm_rate']:.3f}.",
         "",
-        f"AUC on eval with a {a['bootstrap']}-round user-bootstrap 95% interval; Δ vs {REFERENCE}: the paired "
+        f"AUC on eval: the mean over {a.get('seeds', 1)} seed(s), a 95% interval from {a['bootstrap']} bootstrap rounds "
+        f"resampling users and seeds, ± the seeds' standard deviation; Δ vs {REFERENCE}: the paired "
         "difference on the same resamples (an interval above 0: better than the paper's GBDT).",
         "",
         f"| model | AUC real-time (ours) | Δ vs {REFERENCE} | AUC long-term (ours) | Δ vs {REFERENCE} "
@@ -167,19 +176,20 @@ def markdown(report: dict) -> str:
 
 
 def fmt_interval(m: dict | None) -> str:
-    """AUC with its 95% user-bootstrap interval where the run computed one."""
+    """AUC (the mean over seeds) with its 95% interval and the seeds' standard deviation, where the run computed them."""
     if not m:
         return "-"
     if "auc_low" not in m:
         return fmt(m.get("auc"))
-    return f"{fmt(m['auc'])} [{fmt(m['auc_low'])}, {fmt(m['auc_high'])}]"
+    spread = f" ±{m['auc_sd']:.4f}" if "auc_sd" in m else ""
+    return f"{fmt(m['auc'])} [{fmt(m['auc_low'])}, {fmt(m['auc_high'])}]{spread}"
 
 
 def command(a: dict) -> str:
     return (f"python benchmarks/accuracy.py {'--models ' if a.get('models') else ''}--users {a['users']} "
             f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
             f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --patience {a['patience']} "
-            f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']}")
+            f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}")
 
 
 def models_markdown(report: dict) -> str:
@@ -192,8 +202,8 @@ def models_markdown(report: dict) -> str:
         f"Machine: {machine_line(report['machine'])}  ",
         f"Data: {report['data']['users']:,} simulated users, {report['args']['days']} days; every model trained on the "
         f"same {report['data']['train_used']:,} training samples for at most {report['args']['epochs']} epochs (the best val epoch kept) and scored on the "
-        f"same {report['data']['eval_used']:,} eval samples, in this one run; AUC with a 95% interval from 200 bootstrap "
-        "resamples of users. Size: ONNX files (opset 17; int8 = the "
+        f"same {report['data']['eval_used']:,} eval samples, in this one run; AUC: the mean over {report['args'].get('seeds', 1)} seed(s) with a 95% interval from "
+        f"{report['args']['bootstrap']} bootstrap resamples of users and seeds (deployment figures: the first seed's model). Size: ONNX files (opset 17; int8 = the "
         "shipped onnxruntime dynamic recipe). Latency: onnxruntime, batch 1, intra_op_num_threads=1, median of "
         f"{LATENCY_REPEATS} calls on one real eval sample, while the machine may run other jobs. Designs: docs/models.md.",
         "",
@@ -233,17 +243,18 @@ def claims() -> list[tuple[str, str, str, float | None]]:
     return out
 
 
-def check_claims(store: SampleStore, ev: EvalSet, data: Path, rounds: int, seed: int) -> list[dict]:
-    """Each claim's difference on our data with a paired user-bootstrap interval, and a verdict."""
-    where = {label: (model, run_dir_of(data, model, variant)) for label, model, variant, _ in ROWS}
-    scores: dict[str, dict[str, np.ndarray]] = {}
+def check_claims(store: SampleStore, ev: EvalSet, data: Path, rounds: int, seeds: list[int]) -> list[dict]:
+    """Each claim's difference on our data with a paired interval over users and seeds, and a verdict."""
+    where = {label: (model, variant) for label, model, variant, _ in ROWS}
+    scores: dict[str, list[dict[str, np.ndarray]]] = {}
     out = []
     for task, better, worse, paper in claims():
         for label in (better, worse):
             if label not in scores:
-                scores[label] = saved_scores(store, *where[label], ev.indices)
-        d = bootstrap_auc_difference(ev.labels[task], scores[better][task], scores[worse][task], ev.users,
-                                     rounds=rounds, seed=seed)  # fmt: skip
+                model, variant = where[label]
+                scores[label] = [saved_scores(store, model, run_dir_of(data, model, variant, s), ev.indices) for s in seeds]
+        d = seeded_difference(ev.labels[task], [s[task] for s in scores[better]], [s[task] for s in scores[worse]],
+                              ev.users, rounds, seeds[0])  # fmt: skip
         verdict = ("holds" if d["low"] > 0 else "reversed" if d["high"] < 0 else
                    "same sign, interval spans 0" if d["delta"] > 0 else "opposite sign, interval spans 0")  # fmt: skip
         out.append({"task": task, "better": better, "worse": worse, "paper_delta": paper, **d, "verdict": verdict})
@@ -296,7 +307,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=5000)
     p.add_argument("--days", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, the subsets and the first training run")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per row: --seed, --seed + 1, ... (default 3)")
     p.add_argument("--train-samples", type=int, default=8000)
     p.add_argument("--eval-samples", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=2, help="at most this many epochs (default 2)")
@@ -332,14 +344,14 @@ def main() -> None:
     name = "models" if args.models else "accuracy"
     previous = _previous_rows(args.out / f"{name}.json", report["args"])
     args.out.mkdir(parents=True, exist_ok=True)
-    reference: ScoredRow | None = None
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    reference: list[dict] | None = None
     for label, model, variant, paper in rows:
-        run_dir = run_dir_of(args.data, model, variant)
         if label in previous and label != REFERENCE:  # finished by an interrupted run with the same settings
             report["rows"].append(previous[label])
             continue
         print(f"\n=== {label} ===", flush=True)
-        result, scored = run_row(store, model, variant, config, run_dir, ev, reference, args.bootstrap, args.seed,
+        result, scored = run_row(store, model, variant, config, args.data, ev, reference, args.bootstrap, seeds,
                                  deployment=label in COMPARED)  # fmt: skip
         reference = scored if label == REFERENCE else reference
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
@@ -347,7 +359,7 @@ def main() -> None:
         _save(args.out / f"{name}.json", report)
     if not args.only and not args.models:  # every row finished: the paper's orderings, paired
         print("\nchecking the paper's orderings (paired bootstrap) ...", flush=True)
-        report["claims"] = check_claims(store, ev, args.data, args.bootstrap, args.seed)
+        report["claims"] = check_claims(store, ev, args.data, args.bootstrap, seeds)
         _save(args.out / f"{name}.json", report)
     compared = {k: v for k, v in report.items() if k not in ("rows", "claims")} | {
         "rows": [row for row in report["rows"] if row["label"] in COMPARED]}  # fmt: skip

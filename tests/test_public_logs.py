@@ -122,31 +122,40 @@ def test_import_build_train_convert_and_score_on_the_device(
     assert runtime.score(cut).p_realtime == pytest.approx(float(expected[0]), abs=1e-6)
 
 
-def test_the_real_data_benchmark_prints_aucs_with_user_bootstrap_intervals(tmp_path: Path) -> None:
+def test_the_real_data_benchmark_prints_aucs_over_seeds_and_users(tmp_path: Path) -> None:
     pytest.importorskip("lightgbm")
     from benchmarks import real_data
 
     log = write_userbehavior(tmp_path / "UserBehavior.csv", users=24, seed=5)
-    report = real_data.main(["--format", "taobao-userbehavior", "--path", str(log), "--work", str(tmp_path / "work"),
-                             "--out", str(tmp_path / "out"), "--train-samples", "300", "--eval-samples", "200",
-                             "--epochs", "1", "--bootstrap", "40", "--threads", "1", "--no-render"])  # fmt: skip
-    assert [r["label"] for r in report["rows"]] == [label for label, _, _ in real_data.ROWS]
-    by_label = {r["label"]: r for r in report["rows"]}
-    assert "no swipe, tap events" in by_label["GBDT+touch"]["skipped"]  # the log has no touch views
-    assert by_label["GBDT"]["inputs"] == ["browse", "context", "history"]
-    assert by_label["DIPN w/ browse"]["inputs"] == ["browse", "context"]
-    assert by_label["DIPN w/ browse + history"]["inputs"] == ["browse", "history", "context"]
+    report = real_data.main(["--slice", "custom", "--format", "taobao-userbehavior", "--path", str(log), "--work",
+                             str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--train-samples", "300",
+                             "--eval-samples", "200", "--val-samples", "200", "--epochs", "1", "--bootstrap", "40",
+                             "--threads", "1", "--seeds", "2", "--no-tune", "--only", "DIPN with time",
+                             "--no-render"])  # fmt: skip
+    assert [r["label"] for r in report["rows"]] == ["GBDT", "DIPN with time", "ATRank"]  # the references always run
+    assert report["seeds"] == [0, 1]
     for row in report["rows"]:
-        if "skipped" in row:
-            continue
         for task in ("realtime", "longterm"):
             m = row["metrics"][task]
-            assert m["auc_low"] <= m["auc"] <= m["auc_high"] or m["auc"] != m["auc"]
+            assert len(m["auc_seeds"]) == 2 and m["auc"] == pytest.approx(np.mean(m["auc_seeds"]))
+            assert m["auc_low"] <= m["auc_high"] or m["auc"] != m["auc"]
             assert set(m["by_cut_type"]) <= {"event", "idle"} and m["by_cut_type"]
-            assert ("vs_reference" in m) == (row["label"] != "GBDT")
+            assert {f"vs_{r}" for r in ("GBDT", "ATRank") if r != row["label"]} <= set(m)
     text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
-    assert "--format taobao-userbehavior" in text and "| DIPN w/ browse + history | browse, history, context |" in text
-    assert "Δ vs GBDT" in text and "By cut type" in text
+    assert "--slice custom --format taobao-userbehavior" in text and "| DIPN with time | browse_history (min count 1" in text
+    assert "Δ vs GBDT" in text and "Δ vs ATRank" in text and "By cut type" in text
+
+
+def test_rows_of_the_real_data_benchmark_name_presets_of_the_registry() -> None:
+    from benchmarks import real_data
+    from dipn.presets import PRESETS
+
+    names = {p.name for p in PRESETS}
+    assert real_data.DIPN_WITH_TIME_PRESET in names
+    assert [label for label, _, _ in real_data.ROWS] == ["GBDT", "RNN+DNN", "DIPN paper-literal", "DIPN with time",
+                                                           "ATRank", "RIB"]  # fmt: skip
+    for _, model, preset in real_data.ROWS:
+        assert preset is None or not real_data.defined(preset) or next(p for p in PRESETS if p.name == preset).model == model
 
 
 # ---- the real Taobao slice in ../shared (skipped where it is absent) ------------------------------
@@ -199,12 +208,34 @@ def test_the_real_data_benchmark_runs_by_default_on_the_real_slice(tmp_path: Pat
     from benchmarks import real_data
 
     report = real_data.main(["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--train-samples",
-                             "600", "--eval-samples", "800", "--epochs", "1", "--bootstrap", "30", "--threads", "1",
-                             "--only", "DIPN w/ browse + history", "--no-render"])  # fmt: skip
+                             "600", "--eval-samples", "800", "--val-samples", "300", "--epochs", "1", "--bootstrap",
+                             "30", "--threads", "1", "--seeds", "1", "--no-tune", "--only", "DIPN with time",
+                             "--no-render"])  # fmt: skip
     assert report["args"]["path"] == [str(SHARED_TAOBAO)] and report["data"]["users"] == 114
-    assert [r["label"] for r in report["rows"]] == ["GBDT", "DIPN w/ browse + history"]
+    assert [r["label"] for r in report["rows"]] == ["GBDT", "DIPN with time", "ATRank"]
     dipn = report["rows"][1]["metrics"]
-    assert {"delta", "low", "high"} <= set(dipn["realtime"]["vs_reference"])
+    assert {"delta", "low", "high"} <= set(dipn["realtime"]["vs_GBDT"]) and "vs_ATRank" in dipn["longterm"]
     assert set(dipn["longterm"]["by_cut_type"]) == {"event", "idle"}
-    text = (tmp_path / "out" / "real_data-taobao-userbehavior.md").read_text()
-    assert text.startswith("## Real data: taobao-userbehavior") and "UserBehavior_tail.csv.gz" in text
+    text = (tmp_path / "out" / "real_data-tail.md").read_text()
+    assert text.startswith("## Real data: Taobao UserBehavior, tail slice") and "--slice tail" in text
+
+
+SHARED_WINDOW = SHARED_TAOBAO.parents[1] / "taobao-userbehavior-window" / "UserBehavior_window.csv.gz"
+
+
+@pytest.mark.skipif(not SHARED_WINDOW.exists(), reason=f"the real window slice is absent ({SHARED_WINDOW})")
+def test_the_window_slice_builds_the_1h_task_on_seeded_user_splits_and_refuses_24h(tmp_path: Path) -> None:
+    from benchmarks import real_data
+
+    import_logs("taobao-userbehavior", [SHARED_WINDOW], tmp_path / "raw", ImportConfig(progress=False))
+    refusal = real_data.refusal_of_24h(tmp_path / "raw")
+    assert "events span 2.2 h, not more than the 24 h label horizon" in refusal and "\n" not in refusal
+    facts = real_data.window_cuts(tmp_path / "raw", tmp_path / "cuts.csv", 2.0, seed=1)
+    cuts = pl.read_csv(tmp_path / "cuts.csv", schema_overrides={"user_id": pl.Utf8})
+    assert len(cuts) == facts["cuts"] and cuts["ts"].max() < facts["cuts_end_ms"]
+    assert cuts.group_by("user_id").agg(pl.col("split").n_unique())["split"].max() == 1  # a user is in one split
+    users = cuts.unique("user_id")
+    assert 0.68 < (users["split"] == "train").mean() < 0.72 and 0.13 < (users["split"] == "eval").mean() < 0.17
+    info = build_samples(tmp_path / "raw", tmp_path / "samples", BuildConfig(longterm_hours=1.0), progress=False,
+                         cuts_file=tmp_path / "cuts.csv")  # fmt: skip
+    assert info["splits"]["train"]["samples"] and info["splits"]["val"]["samples"] and info["splits"]["eval"]["samples"]

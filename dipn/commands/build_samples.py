@@ -47,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="share of each user-day's cuts taken at idle moments (default: as the timer "
                    "would score them, i.e. drawn from event and idle moments alike)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the cut sampling")
+    p.add_argument("--min-count", type=int, default=d.min_count,
+                   help=f"vocabularies (pages, buttons, categories) keep values seen at least this many times in "
+                   f"the training logs; rarer ones encode as out-of-vocabulary. Embedding tables are sized to "
+                   f"the vocabulary built (default {d.min_count}: every value seen)")
     p.add_argument("--users-per-shard", type=int, default=d.users_per_shard)
     p.add_argument("--utc-offset-minutes", type=int, default=d.utc_offset_minutes,
                    help="time zone of the hour-of-day feature (default: meta.json's, as dipn import writes it; else UTC)")
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         users_per_shard=args.users_per_shard,
         lenient=args.lenient,
         utc_offset_minutes=args.utc_offset_minutes,
+        min_count=args.min_count,
     )
     manifest = FeatureManifest.load(args.manifest) if args.manifest else None
     if args.engine == "spark":

@@ -29,6 +29,8 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "compile": (bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),
     "weight_decay": (float, "Adam L2 penalty (the paper names none)"),
     "dropout": (float, "dropout of the model's head layers, overriding its preset"),
+    "embedding_dropout": (float, "training only: each page, button or category id is read as out-of-vocabulary with "
+                          "this probability"),
 }  # fmt: skip
 
 
@@ -145,6 +147,28 @@ def describe_model(config: TrainConfig, store) -> str:
     sizes = size_estimate_mb(model)
     lines.append(f"{'total':28s} {total:12,d}")
     lines.append(f"size: fp32 {sizes['fp32_mb']:.2f} MB, int8 estimate {sizes['int8_mb']:.2f} MB")
+    lines += vocabulary_lines(model, store.manifest)
     lines.append("training config: " + json.dumps(config.to_dict()))
     lines.append(f"samples: {store.split_counts()}")
     return "\n".join(lines)
+
+
+def vocabulary_lines(model, manifest) -> list[str]:  # noqa: ANN001
+    """The vocabulary tables the model holds: rows against the values built and Table 3's cap, so a
+    reader sees that the tables are sized to the data (docs/models.md, "Embedding tables")."""
+    from torch import nn
+
+    from dipn.features import Kind, vocab_key
+    from dipn.features.spec import TABLE3
+
+    cap = {vocab_key(s): s.vocab_size for s in TABLE3}
+    lines = []
+    for name, module in model.named_modules():
+        for record, table in zip(getattr(module, "records", ()), getattr(module, "tables", ())):
+            spec = manifest.config.spec(record.group, record.feature)
+            if spec.kind is Kind.VOCABULARY and isinstance(table, nn.Embedding):
+                key = vocab_key(spec)
+                lines.append(f"  {name}.{record.feature}: {table.num_embeddings:,} rows x {table.embedding_dim} = "
+                             f"{len(manifest.vocabularies.get(key, ())):,} values + padding + OOV (Table 3 cap "
+                             f"{cap.get(key, spec.vocab_size):,})")  # fmt: skip
+    return ["vocabulary tables:"] + lines if lines else []

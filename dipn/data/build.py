@@ -59,6 +59,7 @@ class BuildConfig:
     users_per_shard: int = 5000
     lenient: bool = False
     utc_offset_minutes: int | None = None  # hour-of-day time zone; None: meta.json's, else UTC
+    min_count: int = 1  # vocabularies keep values seen at least this often in the training logs; rarer -> OOV
 
     def __post_init__(self) -> None:
         spans = (self.cuts_per_day, self.eval_days, self.val_days, self.realtime_hours, self.longterm_hours)
@@ -74,6 +75,8 @@ class BuildConfig:
             raise DipnValidationError("users per shard must be >= 1")
         if self.seed < 0:
             raise DipnValidationError(f"seed must be >= 0, got {self.seed}")
+        if self.min_count < 1:
+            raise DipnValidationError(f"min count must be >= 1, got {self.min_count}")
         if self.utc_offset_minutes is not None and not -24 * 60 < self.utc_offset_minutes < 24 * 60:
             raise DipnValidationError(f"utc offset must lie within 24 hours of UTC, got {self.utc_offset_minutes} min")
         IdleRule(self.idle_timer_ms, self.idle_limit_ms, self.idle_share)  # validates the idle settings
@@ -129,12 +132,12 @@ def _build(
     frames = {v: _with_user_index(f, users) for v, f in frames.items()}
     base_ms, last_ms = _time_range(frames)
     meta = read_meta(raw_dir)
-    window = build_window(base_ms, last_ms, config, meta)
+    window = build_window(base_ms, last_ms, config, meta, drawn=cuts_file is None)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
     if manifest is None:
-        manifest = build_vocabularies(frames, empty_manifest(config, meta), window.eval_start_ms)
+        manifest = build_vocabularies(frames, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
     steps.update()
 
     steps.set_postfix_str("encoding events")
@@ -182,9 +185,11 @@ def read_meta(raw_dir: Path) -> dict[str, Any] | None:
     return meta
 
 
-def build_window(base_ms: int, last_ms: int, config: BuildConfig, meta: dict[str, Any] | None) -> CutWindow:
-    """The cut window and its train / val / eval days, whichever engine builds."""
-    return cut_window(base_ms, last_ms, config.eval_days, meta, config.val_days, config.horizon_ms)
+def build_window(base_ms: int, last_ms: int, config: BuildConfig, meta: dict[str, Any] | None,
+                 drawn: bool = True) -> CutWindow:  # fmt: skip
+    """The cut window and its train / val / eval days, whichever engine builds (``drawn``: random
+    cuts, not a --cuts file)."""
+    return cut_window(base_ms, last_ms, config.eval_days, meta, config.val_days, config.horizon_ms, drawn)
 
 
 def empty_manifest(config: BuildConfig, meta: dict[str, Any] | None) -> FeatureManifest:
@@ -240,9 +245,10 @@ def write_index(out_dir: Path, info: dict[str, Any], started: float) -> dict[str
 
 
 def build_vocabularies(
-    frames: dict[str, pl.DataFrame], manifest: FeatureManifest, before_ms: int
+    frames: dict[str, pl.DataFrame], manifest: FeatureManifest, before_ms: int, min_count: int = 1
 ) -> FeatureManifest:
-    """Most frequent values of each vocabulary feature in the logs before ``before_ms``."""
+    """Most frequent values of each vocabulary feature in the logs before ``before_ms`` (at least
+    ``min_count`` events each), the tables sized to them."""
     vocabs = {}
     for spec in manifest.config.features:
         if spec.kind is not Kind.VOCABULARY:
@@ -253,8 +259,8 @@ def build_vocabularies(
             train = frame.filter(pl.col("ts") < before_ms)[spec.source].drop_nulls()
             vc = train.value_counts()
             counts = Counter(dict(zip(vc[spec.source].to_list(), vc["count"].to_list(), strict=True)))
-        vocabs[vocab_key(spec)] = Vocabulary.build(counts, spec.vocab_size)
-    return manifest.with_vocabularies(vocabs)
+        vocabs[vocab_key(spec)] = Vocabulary.build(counts, spec.vocab_size, min_count)
+    return manifest.with_vocabularies(vocabs).sized_to_vocabularies()
 
 
 def _all_users(frames: dict[str, pl.DataFrame]) -> np.ndarray:

@@ -56,19 +56,26 @@ class CutWindow:
 
 def cut_window(
     first_ts: int, last_ts: int, eval_days: float, meta: dict | None = None,
-    val_days: float = 0.0, horizon_ms: int = DAY_MS,
+    val_days: float = 0.0, horizon_ms: int = DAY_MS, drawn: bool = True,
 ) -> CutWindow:  # fmt: skip
     """From the simulator's meta.json when there is one, else from the data's own time range:
-    cuts stop ``horizon_ms`` (the longest label horizon) before the last event."""
+    cuts stop ``horizon_ms`` (the longest label horizon) before the last event. ``drawn``: the cuts
+    will be drawn inside this window (not given by a --cuts file, whose cuts the caller placed)."""
     if meta is not None:
         start = int(meta["start_ms"])
         end = min(int(meta["cut_end_ms"]), int(meta.get("end_ms", last_ts + 1)) - int(horizon_ms))
     else:
         start, end = int(first_ts), int(last_ts) - int(horizon_ms) + 1
-    if end <= start:
-        span_h = (int(last_ts) - int(first_ts)) / HOUR_MS
+    # A log holding less than one horizon of events (a 2-hour slice of a 9-day data set whose
+    # meta.json names the whole window) observes no label of that horizon: refuse, do not read
+    # the unobserved days as "no purchase".
+    # An importer records the events' own span beside the published window.
+    events = (meta or {}).get("window") if isinstance((meta or {}).get("window"), dict) else {}
+    first_event, last_event = int(events.get("events_first_ms") or first_ts), int(events.get("events_last_ms") or last_ts)
+    if end <= start or (drawn and last_event - first_event < int(horizon_ms)):
+        span_h = (last_event - first_event) / HOUR_MS
         raise DipnValidationError(
-            f"the logs span {span_h:.1f} h, not more than the {horizon_ms / HOUR_MS:g} h label horizon: "
+            f"the logs' events span {span_h:.1f} h, not more than the {horizon_ms / HOUR_MS:g} h label horizon: "
             "no cut would have observed labels (shorten --longterm-hours or give longer logs)"
         )
     eval_start = max(start, end - int(eval_days * DAY_MS))

@@ -69,6 +69,20 @@ class FeatureManifest:
                 )
         return replace(self, vocabularies=dict(vocabularies))
 
+    def sized_to_vocabularies(self) -> FeatureManifest:
+        """Each vocabulary feature's ``vocab_size`` set to its vocabulary's length, so its
+        embedding table has exactly padding + OOV + the values built (Table 3's Dictionary Dim is
+        the cap the vocabulary was built under, not the table's size). Ids do not change: a
+        value keeps id 2 + its index, anything else is OOV, and every model, the store's checks
+        and a port read the table sizes from here (``features[].vocab_size``, ``num_embeddings``)."""
+        features = tuple(
+            replace(spec, vocab_size=len(self.vocabularies[vocab_key(spec)]))
+            if spec.kind is Kind.VOCABULARY and vocab_key(spec) in self.vocabularies
+            else spec
+            for spec in self.config.features
+        )
+        return replace(self, config=replace(self.config, features=features))
+
     # ---- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         cfg = self.config
@@ -107,6 +121,9 @@ class FeatureManifest:
                 "oov": OOV_ID,
                 "value_to_id": "id = value + 1 for buckets and categories; "
                 "vocabularies: id = 2 + index in the vocabulary list, unknown = oov",
+                "vocabulary_size": "a vocabulary feature's vocab_size is the length of its vocabulary "
+                "(num_embeddings = vocab_size + 2); values seen fewer than min_count times in the "
+                "training logs are not in it and encode as oov",
                 "not_applicable": "a field that does not apply to an event (tap position of a "
                 "swipe, button of a page tap) has id 0",
             },

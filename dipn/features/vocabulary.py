@@ -26,11 +26,15 @@ class Vocabulary:
             raise DipnValidationError(f"vocabulary value {bad!r}: values are strings without NUL characters")
 
     @classmethod
-    def build(cls, counts: Counter[str] | Iterable[str], capacity: int) -> Vocabulary:
-        """Keep the ``capacity`` most frequent values; ties broken by name so builds reproduce."""
+    def build(cls, counts: Counter[str] | Iterable[str], capacity: int, min_count: int = 1) -> Vocabulary:
+        """Keep the ``capacity`` most frequent values seen at least ``min_count`` times; ties broken
+        by name so builds reproduce. A rarer value encodes as OOV: its few events would train a row
+        of its own that mostly memorizes the users who produced them."""
+        if min_count < 1:
+            raise DipnValidationError(f"a vocabulary's frequency floor must be >= 1, got {min_count}")
         counter = counts if isinstance(counts, Counter) else Counter(counts)
         counter.pop("", None)
-        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(((v, n) for v, n in counter.items() if n >= min_count), key=lambda kv: (-kv[1], kv[0]))
         return cls(tuple(v for v, _ in ranked[:capacity]))
 
     def __len__(self) -> int:

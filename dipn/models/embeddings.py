@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features.cut import context_columns_read
-from dipn.features.spec import PAD_ID, SEQUENCE_GROUPS, FeatureConfig, Group
+from dipn.features.spec import OOV_ID, PAD_ID, SEQUENCE_GROUPS, FeatureConfig, Group, Kind
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class EmbeddingTableConfig:
     column: int
     num_embeddings: int  # padding + values (+ OOV for vocabularies)
     embedding_dim: int
+    vocabulary: bool = False  # a vocabulary feature (page, button, category): id 1 is OOV
 
     @property
     def name(self) -> str:
@@ -39,7 +40,7 @@ def table_configs(feature_config: FeatureConfig, group: Group | str) -> tuple[Em
     """The tables of one group, in the column order of its tensor."""
     group = Group(group)
     return tuple(
-        EmbeddingTableConfig(group, spec.name, column, spec.num_embeddings, spec.embed_dim)
+        EmbeddingTableConfig(group, spec.name, column, spec.num_embeddings, spec.embed_dim, spec.kind is Kind.VOCABULARY)
         for column, spec in enumerate(feature_config.group(group))
     )
 
@@ -64,6 +65,8 @@ class GroupEmbedding(nn.Module):
         )
         self.width = len(tables)
         self.output_dim = sum(t.embedding_dim for t in tables)
+        self._vocabulary_columns = tuple(t.vocabulary for t in tables)
+        self.id_dropout = 0.0  # set for training by ``set_embedding_dropout``; never part of a saved model
 
     @classmethod
     def for_group(cls, feature_config: FeatureConfig, group: Group | str) -> GroupEmbedding:
@@ -79,7 +82,13 @@ class GroupEmbedding(nn.Module):
         return cls(tuple(t for t in tables if t.feature in features))
 
     def forward(self, ids: Tensor) -> Tensor:
-        return torch.cat([table(ids[..., column]) for column, table in zip(self.columns, self.tables)], dim=-1)
+        lookups = []
+        for column, table, vocabulary in zip(self.columns, self.tables, self._vocabulary_columns):
+            column_ids = ids[..., column]
+            if vocabulary and self.training and self.id_dropout > 0:
+                column_ids = _dropped_to_oov(column_ids, self.id_dropout)
+            lookups.append(table(column_ids))
+        return torch.cat(lookups, dim=-1)
 
     def table(self, feature: str) -> nn.Embedding:
         """The embedding table of one feature, by its Table 3 name."""
@@ -101,6 +110,22 @@ class ContextEmbedding(GroupEmbedding):
 
     def forward(self, ids: Tensor) -> Tensor:
         return super().forward(ids * self.keep.to(ids.dtype))
+
+
+def _dropped_to_oov(ids: Tensor, p: float) -> Tensor:
+    """Known vocabulary ids read as OOV with probability ``p`` each (padding stays padding)."""
+    drop = (torch.rand(ids.shape, device=ids.device) < p) & (ids > OOV_ID)
+    return torch.where(drop, torch.full_like(ids, OOV_ID), ids)
+
+
+def set_embedding_dropout(model: nn.Module, p: float) -> None:
+    """Embedding dropout for training: each known page, button or category id of a batch is read as
+    OOV with probability ``p``, so no row can carry a prediction alone (the category ids memorized
+    shoppers on real logs) and the OOV row, which the frequency floor sends rare values to, trains.
+    Only in training mode: scoring, export and the phone see the ids as given."""
+    for module in model.modules():
+        if isinstance(module, GroupEmbedding):
+            module.id_dropout = p
 
 
 def group_embedding(

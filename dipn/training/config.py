@@ -35,6 +35,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model; falls back to eager, with a warning, if that fails
     weight_decay: float = 0.0  # Adam's L2 penalty; the paper names none
     dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
+    embedding_dropout: float = 0.0  # training only: a vocabulary id (page, button, category) is read as OOV with this probability
 
     def __post_init__(self) -> None:
         """Refuse what would crash later or, worse, run and mean nothing (``max_steps=-5`` wrote an
@@ -60,6 +61,8 @@ class TrainConfig:
         if not (self.lr > 0 and self.adam_eps > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise DipnValidationError(f"lr and adam_eps must be > 0, beta1 and beta2 in [0, 1): lr {self.lr}, "
                                       f"adam_eps {self.adam_eps}, beta1 {self.beta1}, beta2 {self.beta2}")  # fmt: skip
+        if not 0 <= self.embedding_dropout < 1:
+            raise DipnValidationError(f"training option embedding_dropout must be in [0, 1), got {self.embedding_dropout}")
         if self.weight_decay < 0 or not (self.dropout is None or 0 <= self.dropout < 1):
             raise DipnValidationError(f"training option weight_decay must be >= 0 and dropout in [0, 1), got "
                                       f"{self.weight_decay}, {self.dropout}")  # fmt: skip

@@ -18,6 +18,7 @@ from dipn.data.store import SampleStore
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
+from dipn.models.embeddings import set_embedding_dropout
 from dipn.training import batches, checkpoint, distributed, runtime
 from dipn.training.compiled import Forward
 from dipn.training.config import TrainConfig
@@ -56,6 +57,7 @@ class Trainer:
         overrides = {"dropout": config.dropout} if config.dropout is not None else None
         model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
                                      overrides)  # fmt: skip
+        set_embedding_dropout(model, config.embedding_dropout)
         self.model = model.to(self.device)
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.branches = task_branches(self.model, self.tasks)  # None: one epoch for all tasks

@@ -76,12 +76,12 @@ def _build(
     users = _sorted_users(events)
     base_ms, last_ms = _time_range(events)
     meta = read_meta(raw_dir)
-    window = build_window(base_ms, last_ms, config, meta)
+    window = build_window(base_ms, last_ms, config, meta, drawn=cuts_file is None)
     steps.update()
 
     steps.set_postfix_str("vocabularies")
     if manifest is None:
-        manifest = _vocabularies(events, empty_manifest(config, meta), window.eval_start_ms)
+        manifest = _vocabularies(events, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
     steps.update()
 
     steps.set_postfix_str("partitioning by user")
@@ -153,7 +153,7 @@ def _time_range(events: DataFrame) -> tuple[int, int]:
     return int(row["lo"]), int(row["hi"])
 
 
-def _vocabularies(events: DataFrame, manifest: FeatureManifest, before_ms: int) -> FeatureManifest:
+def _vocabularies(events: DataFrame, manifest: FeatureManifest, before_ms: int, min_count: int) -> FeatureManifest:
     """Value counts in the training period, all features in one Spark job, ranked on the driver
     by ``Vocabulary.build`` exactly as the default engine ranks them."""
     from pyspark.sql import functions as F
@@ -168,8 +168,8 @@ def _vocabularies(events: DataFrame, manifest: FeatureManifest, before_ms: int) 
         rows = train.filter(F.col("p.value").isNotNull()).groupBy("p.key", "p.value").count().collect()
         for row in rows:
             counts[row["key"]][row["value"]] = row["count"]
-    return manifest.with_vocabularies({vocab_key(s): Vocabulary.build(counts[vocab_key(s)], s.vocab_size)
-                                       for s in specs})  # fmt: skip
+    return manifest.with_vocabularies({vocab_key(s): Vocabulary.build(counts[vocab_key(s)], s.vocab_size, min_count)
+                                       for s in specs}).sized_to_vocabularies()  # fmt: skip
 
 
 def _draw_positions(by_shard: DataFrame, window: CutWindow, idle: IdleRule, n_shards: int) -> dict[int, DrawPosition]:
