@@ -68,7 +68,7 @@ RAW_LOGS = OutputKind("raw log directory", ("meta.json", "swipe.*", "tap.*", "br
                                             "truth_*.parquet"), keeps_others=True)  # fmt: skip
 EVALUATION = OutputKind("evaluation report", ("metrics.json",))
 KEYS = OutputKind("key directory", ("*.key", "*.pub"))
-DEMO = OutputKind("demo directory", ("endpoint.db",))
+DEMO = OutputKind("demo directory", ("demo.json", "endpoint.db"))
 KINDS = (SAMPLES, TRAINING_RUN, BUNDLE, RAW_LOGS, EVALUATION, KEYS, DEMO)
 
 
@@ -173,10 +173,12 @@ def _fsync_tree(root: Path) -> None:
 
 
 @contextmanager
-def writing_file(path: Path, mode: int | None = None) -> Iterator[Path]:
+def writing_file(path: Path, mode: int | None = None, overwrite: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` to write the file at; it replaces ``path`` (flushed, then
     renamed) when the block completes, and is removed when the block raises. ``mode``: create the
-    file with these permissions (a private key: 0o600), never wider for a moment."""
+    file with these permissions (a private key: 0o600), never wider for a moment. Without
+    ``overwrite`` an existing ``path`` is refused, also one that appears meanwhile (a hard link
+    puts the file in place only where there is none)."""
     path = Path(path)
     check_output_file(path)
     _remove_abandoned(path)
@@ -190,8 +192,15 @@ def writing_file(path: Path, mode: int | None = None) -> Iterator[Path]:
         os.close(fd)
         yield tmp
         _fsync(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
         _fsync(path.parent)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise DipnValidationError(f"{path} already exists; refusing to overwrite it") from None
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if is_write_error(exc):
@@ -217,14 +226,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
-    with writing_file(path, mode) as tmp:
+def write_bytes(path: Path, data: bytes, mode: int | None = None, overwrite: bool = True) -> Path:
+    with writing_file(path, mode, overwrite) as tmp:
         tmp.write_bytes(data)
     return path
 
 
-def write_text(path: Path, text: str, mode: int | None = None) -> Path:
-    return write_bytes(path, text.encode(), mode)
+def write_text(path: Path, text: str, mode: int | None = None, overwrite: bool = True) -> Path:
+    return write_bytes(path, text.encode(), mode, overwrite)
 
 
 def _umask() -> int:
@@ -264,6 +273,13 @@ def replacing(out: Path, kind: OutputKind) -> Iterator[Path]:
             raise
     finally:
         lock.release()
+
+
+def staged(path: Path, out: Path, staging: Path) -> Path:
+    """Where to write ``path`` while ``out`` is built in ``staging``: inside it if ``path`` lies in
+    ``out`` (the swap would otherwise remove it), else ``path`` itself."""
+    path, out = Path(path).absolute(), Path(out).absolute()
+    return staging / path.relative_to(out) if path.is_relative_to(out) else path
 
 
 def _lock(out: Path) -> FileLock:

@@ -24,6 +24,7 @@ import torch
 from dipn.cli import main as dipn_main
 from dipn.cli import make_parser
 from dipn.data.build import BuildConfig, build_samples
+from dipn.training import checkpoint
 from dipn.training.config import TrainConfig
 
 ERROR_LINE = re.compile(r"^dipn( [a-z-]+)?: error: ")
@@ -83,7 +84,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_raw: Path, tiny_sample
     (root / "garbage.pt").write_bytes(b"\x00garbage" * 100)
     (root / "empty.pt").write_bytes(b"")
     (root / "truncated.pt").write_bytes(tiny_checkpoint.read_bytes()[:5000])
-    torch.save({"format": 1, "metrics": {}}, root / "incomplete.pt")
+    checkpoint.save(root / "incomplete.pt", {"metrics": {}})  # whole and digested, but no model in it
     run = c.copy(tiny_checkpoint.parent, "run-truncated-last")
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:5000])
     c.copy(tiny_checkpoint.parent, "run")
@@ -141,7 +142,7 @@ CASES: list[tuple[str, str, Case, str]] = [
     ("build-samples", "--idle-timer-seconds nan", lambda c: ["build-samples", str(c.raw), "--out", c.path("s7"),
                                                              "--idle-timer-seconds", "nan"], "must be a finite number"),
     ("build-samples", "--seed -1", lambda c: ["build-samples", str(c.raw), "--out", c.path("s8"), "--seed", "-1",
-                                              "--quiet"], "seed must be >= 0"),
+                                              "--quiet"], "--seed: must be in 0.."),
     ("build-samples", "a NUL in a category", lambda c: ["build-samples", c.path("raw-nul"), "--out", c.path("s9"),
                                                         "--quiet"], "holds a NUL character"),
     ("inspect", "a truncated shard", lambda c: ["inspect", c.path("samples-truncated")], "not a readable .npy array"),
@@ -203,7 +204,7 @@ CASES: list[tuple[str, str, Case, str]] = [
     ("coupon-report", "nothing listening at --url", lambda c: ["coupon-report", "--url", "http://127.0.0.1:9",
                                                                "--campaign", "1"], "no answer"),
     ("demo", "--out is a file", lambda c: ["demo", "--out", c.path("a_file")], "cannot create the directory"),
-    ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "users must be >= 1"),
+    ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "--users: must be in 1.."),
 ]  # fmt: skip
 
 
