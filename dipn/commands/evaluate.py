@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_kinds(out, BUNDLE, SAMPLES, RAW_LOGS, role="--out")
     if args.predictions_out is not None:
         check_output_file(args.predictions_out, role="--predictions-out")
-        refuse_kinds(args.predictions_out.parent, BUNDLE, SAMPLES, RAW_LOGS, role="--predictions-out")
+        refuse_kinds(args.predictions_out, BUNDLE, SAMPLES, RAW_LOGS, role="--predictions-out")
     report = evaluate_checkpoint(args.checkpoint, args.samples, args.split, out, args.batch_size, args.predictions_out)
     for task, m in report["tasks"].items():
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}"
