@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -38,6 +39,7 @@ from dipn.errors import DipnValidationError
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.ENOTDIR, errno.EACCES,
                           errno.EPERM, errno.EIO, errno.EISDIR, errno.ENOENT, errno.ENAMETOOLONG})  # fmt: skip
 # Libraries that wrap the OSError (pyarrow, polars, matplotlib) keep the operating system's words.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 _WRITE_WORDS = ("No space left on device", "File too large", "Read-only file system", "Disk quota exceeded")
 
 
@@ -122,6 +124,8 @@ def is_write_error(exc: BaseException) -> bool:
     """An OSError of a refused write, also when a library wraps it and keeps only the words."""
     if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
         return True
+    if isinstance(exc, OSError) and exc.errno is None and _SHORT_WRITE.search(str(exc)):
+        return True  # numpy's tofile: "281484 requested and 31936 written", the errno lost
     return isinstance(exc, (OSError, RuntimeError)) and any(words in str(exc) for words in _WRITE_WORDS)
 
 

@@ -48,6 +48,7 @@ SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
 SHARD_ARRAYS = (*VIEWS, *(f"{v}_ts" for v in VIEWS), "browse_stay", "bounds", "cut_user",
                 "cut_ts", "history", "profile", "labels", "split", "cut_type")  # fmt: skip
 _REBUILD = "rebuild it with dipn build-samples"
+_BLOCK_ROWS = 1 << 18  # rows of ids compared at a time: a few MB of temporaries, whatever the store's size
 _INDEX_FIELDS = {"shards": list, "files": dict, "events": dict, "views_present": list, "build": dict}
 
 
@@ -147,14 +148,20 @@ def _count(value: object) -> bool:
 
 
 def _check_ids(ids: np.ndarray, specs: tuple, refuse) -> None:  # noqa: ANN001
-    """Every column's ids inside its feature's embedding table (two passes over the memory map)."""
+    """Every column's ids inside its feature's embedding table: one comparison per id, read as
+    unsigned so that a negative id is a huge one, in blocks over the memory map."""
     if len(ids) == 0:
         return
-    low, high = ids.min(axis=0), ids.max(axis=0)
-    for column, spec in enumerate(specs):
-        if low[column] < 0 or high[column] >= spec.num_embeddings:
-            raise refuse(f"column {spec.name} holds ids {int(low[column])}..{int(high[column])}, its vocabulary "
-                         f"has {spec.num_embeddings} (from features.json)")
+    unsigned = ids.view(np.dtype(ids.dtype.str.replace("i", "u")))
+    limits = np.array([spec.num_embeddings for spec in specs])
+    limits = limits.astype(unsigned.dtype) if limits.max() <= np.iinfo(unsigned.dtype).max else limits
+    for start in range(0, len(ids), _BLOCK_ROWS):
+        block = unsigned[start : start + _BLOCK_ROWS]
+        if (block >= limits).any():
+            column = int(np.flatnonzero((block >= limits).any(axis=0))[0])
+            values = ids[start : start + _BLOCK_ROWS, column]
+            raise refuse(f"column {specs[column].name} holds ids {int(values.min())}..{int(values.max())}, its "
+                         f"vocabulary has {specs[column].num_embeddings} (from features.json)")
 
 
 @dataclass
