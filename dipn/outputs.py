@@ -117,6 +117,8 @@ def refuse_kinds(out: Path, *kinds: OutputKind, role: str = "output") -> None:
 def write_error(path: Path, exc: BaseException) -> DipnValidationError:
     """The one line for a write the operating system refused."""
     reason = getattr(exc, "strerror", None) or str(exc).split("\n")[0][:200] or exc.__class__.__name__
+    if _SHORT_WRITE.search(reason):
+        reason = f"the disk took only part of a file: full, or a file size limit; {reason}"
     return DipnValidationError(f"{path}: cannot write it ({reason})")
 
 
