@@ -98,10 +98,11 @@ def existing_output(out: Path, kind: OutputKind) -> bool:
 
 
 def refuse_kinds(out: Path, *kinds: OutputKind, role: str = "output") -> None:
-    """Refuse ``out`` when it is, or lies inside, a directory of one of ``kinds`` (an evaluation
-    report inside a signed bundle would make devices refuse the bundle)."""
+    """Refuse ``out`` when it is, or lies directly in, a directory of one of ``kinds`` (an evaluation
+    report inside a signed bundle would make devices refuse the bundle). Only the parent: further
+    up, a home directory holding a ``meta.json`` is no raw log directory."""
     out = Path(out).absolute()
-    for directory in (out, *out.parents):
+    for directory in (out, out.parent):
         try:
             if not directory.is_dir():
                 continue
