@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 
 def build(work: Path, users: int, days: int) -> Path:

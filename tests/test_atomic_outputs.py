@@ -77,7 +77,7 @@ def _kill_at(argv: list[str], seconds: float) -> bool:
     return False
 
 
-def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(_command(argv), env=_env(), capture_output=True, text=True, timeout=600, **kwargs)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dipn.commands.options import finite_float, int_in, regular_file, seed, spark_master, utc_offset_minutes
+from dipn.commands.options import (
+    finite_float,
+    int_in,
+    regular_file,
+    seed,
+    spark_master,
+    utc_offset_minutes,
+)
 from dipn.data.build import BuildConfig
 from dipn.errors import DipnValidationError
 
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:  # noqa: ANN001
+def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:
     from dipn.data.spark import build_samples_spark, spark_session, spark_unavailable
 
     reason = spark_unavailable()

@@ -29,7 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dipn.evaluation.report import evaluate_checkpoint
-    from dipn.outputs import BUNDLE, EVALUATION, RAW_LOGS, SAMPLES, check_output_file, existing_output, refuse_kinds
+    from dipn.outputs import (
+        BUNDLE,
+        EVALUATION,
+        RAW_LOGS,
+        SAMPLES,
+        check_output_file,
+        existing_output,
+        refuse_kinds,
+    )
 
     out = args.out or args.checkpoint.parent / f"evaluation-{args.split}"
     # found before the scoring, not after it: a file, another kind of directory, a report inside a

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_ids(ids: np.ndarray, specs: tuple, refuse) -> None:  # noqa: ANN001
+def _check_ids(ids: np.ndarray, specs: tuple, refuse: Callable[[str], DipnValidationError]) -> None:
     """Every column's ids inside its feature's embedding table: one comparison per id, read as
     unsigned so that a negative id is a huge one, in blocks over the memory map."""
     if len(ids) == 0:

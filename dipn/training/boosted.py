@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn.outputs import write_text
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS, FeatureManifest
 from dipn.models.gbdt import GBDTBaseline, gbdt_config_for_data
+from dipn.outputs import write_text
 from dipn.training.batches import eval_batches, fit_splits
 from dipn.training.config import TrainConfig
 

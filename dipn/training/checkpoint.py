@@ -82,7 +82,7 @@ def content_digest(content: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _feed(digest: Any, value: Any) -> None:  # noqa: ANN401
+def _feed(digest: Any, value: Any) -> None:
     if isinstance(value, torch.Tensor):
         flat = value.detach().cpu().contiguous().reshape(-1)
         digest.update(f"T{flat.dtype}{tuple(value.shape)}:".encode())
@@ -100,7 +100,7 @@ def _feed(digest: Any, value: Any) -> None:  # noqa: ANN401
         digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
-def nonfinite_weights(state: Any) -> tuple[int, int]:  # noqa: ANN401
+def nonfinite_weights(state: Any) -> tuple[int, int]:
     """(not finite, all) floating-point values of a model's state dict."""
     bad = total = 0
     for tensor in state.values() if isinstance(state, dict) else ():
@@ -125,7 +125,7 @@ def load(path: str | Path) -> dict[str, Any]:
             "it could run code): a checkpoint from dipn train never does") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise DipnValidationError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged zip or pickle fails in torch's many ways
+    except Exception as exc:  # a damaged zip or pickle fails in torch's many ways
         raise DipnValidationError(f"{path}: not a readable checkpoint (damaged: {exc.__class__.__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DipnValidationError(f"{path}: not a dipn checkpoint (format {CHECKPOINT_FORMAT})")
@@ -135,7 +135,7 @@ def load(path: str | Path) -> dict[str, Any]:
                                   "train it again")  # fmt: skip
     try:
         computed = content_digest(ckpt)
-    except Exception:  # noqa: BLE001 - values of a damaged file that do not even hash
+    except Exception:  # values of a damaged file that do not even hash
         computed = None
     if computed != recorded:
         raise DipnValidationError(f"{path}: damaged: its contents do not match the digest it was saved with "

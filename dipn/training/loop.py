@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dipn import outputs
 from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn import outputs
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
