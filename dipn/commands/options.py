@@ -81,10 +81,13 @@ def plain_name(text: str) -> str:
 
 
 def regular_file(text: str) -> Path:
-    """An existing regular file: a FIFO or a device would block the read forever or never end."""
+    """Not a FIFO, a socket or a device, which would block the read forever or never end (a file
+    that is missing is the reader's to name, with what it expected there)."""
     path = Path(text)
     try:
         mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
