@@ -217,6 +217,7 @@ def test_a_killed_evaluation_leaves_the_previous_report(tiny_checkpoint: Path, t
     assert kill_at_several_points(rewrite) >= 2
 
 
+@pytest.mark.slow  # test_outputs.py kills a conversion in the quick suite; this one kills it at several points
 def test_a_killed_conversion_leaves_the_previous_bundle(tiny_checkpoint: Path, tiny_samples: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     out = tmp_path / "bundle"
