@@ -102,6 +102,8 @@ def _issue_27_corpus(c: Corpus) -> None:
 
     root, shard = c.root, "shard-00000"
     os.mkfifo(root / "fifo")
+    (root / "raw-fifo").mkdir()
+    os.mkfifo(root / "raw-fifo" / "swipe.csv")
     (root / "bundle-like").mkdir()
     (root / "bundle-like" / "manifest.json").write_text("{}")  # what dipn takes for a bundle
 
@@ -312,6 +314,9 @@ ISSUE_27: list[tuple[str, str, str, Case, str]] = [
      "not a Spark master URL"),
     ("parsing", "build-samples", "--manifest a FIFO", lambda c: ["build-samples", str(c.raw), "--out", c.path("s11"),
                                                                  "--manifest", c.path("fifo")], "is not a regular file"),
+    ("parsing", "build-samples", "a FIFO among the raw logs", lambda c: ["build-samples", c.path("raw-fifo"), "--out",
+                                                                         c.path("s12"), "--quiet"],
+     "no event files found"),  # a FIFO is no log file: never opened, so never blocks
     ("parsing", "train", "--device bogus", _train(None, "--device", "bogus"), "not a device torch knows"),
     ("parsing", "train", "--seed 2**70", _train(None, "--seed", str(2**70)), "--seed: must be in"),
     ("parsing", "train", "--config a FIFO", _train(None, "--config", "{root}/fifo"), "is not a regular file"),
