@@ -377,6 +377,9 @@ def test_a_diverging_run_writes_no_checkpoint(corpus: Corpus, capsys: pytest.Cap
     assert dipn_main(["train", str(corpus.samples), "--out", str(run), *QUICK_TRAIN, "--lr", "1e308"]) == 2
     assert "lower --lr" in capsys.readouterr().err
     assert not list(run.glob("*.pt")) and not list(run.glob(".*partial*"))
+    again = ["train", str(corpus.samples), "--out", str(run), *QUICK_TRAIN, "--max-steps", "2", "--lr", "1e-3"]
+    assert dipn_main(again) == 0  # what the line suggests works as it is, no --overwrite needed
+    assert (run / "best.pt").is_file()
 
 
 def test_the_keygen_name_and_the_bundle_stay_untouched(corpus: Corpus) -> None:
