@@ -21,29 +21,36 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dipn.bundle.errors import BundleSignatureError
 from dipn.bundle.manifest import MANIFEST
 from dipn.bundle.trust import SIGNATURE, SIGNATURE_FORMAT, SIGNED_PREFIX, key_id
+from dipn.outputs import make_directory, write_bytes
 
 log = logging.getLogger(__name__)
 
 
 def generate_keypair(out_dir: str | Path, name: str = "dipn-signing") -> tuple[Path, Path]:
-    """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` in ``out_dir``; never overwrites."""
+    """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` in ``out_dir``; never overwrites.
+
+    Each file is written whole or not at all (``dipn.outputs``), the private key first: a kill or
+    a full disk leaves no key, or a whole key whose public half the next run writes (derived from
+    it), never an empty key file that every later run refuses to overwrite.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_directory(out_dir)
     private_path, public_path = out_dir / f"{name}.key", out_dir / f"{name}.pub"
-    for path in (private_path, public_path):
-        if path.exists():
-            raise BundleSignatureError(f"{path} already exists; refusing to overwrite a key (choose another --name)")
-    private_key = Ed25519PrivateKey.generate()
-    private_pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    # Created 0600 in one step: the key is never readable by others, not even for a moment.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_pem)
-    public_path.write_bytes(
-        private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    if private_path.exists():
+        if public_path.exists():
+            raise BundleSignatureError(f"{private_path} already exists; refusing to overwrite a key (choose another --name)")
+        private_key = load_private_key(private_path)  # an interrupted run's key: complete it with its public half
+    else:
+        if public_path.exists():
+            raise BundleSignatureError(f"{public_path} already exists; refusing to overwrite a key (choose another --name)")
+        private_key = Ed25519PrivateKey.generate()
+        private_pem = private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        # Created 0600: the key is never readable by others, not even for a moment.
+        write_bytes(private_path, private_pem, mode=0o600, overwrite=False)
+    write_bytes(public_path, private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), overwrite=False)  # fmt: skip
     return private_path, public_path
 
 

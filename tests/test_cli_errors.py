@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import torch
 from dipn.cli import main as dipn_main
 from dipn.cli import make_parser
 from dipn.data.build import BuildConfig, build_samples
+from dipn.training import checkpoint
 from dipn.training.config import TrainConfig
 
 ERROR_LINE = re.compile(r"^dipn( [a-z-]+)?: error: ")
@@ -83,14 +85,53 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, tiny_raw: Path, tiny_sample
     (root / "garbage.pt").write_bytes(b"\x00garbage" * 100)
     (root / "empty.pt").write_bytes(b"")
     (root / "truncated.pt").write_bytes(tiny_checkpoint.read_bytes()[:5000])
-    torch.save({"format": 1, "metrics": {}}, root / "incomplete.pt")
+    checkpoint.save(root / "incomplete.pt", {"metrics": {}})  # whole and digested, but no model in it
     run = c.copy(tiny_checkpoint.parent, "run-truncated-last")
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:5000])
     c.copy(tiny_checkpoint.parent, "run")
     (root / "config-string-epochs.json").write_text('{"epochs": "5"}')
     (root / "config-not-an-object.json").write_text("[1]")
     (root / "db-dir").mkdir()
+    _issue_27_corpus(c)
     return c
+
+
+def _issue_27_corpus(c: Corpus) -> None:
+    """Damaged stores and checkpoints, outputs of another kind, a FIFO (issue 27)."""
+    import numpy as np
+
+    root, shard = c.root, "shard-00000"
+    os.mkfifo(root / "fifo")
+    (root / "raw-fifo").mkdir()
+    os.mkfifo(root / "raw-fifo" / "swipe.csv")
+    (root / "bundle-like").mkdir()
+    (root / "bundle-like" / "manifest.json").write_text("{}")  # what dipn takes for a bundle
+
+    def damaged(name: str, array: str, change: Callable[[np.ndarray], None]) -> None:
+        path = c.copy(c.samples, name) / shard / f"{array}.npy"
+        values = np.load(path)
+        change(values)
+        np.save(path, values)
+
+    damaged("samples-bounds-bitflip", "bounds", lambda a: a.__setitem__((0, 0, 1), 4611686018427388069))
+    damaged("samples-ids-out-of-range", "swipe", lambda a: a.__setitem__((0, 0), 30000))
+    damaged("samples-labels-127", "labels", lambda a: a.__setitem__((0, 0), 127))
+    damaged("samples-split-127", "split", lambda a: a.__setitem__(0, 127))
+    index_of = {"samples-events-many": lambda i: i["events"].__setitem__("swipe", "many"),
+                "samples-shard-outside": lambda i: i["shards"][0].__setitem__("name", "../outside_shard")}  # fmt: skip
+    for name, change in index_of.items():
+        index = c.copy(c.samples, name) / "dataset.json"
+        info = json.loads(index.read_text())
+        change(info)
+        index.write_text(json.dumps(info))
+    shutil.copytree(c.samples / shard, root / "outside_shard")
+    data = bytearray(c.checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0x10  # one bit in the middle: inside the weights
+    (root / "bitflip.pt").write_bytes(bytes(data))
+    state = torch.load(c.checkpoint, weights_only=True)
+    state.pop(checkpoint.DIGEST)
+    next(v for v in state["model_state"].values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    torch.save({**state, checkpoint.DIGEST: checkpoint.content_digest(state)}, root / "nan.pt")
 
 
 def _main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
@@ -141,7 +182,7 @@ CASES: list[tuple[str, str, Case, str]] = [
     ("build-samples", "--idle-timer-seconds nan", lambda c: ["build-samples", str(c.raw), "--out", c.path("s7"),
                                                              "--idle-timer-seconds", "nan"], "must be a finite number"),
     ("build-samples", "--seed -1", lambda c: ["build-samples", str(c.raw), "--out", c.path("s8"), "--seed", "-1",
-                                              "--quiet"], "seed must be >= 0"),
+                                              "--quiet"], "--seed: must be in 0.."),
     ("build-samples", "a NUL in a category", lambda c: ["build-samples", c.path("raw-nul"), "--out", c.path("s9"),
                                                         "--quiet"], "holds a NUL character"),
     ("inspect", "a truncated shard", lambda c: ["inspect", c.path("samples-truncated")], "not a readable .npy array"),
@@ -205,13 +246,154 @@ CASES: list[tuple[str, str, Case, str]] = [
     ("band", "no predictions file", lambda c: ["band", c.path("missing.csv"), "--grant-rate", "0.1"],
      "cannot read it as a predictions CSV"),
     ("demo", "--out is a file", lambda c: ["demo", "--out", c.path("a_file")], "cannot create the directory"),
-    ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "users must be >= 1"),
+    ("demo", "--users 0", lambda c: ["demo", "--out", c.path("demo"), "--users", "0"], "--users: must be in 1.."),
     ("check-port", "a directory that is no bundle", lambda c: ["check-port", c.path("db-dir"), c.path("a_file")],
      "not a bundle"),
     ("shop", "a directory that is no bundle", lambda c: ["shop", "--bundle", c.path("db-dir"), "--public-key",
                                                          c.path("a_file"), "--endpoint", "http://127.0.0.1:9"],
      "not a bundle"),
 ]  # fmt: skip
+
+
+def _evaluate(checkpoint_name: str | None, samples: str | None, *extra: str) -> Case:
+    return lambda c: ["evaluate", c.path(checkpoint_name) if checkpoint_name else str(c.checkpoint),
+                      c.path(samples) if samples else str(c.samples), *extra]  # fmt: skip
+
+
+def _sample_args(samples: str) -> Case:
+    return lambda c: [str(c.checkpoint), c.path(samples), "--out", c.path("ev-" + samples)]
+
+
+# Issue 27's findings, grouped by the mechanism that fixed each class: (mechanism, command, what is
+# wrong, argv, the words the one line must hold). Each failed on the code before the issue: a
+# traceback, a hang, a write where it does not belong, or silent garbage.
+ISSUE_27: list[tuple[str, str, str, Case, str]] = [
+    # one kind per output directory, checked before any work (dipn.outputs.existing_output, refuse_kinds)
+    ("kinds", "evaluate", "--out a bundle", _evaluate(None, None, "--out", "{root}/bundle-like"),
+     "holds a bundle, not a evaluation report"),
+    ("kinds", "evaluate", "--out inside a bundle", _evaluate(None, None, "--out", "{root}/bundle-like/ev"),
+     "which is a bundle"),
+    ("kinds", "evaluate", "--out a sample directory", _evaluate(None, None, "--out", "{samples}"),
+     "holds a sample directory"),
+    ("kinds", "evaluate", "--predictions-out inside samples", _evaluate(None, None, "--out", "{root}/ev-p",
+                                                                         "--predictions-out", "{samples}/p.csv"),
+     "which is a sample directory"),
+    ("kinds", "demo", "--out a sample directory", lambda c: ["demo", "--out", str(c.samples)],
+     "holds a sample directory, not a demo directory"),
+    ("kinds", "keygen", "--out a bundle", lambda c: ["keygen", "--out", c.path("bundle-like")], "is a bundle"),
+    # a name is a plain file name (dipn.commands.options.plain_name)
+    ("names", "keygen", "--name ../escaped", lambda c: ["keygen", "--out", c.path("keys"), "--name", "../escaped"],
+     "must be a plain file name"),
+    ("names", "keygen", "--name ''", lambda c: ["keygen", "--out", c.path("keys"), "--name", ""],
+     "must be a plain file name"),
+    ("names", "keygen", "--name with a newline", lambda c: ["keygen", "--out", c.path("keys"), "--name", "a\nb"],
+     "must be a plain file name"),
+    ("names", "keygen", "--name sub/dir", lambda c: ["keygen", "--out", c.path("keys"), "--name", "sub/dir"],
+     "must be a plain file name"),
+    # what the system refuses to a writer is one line naming the path (dipn.outputs.write_error)
+    ("writes", "simulate", "--out through a file", lambda c: ["simulate", "--users", "3", "--out",
+                                                              c.path("a_file/x"), "--quiet"], "a_file"),
+    ("writes", "simulate", "--out /proc/x", lambda c: ["simulate", "--users", "3", "--out", "/proc/x", "--quiet"],
+     "/proc/x: cannot write it"),
+    ("writes", "evaluate", "--out through a file", _evaluate(None, None, "--out", "{root}/a_file/e"), "a_file"),
+    ("writes", "evaluate", "--out /proc/x", _evaluate(None, None, "--out", "/proc/x"), "/proc/x"),
+    ("writes", "evaluate", "--predictions-out /dev/full", _evaluate(None, None, "--out", "{root}/ev-full",
+                                                                    "--predictions-out", "/dev/full"),
+     "is not a regular file"),
+    ("writes", "evaluate", "--predictions-out through a file",
+     _evaluate(None, None, "--out", "{root}/ev-pf", "--predictions-out", "{root}/a_file/p.csv"), "a_file"),
+    ("writes", "convert", "--out /proc/x", lambda c: ["convert", str(c.checkpoint), "--samples", str(c.samples),
+                                                      "--out", "/proc/x"], "/proc/x: cannot write it"),
+    # ranges, devices, Spark masters and regular files checked while parsing (dipn.commands.options)
+    ("parsing", "import", "--utc-offset-minutes 10**20", lambda c: ["import", "rees46", c.path("raw-short/browse.csv"),
+                                                                    "--out", c.path("i1"), "--utc-offset-minutes",
+                                                                    str(10**20)], "--utc-offset-minutes: must be in"),
+    ("parsing", "import", "--utc-offset-minutes -99999999",
+     lambda c: ["import", "rees46", c.path("raw-short/browse.csv"), "--out", c.path("i2"), "--utc-offset-minutes",
+                "-99999999"], "--utc-offset-minutes: must be in"),
+    ("parsing", "import", "--stay-cap-minutes 1e300", lambda c: ["import", "rees46", c.path("raw-short/browse.csv"),
+                                                                 "--out", c.path("i3"), "--stay-cap-minutes", "1e300"],
+     "--stay-cap-minutes: must be in"),
+    ("parsing", "import", "a FIFO for a log file", lambda c: ["import", "rees46", c.path("fifo"), "--out", c.path("i4")],
+     "is not a regular file"),
+    ("parsing", "build-samples", "--master bogus://x", lambda c: ["build-samples", str(c.raw), "--out", c.path("s10"),
+                                                                  "--engine", "spark", "--master", "bogus://x"],
+     "not a Spark master URL"),
+    ("parsing", "build-samples", "--manifest a FIFO", lambda c: ["build-samples", str(c.raw), "--out", c.path("s11"),
+                                                                 "--manifest", c.path("fifo")], "is not a regular file"),
+    ("parsing", "build-samples", "a FIFO among the raw logs", lambda c: ["build-samples", c.path("raw-fifo"), "--out",
+                                                                         c.path("s12"), "--quiet"],
+     "no event files found"),  # a FIFO is no log file: never opened, so never blocks
+    ("parsing", "train", "--device bogus", _train(None, "--device", "bogus"), "not a device torch knows"),
+    ("parsing", "train", "--seed 2**70", _train(None, "--seed", str(2**70)), "--seed: must be in"),
+    ("parsing", "train", "--config a FIFO", _train(None, "--config", "{root}/fifo"), "is not a regular file"),
+    ("parsing", "evaluate", "a FIFO for the checkpoint", _evaluate("fifo", None), "is not a regular file"),
+    ("parsing", "demo", "--phones 0", lambda c: ["demo", "--out", c.path("d1"), "--phones", "0"], "--phones: must be in"),
+    ("parsing", "demo", "--phones -1", lambda c: ["demo", "--out", c.path("d2"), "--phones", "-1"],
+     "--phones: must be in"),
+    ("parsing", "demo", "--phone-events -1", lambda c: ["demo", "--out", c.path("d3"), "--phone-events", "-1"],
+     "--phone-events: must be in"),
+    ("parsing", "simulate", "--users 10**12", lambda c: ["simulate", "--users", str(10**12), "--out", c.path("sim2")],
+     "--users: must be in"),
+    # a sample store checks what it holds on open (dipn.data.store)
+    ("samples", "evaluate", "a bit-flipped bounds.npy", _evaluate(None, "samples-bounds-bitflip"),
+     "a window outside its view's events"),
+    ("samples", "train", "a bit-flipped bounds.npy", _train("samples-bounds-bitflip"), "a window outside"),
+    ("samples", "train", "ids beyond the vocabulary", _train("samples-ids-out-of-range"), "its vocabulary has"),
+    ("samples", "evaluate", "ids beyond the vocabulary", _evaluate(None, "samples-ids-out-of-range"),
+     "its vocabulary has"),
+    ("samples", "inspect", "ids beyond the vocabulary", lambda c: ["inspect", c.path("samples-ids-out-of-range")],
+     "its vocabulary has"),
+    ("samples", "evaluate", "a label of 127", _evaluate(None, "samples-labels-127"), "labels are 0 or 1"),
+    ("samples", "train", "a split code of 127", _train("samples-split-127"), "unknown code(s) [127]"),
+    ("samples", "inspect", "dataset.json events of text", lambda c: ["inspect", c.path("samples-events-many")],
+     "'events' must count each view's events"),
+    ("samples", "inspect", "a shard outside the directory", lambda c: ["inspect", c.path("samples-shard-outside")],
+     "is not a directory inside the sample directory"),
+    # a checkpoint carries a digest of its contents and finite weights (dipn.training.checkpoint)
+    ("checkpoints", "evaluate", "a byte flipped in the middle", _evaluate("bitflip.pt", None), "damaged"),
+    ("checkpoints", "evaluate", "NaN weights", _evaluate("nan.pt", None), "weights are not finite"),
+    ("checkpoints", "convert", "NaN weights", lambda c: ["convert", c.path("nan.pt"), "--samples", str(c.samples),
+                                                         "--out", c.path("b4")], "weights are not finite"),
+    # training that diverges stops at its step (dipn.training.loop.Trainer.require_finite)
+    ("divergence", "train", "--lr 1e308", lambda c: ["train", str(c.samples), "--out", c.path("run-lr"), *QUICK_TRAIN,
+                                                     "--lr", "1e308"], "training diverged at step 1"),
+]  # fmt: skip
+
+
+def _filled(argv: list[str], c: Corpus) -> list[str]:
+    return [a.format(root=c.root, samples=c.samples) if "{" in a else a for a in argv]
+
+
+@pytest.mark.parametrize(("mechanism", "command", "wrong", "argv", "words"), ISSUE_27,
+                         ids=[f"{m}: {c}: {w}" for m, c, w, _, _ in ISSUE_27])  # fmt: skip
+def test_each_finding_of_issue_27_is_one_line_and_exit_status_2(
+    corpus: Corpus, mechanism: str, command: str, wrong: str, argv: Case, words: str, capsys: pytest.CaptureFixture
+) -> None:
+    before = sorted(p.name for p in corpus.root.iterdir())
+    status, err = _main(_filled(argv(corpus), corpus), capsys)
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    assert status == 2 and "Traceback" not in err, err
+    assert ERROR_LINE.match(last) and words in last, last
+    leftovers = [p for p in corpus.root.iterdir() if p.name not in before and p.name.startswith(".")]
+    assert all(p.suffix == ".lock" for p in leftovers), leftovers  # a writer's lock file, nothing half-written
+
+
+def test_a_diverging_run_writes_no_checkpoint(corpus: Corpus, capsys: pytest.CaptureFixture) -> None:
+    run = corpus.root / "diverged"
+    assert dipn_main(["train", str(corpus.samples), "--out", str(run), *QUICK_TRAIN, "--lr", "1e308"]) == 2
+    assert "lower --lr" in capsys.readouterr().err
+    assert not list(run.glob("*.pt")) and not list(run.glob(".*partial*"))
+    again = ["train", str(corpus.samples), "--out", str(run), *QUICK_TRAIN, "--max-steps", "2", "--lr", "1e-3"]
+    assert dipn_main(again) == 0  # what the line suggests works as it is, no --overwrite needed
+    assert (run / "best.pt").is_file()
+
+
+def test_the_keygen_name_and_the_bundle_stay_untouched(corpus: Corpus) -> None:
+    """The refusals above wrote nothing: no key outside --out, nothing in the bundle or samples."""
+    assert not (corpus.root / "escaped.key").exists() and not list(corpus.root.glob("*.key"))
+    assert [p.name for p in (corpus.root / "bundle-like").iterdir()] == ["manifest.json"]
+    assert not list(corpus.samples.glob("*.png")) and not (corpus.samples / "p.csv").exists()
 
 
 @pytest.mark.parametrize(("command", "wrong", "argv", "words"), CASES, ids=[f"{c}: {w}" for c, w, _, _ in CASES])

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dipn.commands.options import finite_float
+from dipn.commands.options import (
+    finite_float,
+    int_in,
+    regular_file,
+    seed,
+    spark_master,
+    utc_offset_minutes,
+)
 from dipn.data.build import BuildConfig
 from dipn.errors import DipnValidationError
 
@@ -46,17 +53,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-share", type=finite_float, default=d.idle_share,
                    help="share of each user-day's cuts taken at idle moments (default: as the timer "
                    "would score them, i.e. drawn from event and idle moments alike)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the cut sampling")
-    p.add_argument("--min-count", type=int, default=d.min_count,
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the cut sampling")
+    p.add_argument("--min-count", type=int_in(1, 10**9), default=d.min_count,
                    help=f"vocabularies (pages, buttons, categories) keep values seen at least this many times in "
                    f"the training logs; rarer ones encode as out-of-vocabulary. Embedding tables are sized to "
                    f"the vocabulary built (default {d.min_count}: every value seen)")
-    p.add_argument("--users-per-shard", type=int, default=d.users_per_shard)
-    p.add_argument("--utc-offset-minutes", type=int, default=d.utc_offset_minutes,
+    p.add_argument("--users-per-shard", type=int_in(1, 10**9), default=d.users_per_shard,
+                   help=f"users per shard directory (default {d.users_per_shard})")
+    p.add_argument("--utc-offset-minutes", type=utc_offset_minutes, default=d.utc_offset_minutes,
                    help="time zone of the hour-of-day feature (default: meta.json's, as dipn import writes it; else UTC)")
-    p.add_argument("--manifest", type=Path, default=None,
+    p.add_argument("--manifest", type=regular_file, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
-    p.add_argument("--cuts", type=Path, default=None,
+    p.add_argument("--cuts", type=regular_file, default=None,
                    help="CSV with columns user_id, ts (integer ms since the epoch, as the raw logs) "
                    "and optionally split (train|val|eval): build samples exactly at these cut times "
                    "instead of random ones; without split, the cut's day decides it")
@@ -66,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=("default", "spark"), default="default",
                    help="default: one process (Polars + numpy); spark: the same steps on Apache Spark, "
                    "identical output (needs dipn[spark] and Java; docs/deploy.md)")
-    p.add_argument("--master", default="local[*]",
+    p.add_argument("--master", type=spark_master, default="local[*]",
                    help="with --engine spark: the cluster's master URL (spark://HOST:7077, yarn, k8s://...) "
                    "or local[N] (default local[*]); --out must be a filesystem every executor sees")
     p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
@@ -102,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:  # noqa: ANN001
+def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:
     from dipn.data.spark import build_samples_spark, spark_session, spark_unavailable
 
     reason = spark_unavailable()

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from dipn.commands.options import float_in, int_in, regular_file
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Exits non-zero when an artifact outputs NaN or loses more AUC than --max-auc-drop; the "
         "bundle is then written for inspection but marked rejected.",
     )
-    p.add_argument("checkpoint", type=Path, help="a checkpoint from dipn train (best.pt)")
+    p.add_argument("checkpoint", type=regular_file, help="a checkpoint from dipn train (best.pt)")
     p.add_argument("--samples", type=Path, help="sample directory whose eval split checks parity "
                    "(default: the one the checkpoint was trained on)")  # fmt: skip
     p.add_argument("--out", type=Path, help="bundle directory (default: bundle/ beside the checkpoint)")
@@ -34,9 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--quantize", choices=["int8", "none"], default="int8", help="int8 artifacts too (default) or fp32 only"
     )
     p.add_argument(
-        "--max-auc-drop", type=float, default=0.003, help="largest AUC loss allowed vs PyTorch (default 0.003)"
+        "--max-auc-drop", type=float_in(0, 1), default=0.003, help="largest AUC loss allowed vs PyTorch (default 0.003)"
     )
-    p.add_argument("--parity-samples", type=int, default=4000, help="eval samples scored by every artifact "
+    p.add_argument("--parity-samples", type=int_in(0, 10**9), default=4000, help="eval samples scored by every artifact "
                    "(default 4000; 0 = the whole eval split)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="runtime threads for the parity runs (default 1)")
     p.add_argument("--tflite-route", choices=["tf-while", "litert-torch"], default="tf-while",
@@ -44,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "litert-torch: unrolled fallback")  # fmt: skip
     p.add_argument("--coreml-weights", choices=["int8", "palette6", "palette4"], default="int8",
                    help="CoreML weight compression (default int8 per-channel)")  # fmt: skip
-    p.add_argument("--signing-key", type=Path, help="Ed25519 private key (from dipn keygen): sign manifest.json "
+    p.add_argument("--signing-key", type=regular_file, help="Ed25519 private key (from dipn keygen): sign manifest.json "
                    "into manifest.sig; devices configured with the public key refuse anything else")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(run=run)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import shutil
 import time
 from pathlib import Path
+
+from dipn.commands.options import float_in, int_in, seed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,16 +19,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Simulate shoppers, build samples, show one decoded sample, train a small DIPN "
         "and evaluate it; each stage prints what it did. Everything lands under --out.",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--users", type=int, default=300)
-    p.add_argument("--days", type=int, default=3)
-    p.add_argument("--density", type=float, default=1.0, help="activity scale (1.0 = paper's Table 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-samples", type=int, default=6000, help="training samples per epoch (CPU budget)")
-    p.add_argument("--eval-samples", type=int, default=4000, help="evaluation samples")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--phones", type=int, default=30, help="simulated phones streaming to the endpoint")
-    p.add_argument("--phone-events", type=int, default=10_000, help="events replayed across all phones (each is scored)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"),
+                   help="directory of the demo's raw logs, samples, run, bundle, keys and endpoint database")
+    p.add_argument("--users", type=int_in(1, 100_000), default=300, help="simulated shoppers (default 300)")
+    p.add_argument("--days", type=int_in(1, 30), default=3, help="simulated days (default 3)")
+    p.add_argument("--density", type=float_in(0, 10, low_open=True), default=1.0,
+                   help="activity scale (1.0 = paper's Table 1)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--train-samples", type=int_in(1, 10**8), default=6000,
+                   help="training samples per epoch (CPU budget)")
+    p.add_argument("--eval-samples", type=int_in(1, 10**8), default=4000, help="evaluation samples")
+    p.add_argument("--epochs", type=int_in(1, 1000), default=2)
+    p.add_argument("--phones", type=int_in(1, 10_000), default=30, help="simulated phones streaming to the endpoint")
+    p.add_argument("--phone-events", type=int_in(1, 10**9), default=10_000,
+                   help="events replayed across all phones (each is scored)")
     p.set_defaults(run=run)
 
 
@@ -64,13 +71,15 @@ def run(args: argparse.Namespace) -> int:
     from dipn.data.simulation import SimulationConfig, simulate
     from dipn.data.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
-    from dipn.outputs import make_directory
+    from dipn.outputs import DEMO, existing_output, make_directory, write_text
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
     from dipn.training.run_dir import prepare_run_dir
 
     started = time.perf_counter()
     make_directory(args.out)
+    existing_output(args.out, DEMO)  # a demo again replaces its parts, never lands in samples or a run
+    write_text(args.out / "demo.json", json.dumps({k: str(v) for k, v in vars(args).items() if k != "run"}) + "\n")
     stages = Stages()
     raw, samples = args.out / "raw", args.out / "samples"
     stages.start(f"1. simulate {args.users} shoppers over {args.days} days (density {args.density:g}) -> {raw}")

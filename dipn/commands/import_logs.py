@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dipn.commands.options import finite_float
+from dipn.commands.options import float_in, regular_file, utc_offset_minutes
 from dipn.data.importers import FORMATS, STAY_CAP_MS
 
 
@@ -22,18 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(streamed in bounded memory). See docs/data.md for the layouts and the mapping.",
     )
     p.add_argument("format", choices=tuple(FORMATS), metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="the data set's files")
+    p.add_argument("paths", nargs="+", type=regular_file, metavar="PATH", help="the data set's files")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output directory: browse.parquet, history.parquet, meta.json")
     p.add_argument("--lenient", action="store_true",
                    help="drop and count malformed rows instead of stopping at the first")
-    p.add_argument("--utc-offset-minutes", type=int, default=None,
+    p.add_argument("--utc-offset-minutes", type=utc_offset_minutes, default=None,
                    help="the market's offset from UTC: days of the history snapshots, and recorded in "
                    "meta.json for build-samples' hour feature (default: the format's; Taobao 480, others 0)")
     cap = STAY_CAP_MS / 60_000
-    p.add_argument("--stay-cap-minutes", type=finite_float, default=cap,
+    p.add_argument("--stay-cap-minutes", type=float_in(0, 7 * 24 * 60, low_open=True), default=cap,
                    help=f"longest stay time of a browse event (the gap to the user's next event; default {cap:g})")
-    p.add_argument("--users-fraction", type=finite_float, default=1.0, metavar="F",
+    p.add_argument("--users-fraction", type=float_in(0, 1, low_open=True), default=1.0, metavar="F",
                    help="keep a fixed pseudo-random share F of the users, with all their events (default 1: "
                    "all); build-samples holds a whole log in memory, see docs/data.md")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

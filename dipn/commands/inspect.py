@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "features.json manifest: prints the feature table.",
     )
     p.add_argument("path", type=Path)
-    p.add_argument("--sample", type=int, default=0, help="index of the sample within the split (default 0)")
+    p.add_argument("--sample", type=non_negative_int, default=0, help="index of the sample within the split (default 0)")
     p.add_argument("--split", choices=["train", "val", "eval", "all"], default="all")
     p.add_argument("--events", type=non_negative_int, default=12, help="last events shown per view (default 12; 0 = all)")
     p.set_defaults(run=run)
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.exists():
         raise DipnValidationError(f"{path}: no such file or directory")
+    if not (path.is_dir() or path.is_file()):  # a FIFO would block the read forever
+        raise DipnValidationError(f"{path} is not a regular file (a FIFO, socket or device)")
     if path.is_dir():
         print(render_sample(path, args.sample, args.split, args.events))
     elif path.name.endswith(".json"):

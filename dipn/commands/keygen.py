@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dipn.commands.options import plain_name
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,15 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Never overwrites an existing key.",
     )
     p.add_argument("--out", type=Path, required=True, help="directory for the two key files (created if absent)")
-    p.add_argument("--name", default="dipn-signing", help="file name stem (default dipn-signing)")
+    p.add_argument("--name", type=plain_name, default="dipn-signing",
+                   help="file name stem, a plain name (default dipn-signing)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from convert.signing import generate_keypair
     from dipn.bundle.trust import key_id, load_public_key
-    from dipn.outputs import make_directory
+    from dipn.outputs import KEYS, KINDS, make_directory, refuse_kinds
 
+    # never a private key inside a bundle, a sample directory or a run, where it would travel with them
+    refuse_kinds(args.out, *(kind for kind in KINDS if kind is not KEYS), role="--out")
     make_directory(args.out)
     private_path, public_path = generate_keypair(args.out, args.name)
     print(f"private key {private_path} (mode 600; keep it secret)")

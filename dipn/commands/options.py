@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
 
 
 def finite_float(text: str) -> float:
@@ -31,3 +35,89 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
+
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds alike; a larger one was a traceback (2**70)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An integer in [low, high]: a count, an offset or a seed with its sensible range."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low:,}..{high:,}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's "invalid integer value: 'x'"
+    return parse
+
+
+def float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """A finite number in [low, high] (or (low, high])."""
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+seed = int_in(0, SEED_MAX)
+utc_offset_minutes = int_in(-1439, 1439)  # within a day either side of UTC (real zones: -720..840)
+
+
+def plain_name(text: str) -> str:
+    """A file name without a directory: no separator, not hidden, no control characters
+    (``--name ../x`` wrote outside ``--out``, ``--name ''`` a hidden ``.key``)."""
+    if (not text or text in (".", "..") or text.startswith(".") or "/" in text or "\\" in text
+            or any(ord(c) < 32 or ord(c) == 127 for c in text) or len(text.encode()) > 200):  # fmt: skip
+        raise argparse.ArgumentTypeError(f"must be a plain file name (letters, digits, -, _; no '/', not hidden, "
+                                         f"no control characters), got {text!r}")  # fmt: skip
+    return text
+
+
+def regular_file(text: str) -> Path:
+    """Not a FIFO, a socket or a device, which would block the read forever or never end (a file
+    that is missing is the reader's to name, with what it expected there)."""
+    path = Path(text)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise argparse.ArgumentTypeError(f"{text} is not a regular file (a FIFO, socket or device)")
+    return path
+
+
+def torch_device(text: str) -> str:
+    """A device name torch knows ("cpu", "cuda", "cuda:1"); whether it is present is checked when
+    the run starts (``dipn.training.runtime.resolve_device``)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"not a device torch knows: {text!r} (cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: dipn trains on cpu or cuda[:N]")
+    return text
+
+
+_SPARK_MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn"
+                           r"|spark://[^\s/:]+(:\d+)?(,[^\s/:]+(:\d+)?)*|k8s://\S+|mesos://\S+")  # fmt: skip
+
+
+def spark_master(text: str) -> str:
+    """A master URL Spark can start from (Spark's own error for a bogus one is a Java stack trace)."""
+    if not _SPARK_MASTER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a Spark master URL: {text!r} (local[N], local[*], spark://HOST:PORT, "
+                                         "yarn, k8s://URL)")  # fmt: skip
+    return text

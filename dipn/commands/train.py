@@ -7,6 +7,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from dipn.commands.options import regular_file, seed, torch_device
 from dipn.presets import models_help, variants_help
 from dipn.training.config import TrainConfig
 
@@ -18,13 +19,13 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "lr": (float, "Adam learning rate"),
     "adam_eps": (float, "Adam epsilon (paper: 1e-3)"),
     "patience": (int, "epochs without a better val AUC before a task retires at its best epoch, and before stopping"),
-    "seed": (int, "seed of initialization and batch order"),
+    "seed": (seed, "seed of initialization and batch order"),
     "max_steps": (int, "stop after this many optimizer steps"),
     "max_train_samples": (int, "train on a fixed random subset of this size"),
     "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
     "checkpoint_every": (int, "steps between resumable checkpoints"),
     "threads": (int, "torch threads per process (default: the process's cores / torchrun processes on the node)"),
-    "device": (str, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
+    "device": (torch_device, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
     "amp": (bool, "mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA"),
     "compile": (bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),
     "weight_decay": (float, "Adam L2 penalty (the paper names none)"),
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("samples", type=Path, help="sample directory (from dipn build-samples)")
     p.add_argument("--out", type=Path, required=True, help="run directory for checkpoints and metrics")
-    p.add_argument("--config", type=Path, help="JSON file of training options")
+    p.add_argument("--config", type=regular_file, help="JSON file of training options")
     earlier = p.add_mutually_exclusive_group()  # --out holding an earlier run is refused without one of them
     earlier.add_argument("--resume", action="store_true", help="continue from --out/last.pt after an interruption")
     earlier.add_argument("--overwrite", action="store_true", help="replace the run in --out (its checkpoints and "

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ SPLITS = {"train": TRAIN, "val": VAL, "eval": EVAL}
 SHARD_ARRAYS = (*VIEWS, *(f"{v}_ts" for v in VIEWS), "browse_stay", "bounds", "cut_user",
                 "cut_ts", "history", "profile", "labels", "split", "cut_type")  # fmt: skip
 _REBUILD = "rebuild it with dipn build-samples"
+_BLOCK_ROWS = 1 << 18  # rows of ids compared at a time: a few MB of temporaries, whatever the store's size
 _INDEX_FIELDS = {"shards": list, "files": dict, "events": dict, "views_present": list, "build": dict}
 
 
@@ -81,8 +84,10 @@ def open_array(root: Path, name: str, files: dict[str, Any]) -> np.ndarray:
         array = np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise DipnValidationError(f"{path}: missing from the sample directory; {_REBUILD}") from None
-    except (OSError, ValueError, EOFError) as exc:  # truncated, or not a .npy of plain numbers
-        raise DipnValidationError(f"{path}: not a readable .npy array ({exc}); {_REBUILD}") from None
+    except Exception as exc:  # noqa: BLE001 - truncated, not a .npy of plain numbers, a damaged header (numpy
+        # parses it with ast and tokenize, which fail in their own ways)
+        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise DipnValidationError(f"{path}: not a readable .npy array ({reason}); {_REBUILD}") from None
     found, expected = describe_array(array), files.get(name)
     if found != expected:
         raise DipnValidationError(
@@ -120,7 +125,46 @@ def read_index(root: Path) -> dict[str, Any]:
             raise DipnValidationError(f"{index}: no {kind.__name__} {name!r}; {_REBUILD}")
     if not all(isinstance(shard, dict) and isinstance(shard.get("name"), str) for shard in info["shards"]):
         raise DipnValidationError(f"{index}: a shard entry without its name; {_REBUILD}")
+    for shard in info["shards"]:
+        if not _plain_name(shard["name"]):
+            raise DipnValidationError(f"{index}: shard {shard['name']!r} is not a directory inside the sample "
+                                      f"directory (a plain name such as shard-00000); {_REBUILD}")  # fmt: skip
+    if not all(v in VIEWS and _count(n) for v, n in info["events"].items()):
+        raise DipnValidationError(f"{index}: 'events' must count each view's events (a view: a whole number "
+                                  f">= 0), got {str(info['events'])[:120]}; {_REBUILD}")  # fmt: skip
+    if not all(isinstance(v, str) for v in info["views_present"]):
+        raise DipnValidationError(f"{index}: 'views_present' must list view names; {_REBUILD}")
+    hours = [info["build"].get(k) for k in ("realtime_hours", "longterm_hours")]
+    if not all(isinstance(h, (int, float)) and not isinstance(h, bool) and 0 < h < math.inf for h in hours):
+        raise DipnValidationError(f"{index}: 'build' must hold the label horizons (realtime_hours, longterm_hours: "
+                                  f"positive numbers); {_REBUILD}")  # fmt: skip
     return info
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not name.startswith(".") and "/" not in name \
+        and "\\" not in name and "\0" not in name
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_ids(ids: np.ndarray, specs: tuple, refuse: Callable[[str], DipnValidationError]) -> None:
+    """Every column's ids inside its feature's embedding table: one comparison per id, read as
+    unsigned so that a negative id is a huge one, in blocks over the memory map."""
+    if len(ids) == 0:
+        return
+    unsigned = ids.view(np.dtype(ids.dtype.str.replace("i", "u")))
+    limits = np.array([spec.num_embeddings for spec in specs])
+    limits = limits.astype(unsigned.dtype) if limits.max() <= np.iinfo(unsigned.dtype).max else limits
+    for start in range(0, len(ids), _BLOCK_ROWS):
+        block = unsigned[start : start + _BLOCK_ROWS]
+        if (block >= limits).any():
+            column = int(np.flatnonzero((block >= limits).any(axis=0))[0])
+            values = ids[start : start + _BLOCK_ROWS, column]
+            raise refuse(f"column {specs[column].name} holds ids {int(values.min())}..{int(values.max())}, its "
+                         f"vocabulary has {specs[column].num_embeddings} (from features.json)")
 
 
 @dataclass
@@ -133,7 +177,11 @@ class Shard:
 
     def __post_init__(self) -> None:
         def load(array: str) -> np.ndarray:
-            return open_array(self.root, f"{self.name}/{array}.npy", self.files)
+            found = open_array(self.root, f"{self.name}/{array}.npy", self.files)
+            if found.dtype.kind not in "iu":
+                raise DipnValidationError(f"{self.root / self.name / array}.npy: holds {found.dtype}, not whole "
+                                          f"numbers; {_REBUILD}")  # fmt: skip
+            return found
 
         self.events = {v: load(v) for v in VIEWS}
         self.event_ts = {v: load(f"{v}_ts") for v in VIEWS}
@@ -149,6 +197,47 @@ class Shard:
 
     def __len__(self) -> int:
         return len(self.cut_ts)
+
+    def check_values(self, manifest: FeatureManifest, users: int) -> None:
+        """Refuse values the store would index with or read as codes, vectorized over the memory
+        maps: ids inside their embedding tables, windows inside the event arrays, labels, split
+        and cut-type codes, user indices. A bit flipped in a shard is caught here, not as an
+        IndexError in the middle of an evaluation or, worse, as silent garbage in training."""
+        samples, cfg = len(self.cut_ts), manifest.config
+
+        def refuse(array: str, what: str) -> DipnValidationError:
+            return DipnValidationError(f"{self.root / self.name / array}.npy: {what}; {_REBUILD}")
+
+        per_sample = {"cut_user": (), "bounds": (len(VIEWS), 2), "labels": (len(TASKS),), "split": (),
+                      "cut_type": (), **{g: (len(cfg.group(g)),) for g in STATIC_ENCODERS}}  # fmt: skip
+        for name, tail in per_sample.items():
+            if getattr(self, name).shape != (samples, *tail):
+                raise refuse(name, f"shape {getattr(self, name).shape}, expected ({samples}, {tail}) for {samples} samples")
+        sizes = []
+        for view in VIEWS:
+            events = self.events[view]
+            if events.ndim != 2 or events.shape[1] != len(cfg.group(view)) or self.event_ts[view].shape != events.shape[:1]:
+                raise refuse(view, f"shape {events.shape}, {len(cfg.group(view))} columns and one timestamp per row expected")
+            _check_ids(events, cfg.group(view), lambda what, v=view: refuse(v, what))
+            sizes.append(len(events))
+        if self.browse_stay.shape != self.events["browse"].shape[:1]:
+            raise refuse("browse_stay", "not one stay per browse event")
+        for group in STATIC_ENCODERS:
+            _check_ids(getattr(self, group), cfg.group(group), lambda what, g=group: refuse(g, what))
+        if samples == 0:
+            return
+        bounds = np.asarray(self.bounds)
+        lo, hi = bounds[..., 0], bounds[..., 1]
+        if not ((lo >= 0) & (lo <= hi) & (hi <= np.asarray(sizes)[None, :])).all():
+            raise refuse("bounds", "a window outside its view's events (bounds must satisfy 0 <= lo <= hi <= events)")
+        if self.labels.max() > 1:
+            raise refuse("labels", f"a label of {int(self.labels.max())}; labels are 0 or 1")
+        for name, codes in (("split", SPLITS.values()), ("cut_type", CUT_TYPES.values())):
+            unknown = np.setdiff1d(np.unique(getattr(self, name)), list(codes))
+            if len(unknown):
+                raise refuse(name, f"unknown code(s) {unknown[:5].tolist()}; known: {sorted(codes)}")
+        if self.cut_user.min() < 0 or self.cut_user.max() >= users:
+            raise refuse("cut_user", f"a user index outside users.npy's {users} users")
 
     def window(self, view: str, rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Left-padded ids (n, length, width), timestamps (n, length; padding = int64 min) and the
@@ -179,6 +268,10 @@ class SampleStore:
         self.length = self.manifest.config.sequence_length
         self._users = open_array(self.root, "users.npy", files)
         self.shards = [Shard(self.root, s["name"], files) for s in self.info["shards"]]
+        if self._users.ndim != 1 or self._users.dtype.kind not in "US":
+            raise DipnValidationError(f"{self.root / 'users.npy'}: not a list of user ids; {_REBUILD}")
+        for shard in self.shards:
+            shard.check_values(self.manifest, len(self._users))
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.split = np.concatenate([np.asarray(s.split) for s in self.shards]) if self.shards else np.zeros(0, np.uint8)
         self.labels = np.concatenate([np.asarray(s.labels) for s in self.shards]) if self.shards else np.zeros((0, 2), np.uint8)

@@ -12,6 +12,7 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import calibration_table, task_metrics
 from dipn.evaluation.plots import reliability_plot, score_histograms
 from dipn.features import TASKS
+from dipn.outputs import EVALUATION, replacing, staged, writing_file
 from dipn.training import checkpoint
 from dipn.training.boosted import load_gbdt, predict_gbdt
 from dipn.training.predict import predict
@@ -37,8 +38,6 @@ def evaluate_checkpoint(
         )
     indices = store.indices(split)
     preds = score(store, indices)
-    if predictions_out is not None:
-        write_predictions(store, indices, preds, predictions_out)
     labels = {t: preds[t] for t in tasks}
     scores = {t: preds[f"p_{t}"] for t in tasks}
     report = {
@@ -49,10 +48,12 @@ def evaluate_checkpoint(
         "tasks": {t: task_metrics(labels[t], scores[t]) for t in tasks},
         "calibration": {t: calibration_table(labels[t], scores[t]) for t in tasks},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    reliability_plot(labels, scores, out / "reliability.png")
-    score_histograms(labels, scores, out / "scores.png")
+    with replacing(out, EVALUATION) as staging:  # the report replaces an earlier one whole, or not at all
+        if predictions_out is not None:
+            write_predictions(store, indices, preds, staged(predictions_out, out, staging))
+        (staging / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+        reliability_plot(labels, scores, staging / "reliability.png")
+        score_histograms(labels, scores, staging / "scores.png")
     return report
 
 
@@ -67,6 +68,6 @@ def write_predictions(store: SampleStore, indices, preds: dict[str, Any], path: 
         "p_realtime": preds["p_realtime"],
         "p_longterm": preds["p_longterm"],
     })  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(path)
+    with writing_file(path) as tmp:
+        frame.write_csv(tmp)
     return path

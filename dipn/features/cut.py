@@ -23,7 +23,7 @@ import numpy as np
 
 from dipn.features import buckets
 from dipn.features.manifest import FeatureManifest, mask_column
-from dipn.features.spec import BROWSE_ACTIONS, PAD_ID, SEQUENCE_GROUPS, FeatureConfig, FeatureSpec, Group, Kind, value_to_id
+from dipn.features.spec import BROWSE_ACTIONS, PAD_ID, FeatureConfig, FeatureSpec, Group, Kind, value_to_id
 
 OPEN_STAY = -1  # stored stay of a browse page whose end is not in the log: still open
 NO_EVENT_TS = np.iinfo(np.int64).min  # timestamp of a padded step

@@ -285,10 +285,9 @@ class GBDTBaseline:
             "constant": self.constant,
             "boosters": {t: b.model_to_string(num_iteration=b.best_iteration or None) for t, b in self.boosters.items()},
         }  # fmt: skip
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(state) + "\n")
-        tmp.replace(path)
-        return path
+        from dipn.outputs import write_text
+
+        return write_text(path, json.dumps(state) + "\n")
 
     @classmethod
     def load(cls, path: Path, feature_config: FeatureConfig) -> GBDTBaseline:

@@ -21,6 +21,7 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS, FeatureManifest
 from dipn.models.gbdt import GBDTBaseline, gbdt_config_for_data
+from dipn.outputs import write_text
 from dipn.training.batches import eval_batches, fit_splits
 from dipn.training.config import TrainConfig
 
@@ -61,10 +62,9 @@ def train_gbdt(store: SampleStore, config: TrainConfig, run_dir: Path, progress:
               "features": len(model.feature_names), "train_samples": len(train)}  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     store.manifest.save(run_dir / "features.json")
-    (run_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+    write_text(run_dir / "train_config.json", json.dumps(config.to_dict(), indent=1) + "\n")
     model.save(run_dir / GBDT_FILE)
-    with (run_dir / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    write_text(run_dir / "metrics.jsonl", json.dumps(record) + "\n")  # one fit: the run's one record
     return {"best_score": record["score"], "history": [record], "global_step": 0, "run_dir": str(run_dir),
             "model_path": str(run_dir / GBDT_FILE), "model": model}  # fmt: skip
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
+import hashlib
+import io
 import pickle
 import subprocess
 from pathlib import Path
@@ -24,8 +25,10 @@ from dipn import __version__
 from dipn.errors import DipnValidationError
 from dipn.features import FeatureManifest
 from dipn.models import MODEL_CONFIGS, build_model
+from dipn.outputs import write_bytes
 
 CHECKPOINT_FORMAT = 1
+DIGEST = "content_sha256"  # the digest of every other key, checked on load
 CONFIG_TYPES = MODEL_CONFIGS
 MODEL_KEYS = ("model_name", "model_config", "model_state", "feature_manifest")
 RESUME_KEYS = (*MODEL_KEYS, "optimizer_state", "train_state", "torch_rng")
@@ -50,17 +53,61 @@ def model_config_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def save(path: Path, state: dict[str, Any]) -> Path:
-    """Atomic: a kill during the write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "dipn_version": __version__,
-                "saved_at": dt.datetime.now(dt.UTC).isoformat(), **state}, tmp)  # fmt: skip
-    objects = torch.serialization.get_unsafe_globals_in_checkpoint(tmp)
+    """Atomic (``dipn.outputs.write_bytes``): a kill or a full disk during the write leaves the
+    previous checkpoint intact. The file carries the digest of its contents, checked by ``load``;
+    weights that are not finite are never written."""
+    path = Path(path)
+    if "model_state" in state:
+        bad, total = nonfinite_weights(state["model_state"])
+        if bad:
+            raise DipnValidationError(f"{path}: not written: {bad:,} of {total:,} weights are not finite (NaN or "
+                                      "infinity), training diverged; train again with a lower --lr")  # fmt: skip
+    content = {"format": CHECKPOINT_FORMAT, "dipn_version": __version__,
+               "saved_at": dt.datetime.now(dt.UTC).isoformat(), **state}  # fmt: skip
+    buffer = io.BytesIO()
+    torch.save({**content, DIGEST: content_digest(content)}, buffer)
+    buffer.seek(0)
+    objects = torch.serialization.get_unsafe_globals_in_checkpoint(buffer)
     if objects:  # ``load`` would refuse it: store such values as plain data (a dict, a float) instead
-        tmp.unlink()
         raise DipnValidationError(f"{path}: checkpoint state holds Python objects {objects}; store plain data")
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, buffer.getvalue())
+
+
+def content_digest(content: dict[str, Any]) -> str:
+    """sha256 of a checkpoint's contents, walked in a fixed order (tensors by dtype, shape and
+    bytes; dicts by sorted keys): a byte flipped anywhere in the file changes a value or breaks
+    the unpickling, so ``load`` refuses a damaged checkpoint instead of scoring with it."""
+    digest = hashlib.sha256()
+    _feed(digest, content)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{flat.dtype}{tuple(value.shape)}:".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__[0]}{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def nonfinite_weights(state: Any) -> tuple[int, int]:
+    """(not finite, all) floating-point values of a model's state dict."""
+    bad = total = 0
+    for tensor in state.values() if isinstance(state, dict) else ():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            bad += int((~torch.isfinite(tensor)).sum())
+            total += tensor.numel()
+    return bad, total
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -78,8 +125,25 @@ def load(path: str | Path) -> dict[str, Any]:
             "it could run code): a checkpoint from dipn train never does") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise DipnValidationError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    except Exception as exc:  # a damaged zip or pickle fails in torch's many ways
+        raise DipnValidationError(f"{path}: not a readable checkpoint (damaged: {exc.__class__.__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DipnValidationError(f"{path}: not a dipn checkpoint (format {CHECKPOINT_FORMAT})")
+    recorded = ckpt.pop(DIGEST, None)
+    if recorded is None:
+        raise DipnValidationError(f"{path}: carries no digest of its contents (written before dipn checked them); "
+                                  "train it again")  # fmt: skip
+    try:
+        computed = content_digest(ckpt)
+    except Exception:  # values of a damaged file that do not even hash
+        computed = None
+    if computed != recorded:
+        raise DipnValidationError(f"{path}: damaged: its contents do not match the digest it was saved with "
+                                  "(a changed byte, a partial copy); use another copy or train again")  # fmt: skip
+    bad, total = nonfinite_weights(ckpt.get("model_state"))
+    if bad:
+        raise DipnValidationError(f"{path}: {bad:,} of {total:,} weights are not finite (NaN or infinity): the "
+                                  "training run diverged; train again with a lower --lr")  # fmt: skip
     return ckpt
 
 

@@ -56,8 +56,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise DipnValidationError(f"training option {name} must be >= 1, got {value!r}")
-        if self.seed < 0:
-            raise DipnValidationError(f"training option seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed < 2**32:
+            raise DipnValidationError(f"training option seed must be >= 0 and < 2**32, got {self.seed}")
         if not (self.lr > 0 and self.adam_eps > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise DipnValidationError(f"lr and adam_eps must be > 0, beta1 and beta2 in [0, 1): lr {self.lr}, "
                                       f"adam_eps {self.adam_eps}, beta1 {self.beta1}, beta2 {self.beta2}")  # fmt: skip

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dipn import outputs
 from dipn.data.store import SampleStore
+from dipn.errors import DipnValidationError
 from dipn.evaluation.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
@@ -102,7 +104,18 @@ class Trainer:
         self.scaler.update()
         self.state.global_step += 1
         self.state.step_in_epoch += 1
-        return float(loss.detach())
+        value = float(loss.detach())
+        self.require_finite(value)
+        return value
+
+    def require_finite(self, loss: float) -> None:
+        """Stop a diverging run at the step it diverged, before any checkpoint holds its weights."""
+        step, lr = self.state.global_step, self.config.lr
+        weights = torch.stack([p.detach().float().abs().sum() for p in self.model.parameters()]).sum()
+        if not (math.isfinite(loss) and bool(torch.isfinite(weights))):
+            what = f"the loss is {loss}" if not math.isfinite(loss) else "weights are no longer finite"
+            raise DipnValidationError(f"training diverged at step {step}: {what} (NaN or infinity); no checkpoint "
+                                      f"holds it: train again with a lower --lr (this run: {lr:g})")  # fmt: skip
 
     def _forward_backward(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -164,8 +177,9 @@ class Trainer:
         if self.branches:
             self._retire(tasks.due(self.tasks, self.config.patience))
         self.save(self.run_dir / "last.pt")
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        metrics = self.run_dir / "metrics.jsonl"  # rewritten whole: a kill never leaves half a line
+        earlier = metrics.read_text() if metrics.exists() else ""
+        outputs.write_text(metrics, earlier + json.dumps(record) + "\n")
         if self.branches:
             return not tasks.active(self.tasks)
         return state.bad_epochs >= self.config.patience
@@ -205,7 +219,7 @@ class Trainer:
         if self.rank.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.store.manifest.save(self.run_dir / "features.json")
-            (self.run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+            outputs.write_text(self.run_dir / "train_config.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
         while self.state.epoch < cfg.epochs and not self._step_limit_reached():
             train = self.train_epoch()
             if not train["epoch_complete"]:  # stopped by max_steps inside the epoch

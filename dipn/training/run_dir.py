@@ -13,6 +13,9 @@ from dipn.outputs import TRAINING_RUN, existing_output, make_directory
 
 # What a run writes (the checkpoints' .tmp: a save killed before its rename).
 RUN_FILES = (*TRAINING_RUN.markers, "features.json", "last.pt.tmp", "best.pt.tmp")
+# What a run has to show for itself: a run stopped before any of them (diverged at its first steps)
+# is started over without --overwrite, as its error message suggests.
+_RESULTS = ("last.pt", "best.pt", "metrics.jsonl", "gbdt.json")
 
 
 def prepare_run_dir(out: Path, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -23,7 +26,7 @@ def prepare_run_dir(out: Path, *, resume: bool = False, overwrite: bool = False)
         if not (out / "last.pt").is_file():
             raise DipnValidationError(f"{out}: nothing to resume (no last.pt); start the run without --resume")
         return
-    if earlier and not overwrite:
+    if earlier and not overwrite and any((out / name).exists() for name in _RESULTS):
         raise DipnValidationError(
             f"{out} holds a training run: --resume continues it, --overwrite replaces it, or give a new --out"
         )

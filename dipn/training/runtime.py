@@ -83,7 +83,10 @@ def keep_freed_memory() -> bool:
 def resolve_device(name: str) -> torch.device:
     """The torch device for ``--device`` ("cpu", "cuda", "cuda:1"); under torchrun, "cuda" is the
     process's local GPU. Refused in one line when CUDA is asked for and absent."""
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise DipnValidationError(f"--device {name}: not a device torch knows (cpu, cuda or cuda:N)") from None
     if device.type == "cpu":
         return device
     if device.type != "cuda":

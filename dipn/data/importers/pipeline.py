@@ -41,7 +41,7 @@ from dipn.data.readers import SUFFIXES
 from dipn.errors import DipnValidationError
 from dipn.features.contract import RAW_VIEWS, SCHEMAS
 from dipn.features.spec import BROWSE_ACTIONS
-from dipn.outputs import RAW_LOGS, existing_output, make_directory
+from dipn.outputs import RAW_LOGS, existing_output, replacing
 
 STAY_CAP_MS = 30 * 60_000  # a browse event's stay: the gap to the user's next event, at most 30 min
 PARTITION_BYTES = 16 << 20  # source text per partition; pass 2 holds one partition in memory
@@ -121,18 +121,17 @@ def import_logs(
     sources = _sources(fmt, [Path(p) for p in paths])
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    work = out_dir / ".dipn-import"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    # Built beside out_dir, replacing its earlier import whole (its other files are kept): a kill
+    # or a full disk leaves the previous import.
+    with replacing(out_dir, RAW_LOGS) as staging:
+        work = staging / ".dipn-import"
         run = _Run(fmt, sources, work, config)
         meta = run.execute()
         meta["import_seconds"] = round(time.perf_counter() - started, 2)
         (work / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         for name in OUTPUTS:
-            os.replace(work / name, out_dir / name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            os.replace(work / name, staging / name)
+        shutil.rmtree(work)
     return ImportResult(out_dir, meta, run.reports)
 
 
@@ -174,8 +173,8 @@ def _sources(fmt: LogFormat, paths: list[Path]) -> list[_Source]:
 def _check_out_dir(out_dir: Path) -> None:
     """Refuse a directory of another kind, or whose other raw files build-samples would mix with
     the import."""
-    existing_output(out_dir, RAW_LOGS)
-    make_directory(out_dir)
+    if not existing_output(out_dir, RAW_LOGS) and not out_dir.is_dir():
+        return
     ours = {"browse.parquet", "history.parquet"}
     foreign = sorted(
         p.name for p in out_dir.iterdir()

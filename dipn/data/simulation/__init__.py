@@ -27,6 +27,7 @@ from dipn.data.simulation.writer import (
     write_table,
 )
 from dipn.features.contract import RAW_VIEWS
+from dipn.outputs import RAW_LOGS, replacing
 
 __all__ = ["GENERATOR_VERSION", "SimulationConfig", "simulate", "user_ids"]
 
@@ -41,10 +42,15 @@ def simulate(config: SimulationConfig, out_dir: Path, progress: bool = True) -> 
     """Simulate ``config.users`` shoppers into ``out_dir``; returns the summary in meta.json.
 
     Users are generated and written in chunks of ``CHUNK_USERS`` (one Parquet row group each), so
-    memory does not grow with the number of users.
+    memory does not grow with the number of users. The logs are written beside ``out_dir`` and
+    replace its earlier logs whole at the end (``dipn.outputs.replacing``): a kill or a full disk
+    leaves the previous logs, never a mix or a truncated file.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with replacing(Path(out_dir), RAW_LOGS) as staging:
+        return _simulate(config, staging, progress)
+
+
+def _simulate(config: SimulationConfig, out_dir: Path, progress: bool) -> dict:
     (out_dir / TRUTH_FILE).unlink(missing_ok=True)  # never leave a stale answer key behind
     truth = GroundTruth(config)
     truth_parts: list[dict[str, pa.Array]] = []

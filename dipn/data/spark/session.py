@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from dipn.errors import DipnValidationError
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -52,7 +54,11 @@ def spark_session(
     settings = {**DEFAULT_CONF, "spark.ui.showConsoleProgress": str(progress).lower(), **(conf or {})}
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - a JVM that cannot start fails as Py4J, Java or OS errors
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+        raise DipnValidationError(f"--master {master}: Spark could not start ({reason})") from None
     try:
         yield spark
     finally:
