@@ -105,11 +105,17 @@ def _scorer(ckpt_path: Path, batch_size: int | None, threads: int | None,
     variant = (ckpt.get("train_config") or {}).get("variant")
     name = ckpt["model_name"] + (f" ({variant})" if variant and variant != ckpt["model_name"] else "")
     tasks = tuple(getattr(model.config, "tasks", TASKS))
-    runtime.set_threads(threads)
-    if threads is None:  # the default: chosen from the batches' own wall time (dipn.training.runtime)
-        runtime.adapt_threads(model)
+    scoring_threads(model, threads)
     options = {"batch_size": batch_size} if batch_size else {}
     return name, tasks, ckpt.get("git_revision"), manifest, partial(predict, model, progress=progress, **options)
+
+
+def scoring_threads(model: Any, threads: int | None) -> None:
+    """``threads`` torch threads for scoring ``model``; None: chosen from the batches' own wall
+    time (``dipn.training.runtime.adapt_threads``), never slower than one thread on a busy machine."""
+    runtime.set_threads(threads)
+    if threads is None:
+        runtime.adapt_threads(model)
 
 
 def write_predictions(store: SampleStore, indices, preds: dict[str, Any], path: Path) -> Path:

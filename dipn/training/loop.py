@@ -55,6 +55,8 @@ class Trainer:
         model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
                                      overrides)  # fmt: skip
         self.model = model.to(self.device)
+        if config.threads is None and self.device.type == "cpu" and not config.compile:
+            runtime.adapt_threads(self.model)  # the default: chosen from the steps' own wall time
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.input_names = tuple(self.model.input_names)
         self.parallel = distributed.wrap(self.model, self.rank, self.device)

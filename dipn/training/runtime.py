@@ -151,8 +151,9 @@ class ThreadChooser:
         if state["left"] > 0:
             return state["choice"]
         idle = idle_since(state["since"]) if state["choice"] == 1 else None
-        if idle is not None and idle < self.SPARE * (self.candidates[-1] - 1):
-            # the machine had no cores to spare over the period: more threads would wait on them
+        if state["choice"] == 1 and state["since"] is not None and not (idle or 0.0) >= self.SPARE * (self.candidates[-1] - 1):
+            # the machine had no cores to spare over the period (or too short a period to tell):
+            # more threads would wait on them; where there is no /proc/stat, the timing decides
             state.update(left=state["period"], since=cpu_jiffies())
             return 1
         other = [c for c in self.candidates if c != state["choice"]]  # check: the other first, then interleaved
