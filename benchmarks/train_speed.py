@@ -188,7 +188,7 @@ def scoring_worker(runner: StepRunner, samples: int, windows: int) -> dict[str, 
     return {"samples_per_s": statistics.median(len(indices) / w for w, _ in timed),
             "samples_per_cpu_s": statistics.median(len(indices) / c for _, c in timed),
             "windows_wall_cpu_s": timed, "samples": len(indices), "peak_rss_mb": _peak_rss_mb(),
-            "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
+            "cpus_allowed": sorted(os.sched_getaffinity(0)), "threads_at_end": torch.get_num_threads()}  # fmt: skip
 
 
 def keep_freed_memory_of_this_tree() -> None:
@@ -261,7 +261,7 @@ def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[s
     the code's default, on the machine as it is ("idle") and with one competing CPU-bound process
     ("busy"), old code (``--threads-baseline-rev``) and new; the cells of one row run back to back.
     Training runs enough steps for ``adapt_threads`` to check its choice within the timed windows."""
-    counts = [1, *([min(2, len(os.sched_getaffinity(0)))] if len(os.sched_getaffinity(0)) > 1 else []), 0]
+    counts = [c for c in args.thread_counts if c <= len(os.sched_getaffinity(0))]
     training = {"warmup": args.thread_warmup, "steps": args.thread_steps, "windows": args.windows}
     rows = []
     for task in ("training", "scoring"):
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thread-warmup", type=int, default=14, help="untimed training steps in the threads section")
     parser.add_argument("--thread-steps", type=int, default=6, help="training steps per window in the threads section")
     parser.add_argument("--scoring-samples", type=int, default=1024, help="eval samples per scoring window")
+    parser.add_argument("--thread-counts", nargs="+", type=int, default=[1, 2, 0],
+                        help="threads of the threads section (0: the code's default)")
     parser.add_argument("--sections", nargs="+", default=["models", "threads"], choices=["models", "threads"],
                         help="models: the table per model, batch and threads; threads: 1, 2 and default threads "
                              "on an idle and a busy machine, training and scoring")

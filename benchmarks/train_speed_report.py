@@ -143,6 +143,10 @@ def _threads(report: dict[str, Any]) -> list[str]:
         default = next(r for r in rows if r["task"] == task and r["threads"] == "default")
         lines.append(f"| {task} | " + " | ".join(
             f"{default[c]['samples_per_s'] / one[c]['samples_per_s']:.2f}x" for c in cells) + " |")  # fmt: skip
+    ended = [f"{r['task']} {c.replace('_', ' ')} {r[c]['threads_at_end']}" for r in rows if r["threads"] == "default"
+             for c in cells if "threads_at_end" in r[c]]  # fmt: skip
+    if ended:
+        lines += ["", "Threads the default ran with at the end of its cell: " + ", ".join(ended) + "."]
     scoring = next((r for r in rows if r["task"] == "scoring" and r["threads"] == 1), None)
     if scoring:
         lines += ["", f"Scoring speed of `dipn evaluate` (DIPN, 1 thread, idle column): old "

@@ -11,8 +11,9 @@ while a run lasts. So the default (``--threads`` unset) is chosen while the run 
 most this process's share of its CPU affinity among the processes torchrun starts on the node),
 then times the model's own batches with one thread and with that share, keeps the faster, and
 checks again after twice as many batches each time the choice holds (from 16 batches up to 512),
-so a job that starts later on the machine is noticed and the cost of checking stays a few percent
-where one thread is the winner. ``--threads N`` fixes the count. ``benchmarks/train_speed.py``
+so a job that starts later on the machine is noticed. From one thread, more are tried only when
+the machine left a spare core idle over the last period: on a busy machine no batch is spent on
+a probe that would lose. ``--threads N`` fixes the count. ``benchmarks/train_speed.py``
 times the default against one and two threads on an idle and on a busy machine
 (docs/benchmarks.md).
 
