@@ -150,7 +150,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                            "samples_per_cpu_s": statistics.median(samples / cpu for _, cpu in windows),
                            "windows_wall_cpu_s": windows,
                            "warmup_wall_s": warmup_wall_s, "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
-                           "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
+                           "cpus_allowed": sorted(os.sched_getaffinity(0)),
+                           "threads_at_end": _torch_threads()}  # fmt: skip
     if args.macs:
         out["macs_per_sample"] = runner.macs_per_sample()
     if args.profile:
@@ -188,7 +189,7 @@ def scoring_worker(runner: StepRunner, samples: int, windows: int) -> dict[str, 
     return {"samples_per_s": statistics.median(len(indices) / w for w, _ in timed),
             "samples_per_cpu_s": statistics.median(len(indices) / c for _, c in timed),
             "windows_wall_cpu_s": timed, "samples": len(indices), "peak_rss_mb": _peak_rss_mb(),
-            "cpus_allowed": sorted(os.sched_getaffinity(0)), "threads_at_end": torch.get_num_threads()}  # fmt: skip
+            "cpus_allowed": sorted(os.sched_getaffinity(0)), "threads_at_end": _torch_threads()}  # fmt: skip
 
 
 def keep_freed_memory_of_this_tree() -> None:
@@ -215,6 +216,12 @@ def _timed(call: Any) -> float:
     started = time.perf_counter()
     call()
     return time.perf_counter() - started
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _uptime() -> str:

@@ -136,13 +136,16 @@ def _threads(report: dict[str, Any]) -> list[str]:
     for r in rows:
         lines.append(f"| {r['task']} | {r['threads']} | " + " | ".join(
             f"{r[c]['samples_per_s']:,.1f} ({r[c]['samples_per_cpu_s']:,.1f})" for c in cells) + " |")  # fmt: skip
-    lines += ["", "Default threads against 1 thread (wall-clock samples/s, same column; 1.00x or more: the default "
-              "never lost):", "", "| task | old idle | old busy | new idle | new busy |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "Default threads against 1 thread, same column: wall-clock samples/s (1.00x or more: the default "
+              "never lost), and in brackets samples per core-second (what the cells cost in CPU, far less moved by "
+              "the other jobs' share of the cores than wall time):", "",
+              "| task | old idle | old busy | new idle | new busy |", "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for task in dict.fromkeys(r["task"] for r in rows):
         one = next(r for r in rows if r["task"] == task and r["threads"] == 1)
         default = next(r for r in rows if r["task"] == task and r["threads"] == "default")
         lines.append(f"| {task} | " + " | ".join(
-            f"{default[c]['samples_per_s'] / one[c]['samples_per_s']:.2f}x" for c in cells) + " |")  # fmt: skip
+            f"{default[c]['samples_per_s'] / one[c]['samples_per_s']:.2f}x "
+            f"({default[c]['samples_per_cpu_s'] / one[c]['samples_per_cpu_s']:.2f}x)" for c in cells) + " |")  # fmt: skip
     ended = [f"{r['task']} {c.replace('_', ' ')} {r[c]['threads_at_end']}" for r in rows if r["threads"] == "default"
              for c in cells if "threads_at_end" in r[c]]  # fmt: skip
     if ended:
