@@ -31,8 +31,9 @@ much of the gain is the allocator and how much the model code, and the new code 
 with ``--compile`` (``torch.compile``; its warm-up includes the compilation).
 Threads (``--sections threads``): DIPN training and scoring (``dipn evaluate``'s ``predict``) with
 1 thread, 2 and the code's default, on the machine as it is and with one competing CPU-bound
-process pinned to the last core, the code before issue 25 (``--threads-baseline-rev``) beside this
-tree: the default must never be slower than 1 thread, idle or busy.
+process, the code before issue 25 (``--threads-baseline-rev``) beside this tree; there every
+worker and the competing process may use all cores, as a user's process and another job do. The
+default must never be slower than 1 thread, idle or busy.
 
 Writes benchmarks/results/train_speed.{json,md} (or under --out); a run of the threads section
 alone writes train_speed_threads.{json,md}.
@@ -240,18 +241,19 @@ def _peak_rss_mb() -> float:
 
 
 # ---- the driver ------------------------------------------------------------------------------------
-def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str], busy: bool = False,
+def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str], busy: bool | None = None,
                settings: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
-    """One measurement in a fresh worker process pinned to ``threads`` cores (0 threads: the code's
-    default, on all cores). ``busy``: one competing CPU-bound process runs on the last core
-    meanwhile, as another job on a shared machine would."""
+    """One measurement in a fresh worker process pinned to ``threads`` cores; ``busy`` (the threads
+    section): every worker may use all cores, as a user's process does, 0 threads is the code's
+    default, and when ``busy`` is true one competing CPU-bound process, unpinned like another job
+    on a shared machine, runs meanwhile."""
     allowed = sorted(os.sched_getaffinity(0))
-    cores = ",".join(str(c) for c in (allowed[:threads] if threads else allowed))
+    cores = ",".join(str(c) for c in (allowed if busy is not None else allowed[:threads]))
     settings = settings or {"warmup": args.warmup, "steps": args.steps, "windows": args.windows}
     command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--code", str(code),
                "--samples", str(args.samples_of[code]), "--threads", str(threads),
                *(f"--{k}={v}" for k, v in settings.items()), *extra]  # fmt: skip
-    competitor = subprocess.Popen(["taskset", "-c", str(allowed[-1]), sys.executable, "-c", "while True: pass"]) if busy else None
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
     finally:

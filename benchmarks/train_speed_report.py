@@ -122,10 +122,10 @@ def _threads(report: dict[str, Any]) -> list[str]:
         f"batch 128, {t['training_warmup']} warm-up steps, then the median of {t['windows']} windows of "
         f"{t['training_steps']} steps of `Trainer.train_epoch`. Scoring: the code's own `predict` (what `dipn "
         f"evaluate` runs, at its default batch size) over {t['scoring_samples']:,} eval samples, the median of "
-        f"{t['windows']} passes after a warm-up batch. A worker with 1 or 2 threads is pinned to that many cores; "
+        f"{t['windows']} passes after a warm-up batch. Every worker may use all cores, as a user's process does; "
         "\"default\" is the code's own choice (old: training from the idle cores at the start, scoring torch's "
-        "default of all cores; new: `dipn.training.runtime.adapt_threads`) on all cores. Busy: one CPU-bound "
-        "process (`while True: pass`) pinned to the last core while the worker runs. \"idle\" is the machine as "
+        "default of all cores; new: `dipn.training.runtime.adapt_threads`). Busy: one CPU-bound process "
+        "(`while True: pass`, unpinned, like another job) runs while the worker runs. \"idle\" is the machine as "
         "the other jobs on it left it (see `uptime`). Figures are wall-clock samples/s (what a user waits for), "
         "samples per core-second in brackets.",
         "",
