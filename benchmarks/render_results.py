@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["accuracy", "models", "train_speed", "size_parity", "latency", "browser_latency", "emulator", "uplink_cost", "endpoint_load", "endpoint_load_postgres", "coupon_ab", "band_check", "scale", "real_data"]
+ORDER = ["accuracy", "models", "train_speed", "train_speed_threads", "size_parity", "latency", "browser_latency", "emulator", "uplink_cost", "endpoint_load", "endpoint_load_postgres", "coupon_ab", "band_check", "scale", "real_data"]
 
 
 def render() -> Path:

@@ -29,7 +29,14 @@ each code path by module, forward and backward together. The ablation row runs t
 code with this tree's allocator setting (``dipn.training.runtime.keep_freed_memory``), to show how
 much of the gain is the allocator and how much the model code, and the new code is also run
 with ``--compile`` (``torch.compile``; its warm-up includes the compilation).
-Writes benchmarks/results/train_speed.{json,md} (or under --out).
+Threads (``--sections threads``): DIPN training and scoring (``dipn evaluate``'s ``predict``) with
+1 thread, 2 and the code's default, on the machine as it is and with one competing CPU-bound
+process, the code before issue 25 (``--threads-baseline-rev``) beside this tree; there every
+worker and the competing process may use all cores, as a user's process and another job do. The
+default must never be slower than 1 thread, idle or busy.
+
+Writes benchmarks/results/train_speed.{json,md} (or under --out); a run of the threads section
+alone writes train_speed_threads.{json,md}.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BASELINE_REV = "54134d8"  # main before issue 19: the code path this benchmark compares against
+THREADS_BASELINE_REV = "350df9b"  # main before issue 25: the thread defaults and scoring it compares against
 MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baseline and the alternatives
     "dipn": ("dipn", None),
     "early_fusion": ("dipn", "early_fusion"),
@@ -68,7 +76,7 @@ MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baselin
 class StepRunner:
     """A real ``Trainer`` of whichever ``dipn`` is importable, stepped and timed from outside."""
 
-    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int,
+    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int | None,
                  compile: bool = False) -> None:  # fmt: skip
         from dipn.data.store import SampleStore
         from dipn.training.config import TrainConfig
@@ -79,7 +87,7 @@ class StepRunner:
         config = TrainConfig(model=model, variant=variant, batch_size=batch_size, threads=threads, epochs=10**6,
                              checkpoint_every=10**9, **options)  # fmt: skip
         self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
-        self.batch_size = batch_size
+        self.batch_size, self.threads = batch_size, threads
 
     def steps(self, count: int) -> tuple[float, float]:
         """Wall and CPU seconds (all threads of the process) of ``count`` optimizer steps through
@@ -131,7 +139,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     sys.path[:0] = [str(args.code), str(ROOT)]
     if args.keep_freed_memory:
         keep_freed_memory_of_this_tree()
-    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads, args.compile)
+    threads = args.threads or None  # 0: the code's own default
+    runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, threads, args.compile)
+    if args.scoring:
+        return scoring_worker(runner, args.scoring, args.windows)
     rss_start = _rss_mb()
     warmup_wall_s, _ = runner.steps(args.warmup)
     windows = [runner.steps(args.steps) for _ in range(args.windows)]
@@ -140,12 +151,46 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                            "samples_per_cpu_s": statistics.median(samples / cpu for _, cpu in windows),
                            "windows_wall_cpu_s": windows,
                            "warmup_wall_s": warmup_wall_s, "rss_start_mb": rss_start, "peak_rss_mb": _peak_rss_mb(),
-                           "cpus_allowed": sorted(os.sched_getaffinity(0))}  # fmt: skip
+                           "cpus_allowed": sorted(os.sched_getaffinity(0)),
+                           "threads_at_end": _torch_threads()}  # fmt: skip
     if args.macs:
         out["macs_per_sample"] = runner.macs_per_sample()
     if args.profile:
         out["profile_s"] = runner.profile()
     return out
+
+
+def scoring_worker(runner: StepRunner, samples: int, windows: int) -> dict[str, Any]:
+    """Samples per second of ``dipn evaluate``'s scoring (the code's own ``predict``, its default
+    batch size and, unless ``--threads`` is given, its default threads) of the trainer's model on
+    the first ``samples`` eval samples, ``windows`` times after one warm-up batch; what
+    ``evaluate`` spends outside ``predict`` (bootstrap, plots) is not timed."""
+    import torch
+
+    try:
+        from dipn.training.predict import predict
+    except ImportError:  # before predict moved to dipn.training
+        from dipn.evaluation.predict import predict
+    trainer = runner.trainer
+    model, store = trainer.model, trainer.store
+    indices = store.indices("eval")[:samples]
+    if runner.threads is None:
+        try:  # what dipn evaluate does without --threads; older code left torch's default
+            from dipn.evaluation.report import scoring_threads
+
+            scoring_threads(model, None)
+        except ImportError:
+            torch.set_num_threads(len(os.sched_getaffinity(0)))
+    predict(model, store, indices[:64])
+    timed = []
+    for _ in range(windows):
+        wall, cpu = time.perf_counter(), time.process_time()
+        predict(model, store, indices)
+        timed.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {"samples_per_s": statistics.median(len(indices) / w for w, _ in timed),
+            "samples_per_cpu_s": statistics.median(len(indices) / c for _, c in timed),
+            "windows_wall_cpu_s": timed, "samples": len(indices), "peak_rss_mb": _peak_rss_mb(),
+            "cpus_allowed": sorted(os.sched_getaffinity(0)), "threads_at_end": _torch_threads()}  # fmt: skip
 
 
 def keep_freed_memory_of_this_tree() -> None:
@@ -174,6 +219,16 @@ def _timed(call: Any) -> float:
     return time.perf_counter() - started
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -186,15 +241,52 @@ def _peak_rss_mb() -> float:
 
 
 # ---- the driver ------------------------------------------------------------------------------------
-def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str]) -> dict[str, Any]:
-    cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:threads])
+def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[str], busy: bool | None = None,
+               settings: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """One measurement in a fresh worker process pinned to ``threads`` cores; ``busy`` (the threads
+    section): every worker may use all cores, as a user's process does, 0 threads is the code's
+    default, and when ``busy`` is true one competing CPU-bound process, unpinned like another job
+    on a shared machine, runs meanwhile."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = ",".join(str(c) for c in (allowed if busy is not None else allowed[:threads]))
+    settings = settings or {"warmup": args.warmup, "steps": args.steps, "windows": args.windows}
     command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--code", str(code),
-               "--samples", str(args.samples_of[code]), "--threads", str(threads), "--warmup", str(args.warmup),
-               "--steps", str(args.steps), "--windows", str(args.windows), *extra]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
+               "--samples", str(args.samples_of[code]), "--threads", str(threads),
+               *(f"--{k}={v}" for k, v in settings.items()), *extra]  # fmt: skip
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
     if done.returncode:
         raise RuntimeError(f"worker {' '.join(command[3:])} failed:\n{done.stderr.strip()[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[str, Any]]:
+    """DIPN training (batch 128) and scoring (``dipn evaluate``'s ``predict``) with 1 thread, 2 and
+    the code's default, on the machine as it is ("idle") and with one competing CPU-bound process
+    ("busy"), old code (``--threads-baseline-rev``) and new; the cells of one row run back to back.
+    Training runs enough steps for ``adapt_threads`` to check its choice within the timed windows."""
+    counts = [c for c in args.thread_counts if c <= len(os.sched_getaffinity(0))]
+    training = {"warmup": args.thread_warmup, "steps": args.thread_steps, "windows": args.windows}
+    rows = []
+    for task in ("training", "scoring"):
+        for count in counts:
+            row: dict[str, Any] = {"task": task, "threads": count or "default"}
+            for code in ("old", "new"):
+                for busy in (False, True):
+                    extra = ["--model", "dipn", "--batch-size", "128"]
+                    extra += ["--scoring", str(args.scoring_samples)] if task == "scoring" else []
+                    row[f"{code}_{'busy' if busy else 'idle'}"] = run_worker(
+                        args, codes[code], count, extra, busy, None if task == "scoring" else training)
+            rows.append(row)
+            print(f"{task:8s} threads {row['threads']!s:7s}: " + "  ".join(
+                f"{k} {row[k]['samples_per_s']:7.1f}/s" for k in ("old_idle", "old_busy", "new_idle", "new_busy")),
+                flush=True)  # fmt: skip
+    return rows
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
@@ -246,6 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=3, help="timed windows (samples/s = their median)")
+    parser.add_argument("--threads-baseline-rev", default=THREADS_BASELINE_REV,
+                        help="git revision of the old code in the threads and scoring section")
+    parser.add_argument("--thread-warmup", type=int, default=14, help="untimed training steps in the threads section")
+    parser.add_argument("--thread-steps", type=int, default=6, help="training steps per window in the threads section")
+    parser.add_argument("--scoring-samples", type=int, default=1024, help="eval samples per scoring window")
+    parser.add_argument("--thread-counts", nargs="+", type=int, default=[1, 2, 0],
+                        help="threads of the threads section (0: the code's default)")
+    parser.add_argument("--sections", nargs="+", default=["models", "threads"], choices=["models", "threads"],
+                        help="models: the table per model, batch and threads; threads: 1, 2 and default threads "
+                             "on an idle and a busy machine, training and scoring")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peak-worker", action="store_true", help=argparse.SUPPRESS)
@@ -257,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scoring", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_worker:
         print(json.dumps(peak_worker()))
@@ -275,14 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dipn-train-speed-") as tmp:
         work = Path(tmp)
         codes = {"old": baseline_tree(args.baseline_rev, work / "old"), "new": ROOT}
+        thread_codes = {"old": baseline_tree(args.threads_baseline_rev, work / "threads-old"), "new": ROOT}
+        paths = {"old": codes["old"], "threads-old": thread_codes["old"], "new": ROOT}
         args.samples_of = {path: (args.samples or simulated_samples(work / name, path)).resolve()
-                           for name, path in codes.items()}  # fmt: skip
+                           for name, path in paths.items()}  # fmt: skip
         peak = json.loads(subprocess.run(["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0]), sys.executable,
                                           __file__, "--peak-worker"], capture_output=True, text=True,
                                          check=True).stdout.strip().splitlines()[-1])  # fmt: skip
-        load_start = os.getloadavg()
+        load_start, uptime_start = os.getloadavg(), _uptime()
         runs = []
-        for label in args.models:
+        for label in args.models if "models" in args.sections else ():
             model, variant = MODELS[label]
             for batch in args.batch_sizes:
                 for count in threads:
@@ -303,19 +408,25 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{label:14s} batch {batch:3d} threads {count}: old {row['old']['samples_per_cpu_s']:7.1f} "
                           f"new {row['new']['samples_per_cpu_s']:7.1f} samples per core-second ({row['ratio']:.2f}x)",
                           flush=True)  # fmt: skip
-        load_end = os.getloadavg()
+        threads_section = thread_runs(args, thread_codes) if "threads" in args.sections else []
+        load_end, uptime_end = os.getloadavg(), _uptime()
     report = {"command": command, "machine": machine_info(), "baseline_rev": args.baseline_rev,
+              "threads_baseline_rev": args.threads_baseline_rev, "uptime_start": uptime_start, "uptime_end": uptime_end,
+              "threads_settings": {"training_warmup": args.thread_warmup, "training_steps": args.thread_steps,
+                                   "windows": args.windows, "scoring_samples": args.scoring_samples},
+              "threads": threads_section,
               "samples": str(args.samples) if argv and "--samples" in argv else "simulated: 300 users x 3 days, density 1.0",
               "load_average_start": load_start, "load_average_end": load_end, "minutes": (time.time() - started) / 60,
               "peak": {"measured_sgemm_gflops_per_core": peak["sgemm_gflops"], "nominal": nominal_peak()},
               "settings": {"warmup": args.warmup, "steps": args.steps, "windows": args.windows},
               "runs": runs}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    name = "train_speed" if "models" in args.sections else "train_speed_threads"  # a threads-only run keeps the table
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
     from benchmarks.train_speed_report import markdown
 
-    (args.out / "train_speed.md").write_text(markdown(report))
-    print((args.out / "train_speed.md").read_text())
+    (args.out / f"{name}.md").write_text(markdown(report))
+    print((args.out / f"{name}.md").read_text())
     return 0
 
 

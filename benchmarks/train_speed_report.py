@@ -11,6 +11,12 @@ TOP_MODULES = 6
 
 
 def markdown(report: dict[str, Any]) -> str:
+    lines = _models(report) if report["runs"] else []
+    lines += _threads(report) if report.get("threads") else []
+    return "\n".join(lines) + "\n"
+
+
+def _models(report: dict[str, Any]) -> list[str]:
     peak = report["peak"]
     core = peak["measured_sgemm_gflops_per_core"]
     nominal = peak["nominal"]
@@ -60,7 +66,7 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{_mega(m['new']['forward'])} | {_mega(m['new']['training'])} | {used['old'] / core:.1%} | "
                      f"{used['new'] / core:.1%} | {used['new'] / nominal['gflops']:.1%} |")  # fmt: skip
     lines += _profile(report)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _mega(macs: float) -> str:
@@ -100,3 +106,53 @@ def _profile(report: dict[str, Any]) -> list[str]:
             out.append("| " + " | ".join(cells) + " |")
         out.append(f"| step | {totals['old'] * 1e3:,.0f} | | step | {totals['new'] * 1e3:,.0f} | |")
     return out
+
+
+def _threads(report: dict[str, Any]) -> list[str]:
+    """Wall-clock samples/s of DIPN training and scoring with 1, 2 and the default threads, idle and
+    busy, old and new code; the default against 1 thread as a ratio of the same column."""
+    t = report["threads_settings"]
+    rows = report["threads"]
+    lines = [
+        "", "## Threads on an idle and a busy machine: the code before issue 25 beside this one", "",
+        f"Command: `{report['command']}`  ",
+        f"Machine: {machine_line(report['machine'])}  ",
+        f"`uptime` at the start: `{report['uptime_start']}`; at the end: `{report['uptime_end']}`  ",
+        f"Old: `dipn/` of {report['threads_baseline_rev']}; new: this tree. DIPN, simulated data as above. Training: "
+        f"batch 128, {t['training_warmup']} warm-up steps, then the median of {t['windows']} windows of "
+        f"{t['training_steps']} steps of `Trainer.train_epoch`. Scoring: the code's own `predict` (what `dipn "
+        f"evaluate` runs, at its default batch size) over {t['scoring_samples']:,} eval samples, the median of "
+        f"{t['windows']} passes after a warm-up batch. Every worker may use all cores, as a user's process does; "
+        "\"default\" is the code's own choice (old: training from the idle cores at the start, scoring torch's "
+        "default of all cores; new: `dipn.training.runtime.adapt_threads`). Busy: one CPU-bound process "
+        "(`while True: pass`, unpinned, like another job) runs while the worker runs. \"idle\" is the machine as "
+        "the other jobs on it left it (see `uptime`). Figures are wall-clock samples/s (what a user waits for), "
+        "samples per core-second in brackets.",
+        "",
+        "| task | threads | old idle | old busy | new idle | new busy |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    cells = ("old_idle", "old_busy", "new_idle", "new_busy")
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['threads']} | " + " | ".join(
+            f"{r[c]['samples_per_s']:,.1f} ({r[c]['samples_per_cpu_s']:,.1f})" for c in cells) + " |")  # fmt: skip
+    lines += ["", "Default threads against 1 thread, same column: wall-clock samples/s (1.00x or more: the default "
+              "never lost), and in brackets samples per core-second (what the cells cost in CPU, far less moved by "
+              "the other jobs' share of the cores than wall time):", "",
+              "| task | old idle | old busy | new idle | new busy |", "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for task in dict.fromkeys(r["task"] for r in rows):
+        one = next(r for r in rows if r["task"] == task and r["threads"] == 1)
+        default = next(r for r in rows if r["task"] == task and r["threads"] == "default")
+        lines.append(f"| {task} | " + " | ".join(
+            f"{default[c]['samples_per_s'] / one[c]['samples_per_s']:.2f}x "
+            f"({default[c]['samples_per_cpu_s'] / one[c]['samples_per_cpu_s']:.2f}x)" for c in cells) + " |")  # fmt: skip
+    ended = [f"{r['task']} {c.replace('_', ' ')} {r[c]['threads_at_end']}" for r in rows if r["threads"] == "default"
+             for c in cells if "threads_at_end" in r[c]]  # fmt: skip
+    if ended:
+        lines += ["", "Threads the default ran with at the end of its cell: " + ", ".join(ended) + "."]
+    scoring = next((r for r in rows if r["task"] == "scoring" and r["threads"] == 1), None)
+    if scoring:
+        lines += ["", f"Scoring speed of `dipn evaluate` (DIPN, 1 thread, idle column): old "
+                  f"{scoring['old_idle']['samples_per_cpu_s']:,.0f}, new {scoring['new_idle']['samples_per_cpu_s']:,.0f} "
+                  f"samples per core-second ({scoring['new_idle']['samples_per_cpu_s'] / scoring['old_idle']['samples_per_cpu_s']:.2f}x)."]  # fmt: skip
+    return lines

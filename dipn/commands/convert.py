@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--parity-samples", type=int_in(0, 10**9), default=4000, help="eval samples scored by every artifact "
                    "(default 4000; 0 = the whole eval split)")  # fmt: skip
-    p.add_argument("--threads", type=int, default=1, help="runtime threads for the parity runs (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="threads of torch and of the runtimes in the parity runs (default 1: "
+                   "never slower than one thread, also when other jobs share the cores)")
     p.add_argument("--tflite-route", choices=["tf-while", "litert-torch"], default="tf-while",
                    help="tf-while: TF re-expression, one WHILE loop (default); "
                    "litert-torch: unrolled fallback")  # fmt: skip

@@ -24,7 +24,8 @@ _FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --con
     "max_train_samples": (int, "train on a fixed random subset of this size"),
     "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
     "checkpoint_every": (int, "steps between resumable checkpoints"),
-    "threads": (int, "torch threads per process (default: the process's cores / torchrun processes on the node)"),
+    "threads": (int, "torch threads per process (default: chosen while training by timing steps with 1 thread and with the "
+                "process's share of the cores, so a busy machine never makes the default slower than 1 thread)"),
     "device": (torch_device, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
     "amp": (bool, "mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA"),
     "compile": (bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),

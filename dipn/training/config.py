@@ -29,7 +29,7 @@ class TrainConfig:
     max_train_samples: int | None = None  # use a fixed random subset of the training split
     max_eval_samples: int | None = None  # same for the validation split scored each epoch
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every epoch end)
-    threads: int | None = None  # torch intra-op threads per process (None: its cores / processes on the node)
+    threads: int | None = None  # torch intra-op threads per process (None: chosen while training, runtime.adapt_threads)
     device: str = "cpu"  # "cuda" (the local GPU under torchrun) or "cuda:N"; see docs/deploy.md
     amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA
     compile: bool = False  # torch.compile the model; falls back to eager, with a warning, if that fails

@@ -61,6 +61,8 @@ class Trainer:
                                      overrides)  # fmt: skip
         set_embedding_dropout(model, config.embedding_dropout)
         self.model = model.to(self.device)
+        if config.threads is None and self.device.type == "cpu" and not config.compile:
+            runtime.adapt_threads(self.model)  # the default: chosen from the steps' own wall time
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.branches = task_branches(self.model, self.tasks)  # None: one epoch for all tasks
         self.task_epochs = TaskEpochs()
