@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -89,14 +90,16 @@ class Shop:
         from dipn.serving.config import ServerConfig
         from dipn.serving.server import ThreadedServer, free_port
 
+        self.enroll_token = secrets.token_urlsafe(32)  # enrollment closed, as dipn serve runs by default
         self.endpoint = ThreadedServer(ServerConfig(db_url=f"sqlite:///{work / f'serve-{precision}.db'}",
-                                                    admin_token="bench", rate_limit=0), free_port())  # fmt: skip
+                                                    admin_token="bench", enroll_token=self.enroll_token, rate_limit=0),
+                                       free_port())  # fmt: skip
         self.args = [sys.executable, "-m", "dipn.cli", "shop", "--bundle", str(bundle), "--public-key", str(public_key),
                      "--precision", precision, "--port", "0"]  # fmt: skip
 
     def __enter__(self) -> str:
         self.endpoint.__enter__()
-        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        env = os.environ | {"PYTHONPATH": str(ROOT), "DIPN_ENROLL_TOKEN": self.enroll_token}  # the shop adds it
         self.process = subprocess.Popen([*self.args, "--endpoint", self.endpoint.url], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
         line = self.process.stdout.readline()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -287,7 +288,8 @@ class _Conversion:
             "conversion_seconds": round(time.perf_counter() - self.start, 1),
             "files": files,
         }
-        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
+        manifest = _json_ready(manifest)
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
         return manifest
 
 
@@ -304,10 +306,20 @@ def scoring_policy_of(samples_info: dict[str, Any]) -> dict[str, Any]:
     return {"on_event": True, "timer_ms": timer if idle else None, "idle_limit_ms": limit if idle else 0}
 
 
-def _json_default(value: Any) -> Any:
+def _json_ready(value: Any) -> Any:
+    """The manifest as strict JSON holds it: numpy scalars as Python numbers, and a figure that is
+    not a number (the AUC of a task whose parity samples hold one class, a checkpoint metric that
+    could not be measured) as null, never the NaN or Infinity that JSON parsers other than
+    Python's refuse. The gate decided on the figures before they were written."""
     if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 def build_bundle(
@@ -369,7 +381,9 @@ def size_parity_table(manifest: dict[str, Any]) -> str:
     rows = [head, ["---"] * len(head)]
     ref = manifest["parity"]["reference_auc"]
     rows.append(
-        ["PyTorch (checkpoint)", "torch", "fp32", "", "0"] + [f"{ref[t]:.4f}" for t in tasks] + ["", "", "reference"]
+        ["PyTorch (checkpoint)", "torch", "fp32", "", "0"]
+        + [f"{ref[t]:.4f}" if ref.get(t) is not None else "n/a" for t in tasks]
+        + ["", "", "reference"]
     )
     for a in manifest["artifacts"]:
         p = a["parity"]

@@ -252,6 +252,14 @@ CASES: list[tuple[str, str, Case, str]] = [
     ("shop", "a directory that is no bundle", lambda c: ["shop", "--bundle", c.path("db-dir"), "--public-key",
                                                          c.path("a_file"), "--endpoint", "http://127.0.0.1:9"],
      "not a bundle"),
+    ("shop", "an empty --enroll-token-file", lambda c: ["shop", "--bundle", c.path("db-dir"), "--public-key",
+                                                        c.path("a_file"), "--endpoint", "http://127.0.0.1:9",
+                                                        "--enroll-token-file", c.path("empty.pt")],
+     "--enroll-token-file file"),
+    ("shop", "a missing --enroll-token-file", lambda c: ["shop", "--bundle", c.path("db-dir"), "--public-key",
+                                                         c.path("a_file"), "--endpoint", "http://127.0.0.1:9",
+                                                         "--enroll-token-file", c.path("missing-token")],
+     "cannot read it"),
 ]  # fmt: skip
 
 

@@ -6,6 +6,9 @@
     tolerance, at event moments and at the idle timer's ticks;
   * the page made no request but to its own origin: its assets, one device registration and
     signed score posts holding the five wire fields only, which ``dipn serve`` stored;
+  * the endpoint's enrollment is closed: ``dipn shop`` adds the enrollment token (from
+    --enroll-token-file) to the registration it forwards, and the token never reaches the page;
+  * which scores were posted, and why, is what mobile_demo.policies decides for the same scores;
   * a screenshot is saved under docs/img/.
 """
 
@@ -30,12 +33,14 @@ from dipn.bundle.selftest import encode_case  # noqa: E402
 from dipn.features import VIEWS, FeatureManifest  # noqa: E402
 from dipn.serving import models  # noqa: E402
 from dipn.wire import WIRE_FIELDS  # noqa: E402
+from mobile_demo.policies import PostingPolicy, ScoringPolicy  # noqa: E402
 from tests.serve_process import LiveServer  # noqa: E402
 from tests.web_bundle import WEB, onnx_bundle, signing_keys, web_build  # noqa: E402, F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "web-shop.png"
 ASSET_PREFIXES = ("/static/", "/app/src/", "/vendor/ort/", "/bundle/")
+ENROLL_TOKEN = "shop-test-enrollment-token"
 
 
 def python_device_scores(bundle_dir: Path, artifact: str, entries: list[dict], screen: list[float],
@@ -59,17 +64,24 @@ def python_device_scores(bundle_dir: Path, artifact: str, entries: list[dict], s
     return out
 
 
-def posts_under_policy(scores: list[dict], low: float = 0.2, high: float = 0.4, delta: float = 0.05,
-                       heartbeat: int = 1_800_000) -> list[bool]:  # fmt: skip
-    """The posting policy of docs/device.md, replayed."""
-    flags, last = [], None
-    for s in scores:
-        post = last is None or ((low <= s["p_realtime"] <= high) != (low <= last["p_realtime"] <= high)) or abs(
-            s["p_realtime"] - last["p_realtime"]) >= delta or abs(s["p_longterm"] - last["p_longterm"]) >= delta or (
-            s["ts"] - last["ts"] >= heartbeat)  # fmt: skip
-        flags.append(post)
-        last = s if post else last
-    return flags
+def posts_under_policy(log: list[dict], scoring: ScoringPolicy) -> list[str | None]:
+    """The post reason of each logged score as the Python device decides it
+    (``PostingPolicy.reason_to_post``, with ``quiet_after`` as ``IntentScorer`` passes it: an event
+    score when the policy has no idle ticks, the last idle tick after an event)."""
+    posting, last, latest_event, out = PostingPolicy(), None, None, []
+    for entry in log:
+        if entry["kind"] == "event":
+            latest_event = max(entry["event"]["ts"], latest_event or entry["event"]["ts"])
+            continue
+        if entry["trigger"] == "event":
+            quiet = scoring.ticks_per_idle == 0
+        else:
+            quiet = entry["ts"] == latest_event + scoring.ticks_per_idle * (scoring.timer_ms or 0)
+        reason = posting.reason_to_post(entry["p_realtime"], entry["p_longterm"], entry["ts"], last, quiet)
+        if reason is not None:
+            last = (entry["p_realtime"], entry["p_longterm"], entry["ts"])
+        out.append(reason)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +91,12 @@ def shop_run(onnx_bundle: Path, signing_keys, web_build: Path, tmp_path_factory:
     if not (WEB / "node_modules" / "playwright-core").is_dir():
         pytest.skip("playwright-core is not installed (make setup runs npm ci)")
     work = tmp_path_factory.mktemp("shop")
-    with LiveServer(f"sqlite:///{work / 'serve.db'}") as endpoint:
+    token = work / "enroll-token"
+    token.write_text(ENROLL_TOKEN + "\n")
+    with LiveServer(f"sqlite:///{work / 'serve.db'}", open_enrollment=False, enroll_token=ENROLL_TOKEN) as endpoint:
         shop = subprocess.Popen([sys.executable, "-m", "dipn.cli", "shop", "--bundle", str(onnx_bundle), "--public-key",
-                                 str(signing_keys[1]), "--endpoint", endpoint.url, "--port", "0"],
+                                 str(signing_keys[1]), "--endpoint", endpoint.url, "--port", "0", "--enroll-token-file",
+                                 str(token)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         try:
             line = shop.stdout.readline()
@@ -110,7 +125,7 @@ def test_the_page_scores_as_the_python_device_does(shop_run, onnx_bundle: Path) 
     kinds = {e["event"].get("type") for e in events if e["view"] == "swipe"}
     assert {"swipe", "tap", "open_page", "leave_page"} <= kinds
     assert {e["event"]["action"] for e in events if e["view"] == "browse"} >= {"browse", "cart", "collect", "purchase"}
-    ticks = [s for s in scores if s["trigger"] == "tick"]
+    ticks = [s for s in scores if s["trigger"] == "idle"]
     last_event = max(e["event"]["ts"] for e in events)
     assert [s["ts"] for s in ticks] == [last_event + 60_000, last_event + 120_000]
     reference = python_device_scores(onnx_bundle, run["artifact"], run["log"], run["screen"], run["user"])
@@ -124,7 +139,7 @@ def test_the_page_scores_as_the_python_device_does(shop_run, onnx_bundle: Path) 
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 10_000
 
 
-def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> None:
+def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run, onnx_bundle: Path) -> None:
     run, url, stored = shop_run
     origin = urlsplit(url)
     posts = []
@@ -140,6 +155,9 @@ def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> No
     assert [p["url"].endswith("/devices") for p in posts].count(True) == 1 and posts[0]["url"].endswith("/devices")
     registration = json.loads(posts[0]["postData"])
     assert set(registration) == {"user_id", "platform", "public_key"} and registration["platform"] == "web"
+    # the endpoint's enrollment is closed: the shop's server added the token; the page never held it
+    assert "authorization" not in posts[0]["headers"]
+    assert ENROLL_TOKEN not in json.dumps(run["requests"]) + json.dumps(run["log"])
     revisit = run["revisit"]
     assert revisit["ready"] and revisit["deviceId"] == run["deviceId"]
     sent = []
@@ -150,7 +168,10 @@ def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> No
         assert {"x-dipn-timestamp", "x-dipn-nonce", "x-dipn-signature"} <= set(post["headers"])
         sent += body["scores"]
     scores = [e for e in run["log"] if e["kind"] == "score"]
-    assert [s["posted"] for s in scores] == posts_under_policy(scores)
+    recorded = json.loads((onnx_bundle / "manifest.json").read_text()).get("scoring_policy")
+    scoring = ScoringPolicy.from_dict(recorded) if recorded is not None else ScoringPolicy()
+    assert [s["post_reason"] for s in scores] == posts_under_policy(run["log"], scoring)
+    assert [s["posted"] for s in scores] == [s["post"] for s in scores] == [s["post_reason"] is not None for s in scores]
     posted = [s for s in scores if s["posted"]]
     assert len(posted) < len(scores)
     posted_again = [e for e in revisit["log"] if e["kind"] == "score" and e["posted"]]
@@ -158,8 +179,15 @@ def test_only_scores_leave_the_page_and_the_endpoint_stores_them(shop_run) -> No
     both = [(s["p_realtime"], s["p_longterm"], s["ts"]) for s in posted + posted_again]
     assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in sent] == both
     assert run["acknowledged"] == len(posted) and run["uplinkError"] is None
-    assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in stored] == [
-        (pytest.approx(p), pytest.approx(q), ts) for p, q, ts in both]
+    # the endpoint keeps the first score of a (device, ts) and takes a later one as a duplicate
+    # (dipn.serving.ingest): a second score of the same moment (a late record stamped with its
+    # page's opening) is sent, acknowledged, and not stored
+    kept, seen = [], set()
+    for p, q, ts in both:
+        if ts not in seen:
+            kept.append((pytest.approx(p), pytest.approx(q), ts))
+            seen.add(ts)
+    assert [(r["p_realtime"], r["p_longterm"], r["ts"]) for r in stored] == kept
     assert {r["user_id"] for r in stored} == {run["user"]["user_id"]}
     assert {r["device_id"] for r in stored} == {run["deviceId"]}
 

@@ -3,7 +3,7 @@ golden cases against ``golden.json``.
 
 A port encodes each golden case's raw events with its own encoder, assembles the model inputs at
 the case's ``score_ts``, runs the bundle's artifacts and writes what it got as PORT_RESULTS.json
-(docs/port.md):
+(docs/device.md, "Porting and the port checker"):
 
     {"format": 1,
      "port": "free text: which port, which runtime",
@@ -74,7 +74,7 @@ def read_port_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != PORT_RESULTS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise DipnValidationError(f"{path}: not port results of format {PORT_RESULTS_FORMAT} (found {found!r}; "
-                                  "see docs/port.md for the layout)")  # fmt: skip
+                                  "see docs/device.md, Porting and the port checker, for the layout)")  # fmt: skip
     cases = data.get("cases")
     if not isinstance(cases, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in cases):
         raise DipnValidationError(f"{path}: 'cases' must be a list of objects, each with a 'name'")

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "cases of BUNDLE (golden.json), with the golden ids and scores: ids must be equal, scores within the "
         "bundle's tolerance of each artifact's precision. Prints each mismatch by case, input, row and field. "
         "Exit code 0 when everything matches, 1 on any mismatch, 2 when an input cannot be read. "
-        "The layout of PORT_RESULTS.json is in docs/port.md.",
+        "The layout of PORT_RESULTS.json is in docs/device.md (Porting and the port checker).",
     )
     p.add_argument("bundle", type=Path, help="the bundle directory (from dipn convert)")
     p.add_argument("results", type=Path, help="PORT_RESULTS.json written by the port")

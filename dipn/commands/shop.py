@@ -6,6 +6,10 @@ The server is deliberately small: it serves the compiled page, onnxruntime-web's
 (``POST /devices``, ``POST /scores``) byte for byte to the endpoint, so the page talks to its own
 origin only (the endpoint has no CORS) and its Content-Security-Policy can forbid every other
 host. The path a score post is signed over is the endpoint's path: the forward keeps it.
+
+The shop plays the app backend that vouches for its visitor (as the replay does for its phones):
+it adds the endpoint's enrollment token (env ``DIPN_ENROLL_TOKEN``, or the file named by
+``--enroll-token-file``) to the registration it forwards, so the token never reaches the page.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -49,7 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-key", type=Path, required=True, help="the bundle signer's public key (dipn keygen)")
     p.add_argument("--endpoint", required=True, help="base URL of dipn serve, e.g. http://127.0.0.1:8000")
     p.add_argument("--precision", choices=["fp32", "int8"], help="artifact precision (default: the bundle's default)")
-    p.add_argument("--enroll-token", help="the endpoint's enrollment token, when it requires one")
+    p.add_argument("--enroll-token-file", type=Path, help="file holding the endpoint's enrollment token, added to "
+                   "the visitor's registration by this server (default: env DIPN_ENROLL_TOKEN; neither: the endpoint "
+                   "must have open enrollment)")
     p.add_argument("--user-id", default="shop-visitor", help="the visitor's user id (default shop-visitor)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -61,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
     from dipn.bundle.trust import load_public_key, load_trusted_bundle
     from dipn.errors import DipnValidationError
+    from dipn.serving.config import read_token_file
 
+    try:
+        enroll_token = (read_token_file(str(args.enroll_token_file), "--enroll-token-file") if args.enroll_token_file
+                        else os.environ.get("DIPN_ENROLL_TOKEN") or None)  # fmt: skip
+    except ValueError as exc:
+        raise DipnValidationError(str(exc)) from None
     if not 0 <= args.port < 65536:
         raise DipnValidationError(f"--port must lie in 0..65535, got {args.port}")
     bundle, signer = load_trusted_bundle(args.bundle, args.public_key)
@@ -82,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
         "publicKeyPem": load_public_key(args.public_key).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
         "precision": args.precision or bundle.manifest["default_precision"],
         "endpoint": "/",
-        "enrollToken": args.enroll_token,
         "bundle": "/bundle/",
         "ortModule": "/vendor/ort/ort.wasm.min.mjs",
         "ortWasm": "/vendor/ort/",
@@ -94,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     routes |= {f"/bundle/{name}": bundle.root / name for name in [*bundle.manifest["files"], "manifest.json", "manifest.sig"]}
     routes |= {f"/app/{p.relative_to(WEB / 'dist').as_posix()}": p for p in (WEB / "dist" / "src").rglob("*.js")}
     try:
-        server = ThreadingHTTPServer((args.host, args.port), _handler(routes, files, endpoint))
+        server = ThreadingHTTPServer((args.host, args.port), _handler(routes, files, endpoint, enroll_token))
     except OSError as exc:
         raise DipnValidationError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     host, port = server.server_address[:2]
@@ -109,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _handler(routes: dict[str, Path], files: dict[str, bytes], endpoint: str) -> type[BaseHTTPRequestHandler]:
+def _handler(routes: dict[str, Path], files: dict[str, bytes], endpoint: str,
+             enroll_token: str | None) -> type[BaseHTTPRequestHandler]:  # fmt: skip
     lock = threading.Lock()
     cache: dict[str, bytes] = {}
 
@@ -149,6 +162,8 @@ def _handler(routes: dict[str, Path], files: dict[str, bytes], endpoint: str) ->
                 return self._send(404, b'{"error":"not_found"}', "application/json")
             body = self.rfile.read(min(int(self.headers.get("content-length") or 0), 1 << 20))
             headers = {name: self.headers[name] for name in FORWARDED_HEADERS if self.headers.get(name)}
+            if enroll_token is not None and urlsplit(self.path).path == "/devices":
+                headers["authorization"] = f"Bearer {enroll_token}"  # the backend vouches for its visitor
             request = urllib.request.Request(endpoint + self.path, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:

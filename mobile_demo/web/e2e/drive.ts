@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     } else {
       await visitor(page, values.screenshot);
       await page.clock.fastForward(150_000); // idle: the timer scores at +60 s and +120 s
-      await page.waitForFunction(() => window.dipnShop.log.filter((e) => e.kind === "score" && e.trigger === "tick").length >= 2,
+      await page.waitForFunction(() => window.dipnShop.log.filter((e) => e.kind === "score" && e.trigger === "idle").length >= 2,
         undefined, { timeout: 30_000 }).catch(() => undefined);
       await page.waitForFunction(() => window.dipnShop.acknowledged() >= window.dipnShop.posted, undefined, { timeout: 15_000 }).catch(() => undefined);
       result = await page.evaluate(() => ({

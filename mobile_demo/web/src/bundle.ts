@@ -80,16 +80,12 @@ async function readRequired(source: BundleSource, path: string): Promise<Uint8Ar
   return bytes;
 }
 
-/** Python's json writes NaN and Infinity (manifest.json's parity figures may hold them): read as null. */
-export function parsePythonJson(text: string): unknown {
-  return JSON.parse(text.replace(/"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g, (token) => (token.startsWith('"') ? token : "null")));
-}
-
+/** A bundle's JSON file: strict JSON (dipn convert writes a figure that is not a number as null). */
 function parseJson(bytes: Uint8Array, what: string): unknown {
   try {
-    return parsePythonJson(new TextDecoder().decode(bytes));
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
-    throw new PortError(`${what}: not JSON (${String(error)})`);
+    throw new PortError(`${what}: not JSON (${String(error)}); a bundle whose manifest holds NaN was converted by an older dipn: convert it again`);
   }
 }
 

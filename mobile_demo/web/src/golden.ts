@@ -1,7 +1,7 @@
 /**
  * The bundle's golden cases through this port: each case's raw events encoded one at a time, the
  * inputs assembled at its score_ts, and each artifact run; written as PORT_RESULTS.json for
- * `dipn check-port` (docs/port.md), and checked in place as the device's self-test.
+ * `dipn check-port` (docs/device.md, "Porting and the port checker"), and checked in place as the device's self-test.
  */
 import { InputAssembler, VIEWS, ViewWindow, rawStay } from "./assemble.js";
 import type { Inputs } from "./assemble.js";

@@ -61,14 +61,15 @@ test("events fed one moment at a time score the golden case's inputs and scores 
     // every event moment is scored in the short case; the long one (hundreds of moments) only at the end
     const onEvent = golden.name === "session";
     const policy = { on_event: onEvent, timer_ms: null, idle_limit_ms: 0 };
-    const device = new Device({ bundle, scorer, screen: golden.raw.screen, strict: true, policy, listener: (s) => heard.push(s) });
+    const clock = () => golden.raw.score_ts;
+    const device = new Device({ bundle, scorer, screen: golden.raw.screen, strict: true, policy, clock, listener: (s) => heard.push(s) });
     device.setUser(golden.raw.history, golden.raw.profile);
     const byView: ViewEvent[] = Object.entries(golden.raw.events).flatMap(([view, list]) => list.map((event) => ({ view, event })));
     // as they happened (the short case's views interleaved by time); the others view after view
     const events = onEvent ? [...byView].sort((a, b) => Number(a.event["ts"]) - Number(b.event["ts"])) : byView;
     const scores = await device.onEvents(events);
-    const moments = events.filter((e, i) => events[i + 1]?.event["ts"] !== e.event["ts"]).map((e) => e.event["ts"]);
-    assert.deepEqual(scores.map((s) => s.ts), onEvent ? moments : []);
+    // every event scores its own moment, a second event at the same millisecond included (the later score supersedes)
+    assert.deepEqual(scores.map((s) => s.ts), onEvent ? events.map((e) => e.event["ts"]) : []);
     const expected = encodeCase(bundle.spec, bundle.inputNames, golden.raw);
     const got = device.inputs(golden.raw.score_ts);
     for (const [name, input] of expected) assert.deepEqual(got.get(name)?.data, input.data, `${golden.name} ${name}`);
@@ -117,19 +118,44 @@ test("a manifest feature of a kind or rule the port does not know is refused by 
   assert.throws(() => parseFeatures(older), /format 2: converted by an older dipn, without step ages/);
 });
 
-test("ticks due before an event are scored before it, and a late record scores with the next moment", { skip }, async () => {
+test("each event scores its own moment; ticks the app did not drive are skipped; time is repaired as the Python device does", { skip }, async () => {
   const bundle = await open();
   const [, scorer] = [...(await nodeScorers(bundle))][0] as [string, import("../src/scorer.js").Scorer];
   const policy = { on_event: true, timer_ms: 1_000, idle_limit_ms: 3_000 };
-  const device = new Device({ bundle, scorer, screen: [390, 844], strict: true, policy });
   const t0 = 1_767_261_600_000;
+  let now = t0;
+  const device = new Device({ bundle, scorer, screen: [390, 844], strict: true, policy, clock: () => now });
   const page = (ts: number) => ({ view: "tap", event: { user_id: "u", ts, event: "page", page: "Page_Home", button: null } });
-  const moments = async (events: ViewEvent[]) => (await device.onEvents(events)).map((s) => [s.trigger, s.ts - t0]);
-  assert.deepEqual(await moments([page(t0)]), [["event", 0]]);
-  assert.deepEqual(await moments([page(t0 + 2_500), page(t0 + 2_500)]), [["tick", 1_000], ["tick", 2_000], ["event", 2_500]]);
+  const moments = (scores: Score[]) => scores.map((s) => [s.trigger, s.ts - t0]);
+  const reasons = (scores: Score[]) => scores.map((s) => s.post_reason);
+  const first = await device.onEvents([page(t0)]);
+  assert.deepEqual(moments(first), [["event", 0]]);
+  assert.deepEqual(reasons(first), ["first"]);
+  now = t0 + 1_500;
+  assert.deepEqual(moments(await device.tick(now)), [["idle", 1_000]]);
+  // the tick at 2 000 was never driven: skipped, not scored late; both events at 2 500 score that moment
+  now = t0 + 2_500;
+  assert.deepEqual(moments(await device.onEvents([page(t0 + 2_500), page(t0 + 2_500)])), [["event", 2_500], ["event", 2_500]]);
+  assert.equal(device.counts.get("ticks_skipped"), 1);
+  // a late record of another view scores at its own moment and leaves the idle schedule alone
   const late = { view: "browse", event: { user_id: "u", ts: t0 + 100, action: "browse", leaf_category: null, top_category: null, page: "Page_Home", stay_ms: 2_400 } };
-  assert.deepEqual(await moments([late, page(t0 + 2_600)]), [["event", 2_600]]);
-  assert.deepEqual((await device.tick(t0 + 60_000)).map((s) => s.ts - t0), [3_600, 4_600, 5_600]);
+  now = t0 + 2_600;
+  assert.deepEqual(moments(await device.onEvents([late, page(t0 + 2_600)])), [["event", 100], ["event", 2_600]]);
+  // a tap stamped before its view's last one is clamped to it
+  assert.deepEqual(moments(await device.onEvents([page(t0 + 50)])), [["event", 2_600]]);
+  assert.equal(device.counts.get("clamped_time_backwards"), 1);
+  // more than 5 min ahead of the device clock: refused (strict), dropped and counted (lenient)
+  await assert.rejects(device.onEvents([page(now + 300_001)]), /more than 5 min ahead of the device clock/);
+  const ticks = await device.tick(t0 + 60_000);
+  assert.deepEqual(moments(ticks), [["idle", 3_600], ["idle", 4_600], ["idle", 5_600]]);
+  assert.equal(ticks.at(-1)?.post, true); // the last tick: nothing is scheduled after it
+  assert.equal(device.counts.get("ticks_skipped"), 1);
+  device.setUser();
+  assert.deepEqual(reasons([await device.score(t0 + 5_600)]), ["first"]); // a new user: posted afresh
+  const quiet = new Device({ bundle, scorer, screen: [390, 844], strict: true, clock: () => now, policy: { on_event: true, timer_ms: null, idle_limit_ms: 0 } });
+  const all = await quiet.onEvents([page(t0), page(t0 + 1), page(t0 + 2)]);
+  assert.deepEqual(all.map((s) => s.post), [true, true, true]); // no timer: every event score is the last one scheduled
+  assert.deepEqual(reasons(all).slice(1).filter((r) => r !== "quiet" && r !== "delta" && r !== "band"), []);
 });
 
 test("step ages and action ages are computed at the cut from the windows alone; a purchase scrolled out of the browse window is none", { skip }, async () => {

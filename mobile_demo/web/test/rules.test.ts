@@ -56,32 +56,42 @@ test("hours, screen segments, signed lengths and directions", () => {
   assert.deepEqual([direction(-1), direction(0), direction(3)], [1, 0, 0]);
 });
 
-test("idle ticks: every timer_ms after the latest event, up to the idle limit, strictly before the next event", () => {
+test("idle ticks: every timer_ms after the latest event, up to the idle limit; ticks not driven before the next event are skipped", () => {
   const ticks = new TickSchedule({ on_event: true, timer_ms: 60_000, idle_limit_ms: 180_000 });
-  assert.deepEqual(ticks.due(1e9), []);
-  ticks.event(1_000);
-  assert.deepEqual(ticks.due(100_000), [61_000]);
-  assert.deepEqual(ticks.due(121_000, 121_000), []); // the next event is at 121 000: its tick is not idle
-  ticks.event(121_000);
-  assert.deepEqual(ticks.due(10_000_000), [181_000, 241_000, 301_000]);
-  assert.deepEqual(ticks.due(10_000_000), []);
+  const moments = (now: number) => ticks.due(now).map((t) => [t.moment, t.last]);
+  assert.deepEqual(moments(1e9), []);
+  assert.equal(ticks.event(1_000), 0);
+  assert.deepEqual(moments(100_000), [[61_000, false]]);
+  assert.equal(ticks.event(1_000), 0); // the same moment again: the schedule goes on from it
+  assert.equal(ticks.event(500), 0); // earlier (a late record): nothing changes
+  assert.equal(ticks.event(181_001), 2); // the ticks at 121 000 and 181 000 were never driven: skipped
+  assert.deepEqual(moments(10_000_000), [[241_001, false], [301_001, false], [361_001, true]]);
+  assert.deepEqual(moments(10_000_000), []);
+  assert.equal(ticks.event(20_000_000), 0); // all three were scored
+  assert.equal(ticks.event(20_060_000), 0); // its tick at 20 060 000 is not strictly before this event: not due
+  assert.equal(ticks.event(20_120_001), 1); // the tick at 20 120 000 is: never driven, skipped
+  assert.equal(ticks.ticksPerIdle, 3);
   const off = new TickSchedule({ on_event: true, timer_ms: null, idle_limit_ms: 1_800_000 });
-  off.event(0);
+  assert.equal(off.event(0), 0);
   assert.deepEqual(off.due(1e9), []);
+  assert.equal(off.ticksPerIdle, 0);
 });
 
-test("posting: the first score, band crossings, moves of min_delta, the heartbeat; every score when disabled", () => {
+test("posting: the first score, band crossings, moves of min_delta, the heartbeat, the quiet last; every score when disabled", () => {
   const policy = new PostingPolicy();
-  const offer = (p_realtime: number, p_longterm: number, ts: number) => policy.offer({ p_realtime, p_longterm, ts });
-  assert.equal(offer(0.10, 0.5, 0), true);
-  assert.equal(offer(0.12, 0.52, 1_000), false);
-  assert.equal(offer(0.21, 0.52, 2_000), true); // into the band [0.2, 0.4]
-  assert.equal(offer(0.22, 0.56, 3_000), false); // 0.04 of longterm since the last posted 0.52
-  assert.equal(offer(0.22, 0.571, 4_000), true); // 0.051 moved
-  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_000), true); // heartbeat
+  const offer = (p_realtime: number, p_longterm: number, ts: number, quiet = false) => policy.offer({ p_realtime, p_longterm, ts }, quiet);
+  assert.equal(offer(0.10, 0.5, 0), "first");
+  assert.equal(offer(0.12, 0.52, 1_000), null);
+  assert.equal(offer(0.21, 0.52, 2_000), "band"); // into the band [0.2, 0.4]
+  assert.equal(offer(0.22, 0.56, 3_000), null); // 0.04 of longterm since the last posted 0.52
+  assert.equal(offer(0.22, 0.571, 4_000), "delta"); // 0.051 moved
+  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_000), "heartbeat");
+  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_001), null);
+  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_002, true), "quiet"); // nothing scheduled after it
+  assert.equal(offer(0.50, 0.571, 4_000 + 1_800_003, true), "band"); // the first reason that holds is named
   policy.reset();
-  assert.equal(offer(0.22, 0.571, 4_000 + 1_800_001), true);
+  assert.equal(offer(0.50, 0.571, 4_000 + 1_800_004), "first");
   const all = new PostingPolicy({ bandLow: 0.2, bandHigh: 0.4, minDelta: 0.05, heartbeatMs: 1_800_000, enabled: false });
-  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }), true);
-  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }), true);
+  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }, false), "every");
+  assert.equal(all.offer({ p_realtime: 0.1, p_longterm: 0.1, ts: 0 }, false), "every");
 });

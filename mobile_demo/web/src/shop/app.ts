@@ -14,7 +14,6 @@ import { Device } from "../device.js";
 import type { Score, ViewEvent } from "../device.js";
 import type { RawEvent } from "../encoder.js";
 import { encodeCase, selfTest } from "../golden.js";
-import { PostingPolicy } from "../policy.js";
 import { OrtScorer } from "../scorer.js";
 import type { OrtModule } from "../scorer.js";
 import { SCORES_PATH, Uplink, signedHeaders, signedPath } from "../wire.js";
@@ -29,7 +28,6 @@ interface ShopConfig {
   publicKeyPem: string;
   precision: string;
   endpoint: string;
-  enrollToken: string | null;
   bundle: string;
   ortModule: string;
   ortWasm: string;
@@ -118,10 +116,14 @@ class Shop {
     this.go("#/", now, []);
   }
 
-  /** One moment's events to the device (late records first: they belong to earlier moments). */
+  /** One moment's events to the device (late records first: they belong to earlier moments), after
+   * the idle ticks due strictly before them (as the replay drives its phones' timers). */
   private send(events: ViewEvent[]): void {
     const ordered = [...events].sort((a, b) => Number(a.event["ts"]) - Number(b.event["ts"]));
-    this.moments = this.moments.then(() => this.device.onEvents(ordered)).catch((error: unknown) => {
+    const first = Number(ordered[0]?.event["ts"]);
+    this.moments = this.moments
+      .then(() => (Number.isFinite(first) ? this.device.tick(first - 1) : []))
+      .then(() => this.device.onEvents(ordered)).catch((error: unknown) => {
       state.error = String(error);
       render.status(`error: ${String(error)}`);
     });
@@ -302,27 +304,25 @@ async function start(): Promise<void> {
   state.selfTest = await selfTest(bundle, entry.path, entry.precision, scorer);
   Object.assign(state, { modelVersion: bundle.modelVersion, precision: entry.precision, artifact: entry.path, signer: bundle.signer });
   const base = new URL(config.endpoint, window.location.href).href;
-  let { identity, registered } = await deviceIdentity(base, config.user.user_id, config.enrollToken ?? undefined);
+  let { identity, registered } = await deviceIdentity(base, config.user.user_id);
   if (!registered && !(await knownToEndpoint(base, identity))) {
     await forgetIdentity(base, config.user.user_id); // a new endpoint database: register again
-    ({ identity, registered } = await deviceIdentity(base, config.user.user_id, config.enrollToken ?? undefined));
+    ({ identity, registered } = await deviceIdentity(base, config.user.user_id));
   }
   state.deviceId = identity.deviceId;
   const uplink = new Uplink(base, identity);
   state.uplinkError = () => uplink.lastError;
   state.acknowledged = () => uplink.acknowledged;
-  const posting = new PostingPolicy();
   const device = new Device({
     bundle, scorer, screen: state.screen,
     eventListener: (event) => state.log.push({ kind: "event", ...event }),
     listener: (score) => {
-      const posted = posting.offer(score);
-      if (posted) {
+      if (score.post) {
         state.posted += 1;
         void uplink.submit(score);
       }
-      state.log.push({ kind: "score", posted, ...score });
-      render.score(score, posted);
+      state.log.push({ kind: "score", posted: score.post, ...score });
+      render.score(score, score.post);
     },
   });
   device.setUser(config.user.history, config.user.profile);

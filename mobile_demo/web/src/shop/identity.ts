@@ -42,12 +42,14 @@ async function store(key: string, identity: DeviceIdentity | undefined): Promise
   }
 }
 
-/** This browser's device for `userId` at the endpoint `base`: the stored one, else a new registration. */
-export async function deviceIdentity(base: string, userId: string, enrollToken?: string): Promise<{ identity: DeviceIdentity; registered: boolean }> {
+/** This browser's device for `userId` at the endpoint `base`: the stored one, else a new registration. The
+ * registration carries no enrollment token: the app backend (dipn shop's server) adds it, as an
+ * enrollment token never ships inside an app (docs/security.md). */
+export async function deviceIdentity(base: string, userId: string): Promise<{ identity: DeviceIdentity; registered: boolean }> {
   const key = `${base}\n${userId}`;
   const known = await stored(key).catch(() => undefined);
   if (known !== undefined) return { identity: known, registered: false };
-  const identity = await registerDevice(base, userId, "web", enrollToken);
+  const identity = await registerDevice(base, userId, "web");
   await store(key, identity).catch(() => undefined); // private browsing: this visit only
   return { identity, registered: true };
 }
