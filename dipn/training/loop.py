@@ -186,13 +186,20 @@ class Trainer:
             return not tasks.active(self.tasks)
         return state.bad_epochs >= self.config.patience
 
+    def _best_epoch(self) -> int:
+        """The epoch best.pt holds: the first best val score, or, while every score is NaN (a
+        validation split of one class), the latest epoch, which each such epoch saved again."""
+        scores = np.array([h["score"] for h in self.state.history], dtype=float)
+        at = len(scores) - 1 if np.isnan(scores).all() else int(np.nanargmax(scores))
+        return self.state.history[at]["epoch"]
+
     def _retire(self, due: list[str]) -> None:
         """Tasks that stopped improving keep their best epoch (``dipn.training.task_epochs``)."""
         tasks = self.task_epochs
         if not due:
             return
         if tasks.trunk_epoch is None:  # the first time: back to best.pt, the trunk freezes there
-            back_to = self.state.history[int(np.nanargmax([h["score"] for h in self.state.history]))]["epoch"]
+            back_to = self._best_epoch()
             self.model.load_state_dict(checkpoint.load(self.run_dir / "best.pt")["model_state"])
             at_best = [t for t in self.tasks if tasks.best_epoch.get(t) == back_to]
             tasks.freeze_trunk(self.state.history, back_to, self.tasks, at_best)
@@ -222,7 +229,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.store.manifest.save(self.run_dir / "features.json")
             outputs.write_text(self.run_dir / "train_config.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
-        while self.state.epoch < cfg.epochs and not self._step_limit_reached():
+        while self.state.epoch < cfg.epochs and not self._step_limit_reached() and not self._all_retired():
             train = self.train_epoch()
             if not train["epoch_complete"]:  # stopped by max_steps inside the epoch
                 if self.rank.is_main:
@@ -247,6 +254,10 @@ class Trainer:
 
     def _step_limit_reached(self) -> bool:
         return self.config.max_steps is not None and self.state.global_step >= self.config.max_steps
+
+    def _all_retired(self) -> bool:
+        """Every task kept its best epoch: nothing is left to train (a finished run resumed)."""
+        return bool(self.branches) and not self.task_epochs.active(self.tasks)
 
     def _report(self, metrics: dict[str, Any]) -> None:
         if not self.progress:
