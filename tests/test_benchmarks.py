@@ -71,8 +71,8 @@ def test_train_speed_runs_old_and_new_code_side_by_side(tmp_path: Path) -> None:
                              capture_output=True).returncode == 0  # fmt: skip
     if not present:
         pytest.skip(f"this checkout lacks the baseline revision {train_speed.BASELINE_REV} (a shallow clone)")
-    argv = ["--models", "rnn_dnn", "--batch-sizes", "16", "--threads", "1", "--warmup", "1", "--steps", "1",
-            "--windows", "1", "--out", str(tmp_path)]  # fmt: skip
+    argv = ["--sections", "models", "--models", "rnn_dnn", "--batch-sizes", "16", "--threads", "1", "--warmup", "1",
+            "--steps", "1", "--windows", "1", "--out", str(tmp_path)]  # fmt: skip
     assert train_speed.main(argv) == 0
     report = json.loads((tmp_path / "train_speed.json").read_text())
     (row,) = report["runs"]

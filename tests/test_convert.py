@@ -135,8 +135,11 @@ def test_tflite_keeps_all_recurrences_in_one_while_loop(bundle: Path) -> None:
 def test_int8_artifacts_are_smaller_than_fp32(bundle: Path) -> None:
     manifest = load_bundle(bundle).manifest
     size = {(a["format"], a["precision"]): a["bytes"] for a in manifest["artifacts"]}
-    for fmt in ("onnx", "tflite", "coreml"):
+    for fmt in ("onnx", "tflite"):
         assert size[(fmt, "int8")] < 0.5 * size[(fmt, "fp32")], fmt
+    # CoreML leaves tensors under 2,048 elements in fp32 (convert.quantize.CoremlWeights): with
+    # embedding tables sized to the vocabulary, those (the GRUs' per-gate matrices) are a larger share
+    assert size[("coreml", "int8")] < 0.6 * size[("coreml", "fp32")]
 
 
 def test_coreml_package_is_saved_quantized_and_inspected(bundle: Path, trained: Path) -> None:

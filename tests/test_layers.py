@@ -33,12 +33,12 @@ ALLOWED: dict[str, set[str] | str] = {
     "dipn.outputs": {"dipn.errors"},
     "dipn.data": {"dipn", "dipn.errors", "dipn.features", "dipn.outputs"},
     "dipn.presets": set(),  # plain data: the CLI's help lists it without loading torch
-    "dipn.models": {"dipn.errors", "dipn.features", "dipn.presets"},
+    "dipn.models": {"dipn.errors", "dipn.features", "dipn.presets", "dipn.outputs"},
     "dipn.evaluation.metrics": {"dipn.errors"},
     "dipn.training": {"dipn", "dipn.errors", "dipn.features", "dipn.data", "dipn.models", "dipn.presets",
                       "dipn.outputs", "dipn.evaluation.metrics"},  # fmt: skip
     "dipn.evaluation": {"dipn.errors", "dipn.features", "dipn.data", "dipn.models", "dipn.presets", "dipn.training",
-                        "dipn.evaluation.metrics"},  # fmt: skip
+                        "dipn.outputs", "dipn.evaluation.metrics"},  # fmt: skip
     "dipn.serving": {"dipn.errors", "dipn.wire"},
     "convert": {"dipn", "dipn.errors", "dipn.features", "dipn.bundle", "dipn.outputs", "dipn.data", "dipn.models",
                 "dipn.training"},  # fmt: skip
