@@ -240,11 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--phones and --speed must be >= 0, --max-events >= 1")
     from dipn.errors import DipnValidationError
 
+    from dipn.serving.config import read_token_file
+
     try:
-        enroll_token = (args.enroll_token_file.read_text().splitlines()[0].strip() if args.enroll_token_file
+        enroll_token = (read_token_file(str(args.enroll_token_file), "--enroll-token-file") if args.enroll_token_file
                         else os.environ.get("DIPN_ENROLL_TOKEN"))
-    except (OSError, UnicodeDecodeError, IndexError) as exc:
-        p.error(f"--enroll-token-file {args.enroll_token_file}: cannot read a token ({exc})")
+    except ValueError as exc:
+        p.error(str(exc))
 
     sink, close = write_scores(args.scores_out) if args.scores_out else (None, lambda: None)
     try:

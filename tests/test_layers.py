@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "convert": {"dipn", "dipn.errors", "dipn.features", "dipn.bundle", "dipn.outputs", "dipn.data", "dipn.models",
                 "dipn.training"},  # fmt: skip
     "mobile_demo": {"dipn.errors", "dipn.features", "dipn.bundle", "dipn.wire"},
-    "mobile_demo.replay": {"mobile_demo", "dipn.errors", "dipn.features", "dipn.data"},
+    "mobile_demo.replay": {"mobile_demo", "dipn.errors", "dipn.features", "dipn.data", "dipn.serving"},
     "dipn.commands": ANY,
     "dipn.cli": ANY,
     "benchmarks": ANY,
