@@ -41,11 +41,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 from benchmarks.render_results import render  # noqa: E402
-from dipn.data.build import BuildConfig, build_samples  # noqa: E402
-from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
+from dipn.samples.build import BuildConfig, build_samples  # noqa: E402
+from dipn.logs.simulation import SimulationConfig, simulate  # noqa: E402
+from dipn.samples.store import SampleStore  # noqa: E402
 from dipn.evaluation.seeded import seeded_difference, seeded_row_metrics  # noqa: E402
-from dipn.evaluation.tables import EvalSet, fit_and_score, format_delta, saved_scores  # noqa: E402
+from benchmarks.tables import EvalSet, fit_and_score, format_delta, saved_scores  # noqa: E402
 from dipn.features import TASKS  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402

@@ -8,7 +8,7 @@ an assumed uplift that peaks at mid intent, as the paper hypothesises. Reported:
    relative to the all bucket; the budgeted bucket gets the budget the model bucket spends;
 2. a sweep of (t_l, t_u) on the model bucket's users, and the best pair under that budget;
 3. how well each policy's ranking targets the true uplift: Qini coefficient and AUUC (causalml's
-   definitions; from causalml when it is installed, else dipn.serving.uplift_metrics), with the
+   definitions; from causalml when it is installed, else benchmarks.uplift_metrics), with the
    true effect known and as measured from outcomes of the all-vs-none test.
 The metrics, policies, buckets, defaults and the budgeted allocator (dipn.serving.budget) are the
 endpoint's own (dipn.serving).
@@ -204,7 +204,7 @@ def _uplift_scores(rankings: dict, y: np.ndarray, w: np.ndarray, tau: np.ndarray
         import pandas as pd
         from causalml.metrics import auuc_score, qini_score
     except ImportError:
-        return "dipn.serving.uplift_metrics (causalml not installed)", own
+        return "benchmarks.uplift_metrics (causalml not installed)", own
     import warnings
 
     frame = pd.DataFrame({f"m{i}": s for i, s in enumerate(rankings.values())})
@@ -222,7 +222,7 @@ def _uplift_scores(rankings: dict, y: np.ndarray, w: np.ndarray, tau: np.ndarray
         worst = max(worst, *(abs(scores[name][m] - own[name][m]) for m in own[name]))
     from importlib.metadata import version
 
-    return f"causalml {version('causalml')} (max |difference| to dipn.serving.uplift_metrics: {worst:.1e})", scores
+    return f"causalml {version('causalml')} (max |difference| to benchmarks.uplift_metrics: {worst:.1e})", scores
 
 
 def markdown(report: dict) -> str:

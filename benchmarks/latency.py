@@ -43,7 +43,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from dipn.bundle.manifest import load_bundle
     from dipn.bundle.runners import run_one_calls
     from dipn.bundle.timing import interleaved, percentiles
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
 
     bundle = load_bundle(args.bundle)
     calls = torch_calls(args.checkpoint, args.threads) | run_one_calls(bundle, args.threads)

@@ -17,7 +17,7 @@ taps or profile), so every model runs on browse + history + context.
   asks for one stops with a one-line reason), and two hours cannot be split by days. The cuts are
   written here and given to ``build-samples --cuts``: event and idle-timer moments from the first
   event to one hour before the last (the 1 h label is observed), at most ``--cuts-per-user`` per
-  user drawn with the seed (``dipn.data.cuts.sample_cuts``), and the users split 70 / 15 / 15 into
+  user drawn with the seed (``dipn.samples.cuts.sample_cuts``), and the users split 70 / 15 / 15 into
   train / val / eval by a seeded permutation: eval users are never seen in training. Only the
   real-time (1 h) task is reported; the samples are built with a 1 h long-term horizon, so the
   long-term head trains on the same label and is not reported.
@@ -56,14 +56,14 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
 from benchmarks.render_results import render  # noqa: E402
-from dipn.data.build import BuildConfig, build_samples  # noqa: E402
-from dipn.data.cuts import CutWindow, sample_cuts  # noqa: E402
-from dipn.data.importers import FORMATS, ImportConfig, import_logs  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
+from benchmarks.tables import EvalSet, fit_and_score  # noqa: E402
 from dipn.errors import DipnValidationError  # noqa: E402
 from dipn.evaluation.seeded import seeded_row_metrics  # noqa: E402
-from dipn.evaluation.tables import EvalSet, fit_and_score  # noqa: E402
+from dipn.logs.importers import FORMATS, ImportConfig, import_logs  # noqa: E402
 from dipn.presets import PRESETS  # noqa: E402
+from dipn.samples.build import BuildConfig, build_samples  # noqa: E402
+from dipn.samples.cuts import CutWindow, sample_cuts  # noqa: E402
+from dipn.samples.store import SampleStore  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
 
@@ -195,7 +195,7 @@ def choose_embeddings(args: argparse.Namespace, stores: dict[int, SampleStore], 
                       evaluation: np.ndarray, ev: EvalSet, tasks: tuple[str, ...]) -> tuple[dict, list[dict]]:  # fmt: skip
     """The tuned row's (floor, embedding dropout): every candidate trained with the first seed, the
     best val score kept; returns the choice and the ablation rows."""
-    from dipn.evaluation.metrics import task_metrics
+    from dipn.training.metrics import task_metrics
 
     _, model, variant = next(r for r in ROWS if r[0] == TUNED)
     candidates = [(f, 0.0) for f in FLOORS] + [(1, p) for p in EMBEDDING_DROPOUTS]

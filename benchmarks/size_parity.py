@@ -40,7 +40,7 @@ def latency(bundle: Path, checkpoint: Path, samples: Path, rounds: int, per_roun
     from dipn.bundle.manifest import load_bundle
     from dipn.bundle.runners import run_one_calls
     from dipn.bundle.timing import interleaved, percentiles
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
 
     loaded = load_bundle(bundle)
     store = SampleStore(samples)

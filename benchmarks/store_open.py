@@ -26,8 +26,8 @@ from benchmarks.machine import machine_info, machine_line
 
 
 def build(work: Path, users: int, days: int) -> Path:
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.samples.build import BuildConfig, build_samples
+    from dipn.logs.simulation import SimulationConfig, simulate
 
     raw, samples = work / f"raw-{users}-{days}", work / f"samples-{users}-{days}"
     if not (raw / "meta.json").exists():
@@ -38,7 +38,7 @@ def build(work: Path, users: int, days: int) -> Path:
 
 
 def measure(samples: Path, repeats: int) -> dict[str, float]:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
 
     store = SampleStore(samples)  # warms the page cache
     opens, checks = [], []

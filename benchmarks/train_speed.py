@@ -78,7 +78,7 @@ class StepRunner:
 
     def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int | None,
                  compile: bool = False) -> None:  # fmt: skip
-        from dipn.data.store import SampleStore
+        from dipn.samples.store import SampleStore
         from dipn.training.config import TrainConfig
         from dipn.training.loop import Trainer
 

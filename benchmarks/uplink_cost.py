@@ -141,8 +141,8 @@ def small_bundle(raw: Path, work: Path, steps: int) -> Path:
     """A model of this log, trained for ``steps`` steps and converted to ONNX (the scores' dynamics
     come from the log and the model's inputs; a bigger model is ``--sim-bundle`` / ``--tail-bundle``)."""
     from convert.bundle import ConvertOptions, build_bundle
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.data.store import SampleStore
+    from dipn.samples.build import BuildConfig, build_samples
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 
@@ -156,7 +156,7 @@ def small_bundle(raw: Path, work: Path, steps: int) -> Path:
 
 def events_of(raw: Path) -> pl.DataFrame:
     """Every event of the log as the JSON line a cloud model would receive: user, day, line."""
-    from dipn.data.readers import read_dataset
+    from dipn.logs.readers import read_dataset
 
     parts = []
     for view, result in read_dataset(raw, views=[v for v in VIEWS if any(raw.glob(f"{v}.*"))]).items():
@@ -251,7 +251,7 @@ def measure_log(name: str, raw: Path, bundle: Path, post: dict[str, float]) -> d
 
 
 def simulated_raw(users: int, days: int, seed: int, density: float, out: Path) -> Path:
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.logs.simulation import SimulationConfig, simulate
 
     simulate(SimulationConfig(users=users, days=days, seed=seed, density=density), out, progress=False)
     return out

@@ -109,7 +109,7 @@ class _Conversion:
     """State of one conversion; each ``_<format>`` method adds its artifacts."""
 
     def __init__(self, checkpoint: Path, samples: Path, out: Path, options: ConvertOptions, progress: Progress) -> None:
-        from dipn.data.store import SampleStore
+        from dipn.samples.store import SampleStore
         from dipn.training.batches import subset
         from dipn.training.checkpoint import load_model
 
@@ -295,9 +295,9 @@ class _Conversion:
 
 def scoring_policy_of(samples_info: dict[str, Any]) -> dict[str, Any]:
     """When a device scores this model: at every event, and on the idle timer the samples were cut
-    with (``dipn.data.cuts.cut_moments``; dataset.json's ``build``), ``timer_ms`` None when they were
+    with (``dipn.samples.cuts.cut_moments``; dataset.json's ``build``), ``timer_ms`` None when they were
     cut without idle moments. Samples of a dipn too old to record the rule get its defaults."""
-    from dipn.data.cuts import IdleRule
+    from dipn.samples.cuts import IdleRule
 
     build = samples_info.get("build", {})
     timer = int(build.get("idle_timer_ms", IdleRule.timer_ms))

@@ -8,7 +8,7 @@ The phones register with the endpoint's enrollment token (env DIPN_ENROLL_TOKEN,
 --enroll-token-file); the replay plays the app backend that vouches for each phone's user.
 
 Any raw directory dipn writes or reads (``dipn simulate``, ``dipn import``: every view file in CSV,
-JSON Lines or Parquet, checked by ``dipn.data.readers``); a view without a file is an empty stream,
+JSON Lines or Parquet, checked by ``dipn.logs.readers``); a view without a file is an empty stream,
 a user without a profile or history has none. The idle timer is driven from event time: before each
 event of a phone at t its scorer ticks to t - 1, and after its last event to the end of the idle
 limit, so each phone scores at exactly the moments ``dipn build-samples`` cuts at (the bundle's
@@ -37,7 +37,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from dipn.data.readers import read_dataset
+from dipn.logs.readers import read_dataset
 from dipn.features import VIEWS
 from mobile_demo.events import event_from_row
 from mobile_demo.policies import PostingPolicy

@@ -24,7 +24,7 @@ import torch
 
 from dipn.cli import main as dipn_main
 from dipn.cli import make_parser
-from dipn.data.build import BuildConfig, build_samples
+from dipn.samples.build import BuildConfig, build_samples
 from dipn.training import checkpoint
 from dipn.training.config import TrainConfig
 
@@ -343,7 +343,7 @@ ISSUE_27: list[tuple[str, str, str, Case, str]] = [
      "--phone-events: must be in"),
     ("parsing", "simulate", "--users 10**12", lambda c: ["simulate", "--users", str(10**12), "--out", c.path("sim2")],
      "--users: must be in"),
-    # a sample store checks what it holds on open (dipn.data.store)
+    # a sample store checks what it holds on open (dipn.samples.store)
     ("samples", "evaluate", "a bit-flipped bounds.npy", _evaluate(None, "samples-bounds-bitflip"),
      "a window outside its view's events"),
     ("samples", "train", "a bit-flipped bounds.npy", _train("samples-bounds-bitflip"), "a window outside"),

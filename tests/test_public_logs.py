@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.importers import ImportConfig, import_logs
-from dipn.data.store import SampleStore
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.logs.importers import ImportConfig, import_logs
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.features import FeatureManifest
 from dipn.models import VARIANTS, build_model_for_data

@@ -13,7 +13,7 @@ from dipn.commands.options import (
     spark_master,
     utc_offset_minutes,
 )
-from dipn.data.build import BuildConfig
+from dipn.samples.build import BuildConfig
 from dipn.errors import DipnValidationError
 
 
@@ -83,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.build import build_samples
+    from dipn.samples.build import build_samples
     from dipn.features import FeatureManifest
 
     config = BuildConfig(
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:
-    from dipn.data.spark import build_samples_spark, spark_session, spark_unavailable
+    from dipn.samples.spark import build_samples_spark, spark_session, spark_unavailable
 
     reason = spark_unavailable()
     if reason:

@@ -66,10 +66,10 @@ class Stages:
 def run(args: argparse.Namespace) -> int:
     from dipn.commands.build_samples import format_summary
     from dipn.commands.inspect import render_sample
-    from dipn.data.build import BuildConfig, build_samples
+    from dipn.samples.build import BuildConfig, build_samples
     from dipn.commands.train import describe_model
-    from dipn.data.simulation import SimulationConfig, simulate
-    from dipn.data.store import SampleStore
+    from dipn.logs.simulation import SimulationConfig, simulate
+    from dipn.samples.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
     from dipn.outputs import DEMO, existing_output, make_directory, write_text
     from dipn.training.config import TrainConfig

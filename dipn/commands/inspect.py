@@ -48,8 +48,8 @@ def _when(ms: int) -> str:
 
 
 def render_sample(root: Path, index: int, split: str, events: int) -> str:
-    from dipn.data.cuts import CUT_TYPES
-    from dipn.data.store import SPLITS, SampleStore
+    from dipn.samples.cuts import CUT_TYPES
+    from dipn.samples.store import SPLITS, SampleStore
     from dipn.features import VIEWS
     from dipn.features.decode import describe
 
@@ -100,7 +100,7 @@ def render_manifest(path: Path) -> str:
 def render_raw(path: Path) -> str:
     import polars as pl
 
-    from dipn.data.readers import read_view
+    from dipn.logs.readers import read_view
     from dipn.features.contract import RAW_VIEWS
 
     view = next((v for v in RAW_VIEWS if path.name.startswith(v)), None)

@@ -76,7 +76,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.presets import GBDT_MODELS
 
     config = resolve_config(args)

@@ -1,6 +1,6 @@
 """What a phone knows at the moment t it scores: the one place that turns a cut time into inputs.
 
-Training samples (``dipn.data.store``), golden vectors (``dipn.bundle.selftest``) and the device wrapper
+Training samples (``dipn.samples.store``), golden vectors (``dipn.bundle.selftest``) and the device wrapper
 (``mobile_demo.runtime``) all call these functions (through ``dipn.features.inputs_at_cut``), so a sample cut at t and a phone scoring at t
 see the same ids, and neither sees anything that happens after t:
 

@@ -241,3 +241,13 @@ class FeatureConfig:
 def value_to_id(values: np.ndarray) -> np.ndarray:
     """The one place where a 0-based value becomes a 1-based id, keeping 0 free for padding."""
     return np.asarray(values, dtype=np.int32) + 1
+
+
+# The names every layer agrees on, declared once: samples are batched under them, models read them,
+# artifacts are exported with them as their signature and the device feeds its runner by them.
+VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse"): the behaviour sequences
+STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))  # ("history", "profile", "context")
+MERGED = "merged"  # early fusion: the three views merged by timestamp, columns swipe|tap|browse
+TASKS = ("realtime", "longterm")  # a sample's labels, in order; the order of a model's logits
+OUTPUTS = ("p_realtime", "p_longterm")  # an artifact's outputs: each task's probability
+TASK_OF_OUTPUT = dict(zip(OUTPUTS, TASKS, strict=True))
