@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from dipn.features import MERGED, TASKS, VIEWS
-from dipn.features.manifest import MASK_FEATURE, FeatureManifest
-from dipn.features.spec import FeatureConfig, Group
+from dipn.features.manifest import FeatureManifest
+from dipn.features.spec import MASK_FEATURE, FeatureConfig, Group
 from dipn.models import MODEL_CONFIGS, Preset, build_preset, multitask_loss
 from dipn.training import checkpoint
 

@@ -9,8 +9,9 @@ from dipn.features.columns import Factorized, factorize
 from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.encoders import SEQUENCE_ENCODERS, STATIC_ENCODERS
 from dipn.features.inputs import inputs_at_cut, left_pad, merge_by_time, static_ids
-from dipn.features.manifest import MASK_FEATURE, FeatureManifest, vocab_key
+from dipn.features.manifest import FeatureManifest, vocab_key
 from dipn.features.spec import (
+    MASK_FEATURE,
     MERGED,
     OOV_ID,
     OUTPUTS,

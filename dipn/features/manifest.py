@@ -16,6 +16,7 @@ from dipn.errors import DipnValidationError
 from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
 from dipn.features.port_spec import feature_port_fields, port_rules
 from dipn.features.spec import (
+    MASK_FEATURE,
     OOV_ID,
     PAD_ID,
     SEQUENCE_GROUPS,
@@ -29,16 +30,6 @@ from dipn.features.spec import (
 from dipn.features.vocabulary import Vocabulary
 
 MANIFEST_FORMAT = 3  # 3: step ages and action ages (issue 25); 2: the context group (recency, cut hour) and open-page stays
-
-# The column whose id is non-zero exactly on real (non-padded) steps of each view.
-MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
-
-
-def mask_column(config: FeatureConfig, group: Group | str) -> int:
-    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
-    group = Group(group)
-    return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])
-
 
 def vocab_key(spec: FeatureSpec) -> str:
     return f"{spec.group.value}.{spec.name}"

@@ -251,3 +251,14 @@ MERGED = "merged"  # early fusion: the three views merged by timestamp, columns 
 TASKS = ("realtime", "longterm")  # a sample's labels, in order; the order of a model's logits
 OUTPUTS = ("p_realtime", "p_longterm")  # an artifact's outputs: each task's probability
 TASK_OF_OUTPUT = dict(zip(OUTPUTS, TASKS, strict=True))
+
+
+# The column whose id is non-zero exactly on real (non-padded) steps of each view: the one fact every
+# reader of a window (the cut, the models, the GBDT summaries, inspect) asks for padding.
+MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
+
+
+def mask_column(config: FeatureConfig, group: Group | str) -> int:
+    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
+    group = Group(group)
+    return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])

@@ -62,9 +62,8 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig, Group
+from dipn.features.spec import FeatureConfig, Group, mask_column
 from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states, masked_mean, masked_softmax
-from dipn.features.manifest import mask_column
 from dipn.models.embeddings import group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus

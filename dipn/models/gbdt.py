@@ -35,8 +35,7 @@ import numpy as np
 
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
-from dipn.features.manifest import MASK_FEATURE
-from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.features.spec import MASK_FEATURE, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
 
 # name (dipn.presets.GBDT_MODELS) -> whether the row summarizes the touch views (swipe, tap)
 GBDT_MODELS = {"gbdt": False, "gbdt_touch": True}

@@ -19,9 +19,8 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
-from dipn.features.spec import FeatureConfig, Group
+from dipn.features.spec import FeatureConfig, Group, mask_column
 from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states
-from dipn.features.manifest import mask_column
 from dipn.models.embeddings import group_embedding
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}

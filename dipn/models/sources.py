@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import STATICS, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig
+from dipn.features.spec import FeatureConfig, mask_column
 from dipn.models.base import ConfigDict, IntentModel
-from dipn.features.manifest import mask_column
 from dipn.models.embeddings import group_embedding
 
 

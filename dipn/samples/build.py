@@ -7,7 +7,7 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,8 @@ def _build(
     steps.set_postfix_str("vocabularies")
     if manifest is None:
         manifest = build_vocabularies(frames, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
+    # dataset.json records the offset the hour-of-day ids were made in, not the option's None
+    config = replace(config, utc_offset_minutes=manifest.config.utc_offset_minutes)
     steps.update()
 
     steps.set_postfix_str("encoding events")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,8 @@ def _build(
     steps.set_postfix_str("vocabularies")
     if manifest is None:
         manifest = _vocabularies(events, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
+    # dataset.json records the offset the hour-of-day ids were made in, not the option's None
+    config = replace(config, utc_offset_minutes=manifest.config.utc_offset_minutes)
     steps.update()
 
     steps.set_postfix_str("partitioning by user")
