@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from convert.errors import ConversionError
 from convert.coreml_names import shorten_names
+from convert.errors import ConversionError
 from convert.quantize import COREML_INT8, CoremlWeights, quantize_coreml
 from convert.signature import ScoreModule, example_inputs, input_shape
 from dipn.bundle.runners.coreml import quiet_coremltools
