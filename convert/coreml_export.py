@@ -187,8 +187,8 @@ def dequantized_parameters(path: Path, model: nn.Module) -> dict[str, np.ndarray
     The package's names say nothing (the int8 package's values are renamed, ``convert.coreml_names``,
     and the converter names a GRU's gate matrices after its own ops), so each compressed tensor is
     matched by value: among the parameters, their transposes and the GRUs' gate blocks of its
-    shape, the one it is nearest to, which must be within half a quantization step of the largest
-    magnitude (``max |w| / 254``; a palette of 16 values is allowed 1/30 of it). All-zero constants
+    shape, the one it is nearest to, which must be within half an int8 step of the largest
+    magnitude (``max |w| / 254``; a k-means palette, half the tensor's range). All-zero constants
     that match nothing (the GRU loop's output buffer) are skipped; any other is an error, so no
     compressed weight escapes the check.
     """
@@ -206,10 +206,10 @@ def dequantized_parameters(path: Path, model: nn.Module) -> dict[str, np.ndarray
                 e = float(np.abs(value - original).max())
                 if e < error:
                     best, error = (name, rows, original), e
-            if best is not None:
-                bound = max(float(np.abs(best[2]).max()) / 30, 1e-6)
-                if op.op_type == "constexpr_affine_dequantize":
-                    bound = float(np.abs(best[2]).max()) / 254 * 1.001 + 1e-7
+            if best is not None:  # int8: half a step; a k-means palette has no fixed step, so half the range
+                original = best[2]
+                bound = (float(np.abs(original).max()) / 254 * 1.001 + 1e-7 if op.op_type == "constexpr_affine_dequantize"
+                         else float(original.max() - original.min()) / 2 + 1e-7)  # fmt: skip
             if best is None or error > bound:
                 if not value.any():
                     continue
