@@ -31,7 +31,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -226,7 +226,7 @@ class _Conversion:
                 check = {"prediction": f"skipped: {reason}", "dequantized_weights_loaded": replaced}
             extra = {"check": check}
             if precision == "int8":
-                extra["quantization"] = {"mode": recipe.mode}
+                extra["quantization"] = asdict(recipe)
             self._record("coreml", precision, info, scores, golden, method, extra)
 
     # ---- writing ---------------------------------------------------------------------------

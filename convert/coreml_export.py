@@ -25,6 +25,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from convert.coreml_names import shorten_names
 from convert.errors import ConversionError
 from convert.quantize import COREML_INT8, CoremlWeights, quantize_coreml
 from convert.signature import ScoreModule, example_inputs, input_shape
@@ -67,6 +69,10 @@ def convert_coreml(
 
     start = time.perf_counter()
     example = example if example is not None else example_inputs(model)
+    pipeline = ct.PassPipeline.DEFAULT
+    # One copy of each constant however small: the default (100 elements) kept hundreds of equal
+    # shape and axis vectors, 54 kB of the demo DIPN's program file.
+    pipeline.set_options("common::const_deduplication", {"const_threshold": 1})
     with _progress_bars_hidden(), torch.no_grad():
         traced = torch.jit.trace(ScoreModule(model).eval(), example)
         mlmodel = ct.convert(
@@ -76,6 +82,7 @@ def convert_coreml(
             outputs=[ct.TensorType(name=n) for n in OUTPUTS],
             minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
             compute_precision=ct.precision.FLOAT32,
+            pass_pipeline=pipeline,
         )
     converted = time.perf_counter() - start
     out: dict[str, dict[str, Any]] = {}
@@ -86,9 +93,11 @@ def convert_coreml(
         t0 = time.perf_counter()
         with _progress_bars_hidden():  # warns of an all-zero constant: the GRU loop's output buffer
             compressed = quantize_coreml(mlmodel, recipe)
-        compressed.save(str(int8_path))
+        spec = compressed.get_spec()
+        renamed = shorten_names(spec)  # the fp32 package keeps the readable names, for debugging
+        ct.models.MLModel(spec, weights_dir=compressed.weights_dir, skip_model_load=True).save(str(int8_path))
         out["int8"] = inspect_package(int8_path) | {"seconds": round(converted + time.perf_counter() - t0, 2),
-                                                    "recipe": {"mode": recipe.mode}}  # fmt: skip
+                                                    "recipe": asdict(recipe), "names_shortened": renamed}  # fmt: skip
     return out
 
 
@@ -150,30 +159,68 @@ def inspect_package(path: Path) -> dict[str, Any]:
     }
 
 
-def _sanitized(name: str) -> str:
-    return name.replace(".", "_")
+def _candidates(model: nn.Module) -> dict[tuple[int, ...], list[tuple[str, slice, np.ndarray]]]:
+    """Every tensor a compressed CoreML weight can stand for, by shape: each parameter, its
+    transpose, and each gate block of a GRU weight (the converter splits ``weight_ih`` and
+    ``weight_hh`` into (r, z, n) matrices of ``hidden_size`` rows)."""
+    out: dict[tuple[int, ...], list[tuple[str, slice, np.ndarray]]] = collections.defaultdict(list)
+    grus = {f"{name}.{p}": module.hidden_size for name, module in model.named_modules() if isinstance(module, nn.GRU)
+            for p, _ in module.named_parameters()}  # fmt: skip
+    for name, parameter in model.named_parameters():
+        value = parameter.detach().numpy()
+        whole = slice(None)
+        out[value.shape].append((name, whole, value))
+        if value.ndim == 2:
+            out[value.T.shape].append((name + ".T", whole, value.T))
+        hidden = grus.get(name)
+        if hidden and value.ndim == 2:
+            for gate in range(value.shape[0] // hidden):
+                rows = slice(gate * hidden, (gate + 1) * hidden)
+                out[value[rows].shape].append((name, rows, value[rows]))
+    return out
 
 
 def dequantized_parameters(path: Path, model: nn.Module) -> dict[str, np.ndarray]:
-    """The package's compressed weights, dequantized, keyed by the model's parameter names.
+    """The model's parameters with every one that the package stores compressed replaced by the
+    package's dequantized values, keyed by the model's parameter names.
 
-    CoreML names a compressed weight after the traced parameter (``scored.model.<name>`` with dots
-    as underscores, plus ``_quantized`` / ``_palettized``); constants that are no parameter (the
-    GRU loop's output buffer) are skipped.
+    The package's names say nothing (the int8 package's values are renamed, ``convert.coreml_names``,
+    and the converter names a GRU's gate matrices after its own ops), so each compressed tensor is
+    matched by value: among the parameters, their transposes and the GRUs' gate blocks of its
+    shape, the one it is nearest to, which must be within half an int8 step of the largest
+    magnitude (``max |w| / 254``; a k-means palette, half the tensor's range). All-zero constants
+    that match nothing (the GRU loop's output buffer) are skipped; any other is an error, so no
+    compressed weight escapes the check.
     """
     _, program = _program(path)
-    by_name = {_sanitized(f"scored.model.{n}"): n for n, _ in model.named_parameters()}
-    out = {}
+    candidates = _candidates(model)
+    params = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+    replaced: set[str] = set()
     for function in program.functions.values():
         for op in _operations(function):
             if not op.op_type.startswith("constexpr"):
                 continue
-            base = op.name
-            for suffix in ("_quantized", "_palettized"):
-                base = base.removesuffix(suffix)
-            if base in by_name:
-                out[by_name[base]] = np.asarray(op.materialized_val_inference(), dtype=np.float32)
-    return out
+            value = np.asarray(op.materialized_val_inference(), dtype=np.float32)
+            best, error = None, np.inf
+            for name, rows, original in candidates.get(value.shape, []):
+                e = float(np.abs(value - original).max())
+                if e < error:
+                    best, error = (name, rows, original), e
+            if best is not None:  # int8: half a step; a k-means palette has no fixed step, so half the range
+                original = best[2]
+                bound = (float(np.abs(original).max()) / 254 * 1.001 + 1e-7 if op.op_type == "constexpr_affine_dequantize"
+                         else float(original.max() - original.min()) / 2 + 1e-7)  # fmt: skip
+            if best is None or error > bound:
+                if not value.any():
+                    continue
+                raise ConversionError(f"CoreML weight {op.name} {tuple(value.shape)} matches no parameter of the model "
+                                      f"(nearest differs by {error:.3g}): the weights-only check cannot cover it")
+            name, rows, _ = best
+            if name.endswith(".T"):
+                name, value = name[:-2], value.T
+            params[name][rows] = value
+            replaced.add(name)
+    return {n: params[n] for n in sorted(replaced)}
 
 
 def weight_quantized_model(path: Path, model: nn.Module) -> tuple[nn.Module, int]:

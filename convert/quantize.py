@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from convert.errors import ConversionError
+from convert.onnx_recurrent import RECURRENT_OPS, quantize_recurrent_weights
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,21 @@ class OnnxInt8:
 
     Embeddings (``Gather``) and every ``MatMul`` / ``Gemm`` with a constant weight are quantized;
     ``GRU`` is not (onnxruntime has no GRU quantization and leaves it fp32 silently: 56 k
-    parameters, 0.23 MB for the full DIPN). On AVX2 without VNNI the default u8s8 kernels saturate
+    parameters, 0.22 MB of the demo DIPN's 0.77 MB int8 file), so with ``recurrent`` its ``W`` and
+    ``R`` are then stored int8 per row and dequantized in front of the op
+    (``convert.onnx_recurrent``). On AVX2 without VNNI the default u8s8 kernels saturate
     (max score diff 0.44 measured on random weights); ``per_channel`` with ``reduce_range`` (7-bit
-    weights) does not (0.08 there, 0.004 on the trained demo model).
+    weights) does not (0.08 there, 0.004 on the trained demo model). ``reduce_range`` does not
+    apply to the recurrent weights: they are dequantized to float, no integer kernel sees them.
+    ``strip_value_info`` drops the exporter's intermediate shape annotations (``value_info``, 29 kB
+    of the demo file): optional hints that onnxruntime infers again at load.
     """
 
     per_channel: bool = True
     reduce_range: bool = True
     weight_type: str = "QInt8"
+    recurrent: bool = True
+    strip_value_info: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,12 +55,23 @@ class TfliteInt8:
 
 @dataclass(frozen=True)
 class CoremlWeights:
-    """``coremltools.optimize.coreml``: ``int8`` = linear symmetric per-channel
-    (``linear_quantize_weights``); ``palette6`` / ``palette4`` = k-means palettes of 64 / 16 values
-    per tensor (``palettize_weights``; needs scikit-learn). Tensors under 2,048 elements (small
-    tables, the GRU's per-gate matrices after conversion) stay as they are."""
+    """``coremltools.optimize.coreml``: ``int8`` = linear symmetric (``linear_quantize_weights``);
+    ``palette6`` / ``palette4`` = k-means palettes of 64 / 16 values per tensor
+    (``palettize_weights``; needs scikit-learn).
+
+    ``weight_threshold`` (int8 only; the palettes keep coremltools' 2,048, as measured): tensors with
+    fewer elements stay fp32. coremltools' default, 2,048, kept
+    the GRUs' per-gate matrices (the converter splits each GRU into (32, 64) and (32, 32) gate
+    matrices), the attention matrices and the small tables fp32: 0.22 MB of the demo DIPN's 0.90 MB
+    int8 package. 256 quantizes every matrix and table of the model and keeps the biases (at most
+    128 elements) fp32. ``granularity`` per tensor, as the TFLite recipe (which passes the gate the
+    same way): per channel stores a scale and a zero point per row, 20 kB for the leaf-category
+    table's rows alone, and the package then stays above 0.6 MB (docs/convert.md, "int8 size").
+    """
 
     mode: str = "int8"
+    weight_threshold: int = 256
+    granularity: str = "per_tensor"
 
     def __post_init__(self) -> None:
         if self.mode not in ("int8", "palette6", "palette4"):
@@ -87,12 +106,18 @@ def quantize_onnx(source: Path, target: Path, recipe: OnnxInt8 = ONNX_INT8) -> d
         )
     finally:
         root.setLevel(level)
-    ops = [n.op_type for n in onnx.load(str(target), load_external_data=False).graph.node]
+    model = onnx.load(str(target))
+    recurrent = quantize_recurrent_weights(model) if recipe.recurrent else {"recurrent_weights_int8": 0}
+    if recipe.strip_value_info:
+        del model.graph.value_info[:]
+    onnx.save(model, str(target))
+    ops = [n.op_type for n in model.graph.node]
     return {
         "recipe": asdict(recipe),
         "integer_matmuls": ops.count("MatMulInteger"),
         "dequantized_weights": ops.count("DequantizeLinear"),
-        "kept_float": sorted({op for op in ops if op in ("GRU", "LSTM", "RNN")}),
+        **recurrent,
+        "kept_float": [] if recurrent["recurrent_weights_int8"] else sorted({op for op in ops if op in RECURRENT_OPS}),
     }
 
 
@@ -109,12 +134,13 @@ def quantize_coreml(mlmodel: Any, recipe: CoremlWeights = COREML_INT8) -> Any:
     from coremltools.optimize import coreml as opt
 
     if recipe.mode == "int8":
-        op = opt.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
+        op = opt.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity=recipe.granularity,
+                                         weight_threshold=recipe.weight_threshold)
         return opt.linear_quantize_weights(mlmodel, opt.OptimizationConfig(global_config=op))
     try:
         import sklearn  # noqa: F401  (palettization runs k-means)
     except ImportError as exc:
         raise ConversionError("CoreML palettization needs scikit-learn: pip install scikit-learn") from exc
     bits = {"palette6": 6, "palette4": 4}[recipe.mode]
-    op = opt.OpPalettizerConfig(mode="kmeans", nbits=bits)
+    op = opt.OpPalettizerConfig(mode="kmeans", nbits=bits)  # coremltools' threshold: as measured
     return opt.palettize_weights(mlmodel, opt.OptimizationConfig(global_config=op))

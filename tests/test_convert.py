@@ -130,16 +130,24 @@ def test_tflite_keeps_all_recurrences_in_one_while_loop(bundle: Path) -> None:
     assert "FULLY_CONNECTED v12" not in int8["op_versions"]  # per-channel FC: tflite-runtime 2.14 refuses it
     onnx = next(a for a in manifest["artifacts"] if a["path"] == "model.int8.onnx")
     assert onnx["recurrent_ops"] == {"GRU": 3} and onnx["quantization"]["integer_matmuls"] > 0
+    # the GRUs' W and R too (onnxruntime's quantizer skips GRU): int8 initializers, dequantized in front
+    assert onnx["quantization"]["recurrent_weights_int8"] > 0 and onnx["quantization"]["kept_float"] == []
+    import onnx as onnx_lib
+
+    graph = onnx_lib.load(str(bundle / "model.int8.onnx")).graph
+    floats = {i.name: i for i in graph.initializer if i.data_type == onnx_lib.TensorProto.FLOAT}
+    for node in (n for n in graph.node if n.op_type == "GRU"):
+        assert node.input[1] not in floats and node.input[2] not in floats, node.input
 
 
-def test_int8_artifacts_are_smaller_than_fp32(bundle: Path) -> None:
+def test_int8_artifacts_are_about_a_quarter_of_fp32(bundle: Path) -> None:
+    """Every weight of every format is int8 (the GRUs included), so what is left above a quarter is
+    graph and scales. On the demo DIPN (1.9 MB fp32) this is the 0.6 MB target; the tiny model here
+    is smaller and its graph a larger share, hence 0.35 (the demo measured 0.31, 0.29 and 0.29)."""
     manifest = load_bundle(bundle).manifest
     size = {(a["format"], a["precision"]): a["bytes"] for a in manifest["artifacts"]}
-    for fmt in ("onnx", "tflite"):
-        assert size[(fmt, "int8")] < 0.5 * size[(fmt, "fp32")], fmt
-    # CoreML leaves tensors under 2,048 elements in fp32 (convert.quantize.CoremlWeights): with
-    # embedding tables sized to the vocabulary, those (the GRUs' per-gate matrices) are a larger share
-    assert size[("coreml", "int8")] < 0.6 * size[("coreml", "fp32")]
+    for fmt in ("onnx", "tflite", "coreml"):
+        assert size[(fmt, "int8")] < 0.35 * size[(fmt, "fp32")], (fmt, size[(fmt, "int8")] / size[(fmt, "fp32")])
 
 
 def test_coreml_package_is_saved_quantized_and_inspected(bundle: Path, trained: Path) -> None:
@@ -155,10 +163,15 @@ def test_coreml_package_is_saved_quantized_and_inspected(bundle: Path, trained: 
     assert any(k.startswith("constexpr_affine_dequantize:int8") for k in int8["weight_elements"])
     model, _, _ = checkpoint.load_model(trained)
     weights = dequantized_parameters(bundle / "model.int8.mlpackage", model)
-    table = weights["embeddings.browse.tables.1.weight"]  # leaf category: the largest table
-    original = model.state_dict()["embeddings.browse.tables.1.weight"].numpy()
-    scale = np.abs(original).max(axis=1, keepdims=True) / 127
-    assert np.all(np.abs(table - original) <= scale * 0.5 + 1e-6)  # per-row int8 rounding, no more
+    state = model.state_dict()
+    for name in ("embeddings.browse.tables.1.weight",  # leaf category: the largest table
+                 "grus.browse.weight_hh_l0", "grus.swipe.weight_ih_l0_reverse"):  # split into gates by the converter
+        original = state[name].numpy()
+        assert not np.array_equal(weights[name], original), name  # quantized, and found by the check
+        # per-tensor int8 rounding, no more (a GRU weight: per gate matrix, each its own tensor)
+        blocks = original.reshape(-1, model.grus.browse.hidden_size, original.shape[-1]) if "grus" in name else original[None]
+        scale = np.abs(blocks).max(axis=(1, 2), keepdims=True) / 127
+        assert np.all(np.abs(weights[name].reshape(blocks.shape) - blocks) <= scale * 0.5 + 1e-6), name
     entry = next(a for a in json.loads((bundle / "manifest.json").read_text())["artifacts"]
                  if a["path"] == "model.int8.mlpackage")  # fmt: skip
     if platform.system() != "Darwin":
