@@ -13,8 +13,8 @@ an assumed uplift that peaks at mid intent, as the paper hypothesises. Reported:
 The metrics, policies, buckets, defaults and the budgeted allocator (dipn.serving.budget) are the
 endpoint's own (dipn.serving).
 
-    python benchmarks/coupon_ab.py                 # writes benchmarks/results/coupon_ab.{json,md}
-    python benchmarks/coupon_ab.py --users 200000 --score-noise 1.0
+    python -m benchmarks.coupon_ab                 # writes benchmarks/results/coupon_ab.{json,md}
+    python -m benchmarks.coupon_ab --users 200000 --score-noise 1.0
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dipn.serving import uplift_metrics
+from benchmarks import uplift_metrics
 from dipn.serving.buckets import bucket_position
 from dipn.serving.budget import cap_in_arrival_order, multiplier_for_budget
 from dipn.serving.config import CampaignConfig, UpliftCurve
 from dipn.serving.metrics import BucketTotals, campaign_report, format_number, format_percent, format_report
 from dipn.serving.policy import budgeted_grants, expected_incremental_gmv, within_thresholds
+from dipn.training.metrics import task_metrics
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -100,13 +101,6 @@ def totals(o: dict[str, np.ndarray], coupon_value: float) -> BucketTotals:
 def expected_incremental(users: dict[str, np.ndarray], granted: np.ndarray) -> float:
     """The simulator's truth: sum over granted users of lift(p) * basket."""
     return float((granted * users["lift"] * users["basket"]).sum())
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    ranks = np.empty(len(score))
-    ranks[np.argsort(score, kind="stable")] = np.arange(1, len(score) + 1)
-    positives = label.sum()
-    return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * (len(label) - positives)))
 
 
 def subset(users: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -323,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     t7 = table7(a, users, buckets, calibration, config)
     budget = t7["coupons_per_user_budget"]
     report = {
-        "command": "python benchmarks/coupon_ab.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.coupon_ab " + " ".join(argv if argv is not None else sys.argv[1:]),
         "assumptions": asdict(a), "coupon_value": config.coupon_value, "thresholds": [config.t_l, config.t_u],
-        "score_auc": auc(users["score"], users["u"] < users["p"]),
+        "score_auc": task_metrics(users["u"] < users["p"], users["score"])["auc"],
         "table7": t7,
         "sweep": sweep(a, users, buckets, config, budget, t7["lagrange_multiplier"]),
         "uplift": uplift_targeting(a, users, buckets, config, t7["lagrange_multiplier"], rng),

@@ -1,7 +1,7 @@
 """Single-inference latency on the host by backend, precision and thread count, and a new event's way to its score.
 
-    python benchmarks/latency.py             # runs/demo: checkpoint, samples, bundle
-    python benchmarks/latency.py --rounds 3 --per-round 5 --out /tmp/latency   # a quick look
+    python -m benchmarks.latency             # runs/demo: checkpoint, samples, bundle
+    python -m benchmarks.latency --rounds 3 --per-round 5 --out /tmp/latency   # a quick look
 
 For 1 and 2 threads, a worker process pinned with ``taskset`` to as many cores times every
 backend (PyTorch eager, onnxruntime, LiteRT) at fp32 and int8, batch 1, on real eval samples, in
@@ -27,9 +27,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 REFERENCE = "PyTorch eager fp32"  # a label of convert.reference.torch_calls
 THREADS = (1, 2)
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args.public_key = args.public_key or next(iter(sorted((args.bundle.parent / "keys").glob("*.pub"))), None)
     load_start = os.getloadavg()
     runs = [run_pinned(args, threads) for threads in THREADS if threads <= len(os.sched_getaffinity(0))]
-    command = " ".join(["python benchmarks/latency.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks.latency", *(sys.argv[1:] if argv is None else argv)])
     report = {"command": command, "machine": machine_info(),
               "load_average_start": load_start, "load_average_end": os.getloadavg(),
               "checkpoint": _shown(args.checkpoint), "bundle": _shown(args.bundle), "rounds": args.rounds,

@@ -1,8 +1,8 @@
 """Size, parity and latency of the converted artifacts (issue 5), against the project's targets.
 
-    python benchmarks/size_parity.py                       # converts runs/demo/run/best.pt
-    python benchmarks/size_parity.py --reuse               # measure an existing bundle again
-    python benchmarks/size_parity.py --tflite-runtime-python /tmp/tflrt/bin/python
+    python -m benchmarks.size_parity                       # converts runs/demo/run/best.pt
+    python -m benchmarks.size_parity --reuse               # measure an existing bundle again
+    python -m benchmarks.size_parity --tflite-runtime-python /tmp/tflrt/bin/python
                                                            # also run the TFLite files under
                                                            # tflite-runtime (a numpy<2 venv)
 
@@ -27,9 +27,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 TARGET_MB, TARGET_DROP, TARGET_P50_MS = 2.5, 0.003, 5.0
 
@@ -166,7 +165,7 @@ def main() -> None:
     from convert.bundle import ConvertOptions, build_bundle
     from dipn.bundle.manifest import load_bundle
 
-    command = "python benchmarks/size_parity.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.size_parity " + " ".join(sys.argv[1:])
     start = time.perf_counter()
     if args.reuse and (args.bundle / "manifest.json").exists():
         manifest = load_bundle(args.bundle).manifest

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +39,7 @@ def _browser_missing() -> str | None:
 def feed_campaign(server: LiveServer, users: int = 120, seed: int = 3) -> int:
     """A campaign of ``users`` simulated phones: each posts its score, gets a decision, and buys
     (or not) as the simulation's uplift model says; a buyer holding a coupon uses it."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import coupon_ab
+    from benchmarks import coupon_ab
 
     rng = np.random.default_rng(seed)
     people = coupon_ab.draw_users(coupon_ab.Assumptions(), users, rng)

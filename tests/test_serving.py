@@ -18,9 +18,10 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 from sqlalchemy import func, inspect, select  # noqa: E402
 
+from benchmarks import uplift_metrics  # noqa: E402
 from dipn import wire  # noqa: E402
 from dipn.commands import coupon_report  # noqa: E402
-from dipn.serving import models, uplift_metrics  # noqa: E402
+from dipn.serving import models  # noqa: E402
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient  # noqa: E402
 from dipn.serving.config import CampaignConfig, UpliftCurve  # noqa: E402
@@ -31,7 +32,6 @@ from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
 from dipn.serving.server import free_port  # noqa: E402
 from tests.serve_process import ADMIN, LiveServer  # noqa: E402
-
 
 # --- servers -------------------------------------------------------------------------------------
 
@@ -468,8 +468,7 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
 @pytest.mark.slow
 def test_no_acknowledged_score_is_lost_when_the_server_is_killed(tmp_path: Path) -> None:
     """dipn serve with 2 workers, SIGKILLed under load, restarted: every acked score is stored."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import endpoint_load
+    from benchmarks import endpoint_load
 
     db_url = f"sqlite:///{tmp_path}/crash.db"
     port = free_port()
@@ -499,8 +498,7 @@ def test_no_acknowledged_score_is_lost_when_the_server_is_killed(tmp_path: Path)
 
 
 def test_coupon_ab_benchmark_reports_table7_a_threshold_sweep_and_qini(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import coupon_ab
+    from benchmarks import coupon_ab
 
     assert coupon_ab.main(["--users", "20000", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "coupon_ab.json").read_text())
