@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,16 +168,10 @@ def _build(
     users = _all_users(frames)
     frames = {v: _with_user_index(f, users) for v, f in frames.items()}
     base_ms, last_ms = _time_range(frames)
-    meta = read_meta(raw_dir)
-    window = build_window(base_ms, last_ms, config, meta, drawn=cuts_file is None)
-    steps.update()
-
-    steps.set_postfix_str("vocabularies")
-    if manifest is None:
-        manifest = build_vocabularies(frames, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
-    # dataset.json records the offset the hour-of-day ids were made in, not the option's None
-    config = replace(config, utc_offset_minutes=manifest.config.utc_offset_minutes)
-    steps.update()
+    window, manifest, config = window_and_vocabularies(
+        raw_dir, config, manifest, base_ms, last_ms, cuts_file is None, steps,
+        lambda empty, eval_start_ms: build_vocabularies(frames, empty, eval_start_ms, config.min_count),
+    )  # fmt: skip
 
     steps.set_postfix_str("encoding events")
     encoded = {v: encode_view(frames, v, manifest, base_ms) for v in VIEWS}
@@ -228,6 +223,24 @@ def build_window(base_ms: int, last_ms: int, config: BuildConfig, meta: dict[str
     """The cut window and its train / val / eval days, whichever engine builds (``drawn``: random
     cuts, not a --cuts file)."""
     return cut_window(base_ms, last_ms, config.eval_days, meta, config.val_days, config.horizon_ms, drawn)
+
+
+def window_and_vocabularies(
+    raw_dir: Path, config: BuildConfig, manifest: FeatureManifest | None, base_ms: int, last_ms: int, drawn: bool,
+    steps: tqdm, vocabularies: Callable[[FeatureManifest, int], FeatureManifest],
+) -> tuple[CutWindow, FeatureManifest, BuildConfig]:
+    """The steps both engines share once events are indexed: the cut window, the manifest (the
+    engine's own vocabulary pass over the training period, unless one was given) and the config
+    as applied, whose utc offset is the one the hour-of-day ids were made in (dataset.json records
+    it, not the option's None)."""
+    meta = read_meta(raw_dir)
+    window = build_window(base_ms, last_ms, config, meta, drawn=drawn)
+    steps.update()
+    steps.set_postfix_str("vocabularies")
+    if manifest is None:
+        manifest = vocabularies(empty_manifest(config, meta), window.eval_start_ms)
+    steps.update()
+    return window, manifest, replace(config, utc_offset_minutes=manifest.config.utc_offset_minutes)
 
 
 def empty_manifest(config: BuildConfig, meta: dict[str, Any] | None) -> FeatureManifest:

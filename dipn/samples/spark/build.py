@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +27,9 @@ from dipn.features.contract import TIME_COLUMN
 from dipn.outputs import SAMPLES, replacing
 from dipn.samples.build import (
     BuildConfig,
-    build_window,
     dataset_info,
-    empty_manifest,
     given_cuts,
-    read_meta,
+    window_and_vocabularies,
     write_index,
 )
 from dipn.samples.cuts import CutWindow, DrawPosition, IdleRule, user_time_key
@@ -92,16 +89,10 @@ def _build(
     steps.set_postfix_str("indexing users")
     users = _sorted_users(events)
     base_ms, last_ms = _time_range(events)
-    meta = read_meta(raw_dir)
-    window = build_window(base_ms, last_ms, config, meta, drawn=cuts_file is None)
-    steps.update()
-
-    steps.set_postfix_str("vocabularies")
-    if manifest is None:
-        manifest = _vocabularies(events, empty_manifest(config, meta), window.eval_start_ms, config.min_count)
-    # dataset.json records the offset the hour-of-day ids were made in, not the option's None
-    config = replace(config, utc_offset_minutes=manifest.config.utc_offset_minutes)
-    steps.update()
+    window, manifest, config = window_and_vocabularies(
+        raw_dir, config, manifest, base_ms, last_ms, cuts_file is None, steps,
+        lambda empty, eval_start_ms: _vocabularies(events, empty, eval_start_ms, config.min_count),
+    )  # fmt: skip
 
     steps.set_postfix_str("partitioning by user")
     n_shards = len(range(0, max(len(users), 1), config.users_per_shard))
