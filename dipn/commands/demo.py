@@ -16,8 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="run the pipeline end to end on a small synthetic dataset",
-        description="Simulate shoppers, build samples, show one decoded sample, train a small DIPN "
-        "and evaluate it; each stage prints what it did. Everything lands under --out.",
+        description="Simulate shoppers, build samples, show one decoded sample, train a small DIPN and evaluate "
+        "it, choose the coupon band on its val predictions for --grant-rate, convert it for phones, replay phones "
+        "against a local endpoint and report the campaign; each stage prints what it did. Everything lands under "
+        "--out.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"),
                    help="directory of the demo's raw logs, samples, run, bundle, keys and endpoint database")
@@ -33,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phones", type=int_in(1, 10_000), default=30, help="simulated phones streaming to the endpoint")
     p.add_argument("--phone-events", type=int_in(1, 10**9), default=10_000,
                    help="events replayed across all phones (each is scored)")
+    p.add_argument("--grant-rate", type=float_in(0, 1, low_open=True), default=0.2,
+                   help="share of the model bucket's decisions that should get a coupon: the band is chosen on the "
+                   "model's val predictions to hold it (default 0.2)")
+    p.add_argument("--band-samples", type=int_in(20, 10**7), default=2000,
+                   help="val cuts scored to choose the band (default 2000)")
     p.set_defaults(run=run)
 
 
@@ -111,24 +118,67 @@ def run(args: argparse.Namespace) -> int:
         print(f"{task:9s} AUC {m['auc']:.4f}  log loss {m['logloss']:.4f}  positive rate {m['positive_rate']:.3f}")
     print(f"plots: {run_dir / 'evaluation-eval'}/reliability.png, scores.png")
 
-    convert_serve_and_replay(args, raw, samples, run_dir, stages)
+    stages.start(f"6. choose the coupon band on {args.band_samples:,} val predictions for a grant rate of "
+                 f"{args.grant_rate:.0%} (dipn band)")
+    band = choose_band(run_dir, samples, args.grant_rate, args.band_samples, args.seed)
+
+    convert_serve_and_replay(args, raw, samples, run_dir, band, stages)
     print("\n" + stages.summary())
     print(f"Done in {time.perf_counter() - started:.0f} s. Inspect samples with: dipn inspect {samples} --split eval --sample N")
     return 0
 
 
-def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path, stages: Stages) -> None:
-    """Stages 6-8: convert for phones, start the endpoint, replay phones, decide coupons, report."""
+def choose_band(run_dir: Path, samples: Path, grant_rate: float, cuts: int, seed: int) -> dict:
+    """The band of ``dipn band --grant-rate`` on the model's own val predictions (a seeded sample of
+    ``cuts`` val cuts, written as ``dipn evaluate --predictions-out`` writes them): the paper's 0.2-0.4
+    assumes scores spread over [0, 1], and on a model whose scores sit near its base rate it grants
+    (nearly) nobody. Returns the chosen band's row: t_l, t_u, the grant rate on the val scores and its
+    95% interval over users."""
+    import numpy as np
+
+    from dipn.data.store import SampleStore
+    from dipn.evaluation.report import write_predictions
+    from dipn.serving.band import Band, candidate_rows, resolve
+    from dipn.serving.config import CampaignConfig
+    from dipn.serving.predictions import read_predictions
+    from dipn.training import checkpoint
+    from dipn.training.predict import predict
+
+    store = SampleStore(samples)
+    indices = store.indices("val")
+    if len(indices) > cuts:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, cuts, replace=False))
+    model, _, _ = checkpoint.load_model(run_dir / "best.pt")
+    path = write_predictions(store, indices, predict(model, store, indices), run_dir / "val-predictions.csv")
+    users, scores = read_predictions(path)
+    defaults = CampaignConfig()
+    chosen = resolve({"kind": "grant_rate", "grant_rate": grant_rate}, scores, defaults.uplift, defaults.basket_value)
+    paper, row = candidate_rows(scores, users, [("paper", Band(defaults.t_l, defaults.t_u)), ("chosen", chosen)],
+                                defaults.uplift, defaults.basket_value, defaults.coupon_value, rounds=400, seed=seed)
+    q05, q50, q95 = np.quantile(scores, [0.05, 0.5, 0.95])
+    print(f"{len(scores):,} val scores of {len(set(users.tolist()))} users ({path}): p_realtime median {q50:.4f}, "
+          f"5th-95th percentile {q05:.4f}-{q95:.4f}")
+    print(f"the paper's band [{defaults.t_l:g}, {defaults.t_u:g}] would grant {paper['grant_rate']:.1%} of them")
+    print(f"chosen band [{row['t_l']:.4f}, {row['t_u']:.4f}]: expected grant rate {row['grant_rate']:.1%}, 95% "
+          f"interval over users [{row['grant_rate_low']:.1%}, {row['grant_rate_high']:.1%}] (asked {grant_rate:.0%})")
+    print(f"the same with the command line: dipn band {path} --grant-rate {grant_rate:g}")
+    return row
+
+
+def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path, run_dir: Path, band: dict,
+                             stages: Stages) -> None:  # fmt: skip
+    """Stages 7-9: convert for phones, start the endpoint, replay phones, decide coupons with the
+    chosen band, report (and compare the grant rate the band got with the one it expected)."""
     from convert.bundle import ConvertOptions, build_bundle, size_parity_table
     from convert.signing import generate_keypair
     from dipn.serving.client import OperatorClient
     from dipn.serving.config import ServerConfig
-    from dipn.serving.metrics import format_report
+    from dipn.serving.report import format_report_text
     from dipn.serving.server import ThreadedServer, free_port
     from mobile_demo.replay import replay
 
     bundle = args.out / "bundle"
-    stages.start(f"6. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
+    stages.start(f"7. convert for phones: ONNX, TFLite, CoreML, int8, each checked against PyTorch -> {bundle}")
     keys = args.out / "keys"  # a fresh signing key per demo run; devices trust only its public half
     shutil.rmtree(keys, ignore_errors=True)
     signing_key, public_key = generate_keypair(keys)
@@ -136,7 +186,7 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     manifest = build_bundle(run_dir / "best.pt", samples, bundle, options, progress=lambda _: None)
     print(size_parity_table(manifest))
 
-    stages.start(f"7. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
+    stages.start(f"8. {args.phones} phones stream their events through the device wrapper; only scores go to the endpoint")
     db = (args.out / "endpoint.db").resolve()
     db.unlink(missing_ok=True)
     # Operator routes and device registration are never open, not even in the demo: fresh tokens.
@@ -144,7 +194,7 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
     config = ServerConfig(db_url=f"sqlite:///{db}", admin_token=admin_token, enroll_token=enroll_token)
     with ThreadedServer(config, free_port()) as server:
         operator = OperatorClient(server.url, admin_token)
-        campaign = operator.create_campaign(name="demo", salt="demo")["id"]
+        campaign = operator.create_campaign(name="demo", salt="demo", t_l=band["t_l"], t_u=band["t_u"])["id"]
         # The endpoint decides on scores of the last hour: the replay is moved in time to end now.
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
                       public_key=public_key, shift_to_now=True, enroll_token=enroll_token)
@@ -152,11 +202,29 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
               f"{sent['scores_posted']:,} posted, {sent['acknowledged']:,} acknowledged; {sent['bytes_sent']:,} bytes "
               f"sent instead of {sent['raw_event_bytes']:,} bytes of raw events; median inference "
               f"{sent['latency_ms_p50'] or 0:.1f} ms")
-        stages.start("8. coupon decisions (t_l = 0.2 <= p_realtime <= t_u = 0.4 in the model bucket), orders, R_c and I_gmv")
+        stages.start(f"9. coupon decisions (t_l = {band['t_l']:.4f} <= p_realtime <= t_u = {band['t_u']:.4f} in the "
+                     "model bucket), orders, R_c and I_gmv with 95% intervals")
         _decide_and_order(operator, campaign, raw, sent["users"], args.seed)
-        print(format_report(operator.metrics(campaign)["buckets"]))
+        report = operator.report(campaign)
+        print(format_report_text(report))
+        print(grant_rate_check(report, band, args.grant_rate))
         operator.close()
     stages.end()
+
+
+def grant_rate_check(report: dict, band: dict, asked: float) -> str:
+    """The model bucket's grant rate over its decisions on a score, against what the band expected."""
+    reasons = report["decisions"]["by_bucket"].get("model", {})
+    inside, outside = reasons.get("within_thresholds", 0), reasons.get("outside_thresholds", 0)
+    low, high = band["grant_rate_low"], band["grant_rate_high"]
+    if not inside + outside:
+        return "grant rate: no model-bucket decision had a recent score"
+    got = inside / (inside + outside)
+    verdict = "inside" if low <= got <= high else "outside"
+    return (f"grant rate in the model bucket: asked {asked:.0%}, expected {band['grant_rate']:.1%} [{low:.1%}, "
+            f"{high:.1%}] on the val scores, got {got:.1%} ({inside} of {inside + outside} decisions on a score), "
+            f"{verdict} the expected interval" + ("" if inside + outside >= 30 else
+                                                  f" (only {inside + outside} decisions: a coarse check)"))
 
 
 def _decide_and_order(operator, campaign: int, raw: Path, users: list[str], seed: int) -> None:  # noqa: ANN001
