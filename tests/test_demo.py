@@ -47,10 +47,14 @@ def test_the_demo_compares_the_grant_rate_it_got_with_the_expected_interval(tmp_
         operator = server.operator()
         cid = operator.create_campaign(name="demo", shares={"model": 1.0}, t_l=band["t_l"], t_u=band["t_u"])["id"]
         scores = np.r_[np.full(10, 0.08), np.full(30, 0.02)]
+        answers = []
         for i, p in enumerate(scores):
             device = DeviceClient.register(server.url, f"u{i}")
             device.post_scores([device.score("demo-1", float(p), 0.1, ts=wire.now_ms() - 1000)])
-            operator.decide(cid, f"u{i}")
-        line = grant_rate_check(operator.report(cid), band, 0.2)
-    assert "expected 20.0% [15.0%, 30.0%]" in line and "got 25.0% (10 of 40 decisions on a score)" in line
-    assert "inside the expected interval" in line
+            answers.append(operator.decide(cid, f"u{i}"))
+        answers.append(operator.decide(cid, "never-scored"))  # no_recent_score: not a decision on a score
+        line = grant_rate_check(answers, band, 0.2)
+    assert ("expected 20.0% [15.0%, 30.0%] on the val scores; got 25.0% (10 of 40 decisions on a score; 1 of its "
+            "41 users had no recent score)") in line
+    low, high = (float(x.rstrip("%")) / 100 for x in line.split("95% interval [")[1].split("]")[0].split(", "))
+    assert low < 0.2 < high and line.endswith("the expected rate lies inside it")
