@@ -558,3 +558,25 @@ def test_coupon_ab_benchmark_reports_table7_a_threshold_sweep_and_qini(tmp_path:
     scores = report["uplift"]["scores"]
     assert scores["oracle (true uplift)"]["qini_true"] > scores["random"]["qini_true"]
     assert "Qini" in (tmp_path / "coupon_ab.md").read_text()
+
+
+def test_per_version_rows_cover_the_versions_with_the_most_decisions_only() -> None:
+    """Devices name their model version: a report over many versions stays bounded (MAX_VERSIONS)."""
+    from dipn.serving.config import BUCKETS
+    from dipn.serving.intervals import user_weights
+    from dipn.serving.report import MAX_VERSIONS, UserTable, version_rows
+
+    n = 40  # users 0-9 in the none bucket, 10-39 in the model bucket, each under a version of its own
+    bucket = np.array([BUCKETS.index("none")] * 10 + [BUCKETS.index("model")] * 30)
+    granted = np.where(np.arange(n) % 2 == 1, 1.0, np.inf)
+    users = UserTable(bucket=bucket, seen_ms=np.zeros(n), granted_ms=granted, coupon_value=np.where(granted < 9, 10.0, 0),
+                      redeemed_ms=np.full(n, np.inf), order_user=np.array([0, 11], dtype=np.int64),
+                      order_ms=np.zeros(2), order_gmv=np.array([50.0, 80.0]))  # fmt: skip
+    version_of = [None] * 10 + [f"v{i:02d}" for i in range(30)]
+    decisions = {f"v{i:02d}": 100 - i for i in range(30)}  # v00 has the most
+    rows = version_rows(users, version_of, user_weights(np.arange(n), rounds=50), {"none": 0.25, "model": 0.75},
+                        decisions)  # fmt: skip
+    assert list(rows) == [f"v{i:02d}" for i in range(MAX_VERSIONS)]
+    assert rows["v01"]["model"]["users"] == 1 and rows["v01"]["model"]["granted"] == 1  # user 11: coupon, GMV 80
+    assert rows["v01"]["model"]["gmv"] == 80.0 and rows["v01"]["model"]["r_c"] == 0.0
+    assert rows["v00"]["model"]["granted"] == 0 and rows["v00"]["model"]["r_c"] is None

@@ -198,7 +198,7 @@ def convert_serve_and_replay(args: argparse.Namespace, raw: Path, samples: Path,
         # user's latest score of the replay (a live campaign keeps the default hour).
         campaign = operator.create_campaign(name="demo", salt="demo", t_l=band["t_l"], t_u=band["t_u"],
                                             score_max_age_ms=args.days * 86_400_000 + 3_600_000)["id"]
-        # The endpoint decides on scores of the last hour: the replay is moved in time to end now.
+        # The replay is moved in time to end now, so its scores are recent for the endpoint.
         sent = replay(bundle, raw, server.url, args.phones, max_events=args.phone_events, seed=args.seed,
                       public_key=public_key, shift_to_now=True, enroll_token=enroll_token)
         print(f"{sent['events']:,} events on {sent['phones']} phones ({sent['backend']}): {sent['scores']:,} scores, "

@@ -15,7 +15,7 @@ the point estimates equal ``GET /metrics/campaign/{id}``'s and the intervals res
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -155,6 +155,7 @@ def bucket_rows(users: UserTable, as_of: float, weights: np.ndarray, shares: dic
 
 # The buckets whose decisions rest on a score, hence on a model version (none and all use none).
 SCORED_BUCKETS = ("model", "budgeted")
+MAX_VERSIONS = 20
 VERSION_FIELDS = ("users", "granted", "redeemers", "gmv", "orders", "grant_rate", "grant_rate_interval", "r_c",
                   "r_c_interval", "i_gmv", "i_gmv_interval")
 
@@ -174,22 +175,35 @@ def version_of_users(users_seen: list[str], grants_rows: list, decided: list) ->
 
 
 def version_rows(users: UserTable, version_of: list[str | None], weights: np.ndarray,
-                 shares: dict[str, float]) -> dict[str, dict[str, dict]]:
+                 shares: dict[str, float], decisions_of: dict[str, int]) -> dict[str, dict[str, dict]]:
     """Per model version, the Table-7 row of each scored bucket restricted to that version's users,
     with the same intervals: R_c over the coupons its scores granted, and I_gmv of its users against
-    the whole none bucket (the control serves every version alike). The restriction hides the
-    bucket's other users from ``bucket_rows``, so the formulas and the resamples are the bucket
-    table's own; the rows of all versions add up to the bucket's users with a score."""
+    the whole none bucket (the control serves every version alike). Each version's rows come from
+    ``bucket_rows`` on its users and the none bucket's alone, with their columns of the same
+    resamples, so the formulas and the intervals are the bucket table's and the cost is linear in
+    the campaign's users; the rows of all versions add up to the bucket's users with a score.
+    Devices name their model version, so only the ``MAX_VERSIONS`` with the most decisions get rows."""
     names = np.array(version_of, dtype=object)
+    control = users.bucket == BUCKETS.index("none")
     scored = np.isin(users.bucket, [BUCKETS.index(b) for b in SCORED_BUCKETS])
     out: dict[str, dict[str, dict]] = {}
-    for version in sorted({v for v in version_of if v is not None}):
-        hidden = scored & (names != version)
-        view = replace(users, bucket=np.where(hidden, -1, users.bucket))
-        rows = bucket_rows(view, np.inf, weights, shares)
+    for version in sorted(decisions_of, key=lambda v: (-decisions_of[v], v))[:MAX_VERSIONS]:
+        keep = control | (scored & (names == version))
+        rows = bucket_rows(_subset(users, keep), np.inf, weights[:, keep], shares)
         out[version] = {b: {k: rows[b][k] for k in VERSION_FIELDS} for b in SCORED_BUCKETS
                         if b in rows and rows[b]["users"] > 0}
     return out
+
+
+def _subset(users: UserTable, keep: np.ndarray) -> UserTable:
+    """The rows of ``keep``, with their orders (re-indexed)."""
+    row = np.full(len(keep), -1, dtype=np.int64)
+    row[keep] = np.arange(int(keep.sum()))
+    own = keep[users.order_user]
+    return UserTable(bucket=users.bucket[keep], seen_ms=users.seen_ms[keep], granted_ms=users.granted_ms[keep],
+                     coupon_value=users.coupon_value[keep], redeemed_ms=users.redeemed_ms[keep],
+                     order_user=row[users.order_user[own]], order_ms=users.order_ms[own],
+                     order_gmv=users.order_gmv[own])
 
 
 def _time_points(users: UserTable, decided: list) -> list[float]:
@@ -289,7 +303,7 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
             versions[g.model_version]["redeemed"] = versions[g.model_version].get("redeemed", 0) + \
                 (g.redeemed_order_id is not None)
     per_version = version_rows(users, version_of_users(facts["user_ids"], facts["grants"], decided), weights,
-                               config.shares)
+                               config.shares, {name: v["decisions"] for name, v in versions.items()})
     for name, v in versions.items():
         scores = v.pop("scores")
         v["mean_p_realtime"] = float(np.mean(scores))
