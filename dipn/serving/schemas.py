@@ -383,7 +383,8 @@ class ModelVersionReport(BaseModel):
     first_ms: int
     last_ms: int
     buckets: dict[str, VersionBucket] = Field(description="per scored bucket, R_c and I_gmv of this version's "
-                                              "users with 95% user-bootstrap intervals")
+                                              "users with 95% user-bootstrap intervals; empty beyond the 20 "
+                                              "versions with the most decisions")
 
 
 class Histogram(BaseModel):
