@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.endpoint_load import start_server  # noqa: E402
 from benchmarks.machine import machine_info, machine_line  # noqa: E402
-from dipn.serving.band import read_predictions  # noqa: E402
+from dipn.serving.predictions import read_predictions  # noqa: E402
 from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
 from dipn.serving.intervals import weighted_rate  # noqa: E402
 from dipn.serving.server import free_port  # noqa: E402

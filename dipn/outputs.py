@@ -56,6 +56,11 @@ class OutputKind:
     markers: tuple[str, ...]  # glob patterns
     keeps_others: bool = False
 
+    @property
+    def a_name(self) -> str:
+        """The name with its indefinite article ("an evaluation report", "a bundle")."""
+        return ("an " if self.name[0] in "aeiou" else "a ") + self.name
+
     def holds(self, directory: Path) -> bool:
         return any(next(directory.glob(marker), None) is not None for marker in self.markers)
 
@@ -91,9 +96,9 @@ def existing_output(out: Path, kind: OutputKind) -> bool:
             return False
     except OSError as exc:  # a path through a file, no permission to look
         raise write_error(out, exc) from None
-    other = next((f"a {k.name}" for k in KINDS if k is not kind and k.holds(out)), "other files")
+    other = next((k.a_name for k in KINDS if k is not kind and k.holds(out)), "other files")
     raise DipnValidationError(
-        f"{out} holds {other}, not a {kind.name}; refusing to write into it: give a new or empty directory"
+        f"{out} holds {other}, not {kind.a_name}; refusing to write into it: give a new or empty directory"
     )
 
 
@@ -111,7 +116,7 @@ def refuse_kinds(out: Path, *kinds: OutputKind, role: str = "output") -> None:
         for kind in kinds:
             if kind.holds(directory):
                 where = "is" if directory == out else f"lies inside {directory}, which is"
-                raise DipnValidationError(f"{role} {out} {where} a {kind.name}; refusing to write into it: "
+                raise DipnValidationError(f"{role} {out} {where} {kind.a_name}; refusing to write into it: "
                                           "give a directory of its own")  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,30 @@ def test_dipn_band_prints_candidates_with_intervals_and_the_chosen_band(tmp_path
     assert "quantiles 0.5-0.9" in table and "band 0.03-0.05" in table and "campaign (POST /campaigns)" in table
 
 
+def test_dipn_band_reads_what_dipn_evaluate_writes_whatever_the_files_name(
+    tiny_checkpoint: Path, tiny_samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """dipn evaluate --predictions-out writes one format, CSV, under any name: dipn band reads each."""
+    for name in ("val.csv", "val.parquet", "val"):
+        assert main(["evaluate", str(tiny_checkpoint), str(tiny_samples), "--split", "val", "--out",
+                     str(tmp_path / f"eval-{name}"), "--predictions-out", str(tmp_path / name)]) == 0
+        capsys.readouterr()
+        assert main(["band", str(tmp_path / name), "--grant-rate", "0.2", "--bootstrap", "50", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["scores"] > 20 and summary["campaign"] is not None, name
+    # the report directory instead of the predictions file
+    assert main(["band", str(tmp_path / "eval-val.csv"), "--grant-rate", "0.2"]) == 2
+    assert "evaluation report of dipn evaluate --out" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["missing.csv"], "cannot read it"),
+    (["{parquet}"], "is a Parquet file, not the predictions CSV"),
+    (["{zip}"], "is a zip archive"),
+    (["{json}"], "is JSON, not the predictions CSV"),
+    (["{empty}"], "is empty"),
+    (["{other}"], "is not the header of the predictions CSV"),
+    (["{gz}", "--grant-rate", "0.1"], "DONE"),
     (["{csv}", "--column", "p_nothing"], "no column p_nothing"),
     (["{bad}"], "not probabilities"),
     (["{csv}", "--grant-rate", "1.5"], "grant_rate must lie in"),
@@ -96,9 +119,26 @@ def test_dipn_band_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str]
     csv = predictions_csv(tmp_path / "val.csv", users=5, per_user=10)
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,ts,p_realtime,p_longterm\n" + "u,1,0.5,0.5\n" * 30 + "u,2,1.5,0.5\n")
-    argv = [a.format(csv=csv, bad=bad) for a in args]
+    files = {"csv": csv, "bad": bad, "parquet": tmp_path / "val.parquet", "zip": tmp_path / "best.pt",
+             "json": tmp_path / "metrics.json", "empty": tmp_path / "empty.csv", "other": tmp_path / "other.csv",
+             "gz": tmp_path / "val.csv.gz"}  # fmt: skip
+    import gzip
+
+    import polars as pl
+
+    pl.read_csv(csv).write_parquet(files["parquet"])
+    with zipfile.ZipFile(files["zip"], "w") as archive:
+        archive.writestr("model/data.pkl", b"not scores")
+    files["json"].write_text('{"tasks": {}}\n')
+    files["empty"].write_text("")
+    files["other"].write_text("a,b\n1,2\n" * 30)
+    files["gz"].write_bytes(gzip.compress(csv.read_bytes()))
+    argv = [a.format(**files) for a in args]
     out = subprocess.run([sys.executable, "-m", "dipn.cli", "band", *argv], capture_output=True, text=True,
                          cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    if message == "DONE":  # gzip-compressed predictions are read
+        assert out.returncode == 0 and "campaign (POST /campaigns)" in out.stdout, out.stderr
+        return
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("dipn: error: ") and message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

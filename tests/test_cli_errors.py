@@ -278,7 +278,7 @@ def _sample_args(samples: str) -> Case:
 ISSUE_27: list[tuple[str, str, str, Case, str]] = [
     # one kind per output directory, checked before any work (dipn.outputs.existing_output, refuse_kinds)
     ("kinds", "evaluate", "--out a bundle", _evaluate(None, None, "--out", "{root}/bundle-like"),
-     "holds a bundle, not a evaluation report"),
+     "holds a bundle, not an evaluation report"),
     ("kinds", "evaluate", "--out inside a bundle", _evaluate(None, None, "--out", "{root}/bundle-like/ev"),
      "which is a bundle"),
     ("kinds", "evaluate", "--out a sample directory", _evaluate(None, None, "--out", "{samples}"),

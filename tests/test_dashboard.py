@@ -107,18 +107,31 @@ def test_the_dashboard_in_chromium_shows_the_numbers_of_the_json_report(tmp_path
     assert all(chart["svg"] >= 1 or chart["chart"] == "model-versions" for chart in seen["charts"])
     assert set(seen["buckets"]) == set(report["buckets"])
     for bucket, row in report["buckets"].items():
-        cells = seen["buckets"][bucket]
-        for field in ("users", "granted", "grant_rate", "redeemers", "gmv", "r_c", "i_gmv", "r_c_vs_all",
-                      "i_gmv_vs_all"):
-            shown = cells[field]["value"]
-            assert (shown is None) == (row[field] is None), (bucket, field)
-            if shown is not None:
-                assert shown == pytest.approx(row[field]), (bucket, field)
-        for field in ("r_c_interval", "i_gmv_interval"):
-            if row[field] is None:
-                assert cells[field]["value"] is None, (bucket, field)
-            else:
-                assert [cells[field]["low"], cells[field]["high"]] == pytest.approx(row[field]), (bucket, field)
+        _same_figures(seen["buckets"][bucket], row, ("users", "granted", "grant_rate", "redeemers", "gmv", "r_c",
+                                                     "i_gmv", "r_c_vs_all", "i_gmv_vs_all"), bucket)
+    # R_c and I_gmv per model version (each scored bucket), as the JSON report gives them
+    versions = report["model_versions"]
+    assert set(seen["versionBuckets"]) == {v for v, data in versions.items() if data["buckets"]} == {
+        "dipn-sim-1", "dipn-sim-2"}
+    for version, data in versions.items():
+        assert set(seen["versionBuckets"][version]) == set(data["buckets"]), version
+        for bucket, row in data["buckets"].items():
+            _same_figures(seen["versionBuckets"][version][bucket], row, ("users", "granted", "redeemers", "gmv",
+                                                                         "r_c", "i_gmv"), (version, bucket))
     target = ROOT / "docs" / "img" / "dashboard.png"
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, target)
+
+
+def _same_figures(cells: dict, row: dict, fields: tuple[str, ...], where: object) -> None:
+    """The cells a page shows (value, or low and high of an interval) hold the JSON row's figures."""
+    for field in fields:
+        shown = cells[field]["value"]
+        assert (shown is None) == (row[field] is None), (where, field)
+        if shown is not None:
+            assert shown == pytest.approx(row[field]), (where, field)
+    for field in ("r_c_interval", "i_gmv_interval"):
+        if row[field] is None:
+            assert cells[field]["value"] is None, (where, field)
+        else:
+            assert [cells[field]["low"], cells[field]["high"]] == pytest.approx(row[field]), (where, field)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -423,7 +424,7 @@ def test_operator_routes_need_the_admin_token(sqlite_server: LiveServer) -> None
 
 
 def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_campaign(
-    sqlite_server: LiveServer, capsys: pytest.CaptureFixture
+    sqlite_server: LiveServer, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     shares = {"none": 0.3, "all": 0.4, "model": 0.3}
     operator = sqlite_server.operator()
@@ -432,9 +433,9 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
     all_ = users_in("all", "hand-computed", shares, 4, "t7")
     model = users_in("model", "hand-computed", shares, 4, "t7")
     now = wire.now_ms()
-    for user, p in zip(model, (0.3, 0.35, 0.9, 0.05), strict=True):  # two inside [0.2, 0.4]
+    for k, (user, p) in enumerate(zip(model, (0.3, 0.35, 0.9, 0.05), strict=True)):  # two inside [0.2, 0.4]
         device = DeviceClient.register(sqlite_server.url, user)
-        device.post_scores([device.score("m", p, 0.5, ts=now - 1000)])
+        device.post_scores([device.score("m1" if k < 2 else "m2", p, 0.5, ts=now - 1000)])
     for user in none + all_ + model:
         operator.decide(cid, user)
     orders = [  # (user, gmv, coupon used)
@@ -453,16 +454,58 @@ def test_metrics_route_and_coupon_report_give_r_c_and_i_gmv_of_a_hand_computed_c
     assert buckets["none"]["i_gmv"] == 0.0 and buckets["none"]["r_c"] is None
     assert buckets["model"]["i_gmv_vs_all"] == pytest.approx(-0.2)
 
-    args = argparse.Namespace(db=sqlite_server.db_url, url=None, admin_token=None, campaign=[cid], json=True)
+    args = argparse.Namespace(db=sqlite_server.db_url, url=None, admin_token_file=None, campaign=[cid], json=True)
     coupon_report.run(args)
-    reported = json.loads(capsys.readouterr().out)[0]["buckets"]
+    report = json.loads(capsys.readouterr().out)[0]
+    reported = report["buckets"]
     assert {b: {k: row[k] for k in buckets[b]} for b, row in reported.items()} == buckets  # the same figures
     assert reported["model"]["grant_rate"] == 0.5 and reported["all"]["grant_rate"] == 1.0
-    args = argparse.Namespace(db=None, url=sqlite_server.url, admin_token=ADMIN, campaign=[cid], json=False)
+    # per model version: m1 scored model[0] and model[1] (both granted, model[0] used it, GMV 150),
+    # m2 model[2] and model[3] (outside the band: no coupon; GMV 90); the none bucket is everyone's control
+    m1, m2 = report["model_versions"]["m1"]["buckets"]["model"], report["model_versions"]["m2"]["buckets"]["model"]
+    assert (m1["users"], m1["granted"], m1["redeemers"], m1["gmv"]) == (2, 2, 1, 150.0)
+    assert m1["r_c"] == 0.5 and m1["i_gmv"] == pytest.approx((4 * 150 - 2 * 200) / (4 * 1))  # 50
+    assert m1["r_c_interval"][0] <= m1["r_c"] <= m1["r_c_interval"][1]
+    assert (m2["users"], m2["granted"], m2["gmv"], m2["r_c"], m2["i_gmv"]) == (2, 0, 90.0, None, None)
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN + "\n")
+    args = argparse.Namespace(db=None, url=sqlite_server.url, admin_token_file=str(token_file), campaign=[cid],
+                              json=False)
     coupon_report.run(args)
     table = capsys.readouterr().out
     assert "model" in table and "50.0%" in table and "40.00 [" in table
     assert "decisions by reason: " in table and "within_thresholds 2" in table
+    assert "model m1: 2 decisions, 2 coupons, 1 used" in table and "50.00 [" in table
+
+
+def test_coupon_report_takes_the_operator_token_from_the_environment_never_from_argv(
+    sqlite_server: LiveServer, tmp_path: Path
+) -> None:
+    """As dipn serve: DIPN_ADMIN_TOKEN or a file; --admin-token VALUE is refused, naming both."""
+    cid = sqlite_server.operator().create_campaign(name="token-from-env")["id"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DIPN_")}
+
+    def report(*extra: str, **env: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "dipn.cli", "coupon-report", "--url", sqlite_server.url, "--campaign",
+                   str(cid), *extra]  # fmt: skip
+        return subprocess.run(command, env=environ | env, capture_output=True, text=True, timeout=60, check=False)
+
+    from_env = report("--json", DIPN_ADMIN_TOKEN=ADMIN)
+    assert from_env.returncode == 0, from_env.stderr
+    assert json.loads(from_env.stdout)[0]["name"] == "token-from-env"
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN + "\n")
+    for from_file in (report("--admin-token-file", str(token_file)), report(DIPN_ADMIN_TOKEN_FILE=str(token_file))):
+        assert from_file.returncode == 0 and "token-from-env" in from_file.stdout, from_file.stderr
+    on_argv = report("--admin-token", ADMIN)
+    error = on_argv.stderr.strip().splitlines()[-1]  # argparse's usage, then its one-line error
+    assert on_argv.returncode == 2 and "Traceback" not in on_argv.stderr and ADMIN not in on_argv.stderr
+    assert "ps shows it" in error and "DIPN_ADMIN_TOKEN" in error and "--admin-token-file" in error
+    blank = report(DIPN_ADMIN_TOKEN=" ")
+    assert blank.returncode == 2 and "empty token" in blank.stderr and "Traceback" not in blank.stderr
+    without = report()
+    assert without.returncode == 2 and without.stderr.count("\n") == 1, without.stderr
+    assert "401 missing_token" in without.stderr and "DIPN_ADMIN_TOKEN or a file" in without.stderr
 
 
 @pytest.mark.slow
@@ -513,3 +556,25 @@ def test_coupon_ab_benchmark_reports_table7_a_threshold_sweep_and_qini(tmp_path:
     scores = report["uplift"]["scores"]
     assert scores["oracle (true uplift)"]["qini_true"] > scores["random"]["qini_true"]
     assert "Qini" in (tmp_path / "coupon_ab.md").read_text()
+
+
+def test_per_version_rows_cover_the_versions_with_the_most_decisions_only() -> None:
+    """Devices name their model version: a report over many versions stays bounded (MAX_VERSIONS)."""
+    from dipn.serving.config import BUCKETS
+    from dipn.serving.intervals import user_weights
+    from dipn.serving.report import MAX_VERSIONS, UserTable, version_rows
+
+    n = 40  # users 0-9 in the none bucket, 10-39 in the model bucket, each under a version of its own
+    bucket = np.array([BUCKETS.index("none")] * 10 + [BUCKETS.index("model")] * 30)
+    granted = np.where(np.arange(n) % 2 == 1, 1.0, np.inf)
+    users = UserTable(bucket=bucket, seen_ms=np.zeros(n), granted_ms=granted, coupon_value=np.where(granted < 9, 10.0, 0),
+                      redeemed_ms=np.full(n, np.inf), order_user=np.array([0, 11], dtype=np.int64),
+                      order_ms=np.zeros(2), order_gmv=np.array([50.0, 80.0]))  # fmt: skip
+    version_of = [None] * 10 + [f"v{i:02d}" for i in range(30)]
+    decisions = {f"v{i:02d}": 100 - i for i in range(30)}  # v00 has the most
+    rows = version_rows(users, version_of, user_weights(np.arange(n), rounds=50), {"none": 0.25, "model": 0.75},
+                        decisions)  # fmt: skip
+    assert list(rows) == [f"v{i:02d}" for i in range(MAX_VERSIONS)]
+    assert rows["v01"]["model"]["users"] == 1 and rows["v01"]["model"]["granted"] == 1  # user 11: coupon, GMV 80
+    assert rows["v01"]["model"]["gmv"] == 80.0 and rows["v01"]["model"]["r_c"] == 0.0
+    assert rows["v00"]["model"]["granted"] == 0 and rows["v00"]["model"]["r_c"] is None

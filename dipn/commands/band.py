@@ -13,8 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "band",
         help="show the grant rate and expected uplift of candidate coupon bands on a predictions CSV",
-        description="Read scores (the CSV of dipn evaluate --predictions-out: user_id, ts, p_realtime, p_longterm; "
-        "use the val split, not the test) and show, for candidate bands [t_l, t_u] of the model bucket, the share "
+        description="Read scores (the CSV of dipn evaluate --predictions-out: user_id, ts, p_realtime, p_longterm, "
+        "whatever the file's name, gzip-compressed too; use the val split, not the test) and show, for candidate bands [t_l, t_u] of the model bucket, the share "
         "of scores inside (the grant rate, with a 95%% interval from resampling users) and the expected "
         "incremental GMV under the assumed uplift curve. With --grant-rate R the candidates are the windows "
         "holding R of the scores and the one with the largest expected uplift is chosen; with --quantiles the "
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
         candidate_rows,
         quantile_band,
         rate_windows,
-        read_predictions,
         resolve,
     )
+    from dipn.serving.predictions import PredictionsError, read_predictions
     from dipn.serving.config import CampaignConfig, UpliftCurve
 
     if not 20 <= args.bootstrap <= 100_000:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 candidates += [(f"rate window from q{a:.2f}", band) for a, band in windows]
             else:
                 candidates.append((f"rate window from q{args.start_quantile:.2f}", chosen))
-    except (BandError, ValueError) as exc:
+    except (BandError, PredictionsError, ValueError) as exc:
         raise DipnValidationError(str(exc)) from None
     rows = candidate_rows(scores, users, candidates, uplift, basket, coupon, rounds=args.bootstrap)
     chosen_row = next((r for r in rows if chosen is not None and (r["t_l"], r["t_u"]) == (chosen.t_l, chosen.t_u)),

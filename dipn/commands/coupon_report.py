@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 
+from dipn.commands.tokens import refuse_on_argv
 from dipn.errors import DipnValidationError
 
 
@@ -18,13 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Print, for each campaign, users, coupons granted and used, grant rate, GMV, R_c (eq. 7) and "
         "I_gmv (eq. 8) per bucket, as the paper's Table 7, with 95%% intervals from resampling users; decisions by "
         "reason and by model version; how many of the scores fall in the band (with a warning when nearly none "
-        "do); the budget and what remains. Reads the database directly (--db) or asks a running endpoint (--url).",
+        "do); the budget and what remains. Reads the database directly (--db) or asks a running endpoint (--url) with the operator token from "
+        "DIPN_ADMIN_TOKEN or a file (--admin-token-file, DIPN_ADMIN_TOKEN_FILE), never from the command line.",
     )
     source = p.add_mutually_exclusive_group()
     source.add_argument("--db", default=None, help="database URL of the endpoint (default: env DIPN_DB_URL or "
                         "sqlite:///dipn-serve.db)")
     source.add_argument("--url", help="base URL of a running endpoint, e.g. http://127.0.0.1:8000")
-    p.add_argument("--admin-token", default=os.environ.get("DIPN_ADMIN_TOKEN"), help="with --url; env DIPN_ADMIN_TOKEN")
+    p.add_argument("--admin-token-file", metavar="PATH", help="with --url: file whose first line is the endpoint's "
+                   "operator token (default: env DIPN_ADMIN_TOKEN_FILE, or the token itself in DIPN_ADMIN_TOKEN); never "
+                   "on the command line, where ps shows it to every local user")
+    refuse_on_argv(p, "--admin-token")
     p.add_argument("--campaign", type=int, action="append", help="campaign id (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(run=run)
@@ -67,13 +72,20 @@ def _from_url(args: argparse.Namespace) -> list[dict]:
     import httpx
 
     from dipn.serving.client import EndpointError, OperatorClient
+    from dipn.serving.config import token_from
 
-    client = OperatorClient(args.url, args.admin_token)
+    try:
+        token = token_from(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file")
+    except ValueError as exc:
+        raise DipnValidationError(str(exc)) from None
+    client = OperatorClient(args.url, token)
     try:
         ids = args.campaign or [c["id"] for c in client.list_campaigns()]
         return [client.report(campaign_id) for campaign_id in ids]
     except EndpointError as exc:
-        raise DipnValidationError(str(exc)) from None
+        hint = "; give the operator token in DIPN_ADMIN_TOKEN or a file (--admin-token-file)" if (
+            exc.status == 401 and token is None) else ""
+        raise DipnValidationError(f"{exc}{hint}") from None
     except httpx.TransportError as exc:  # nothing listening, DNS, TLS, a timeout
         raise DipnValidationError(f"--url {args.url}: no answer ({exc})") from None
     finally:

@@ -12,16 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-SECRET_ON_ARGV = ("{option} would put the token on the command line, where ps shows it to every local user; "
-                  "set {env} or give a file with {option}-file")
-
-
-class _Refused(argparse.Action):
-    """An option that must not exist: a token given on argv (it used to be accepted)."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
-        env = "DIPN_ADMIN_TOKEN" if option_string == "--admin-token" else "DIPN_ENROLL_TOKEN"
-        parser.error(SECRET_ON_ARGV.format(option=option_string, env=env))
+from dipn.commands.tokens import refuse_on_argv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,21 +30,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, about one per core (default 1)")
-    p.add_argument("--admin-token-file", default=os.environ.get("DIPN_ADMIN_TOKEN_FILE"), metavar="PATH",
+    p.add_argument("--admin-token-file", metavar="PATH",
                    help="file whose first line is the Bearer token of the campaign, decision, order and metrics "
                    "routes; env DIPN_ADMIN_TOKEN_FILE, or the token itself in DIPN_ADMIN_TOKEN (required, unless "
                    "--insecure-open-operator-routes)")
     p.add_argument("--insecure-open-operator-routes", action="store_true",
                    help="serve the operator routes without a token, to anyone who can connect: loopback --host "
                    "only, for demos")
-    p.add_argument("--enroll-token-file", default=os.environ.get("DIPN_ENROLL_TOKEN_FILE"), metavar="PATH",
+    p.add_argument("--enroll-token-file", metavar="PATH",
                    help="file whose first line is the Bearer token devices need to register; env "
                    "DIPN_ENROLL_TOKEN_FILE, or the token itself in DIPN_ENROLL_TOKEN (required, unless "
                    "--insecure-open-enrollment)")
     p.add_argument("--insecure-open-enrollment", action="store_true",
                    help="let anyone register a device for any user id (a warning says so at start): for demos")
-    for refused in ("--admin-token", "--enroll-token"):
-        p.add_argument(refused, action=_Refused, help=argparse.SUPPRESS)
+    refuse_on_argv(p, "--admin-token", "--enroll-token")
     p.add_argument("--signature-window", type=float, default=300.0,
                    help="seconds a signed request stays valid either side of the server clock (default 300)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
@@ -65,18 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _token(file: str | None, env: str, what: str) -> str | None:
-    """The token from its file if one is named, else from the environment variable (None: neither)."""
-    from dipn.serving.config import read_token_file
-
-    if file:
-        return read_token_file(file, what)
-    return os.environ.get(env)
-
-
 def run(args: argparse.Namespace) -> int:
     from dipn.errors import DipnValidationError
-    from dipn.serving.config import ServerConfig
+    from dipn.serving.config import ServerConfig, token_from
     from dipn.serving.server import migrate_database, run_server
 
     if args.workers < 1 or not 0 < args.port < 65536 or not 0 < args.signature_window <= 86_400:
@@ -89,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         config = ServerConfig(db_url=args.db,
-                              admin_token=_token(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file"),
-                              enroll_token=_token(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file"),
+                              admin_token=token_from(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file"),
+                              enroll_token=token_from(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file"),
                               open_operator_routes=args.insecure_open_operator_routes,
                               open_enrollment=args.insecure_open_enrollment, max_body_bytes=args.max_body_bytes,
                               signature_window_ms=round(args.signature_window * 1000), rate_limit=args.rate_limit)

@@ -8,8 +8,10 @@ origin only (the endpoint has no CORS) and its Content-Security-Policy can forbi
 host. The path a score post is signed over is the endpoint's path: the forward keeps it.
 
 The shop plays the app backend that vouches for its visitor (as the replay does for its phones):
-it adds the endpoint's enrollment token (env ``DIPN_ENROLL_TOKEN``, or the file named by
-``--enroll-token-file``) to the registration it forwards, so the token never reaches the page.
+it adds the endpoint's enrollment token (the file named by ``--enroll-token-file`` or
+``DIPN_ENROLL_TOKEN_FILE``, else env ``DIPN_ENROLL_TOKEN``: ``dipn.serving.config.token_from``, the
+rule of ``dipn serve``) to the registration it forwards, so the token never reaches the page nor
+the command line.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
-import os
 import threading
 import urllib.error
 import urllib.request
@@ -25,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from dipn.commands.tokens import refuse_on_argv
 
 WEB = Path(__file__).resolve().parents[2] / "mobile_demo" / "web"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -54,9 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-key", type=Path, required=True, help="the bundle signer's public key (dipn keygen)")
     p.add_argument("--endpoint", required=True, help="base URL of dipn serve, e.g. http://127.0.0.1:8000")
     p.add_argument("--precision", choices=["fp32", "int8"], help="artifact precision (default: the bundle's default)")
-    p.add_argument("--enroll-token-file", type=Path, help="file holding the endpoint's enrollment token, added to "
-                   "the visitor's registration by this server (default: env DIPN_ENROLL_TOKEN; neither: the endpoint "
-                   "must have open enrollment)")
+    p.add_argument("--enroll-token-file", metavar="PATH", help="file whose first line is the endpoint's enrollment "
+                   "token, added to the visitor's registration by this server (default: env DIPN_ENROLL_TOKEN_FILE, "
+                   "or the token itself in DIPN_ENROLL_TOKEN; none: the endpoint must have open enrollment)")
+    refuse_on_argv(p, "--enroll-token")
     p.add_argument("--user-id", default="shop-visitor", help="the visitor's user id (default shop-visitor)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -68,11 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     from dipn.bundle.trust import load_public_key, load_trusted_bundle
     from dipn.errors import DipnValidationError
-    from dipn.serving.config import read_token_file
+    from dipn.serving.config import token_from
 
     try:
-        enroll_token = (read_token_file(str(args.enroll_token_file), "--enroll-token-file") if args.enroll_token_file
-                        else os.environ.get("DIPN_ENROLL_TOKEN") or None)  # fmt: skip
+        enroll_token = token_from(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file")
     except ValueError as exc:
         raise DipnValidationError(str(exc)) from None
     if not 0 <= args.port < 65536:

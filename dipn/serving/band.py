@@ -19,7 +19,6 @@ policy and the decisions use; the statement stays beside it so the operator sees
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -116,28 +115,3 @@ def candidate_rows(scores: np.ndarray, users: np.ndarray, bands: list[tuple[str,
             "expected_net_gmv_per_decision": per_decision - rate["rate"] * coupon_value,
         })  # fmt: skip
     return rows
-
-
-def read_predictions(path: Path, column: str = "p_realtime") -> tuple[np.ndarray, np.ndarray]:
-    """(users, scores) of a ``dipn evaluate --predictions-out`` CSV (user_id, ts, p_realtime, p_longterm)."""
-    import polars as pl
-
-    try:
-        frame = pl.read_csv(path, schema_overrides={"user_id": pl.String})
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise BandError(f"{path}: cannot read it as a predictions CSV ({exc.__class__.__name__}: {exc})") from None
-    missing = [c for c in ("user_id", column) if c not in frame.columns]
-    if missing:
-        raise BandError(f"{path}: no column {', '.join(missing)} (columns: {', '.join(frame.columns)}); "
-                        "write it with dipn evaluate --predictions-out")
-    try:
-        scores = frame[column].cast(pl.Float64).to_numpy()
-    except pl.exceptions.PolarsError:
-        raise BandError(f"{path}: column {column} holds values that are no numbers") from None
-    bad = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
-    if bad.any():
-        raise BandError(f"{path}: {int(bad.sum())} values of {column} are not probabilities in [0, 1] "
-                        f"(first at data row {int(np.argmax(bad)) + 1})")
-    if len(scores) < MIN_REFERENCE:
-        raise BandError(f"{path}: {len(scores)} scores; at least {MIN_REFERENCE} are needed")
-    return frame["user_id"].to_numpy(), scores

@@ -173,6 +173,25 @@ def read_token_file(path: str, what: str) -> str:
     return token
 
 
+def token_from(file: str | None, env: str, what: str, environ: dict[str, str] | None = None) -> str | None:
+    """The one rule by which every command (``dipn serve``, ``dipn shop``, ``dipn coupon-report``)
+    and the server's own settings find a secret, never on the command line: the file named by the
+    option (``what``) or by ``{env}_FILE``, read with ``read_token_file``; else the variable ``env``
+    itself; None when neither is set (the caller decides whether that is allowed). A blank token is
+    a ``ValueError``: it would guard nothing."""
+    environ = os.environ if environ is None else environ
+    if not file and environ.get(f"{env}_FILE"):
+        file, what = environ[f"{env}_FILE"], f"{env}_FILE"
+    if file:
+        return read_token_file(file, what)
+    token = environ.get(env)
+    if not token:
+        return None
+    if not token.strip():
+        raise ValueError(f"{env} holds an empty token, which would guard nothing; give a token or unset it")
+    return token
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Settings of one server process; ``from_env`` lets every uvicorn worker read the same."""
@@ -220,8 +239,8 @@ class ServerConfig:
         "body_timeout_ms": "DIPN_BODY_TIMEOUT_MS",
         "keepalive_timeout_ms": "DIPN_KEEPALIVE_TIMEOUT_MS",
     }
-    # Tokens may also come from files: DIPN_ADMIN_TOKEN_FILE, DIPN_ENROLL_TOKEN_FILE.
-    TOKEN_FILES = {"admin_token": "DIPN_ADMIN_TOKEN_FILE", "enroll_token": "DIPN_ENROLL_TOKEN_FILE"}
+    # Tokens follow token_from: DIPN_ADMIN_TOKEN_FILE, DIPN_ENROLL_TOKEN_FILE name a file, else the variable.
+    TOKENS = ("admin_token", "enroll_token")
 
     def __post_init__(self) -> None:
         for name in ("admin_token", "enroll_token"):
@@ -246,7 +265,7 @@ class ServerConfig:
         values: dict[str, object] = {}
         for name, var in cls.ENV.items():
             text = environ.get(var)
-            if not text:
+            if not text or name in cls.TOKENS:
                 continue
             default = getattr(cls, name)
             if isinstance(default, bool):
@@ -257,7 +276,6 @@ class ServerConfig:
                 values[name] = int(text)
             else:
                 values[name] = text
-        for name, var in cls.TOKEN_FILES.items():
-            if environ.get(var) and name not in values:
-                values[name] = read_token_file(environ[var], var)
+        for name in cls.TOKENS:
+            values[name] = token_from(None, cls.ENV[name], f"{cls.ENV[name]}_FILE", environ)
         return cls(**values)

@@ -2,7 +2,8 @@
 
 ``GET /dashboard`` lists the campaigns; ``GET /dashboard/campaigns/{id}`` shows one: buckets with
 R_c and I_gmv and their 95% intervals (a table, and charts over time), grant rate, budget burn,
-the scores against the band, decisions by reason, model versions. Every number comes from
+the scores against the band, decisions by reason, model versions (each with R_c and I_gmv of its
+users per scored bucket). Every number comes from
 ``report.campaign_full_report``, the same dict ``GET /campaigns/{id}/report`` returns, and each
 table cell carries its raw value (``data-value``) so a test can hold the page to the JSON.
 
@@ -120,9 +121,9 @@ def render_campaign(data: dict) -> str:
         _card("Scores decided on, against the band", _histogram(scores["edges"], scores["decided"], band)),
         _card("Live scores (each user's latest), against the band", _histogram(scores["edges"], scores["live"], band)),
         _card("Decisions by reason", _bars(data["decisions"]["by_reason"])),
-        _card("Model versions", _versions_table(data["model_versions"])),
     ]
     parts.append(f"<div class='grid'>{''.join(charts)}</div>")
+    parts.append(_card("Model versions", _versions_table(data["model_versions"])))  # full width: a wide table
     parts.append(f"<p class='muted'>coupon {config['coupon_value']:g} &middot; shares "
                  + html.escape(", ".join(f"{k} {v:g}" for k, v in config["shares"].items()))
                  + " &middot; <a href='/dashboard'>all campaigns</a></p>")
@@ -134,9 +135,13 @@ def _card(title: str, inner: str) -> str:
     return f"<div class='card' data-chart='{slug}'><h3>{html.escape(title)}</h3>{inner}</div>"
 
 
-def _cell(bucket: str, field: str, value: float | None, text: str) -> str:
+def _cell(bucket: str, field: str, value: float | None, text: str, version: str | None = None) -> str:
     raw = "" if value is None else repr(float(value))
-    return f"<td data-bucket='{bucket}' data-field='{field}' data-value='{raw}'>{text}</td>"
+    return f"<td{_version_attr(version)} data-bucket='{bucket}' data-field='{field}' data-value='{raw}'>{text}</td>"
+
+
+def _version_attr(version: str | None) -> str:
+    return "" if version is None else f" data-version='{html.escape(version, quote=True)}'"
 
 
 def _bucket_table(buckets: dict) -> str:
@@ -160,10 +165,11 @@ def _bucket_table(buckets: dict) -> str:
     return head + "".join(rows) + "</table>"
 
 
-def _interval_cell(bucket: str, field: str, interval: list | None, fmt) -> str:  # noqa: ANN001
+def _interval_cell(bucket: str, field: str, interval: list | None, fmt, version: str | None = None) -> str:  # noqa: ANN001
+    where = f"{_version_attr(version)} data-bucket='{bucket}' data-field='{field}'"
     if interval is None:
-        return f"<td data-bucket='{bucket}' data-field='{field}' data-value=''>/</td>"
-    return (f"<td data-bucket='{bucket}' data-field='{field}' data-low='{interval[0]!r}' data-high='{interval[1]!r}'>"
+        return f"<td{where} data-value=''>/</td>"
+    return (f"<td{where} data-low='{interval[0]!r}' data-high='{interval[1]!r}'>"
             f"[{fmt(interval[0])}, {fmt(interval[1])}]</td>")
 
 
@@ -184,7 +190,31 @@ def _versions_table(versions: dict) -> str:
                    f"<td>{d['redeemed']}</td><td>{format_percent(d['r_c'])}</td><td>{d['mean_p_realtime']:.4f}</td>"
                    f"<td>{_clock(d['first_ms'])}</td><td>{_clock(d['last_ms'])}</td></tr>" for v, d in versions.items())
     return ("<table id='model-versions'><tr><th>model version</th><th>decisions</th><th>coupons</th><th>used</th>"
-            f"<th>R_c</th><th>mean p_realtime</th><th>first (UTC)</th><th>last (UTC)</th></tr>{rows}</table>")
+            f"<th>R_c</th><th>mean p_realtime</th><th>first (UTC)</th><th>last (UTC)</th></tr>{rows}</table>"
+            + _version_bucket_table(versions))
+
+
+def _version_bucket_table(versions: dict) -> str:
+    """R_c and I_gmv of each version's users, per bucket that decides on scores (the report's
+    ``model_versions[v].buckets``), cells tagged with version, bucket and field as the bucket table's."""
+    rows = []
+    for version, data in versions.items():
+        for name, row in data["buckets"].items():
+            rows.append(
+                f"<tr><td>{html.escape(version)}</td><td style='color:{COLORS[name]}'>{name}</td>"
+                + _cell(name, "users", row["users"], str(row["users"]), version)
+                + _cell(name, "granted", row["granted"], str(row["granted"]), version)
+                + _cell(name, "redeemers", row["redeemers"], str(row["redeemers"]), version)
+                + _cell(name, "gmv", row["gmv"], f"{row['gmv']:.2f}", version)
+                + _cell(name, "r_c", row["r_c"], format_percent(row["r_c"]), version)
+                + _interval_cell(name, "r_c_interval", row["r_c_interval"], format_percent, version)
+                + _cell(name, "i_gmv", row["i_gmv"], format_number(row["i_gmv"]), version)
+                + _interval_cell(name, "i_gmv_interval", row["i_gmv_interval"], format_number, version) + "</tr>")
+    if not rows:
+        return ""
+    return ("<table id='version-buckets'><tr><th>model version</th><th>bucket</th><th>users</th><th>granted</th>"
+            "<th>used</th><th>GMV</th><th>R_c</th><th>R_c 95%</th><th>I_gmv</th><th>I_gmv 95%</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 # --- SVG -----------------------------------------------------------------------------------------

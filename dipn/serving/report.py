@@ -3,7 +3,8 @@ the dashboard).
 
 Per bucket: the Table-7 figures of ``metrics`` (R_c, eq. 7; I_gmv, eq. 8) with user-bootstrap 95%
 intervals, and the same over time (cumulative at evenly spaced moments); the grant rate; decisions
-by reason and by the model version that scored them; the scores the campaign decided on, and the
+by reason; per model version its decisions and coupons and, for each bucket that decides on scores,
+its users' R_c and I_gmv with intervals; the scores the campaign decided on, and the
 live scores, as histograms against the band, with a warning when nearly all of them fall outside
 it; the budget, what is reserved and what remains, and its burn over time.
 
@@ -62,7 +63,7 @@ def load(engine: Engine, campaign_id: int, now_ms: int) -> tuple[dict, UserTable
                                .where(grants.c.campaign_id == campaign_id)).all()
         bought = conn.execute(select(orders.c.order_id, orders.c.user_id, orders.c.gmv_cents, orders.c.received_ms)
                               .where(orders.c.campaign_id == campaign_id)).all()
-        decided = conn.execute(select(decisions.c.bucket, decisions.c.granted, decisions.c.reason,
+        decided = conn.execute(select(decisions.c.user_id, decisions.c.bucket, decisions.c.granted, decisions.c.reason,
                                       decisions.c.p_realtime, decisions.c.model_version, decisions.c.decided_ms)
                                .where(decisions.c.campaign_id == campaign_id).order_by(decisions.c.id)).all()
         budgets = {r.bucket: (r.cap_cents, r.reserved_cents) for r in conn.execute(
@@ -86,7 +87,8 @@ def load(engine: Engine, campaign_id: int, now_ms: int) -> tuple[dict, UserTable
         order_ms=np.array([o.received_ms for o in bought], dtype=np.float64),
         order_gmv=np.array([o.gmv_cents / 100 for o in bought], dtype=np.float64),
     )  # fmt: skip
-    facts = {"config": config, "created_ms": int(created_ms), "grants": granted}
+    facts = {"config": config, "created_ms": int(created_ms), "grants": granted,
+             "user_ids": [r.user_id for r in seen]}
     return facts, users, decided, budgets, live
 
 
@@ -149,6 +151,59 @@ def bucket_rows(users: UserTable, as_of: float, weights: np.ndarray, shares: dic
         if name == "none":
             row["i_gmv_interval"] = None  # 0 by definition (Table 7)
     return rows
+
+
+# The buckets whose decisions rest on a score, hence on a model version (none and all use none).
+SCORED_BUCKETS = ("model", "budgeted")
+MAX_VERSIONS = 20
+VERSION_FIELDS = ("users", "granted", "redeemers", "gmv", "orders", "grant_rate", "grant_rate_interval", "r_c",
+                  "r_c_interval", "i_gmv", "i_gmv_interval")
+
+
+def version_of_users(users_seen: list[str], grants_rows: list, decided: list) -> list[str | None]:
+    """The model version each user is counted under: the version whose score granted its coupon;
+    without a coupon, the version of its latest decision that used a score; None if none did (a user
+    of the none or all bucket, or one who never had a recent score)."""
+    version: dict[str, str] = {}
+    for d in decided:  # in decision order: the latest wins
+        if d.model_version is not None:
+            version[d.user_id] = d.model_version
+    for g in grants_rows:
+        if g.model_version is not None:
+            version[g.user_id] = g.model_version
+    return [version.get(user) for user in users_seen]
+
+
+def version_rows(users: UserTable, version_of: list[str | None], weights: np.ndarray,
+                 shares: dict[str, float], decisions_of: dict[str, int]) -> dict[str, dict[str, dict]]:
+    """Per model version, the Table-7 row of each scored bucket restricted to that version's users,
+    with the same intervals: R_c over the coupons its scores granted, and I_gmv of its users against
+    the whole none bucket (the control serves every version alike). Each version's rows come from
+    ``bucket_rows`` on its users and the none bucket's alone, with their columns of the same
+    resamples, so the formulas and the intervals are the bucket table's and the cost is linear in
+    the campaign's users; the rows of all versions add up to the bucket's users with a score.
+    Devices name their model version, so only the ``MAX_VERSIONS`` with the most decisions get rows."""
+    names = np.array(version_of, dtype=object)
+    control = users.bucket == BUCKETS.index("none")
+    scored = np.isin(users.bucket, [BUCKETS.index(b) for b in SCORED_BUCKETS])
+    out: dict[str, dict[str, dict]] = {}
+    for version in sorted(decisions_of, key=lambda v: (-decisions_of[v], v))[:MAX_VERSIONS]:
+        keep = control | (scored & (names == version))
+        rows = bucket_rows(_subset(users, keep), np.inf, weights[:, keep], shares)
+        out[version] = {b: {k: rows[b][k] for k in VERSION_FIELDS} for b in SCORED_BUCKETS
+                        if b in rows and rows[b]["users"] > 0}
+    return out
+
+
+def _subset(users: UserTable, keep: np.ndarray) -> UserTable:
+    """The rows of ``keep``, with their orders (re-indexed)."""
+    row = np.full(len(keep), -1, dtype=np.int64)
+    row[keep] = np.arange(int(keep.sum()))
+    own = keep[users.order_user]
+    return UserTable(bucket=users.bucket[keep], seen_ms=users.seen_ms[keep], granted_ms=users.granted_ms[keep],
+                     coupon_value=users.coupon_value[keep], redeemed_ms=users.redeemed_ms[keep],
+                     order_user=row[users.order_user[own]], order_ms=users.order_ms[own],
+                     order_gmv=users.order_gmv[own])
 
 
 def _time_points(users: UserTable, decided: list) -> list[float]:
@@ -247,12 +302,15 @@ def campaign_full_report(engine: Engine, campaign_id: int, now_ms: int, rounds: 
             versions[g.model_version]["coupons"] = versions[g.model_version].get("coupons", 0) + 1
             versions[g.model_version]["redeemed"] = versions[g.model_version].get("redeemed", 0) + \
                 (g.redeemed_order_id is not None)
-    for v in versions.values():
+    per_version = version_rows(users, version_of_users(facts["user_ids"], facts["grants"], decided), weights,
+                               config.shares, {name: v["decisions"] for name, v in versions.items()})
+    for name, v in versions.items():
         scores = v.pop("scores")
         v["mean_p_realtime"] = float(np.mean(scores))
         v.setdefault("coupons", 0)
         v.setdefault("redeemed", 0)
         v["r_c"] = v["redeemed"] / v["coupons"] if v["coupons"] else None
+        v["buckets"] = per_version.get(name, {})
     return {
         "campaign_id": campaign_id, "name": config.name, "status": status_of(config, now_ms),
         "generated_ms": now_ms, "bootstrap_rounds": rounds, "interval_level": 0.95,
@@ -284,6 +342,11 @@ def format_report_text(report: dict) -> str:
     for version, v in report["model_versions"].items():
         lines.append(f"model {version}: {v['decisions']} decisions, {v['coupons']} coupons, {v['redeemed']} used, "
                      f"mean p_realtime {v['mean_p_realtime']:.4f}")
+        for name, row in v["buckets"].items():
+            lines.append(f"  {name:9s} {row['users']:7d} {row['granted']:8d} {format_percent(row['grant_rate']):>7s} "
+                         f"{row['redeemers']:6d} {row['gmv']:11.2f} "
+                         f"{_with_interval(row['r_c'], row['r_c_interval'], True):>24s} "
+                         f"{_with_interval(row['i_gmv'], row['i_gmv_interval'], False):>30s}")
     band = report["scores"]["band"]
     decided = report["scores"]["decided"]
     lines.append(f"band [{band['t_l']:.4g}, {band['t_u']:.4g}]"

@@ -355,6 +355,24 @@ class DecisionCounts(BaseModel):
     by_bucket: dict[str, dict[str, int]]
 
 
+class VersionBucket(BaseModel):
+    """A scored bucket (model, budgeted) restricted to the users a model version is counted under:
+    the version whose score granted their coupon, else the version of their latest scored decision."""
+
+    users: int = Field(description="the bucket's users counted under this version")
+    granted: int = Field(description="of those, users whose coupon this version's score granted")
+    redeemers: int = Field(description="of those, users who used it to buy")
+    gmv: float = Field(description="total GMV of those users")
+    orders: int
+    grant_rate: float | None = Field(description="granted / users")
+    grant_rate_interval: Interval | None
+    r_c: float | None = Field(description="eq. 7 over this version's coupons in the bucket; null when it granted none")
+    r_c_interval: Interval | None
+    i_gmv: float | None = Field(description="eq. 8 of these users against the whole none bucket; null when none "
+                                "used a coupon")
+    i_gmv_interval: Interval | None
+
+
 class ModelVersionReport(BaseModel):
     decisions: int = Field(description="decisions that used a score of this model version")
     granted: int = Field(description="of those, new coupons")
@@ -364,6 +382,9 @@ class ModelVersionReport(BaseModel):
     mean_p_realtime: float
     first_ms: int
     last_ms: int
+    buckets: dict[str, VersionBucket] = Field(description="per scored bucket, R_c and I_gmv of this version's "
+                                              "users with 95% user-bootstrap intervals; empty beyond the 20 "
+                                              "versions with the most decisions")
 
 
 class Histogram(BaseModel):

@@ -38,6 +38,15 @@ try {
         ? { low: Number(td.dataset.low), high: Number(td.dataset.high), text: td.textContent }
         : { value: td.dataset.value === "" ? null : Number(td.dataset.value), text: td.textContent };
     }
+    const versionCells = {};
+    for (const td of document.querySelectorAll("#version-buckets td[data-version]")) {
+      const { version, bucket, field } = td.dataset;
+      versionCells[version] ??= {};
+      versionCells[version][bucket] ??= {};
+      versionCells[version][bucket][field] = td.dataset.low !== undefined
+        ? { low: Number(td.dataset.low), high: Number(td.dataset.high), text: td.textContent }
+        : { value: td.dataset.value === "" ? null : Number(td.dataset.value), text: td.textContent };
+    }
     const band = document.querySelector("#band");
     return {
       title: document.querySelector("h1").textContent,
@@ -52,6 +61,7 @@ try {
         chart: c.dataset.chart, svg: c.querySelectorAll("svg").length })),
       versions: document.querySelectorAll("#model-versions tr").length - 1,
       buckets: cells,
+      versionBuckets: versionCells,
     };
   });
   await page.screenshot({ path: screenshot, fullPage: true });
