@@ -100,10 +100,11 @@ def _scoring_states(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor], na
     Why not ``_StackedGRU.forward``: it projects every step's input first, (T, K, B, 3d) that
     leaves the caches (75 MB at batch 128, fresh pages each batch) and is then streamed through
     once more, and it turns the inputs and states time-major and time-reversed with copies of
-    the whole sequence. Here the input projections are computed ``BLOCK`` steps at a time, each
-    direction from its own block of steps in natural order (the backward direction reads its
-    block from the end), the states of a block go to the outputs ``(B, T, 2d)`` in one copy per
-    direction, and nothing larger than a block is allocated besides the outputs.
+    the whole sequence. Here the input projections are computed ``BLOCK`` steps at a time into a
+    buffer that stays in cache: each block of inputs is gathered time-major (for the backward
+    direction from the end, so that a step reads both directions at one index), the states of a
+    block go to the outputs ``(B, T, 2d)`` in one copy per direction, and nothing larger than a
+    block is allocated besides the outputs.
 
     Arithmetic: the same gate operations as ``_StackedGRU.forward``; the n rows of the weights
     and biases are doubled beforehand (exact: a power of two), which gives ``2 (W_in x + b_in +
@@ -116,42 +117,39 @@ def _scoring_states(grus: Mapping[str, nn.GRU], inputs: Mapping[str, Tensor], na
     new = partial(torch.empty, dtype=torch.float32, device=device)
     scale = torch.ones(3 * d, dtype=torch.float32, device=device)
     scale[2 * d :] = 2.0
-    w_in = [[(w.float() * scale[:, None]).t() for w in (grus[n].weight_ih_l0, grus[n].weight_ih_l0_reverse)]
-            for n in names]  # fmt: skip
-    b_in = [[b.float() * scale for b in (grus[n].bias_ih_l0, grus[n].bias_ih_l0_reverse)] for n in names]
-    w_hh = [grus[n].weight_hh_l0 for n in names] + [grus[n].weight_hh_l0_reverse for n in names]  # forward, backward
+    w_ih = [grus[n].weight_ih_l0 for n in names] + [grus[n].weight_ih_l0_reverse for n in names]  # forward, backward
+    b_ih = [grus[n].bias_ih_l0 for n in names] + [grus[n].bias_ih_l0_reverse for n in names]
+    w_hh = [grus[n].weight_hh_l0 for n in names] + [grus[n].weight_hh_l0_reverse for n in names]
     b_hh = [grus[n].bias_hh_l0 for n in names] + [grus[n].bias_hh_l0_reverse for n in names]
+    w_in = [(w.float() * scale[:, None]).t() for w in w_ih]
+    b_in = [b.float() * scale for b in b_ih]
     w_t = (torch.stack(w_hh).float() * scale[:, None]).transpose(1, 2)  # (K, d, 3d)
     bias = (torch.stack(b_hh).float() * scale).unsqueeze(1)  # (K, 1, 3d)
-    xs = [inputs[n].float() for n in names]
+    time_major = [inputs[n].float().transpose(0, 1) for n in names]  # (T, B, in) views
+    order = torch.arange(steps, device=device)
     outputs = new(views, batch, steps, 2 * d)
-    projected = new(2, views, BLOCK, batch, 3 * d)  # per direction: a block's W_i x + b_i, time-major
-    block_inputs = [new(BLOCK, batch, x.shape[-1]) for x in xs]
+    projected = new(k, BLOCK, batch, 3 * d)  # a block's W_i x + b_i; backward: its steps from the end
+    block_inputs = [new(BLOCK, batch, x.shape[-1]) for x in time_major]
     states = [new(BLOCK, k, batch, d) for _ in range(2)]  # alternate blocks: the next reads the last state
     recurrent, rz, n = new(k, batch, 3 * d), new(k, batch, 2 * d), new(k, batch, d)
     h = torch.zeros(k, batch, d, dtype=torch.float32, device=device)
-    f, b = slice(0, views), slice(views, k)
     for number, start in enumerate(range(0, steps, BLOCK)):
         end = min(start + BLOCK, steps)
         size = end - start
-        for i, x in enumerate(xs):  # forward: steps start..end; backward: steps T-end..T-start
-            for direction, (low, high) in enumerate(((start, end), (steps - end, steps - start))):
-                block = block_inputs[i][:size]
-                block.copy_(x[:, low:high].transpose(0, 1))
-                torch.addmm(b_in[i][direction], block.view(size * batch, -1), w_in[i][direction],
-                            out=projected[direction, i, :size].view(size * batch, 3 * d))  # fmt: skip
-        forward, backward, held = projected[0], projected[1], states[number % 2]
-        for j in range(size):  # the backward direction reads its block from the end
+        for i, x in enumerate(time_major):
+            for r, picked in ((i, order[start:end]), (views + i, order[steps - end : steps - start].flip(0))):
+                block = torch.index_select(x, 0, picked, out=block_inputs[i][:size])
+                torch.addmm(b_in[r], block.view(size * batch, -1), w_in[r], out=projected[r, :size].view(size * batch, 3 * d))
+        held = states[number % 2]
+        for j in range(size):
+            step = projected[:, j]
             gh = torch.baddbmm(bias, h, w_t, out=recurrent)
-            torch.add(forward[:, j, :, : 2 * d], gh[f, :, : 2 * d], out=rz[f])
-            torch.add(backward[:, size - 1 - j, :, : 2 * d], gh[b, :, : 2 * d], out=rz[b])
-            rz.sigmoid_()
-            torch.addcmul(forward[:, j, :, 2 * d :], rz[f, :, :d], gh[f, :, 2 * d :], out=n[f])
-            torch.addcmul(backward[:, size - 1 - j, :, 2 * d :], rz[b, :, :d], gh[b, :, 2 * d :], out=n[b])
+            torch.add(step[..., : 2 * d], gh[..., : 2 * d], out=rz).sigmoid_()
+            torch.addcmul(step[..., 2 * d :], rz[..., :d], gh[..., 2 * d :], out=n)
             n.sigmoid_().mul_(2.0).sub_(1.0)  # tanh of the undoubled argument
             h = torch.lerp(n, h, rz[..., d:], out=held[j])
-        outputs[:, :, start:end, :d].copy_(held[:size, f].permute(1, 2, 0, 3))
-        outputs[:, :, steps - end : steps - start, d:].copy_(held[:size, b].flip(0).permute(1, 2, 0, 3))
+        outputs[:, :, start:end, :d].copy_(held[:size, :views].permute(1, 2, 0, 3))
+        outputs[:, :, steps - end : steps - start, d:].copy_(held[:size, views:].flip(0).permute(1, 2, 0, 3))
     return {name: outputs[i] for i, name in enumerate(names)}
 
 
