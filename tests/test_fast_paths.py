@@ -56,6 +56,27 @@ def test_fast_and_traced_dipn_agree_in_eval_mode():
             torch.testing.assert_close(fast, dense, rtol=0, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:DeprecationWarning")
+@pytest.mark.parametrize("variant", ["dipn", "dipn_paper", "early_fusion", "no_intra_view"])
+def test_scoring_gives_the_scores_of_the_graph_exporters_see(variant):
+    """What ``predict`` runs (no autograd: the FC folded into the tables, the recurrence in blocks,
+    one score matrix per attention chunk) against the traced graph of the same model (per-column
+    lookups and the FC, nn.GRU, dense attention), the old computation: the same scores to 1e-5.
+    dipn_paper reads a subset of a view's columns (no step ages); early fusion keeps its own path."""
+    torch.manual_seed(5)
+    model = build_model("dipn", variant).eval()
+    feed = model_inputs(make_batch(batch_size=2 * CHUNK + 5, seq_len=256, seed=6), model.input_names)
+    with torch.no_grad():
+        traced = torch.jit.trace(model.positional(), tuple(feed[n] for n in model.input_names), check_trace=False)
+        dense = traced(*(feed[n] for n in model.input_names))
+    with torch.inference_mode():
+        scored = model(**feed)
+    for fast, reference in zip(scored, dense):
+        torch.testing.assert_close(torch.sigmoid(fast), torch.sigmoid(reference), rtol=0, atol=1e-5)
+        torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("widths", [(64,), (64, 65, 66)])
 def test_stacked_recurrence_matches_nn_gru_forward_and_backward(widths):
     torch.manual_seed(1)
