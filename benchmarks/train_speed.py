@@ -268,25 +268,49 @@ def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[s
 def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[str, Any]]:
     """DIPN training (batch 128) and scoring (``dipn evaluate``'s ``predict``) with 1 thread, 2 and
     the code's default, on the machine as it is ("idle") and with one competing CPU-bound process
-    ("busy"), old code (``--threads-baseline-rev``) and new; the cells of one row run back to back.
-    Training runs enough steps for ``adapt_threads`` to check its choice within the timed windows."""
+    ("busy"), old code (``--threads-baseline-rev``) and new. The whole grid runs ``--thread-rounds``
+    times; within a round the thread counts of one column run back to back, so a ratio of two
+    counts compares cells minutes apart at most, and the spread of the per-round ratios says how
+    much the machine's other load moved them. A cell's figures are the median over the windows of
+    all its rounds. Training runs enough steps for ``adapt_threads`` to check its choice within
+    the timed windows when ``--thread-warmup`` + windows x steps exceeds its first period."""
     counts = [c for c in args.thread_counts if c <= len(os.sched_getaffinity(0))]
     training = {"warmup": args.thread_warmup, "steps": args.thread_steps, "windows": args.windows}
+    runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for number in range(args.thread_rounds):
+        for task in ("training", "scoring"):
+            for code in ("old", "new"):
+                for busy in (False, True):
+                    for count in counts:
+                        extra = ["--model", "dipn", "--batch-size", "128"]
+                        extra += ["--scoring", str(args.scoring_samples)] if task == "scoring" else []
+                        cell = f"{code}_{'busy' if busy else 'idle'}"
+                        result = run_worker(args, codes[code], count, extra, busy, None if task == "scoring" else training)
+                        result["samples_per_window"] = result.get("samples") or args.thread_steps * 128
+                        runs.setdefault((task, count, cell), []).append(result)
+                        print(f"round {number + 1} {task:8s} {cell:8s} threads {count or 'default'!s:7s}: "
+                              f"{result['samples_per_s']:7.1f}/s ({result['samples_per_cpu_s']:7.1f} per core-second)",
+                              flush=True)  # fmt: skip
     rows = []
     for task in ("training", "scoring"):
         for count in counts:
             row: dict[str, Any] = {"task": task, "threads": count or "default"}
-            for code in ("old", "new"):
-                for busy in (False, True):
-                    extra = ["--model", "dipn", "--batch-size", "128"]
-                    extra += ["--scoring", str(args.scoring_samples)] if task == "scoring" else []
-                    row[f"{code}_{'busy' if busy else 'idle'}"] = run_worker(
-                        args, codes[code], count, extra, busy, None if task == "scoring" else training)
+            for cell in ("old_idle", "old_busy", "new_idle", "new_busy"):
+                row[cell] = merged_rounds(runs[(task, count, cell)])
             rows.append(row)
-            print(f"{task:8s} threads {row['threads']!s:7s}: " + "  ".join(
-                f"{k} {row[k]['samples_per_s']:7.1f}/s" for k in ("old_idle", "old_busy", "new_idle", "new_busy")),
-                flush=True)  # fmt: skip
     return rows
+
+
+def merged_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell's rounds: samples/s and per core-second as the median over all their windows, each
+    round's own figures and the threads the default ended with in each."""
+    windows = [(r["samples_per_window"], wall, cpu) for r in results for wall, cpu in r["windows_wall_cpu_s"]]
+    return {"samples_per_s": statistics.median(n / wall for n, wall, _ in windows),
+            "samples_per_cpu_s": statistics.median(n / cpu for n, _, cpu in windows),
+            "windows_wall_cpu_s": [[wall, cpu] for _, wall, cpu in windows],
+            "rounds": [{k: r[k] for k in ("samples_per_s", "samples_per_cpu_s", "threads_at_end")} for r in results],
+            "threads_at_end": results[-1]["threads_at_end"], "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "cpus_allowed": results[-1]["cpus_allowed"]}  # fmt: skip
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
@@ -345,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scoring-samples", type=int, default=1024, help="eval samples per scoring window")
     parser.add_argument("--thread-counts", nargs="+", type=int, default=[1, 2, 0],
                         help="threads of the threads section (0: the code's default)")
+    parser.add_argument("--thread-rounds", type=int, default=3,
+                        help="times the threads section's grid runs (the spread of its per-round ratios: the noise)")
     parser.add_argument("--sections", nargs="+", default=["models", "threads"], choices=["models", "threads"],
                         help="models: the table per model, batch and threads; threads: 1, 2 and default threads "
                              "on an idle and a busy machine, training and scoring")
@@ -413,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": command, "machine": machine_info(), "baseline_rev": args.baseline_rev,
               "threads_baseline_rev": args.threads_baseline_rev, "uptime_start": uptime_start, "uptime_end": uptime_end,
               "threads_settings": {"training_warmup": args.thread_warmup, "training_steps": args.thread_steps,
-                                   "windows": args.windows, "scoring_samples": args.scoring_samples},
+                                   "windows": args.windows, "scoring_samples": args.scoring_samples,
+                                   "rounds": args.thread_rounds},
               "threads": threads_section,
               "samples": str(args.samples) if argv and "--samples" in argv else "simulated: 300 users x 3 days, density 1.0",
               "load_average_start": load_start, "load_average_end": load_end, "minutes": (time.time() - started) / 60,

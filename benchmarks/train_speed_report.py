@@ -119,12 +119,14 @@ def _threads(report: dict[str, Any]) -> list[str]:
         f"Machine: {machine_line(report['machine'])}  ",
         f"`uptime` at the start: `{report['uptime_start']}`; at the end: `{report['uptime_end']}`  ",
         f"Old: `dipn/` of {report['threads_baseline_rev']}; new: this tree. DIPN, simulated data as above. Training: "
-        f"batch 128, {t['training_warmup']} warm-up steps, then the median of {t['windows']} windows of "
+        f"batch 128, {t['training_warmup']} warm-up steps, then {t['windows']} windows of "
         f"{t['training_steps']} steps of `Trainer.train_epoch`. Scoring: the code's own `predict` (what `dipn "
-        f"evaluate` runs, at its default batch size) over {t['scoring_samples']:,} eval samples, the median of "
-        f"{t['windows']} passes after a warm-up batch. Every worker may use all cores, as a user's process does; "
+        f"evaluate` runs, at its default batch size) over {t['scoring_samples']:,} eval samples, {t['windows']} "
+        f"passes after a warm-up batch. The grid ran {t.get('rounds', 1)} time(s), the thread counts of a column "
+        "back to back within a round; a cell is the median over the windows of all its rounds. Every worker may "
+        "use all cores, as a user's process does; "
         "\"default\" is the code's own choice (old: training from the idle cores at the start, scoring torch's "
-        "default of all cores; new: `dipn.training.runtime.adapt_threads`). Busy: one CPU-bound process "
+        "default of all cores; new: `dipn.training.runtime.adapt_threads`, from one thread). Busy: one CPU-bound process "
         "(`while True: pass`, unpinned, like another job) runs while the worker runs. \"idle\" is the machine as "
         "the other jobs on it left it (see `uptime`). Figures are wall-clock samples/s (what a user waits for), "
         "samples per core-second in brackets.",
@@ -146,13 +148,32 @@ def _threads(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {task} | " + " | ".join(
             f"{default[c]['samples_per_s'] / one[c]['samples_per_s']:.2f}x "
             f"({default[c]['samples_per_cpu_s'] / one[c]['samples_per_cpu_s']:.2f}x)" for c in cells) + " |")  # fmt: skip
-    ended = [f"{r['task']} {c.replace('_', ' ')} {r[c]['threads_at_end']}" for r in rows if r["threads"] == "default"
-             for c in cells if "threads_at_end" in r[c]]  # fmt: skip
+    spread = [(task, c, ratios) for task in dict.fromkeys(r["task"] for r in rows)
+              for c in cells if (ratios := _round_ratios(rows, task, c))]  # fmt: skip
+    if spread and len(spread[0][2]) > 1:
+        lines += ["", "The same ratio in each round (wall-clock; the spread is the noise of the machine's other load):",
+                  "", "| task | " + " | ".join(c.replace("_", " ") for c in cells) + " |",
+                  "| --- |" + " ---: |" * len(cells)]  # fmt: skip
+        for task in dict.fromkeys(task for task, _, _ in spread):
+            lines.append(f"| {task} | " + " | ".join(
+                ", ".join(f"{x:.2f}" for x in ratios) for t, _, ratios in spread if t == task) + " |")  # fmt: skip
+    ended = [f"{r['task']} {c.replace('_', ' ')} "
+             + "/".join(str(x["threads_at_end"]) for x in r[c].get("rounds", [r[c]]))
+             for r in rows if r["threads"] == "default" for c in cells if "threads_at_end" in r[c]]  # fmt: skip
     if ended:
-        lines += ["", "Threads the default ran with at the end of its cell: " + ", ".join(ended) + "."]
+        lines += ["", "Threads the default ran with at the end of its cell (each round): " + ", ".join(ended) + "."]
     scoring = next((r for r in rows if r["task"] == "scoring" and r["threads"] == 1), None)
     if scoring:
         lines += ["", f"Scoring speed of `dipn evaluate` (DIPN, 1 thread, idle column): old "
                   f"{scoring['old_idle']['samples_per_cpu_s']:,.0f}, new {scoring['new_idle']['samples_per_cpu_s']:,.0f} "
                   f"samples per core-second ({scoring['new_idle']['samples_per_cpu_s'] / scoring['old_idle']['samples_per_cpu_s']:.2f}x)."]  # fmt: skip
     return lines
+
+
+def _round_ratios(rows: list[dict[str, Any]], task: str, cell: str) -> list[float]:
+    """Default threads against 1 thread in each round of one task and column (wall-clock samples/s)."""
+    one = next((r for r in rows if r["task"] == task and r["threads"] == 1), None)
+    default = next((r for r in rows if r["task"] == task and r["threads"] == "default"), None)
+    if one is None or default is None or "rounds" not in one[cell]:
+        return []
+    return [d["samples_per_s"] / o["samples_per_s"] for d, o in zip(default[cell]["rounds"], one[cell]["rounds"])]

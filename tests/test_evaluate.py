@@ -117,6 +117,21 @@ def test_thread_chooser_never_tries_more_threads_without_a_spare_core() -> None:
         torch.set_num_threads(before)
 
 
+def test_a_check_whose_first_probe_clearly_loses_ends_at_that_batch() -> None:
+    """The machine got busy since the period began: one probe batch on more threads is all it costs."""
+    before = torch.get_num_threads()
+    chooser = ThreadChooser(most=2, start=1)
+    chooser.FIRST, chooser.SPARE = 3, 0.0
+    module, used = _Slower(slow=2), []
+    try:
+        for _ in range(9):
+            used.append(chooser.tick(False, 8))
+            module(torch.zeros(8))
+    finally:
+        torch.set_num_threads(before)
+    assert used == [1, 1, 2, 1, 1, 1, 1, 1, 1]  # one probe, then a doubled period on one thread
+
+
 def test_evaluate_reports_intervals_by_cut_type_with_a_progress_bar(tiny_checkpoint: Path, tiny_samples: Path,
                                                                     tmp_path: Path) -> None:  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "dipn.cli", "evaluate", str(tiny_checkpoint), str(tiny_samples),

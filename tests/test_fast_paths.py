@@ -13,7 +13,7 @@ from torch import nn
 from dipn.models import build_model
 from dipn.models.dipn import inter_view_attention
 from dipn.models.ragged_attention import CHUNK, ragged_inter_view_attention
-from dipn.models.recurrence import bidirectional_grus
+from dipn.models.recurrence import BLOCK, bidirectional_grus
 
 try:  # tests/ is not a package; pytest puts it on sys.path (or, as a package, its parent)
     from reference.old_dipn_outputs import FIXTURE, outputs
@@ -56,6 +56,27 @@ def test_fast_and_traced_dipn_agree_in_eval_mode():
             torch.testing.assert_close(fast, dense, rtol=0, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:DeprecationWarning")
+@pytest.mark.parametrize("variant", ["dipn", "dipn_paper", "early_fusion", "no_intra_view"])
+def test_scoring_gives_the_scores_of_the_graph_exporters_see(variant):
+    """What ``predict`` runs (no autograd: the FC folded into the tables, the recurrence in blocks,
+    one score matrix per attention chunk) against the traced graph of the same model (per-column
+    lookups and the FC, nn.GRU, dense attention), the old computation: the same scores to 1e-5.
+    dipn_paper reads a subset of a view's columns (no step ages); early fusion keeps its own path."""
+    torch.manual_seed(5)
+    model = build_model("dipn", variant).eval()
+    feed = model_inputs(make_batch(batch_size=2 * CHUNK + 5, seq_len=256, seed=6), model.input_names)
+    with torch.no_grad():
+        traced = torch.jit.trace(model.positional(), tuple(feed[n] for n in model.input_names), check_trace=False)
+        dense = traced(*(feed[n] for n in model.input_names))
+    with torch.inference_mode():
+        scored = model(**feed)
+    for fast, reference in zip(scored, dense):
+        torch.testing.assert_close(torch.sigmoid(fast), torch.sigmoid(reference), rtol=0, atol=1e-5)
+        torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("widths", [(64,), (64, 65, 66)])
 def test_stacked_recurrence_matches_nn_gru_forward_and_backward(widths):
     torch.manual_seed(1)
@@ -71,6 +92,20 @@ def test_stacked_recurrence_matches_nn_gru_forward_and_backward(widths):
     got = torch.autograd.grad(sum((stacked[n] * weights[n]).sum() for n in x), leaves)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, BLOCK, 2 * BLOCK + 3])
+def test_scoring_recurrence_matches_nn_gru_in_blocks_of_steps(steps):
+    """Without autograd the recurrence runs in blocks of BLOCK steps (the backward direction reading
+    each block from the end): any length, a last block cut short, widths of their own."""
+    torch.manual_seed(3)
+    widths = (64, 65, 66)
+    grus = nn.ModuleDict({f"s{i}": nn.GRU(w, 8, batch_first=True, bidirectional=True) for i, w in enumerate(widths)})
+    x = {f"s{i}": torch.randn(5, steps, w) for i, w in enumerate(widths)}
+    with torch.inference_mode():
+        scored = bidirectional_grus(grus, x)
+        for n in x:
+            torch.testing.assert_close(scored[n], grus[n](x[n])[0], rtol=0, atol=1e-6)
 
 
 def _left_padded(lengths: list[int], steps: int, width: int, holes: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

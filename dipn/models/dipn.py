@@ -64,7 +64,7 @@ from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, Group, mask_column
 from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states, masked_mean, masked_softmax
-from dipn.models.embeddings import group_embedding
+from dipn.models.embeddings import embedded_and_projected, group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
 
@@ -285,6 +285,15 @@ class DIPN(IntentModel):
             return torch.cat([self.embeddings[v](ids[..., a:b]) for v, a, b in self._merged_slices], dim=-1)
         return self.embeddings[sequence](ids)
 
+    def _reshaped(self, sequence: str, ids: Tensor) -> Tensor:
+        """Embeddings -> FC -> ReLU; when scoring (no autograd, not traced) with the FC folded into
+        the tables (``embedded_and_projected``: the same function, a fraction of the work); a
+        quantized FC (torch.ao, the int8 latency reference) keeps its own kernel."""
+        fc = self.reshape[sequence][0]
+        if sequence == MERGED or type(fc) is not nn.Linear or self.training or torch.is_grad_enabled() or exporting():
+            return self.reshape[sequence](self._embed_sequence(sequence, ids))
+        return torch.relu_(embedded_and_projected(self.embeddings[sequence], fc, ids))
+
     def _mask(self, sequence: str, ids: Tensor) -> Tensor:
         real = None
         for column in self._mask_columns[sequence]:
@@ -299,7 +308,7 @@ class DIPN(IntentModel):
         being traced: exporters see ``nn.GRU``, one op each format maps to its own recurrence.
         """
         masks = {s: self._mask(s, given[s]) for s in self.config.sequences}
-        x = {s: self.reshape[s](self._embed_sequence(s, given[s])) * masks[s].unsqueeze(-1) for s in masks}
+        x = {s: self._reshaped(s, given[s]) * masks[s].unsqueeze(-1) for s in masks}
         if exporting():
             return {s: self.grus[s](x[s])[0] for s in x}, masks
         return bidirectional_grus(self.grus, x), masks

@@ -4,18 +4,20 @@ Threads. torch's intra-op threads default to the machine's cores, which loses on
 that other jobs share: a thread of every parallel operator waits at its barrier for a sibling the
 scheduler has parked. DIPN runs thousands of small operators per batch (the recurrence is 256
 steps of small products), and on a 2-core machine with one other CPU-bound job, two threads
-scored 2.2-2.5x slower in wall time than one. On an idle machine two threads are faster (training
-1.4x). A choice made once at the start cannot be right for both, since other jobs come and go
-while a run lasts. So the default (``--threads`` unset) is chosen while the run runs
-(``adapt_threads``): it starts from the cores idle at the start (sampled from ``/proc/stat``; at
-most this process's share of its CPU affinity among the processes torchrun starts on the node),
-then times the model's own batches with one thread and with that share, keeps the faster, and
-checks again after twice as many batches each time the choice holds (from 16 batches up to 512),
-so a job that starts later on the machine is noticed. From one thread, more are tried only when
-the machine left a spare core idle over the last period: on a busy machine no batch is spent on
-a probe that would lose. ``--threads N`` fixes the count. ``benchmarks/train_speed.py``
-times the default against one and two threads on an idle and on a busy machine
-(docs/benchmarks.md).
+scored 2.2-2.5x slower in wall time than one, and a training step took 10-20x longer (and as much
+more CPU, spinning at the barriers). On an idle machine two threads are faster (training 1.4x). A
+choice made once at the start cannot be right for both, since other jobs come and go while a run
+lasts. So the default (``--threads`` unset) is chosen while the run runs (``adapt_threads``): it
+starts on one thread, then, when the machine left a spare core idle over the last period, times
+the model's own batches with one thread and with this process's share of its CPU affinity (among
+the processes torchrun starts on the node), keeps the faster, and checks again after twice as many
+batches each time the choice holds (from 16 batches up to 512), so a job that starts or ends later
+on the machine is noticed. It never starts on more threads: an idle-core reading at the start
+(a moment of a shared machine) once put a run on two threads for its first 16 batches while other
+jobs took the cores, each batch several times slower than on one thread. A check whose first
+batch on more threads runs ``LOSING`` times slower than the period's batches ends there. ``--threads
+N`` fixes the count. ``benchmarks/train_speed.py`` times the default against one thread on an idle
+and on a busy machine (docs/benchmarks.md).
 
 Allocator. A training step allocates and frees tensors of tens of MB (attention, the recurrence's
 buffers, their gradients). glibc serves an allocation above 32 MB with a fresh ``mmap`` and unmaps
@@ -43,23 +45,6 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc malloc.h
 _TRIM_THRESHOLD = 1 << 30
 
 
-def default_threads() -> int:
-    """The idle cores this process may use, shared among the processes torchrun runs on this node:
-    where ``adapt_threads`` starts."""
-    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    share = most_threads()
-    idle = idle_cores()
-    return share if idle is None else max(1, min(share, round(idle / processes)))
-
-
-def idle_cores(seconds: float = 0.3) -> float | None:
-    """Cores the whole machine left idle over ``seconds`` (idle + iowait in ``/proc/stat``); None
-    where there is no ``/proc/stat``."""
-    before = cpu_jiffies()
-    time.sleep(seconds)
-    return idle_since(before)
-
-
 def cpu_jiffies() -> tuple[int, int] | None:
     """(idle + iowait, all) jiffies of the machine so far, from ``/proc/stat``; None without it."""
     try:
@@ -78,9 +63,8 @@ def idle_since(before: tuple[int, int] | None) -> float | None:
 
 
 def set_threads(threads: int | None) -> int:
-    """Intra-op threads (None: ``default_threads``, to be adapted by ``adapt_threads``); returns the
-    number set."""
-    count = threads or default_threads()
+    """Intra-op threads (None: one, where ``adapt_threads`` starts); returns the number set."""
+    count = threads or 1
     torch.set_num_threads(count)
     return count
 
@@ -105,12 +89,15 @@ class ThreadChooser:
     are only tried when the machine left ``SPARE`` of each extra thread's core idle over the period
     (``/proc/stat``): on a busy machine a batch on two threads can take many times one on one
     thread (16x, at a load average of 20 on 2 cores), so a probe there would cost more than the
-    check could ever win. The first check comes after ``FIRST`` batches, so a kind's first batch
-    (allocations, caches) is never a probe.
+    check could ever win; and a check ends at its first batch when that batch ran ``LOSING`` times
+    slower per sample than the median of the period's last ``RECENT`` batches (the machine got
+    busy since the period began: the remaining probes would lose as much). The first check comes
+    after ``FIRST`` batches, so a kind's first batch (allocations, caches) is never a probe.
     """
 
-    PROBES, FIRST, LONGEST = 2, 16, 512
+    PROBES, FIRST, LONGEST, RECENT = 2, 16, 512, 8
     SPARE = 0.75  # idle share of each extra thread's core below which more threads are not tried
+    LOSING = 1.25  # a first probe this many times slower per sample than the period ends the check
 
     def __init__(self, most: int, start: int) -> None:
         self.candidates = (1, most) if most > 1 else (1,)
@@ -124,11 +111,14 @@ class ThreadChooser:
         now = time.perf_counter()
         if self.last is not None and self.last[0] == kind and self.last[3]:
             _, then, threads, count = self.last
-            if self.kinds[kind]["plan"]:
-                self.kinds[kind]["times"].setdefault(threads, []).append((now - then) / count)
+            state = self.kinds[kind]
+            if state["plan"]:
+                state["times"].setdefault(threads, []).append((now - then) / count)
+            else:
+                state["recent"] = [*state["recent"][1 - self.RECENT :], (now - then) / count]
         if kind not in self.kinds:
             self.kinds[kind] = {"plan": [], "times": {}, "choice": self.start, "left": self.FIRST,
-                                "period": self.FIRST, "since": cpu_jiffies()}  # fmt: skip
+                                "period": self.FIRST, "since": cpu_jiffies(), "recent": []}  # fmt: skip
         state = self.kinds[kind]
         threads = self._next(state)
         if torch.get_num_threads() != threads:
@@ -141,12 +131,18 @@ class ThreadChooser:
             return 1
         if state["plan"]:
             measured = sum(len(v) for v in state["times"].values())
+            if measured == 1 and state["recent"]:
+                probe = state["times"][state["plan"][0]][0]
+                if probe > self.LOSING * float(np.median(state["recent"])):  # clearly lost: keep the choice
+                    state["period"] = min(2 * state["period"], self.LONGEST)
+                    state.update(plan=[], times={}, left=state["period"], since=cpu_jiffies(), recent=[])
+                    return state["choice"]
             if measured < len(state["plan"]):
                 return state["plan"][measured]
             medians = {t: float(np.median(v)) for t, v in state["times"].items()}
             choice = min(medians, key=medians.get)
             state["period"] = min(2 * state["period"], self.LONGEST) if choice == state["choice"] else self.FIRST
-            state.update(plan=[], times={}, choice=choice, left=state["period"], since=cpu_jiffies())
+            state.update(plan=[], times={}, choice=choice, left=state["period"], since=cpu_jiffies(), recent=[])
             return choice
         state["left"] -= 1
         if state["left"] > 0:
