@@ -64,12 +64,12 @@ def _input_names(bundle: Path) -> list[str]:
 def run_pinned(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     """The worker for ``threads`` threads, pinned to as many cores."""
     cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:threads])
-    command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--threads", str(threads),
+    command = ["taskset", "-c", cores, sys.executable, "-m", "benchmarks.latency", "--worker", "--threads", str(threads),
                "--checkpoint", str(args.checkpoint), "--samples", str(args.samples), "--bundle", str(args.bundle),
                "--rounds", str(args.rounds), "--per-round", str(args.per_round)]  # fmt: skip
     if args.public_key:
         command += ["--public-key", str(args.public_key)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT)
     if done.returncode:
         raise RuntimeError(f"latency worker ({threads} threads) failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
