@@ -436,7 +436,9 @@ def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loop
 def test_serve_refuses_invalid_options_with_one_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
     tokens = {"DIPN_ADMIN_TOKEN": ADMIN, "DIPN_ENROLL_TOKEN": "enroll"}
-    assert "--rate-limit must be >= 0" in _one_line_error(_dipn_serve("--db", db, "--rate-limit", "-1", env=tokens))
+    # ServerConfig checks every setting; dipn serve names the option the value came from.
+    assert "--rate-limit: rate_limit must be an integer in [0, " in _one_line_error(
+        _dipn_serve("--db", db, "--rate-limit", "-1", env=tokens))
     assert "max_body_bytes" in _one_line_error(_dipn_serve("--db", db, "--max-body-bytes", "10", env=tokens))
     assert "--signature-window" in _one_line_error(_dipn_serve("--db", db, "--signature-window", "-5", env=tokens))
     not_a_number = _dipn_serve("--db", db, env=tokens | {"DIPN_RATE_LIMIT": "lots"})
