@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -115,14 +116,22 @@ async def enrolled(body: RegisterDevice, request: Request,
     return body
 
 
-async def signed_device(campaign_id: CampaignId, request: Request) -> store.DeviceAuth:
-    """The device that signed a request for a campaign, its nonce claimed and counted (409, 429).
-    It takes the route's ``campaign_id`` so that FastAPI checks the id first: a request for an id
-    that cannot exist is a 422 and uses no nonce."""
+@dataclass(frozen=True)
+class CampaignRead:
+    """A signed device's read about one campaign: the campaign id and the device that signed."""
+
+    campaign_id: int
+    device: store.DeviceAuth
+
+
+async def signed_campaign_read(campaign_id: CampaignId, request: Request) -> CampaignRead:
+    """The campaign id, then the device that signed the request, its nonce claimed and counted (409,
+    429). The id is this dependency's parameter, not the route's, so that FastAPI checks it first
+    and once: a request for an id that cannot exist is a 422 and uses no nonce."""
     window_ms = request.app.state.config.signature_window_ms
     device, signed, received_ms = await authenticate(request, await request.body(), window_ms)
     await admit(request, device, signed, received_ms)
-    return device
+    return CampaignRead(campaign_id, device)
 
 
 router = APIRouter()
@@ -152,10 +161,9 @@ def register(body: Annotated[RegisterDevice, Depends(enrolled)], request: Reques
 @router.get("/coupons/{campaign_id}", response_model=CouponOut, openapi_extra=SIGNED_OPENAPI,
             responses=openapi.errors(openapi.SIGNED_REFUSALS | {404: "`unknown_campaign`",
                                                                 422: "`invalid_request`: the campaign id"}))
-async def my_coupon(campaign_id: CampaignId, device: Annotated[store.DeviceAuth, Depends(signed_device)],
-                    request: Request) -> dict:
+async def my_coupon(read: Annotated[CampaignRead, Depends(signed_campaign_read)], request: Request) -> dict:
     """The signing device's own user's coupon: no parameter can name another user."""
-    return await run_in_threadpool(store.coupon_of, request.app.state.engine, campaign_id, device.user_id)
+    return await run_in_threadpool(store.coupon_of, request.app.state.engine, read.campaign_id, read.device.user_id)
 
 
 @router.post(wire.SCORES_PATH, response_model=ScoresAccepted, openapi_extra=SCORES_OPENAPI,
