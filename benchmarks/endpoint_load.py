@@ -203,7 +203,7 @@ def count_stored(db_url: str, requests_acked: int, scores_per_post: int) -> dict
     from sqlalchemy import func, select
 
     from dipn.serving.db import make_engine
-    from dipn.serving.models import scores
+    from dipn.serving.tables import scores
 
     engine = make_engine(db_url, pool_size=1)
     with engine.connect() as conn:

@@ -31,7 +31,7 @@ from dipn.bundle.manifest import load_bundle  # noqa: E402
 from dipn.bundle.runners.onnx import OnnxRunner  # noqa: E402
 from dipn.bundle.selftest import encode_case  # noqa: E402
 from dipn.features import VIEWS, FeatureManifest  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.wire import WIRE_FIELDS  # noqa: E402
 from mobile_demo.policies import PostingPolicy, ScoringPolicy  # noqa: E402
 from tests.serve_process import LiveServer  # noqa: E402
@@ -108,7 +108,7 @@ def shop_run(onnx_bundle: Path, signing_keys, web_build: Path, tmp_path_factory:
                                    "--screenshot", str(SCREENSHOT)], capture_output=True, text=True, timeout=600)  # fmt: skip
             assert done.returncode == 0, done.stderr
             with endpoint.engine.connect() as conn:
-                stored = [dict(r._mapping) for r in conn.execute(select(models.scores).order_by(models.scores.c.id))]
+                stored = [dict(r._mapping) for r in conn.execute(select(tables.scores).order_by(tables.scores.c.id))]
             return json.loads(out.read_text()), url, stored
         finally:
             shop.terminate()

@@ -16,6 +16,7 @@ from dipn.commands.options import (
     spark_master,
     utc_offset_minutes,
 )
+from dipn.commands.render import format_summary
 from dipn.errors import DipnValidationError
 from dipn.samples.build import BuildConfig
 
@@ -146,18 +147,3 @@ def _key_value(item: str) -> tuple[str, str]:
     if not sep or not key:
         raise DipnValidationError(f"--spark-conf wants KEY=VALUE, got {item!r}")
     return key.strip(), value.strip()
-
-
-def format_summary(info: dict) -> str:
-    lines = [f"users: {info['users']}   events: " + ", ".join(f"{v} {n:,}" for v, n in info["events"].items())]
-    hours = (info["build"]["realtime_hours"], info["build"]["longterm_hours"])
-    for split, s in info["splits"].items():
-        lines.append(
-            f"{split:5s}: {s['samples']:>9,} samples ({s['event_cuts']:,} at events, {s['idle_cuts']:,} idle)"
-            f"   realtime ({hours[0]:g} h) rate {s['realtime_rate']:.3f}   longterm ({hours[1]:g} h) rate {s['longterm_rate']:.3f}"
-        )
-    lines.append(f"built in {info['build_seconds']:.1f} s")
-    for view, report in info.get("read_reports", {}).items():
-        if "dropped" in report and "dropped: {}" not in report:
-            lines.append(f"{view}: {report}")
-    return "\n".join(lines)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
-import numpy as np
-
 from dipn.commands.options import non_negative_int
+from dipn.commands.render import render_sample, when
 from dipn.errors import DipnValidationError
 
 
@@ -46,63 +44,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(ms: int, utc_offset_minutes: int = 0) -> str:
-    """A timestamp in the time zone the hour-of-day ids were made in, so the cut and the hours
-    printed beside it agree."""
-    zone = dt.timezone(dt.timedelta(minutes=utc_offset_minutes))
-    text = dt.datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    if not utc_offset_minutes:
-        return text + "Z"
-    sign, minutes = ("+" if utc_offset_minutes > 0 else "-"), abs(utc_offset_minutes)
-    return f"{text} UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
-
-
 def _holds_raw_logs(path: Path) -> bool:
     from dipn.features.contract import RAW_VIEWS
     from dipn.logs.readers import view_files
 
     return bool(view_files(path, RAW_VIEWS))
-
-
-def render_sample(root: Path, index: int, split: str, events: int) -> str:
-    from dipn.samples.cuts import CUT_TYPES
-    from dipn.samples.store import SPLITS, SampleStore
-    from dipn.features import VIEWS
-    from dipn.features.decode import describe
-    from dipn.features.spec import mask_column
-
-    store = SampleStore(root)
-    pool = store.indices(None if split == "all" else split)
-    if not 0 <= index < len(pool):
-        raise DipnValidationError(f"sample {index} out of range: the {split} split has {len(pool)} samples")
-    i = int(pool[index])
-    b = store.batch(np.array([i]))
-    manifest = store.manifest
-    cfg = manifest.config
-    user = store.users[int(b["user_index"][0])]
-    split_name = {c: n for n, c in SPLITS.items()}[int(store.split[i])]
-    cut_type = {c: n for n, c in CUT_TYPES.items()}[int(b["cut_type"][0])]
-    hours = store.info["build"]
-    out = [
-        f"sample {i} ({split_name}), user {user}, cut at {_when(int(b['cut_ts'][0]), cfg.utc_offset_minutes)} "
-        f"({cut_type})",
-        f"labels: realtime ({hours['realtime_hours']:g} h) = {int(b['realtime'][0])}, "
-        f"longterm ({hours['longterm_hours']:g} h) = {int(b['longterm'][0])}",
-    ]
-    for group in ("history", "profile", "context"):
-        specs = cfg.group(group)
-        row = b[group][0]
-        out.append(f"{group}: " + ", ".join(f"{s.name}={describe(s, int(v), manifest)}" for s, v in zip(specs, row, strict=True)))
-    for view in VIEWS:
-        ids = b[view][0]
-        real = ids[ids[:, mask_column(cfg, view)] != 0]
-        shown = real if events == 0 else real[-events:]
-        specs = cfg.group(view)
-        out.append(f"\n{view}: {len(real)} real of {cfg.sequence_length} steps; last {len(shown)}:")
-        table = [[s.name for s in specs]] + [[describe(s, int(v), manifest) for s, v in zip(specs, row, strict=True)] for row in shown]
-        widths = [max(len(r[c]) for r in table) for c in range(len(specs))]
-        out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in table]
-    return "\n".join(out)
 
 
 def render_manifest(path: Path) -> str:
@@ -119,8 +65,8 @@ def render_manifest(path: Path) -> str:
 def render_raw(path: Path) -> str:
     import polars as pl
 
-    from dipn.logs.readers import read_view
     from dipn.features.contract import RAW_VIEWS
+    from dipn.logs.readers import read_view
 
     view = next((v for v in RAW_VIEWS if path.name.startswith(v)), None)
     if view is None:
@@ -146,6 +92,6 @@ def render_raw_dir(root: Path) -> str:
         time_column = TIME_COLUMN.get(view)
         if time_column in frame.columns and frame.height:
             start, end = int(frame[time_column].min()), int(frame[time_column].max())
-            line += f", {_when(start, offset)} .. {_when(end, offset)}"
+            line += f", {when(start, offset)} .. {when(end, offset)}"
         out.append(f"{line}; {result.report}")
     return "\n".join(out)
