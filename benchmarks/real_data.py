@@ -22,7 +22,8 @@ taps or profile), so every model runs on browse + history + context.
   real-time (1 h) task is reported; the samples are built with a 1 h long-term horizon, so the
   long-term head trains on the same label and is not reported.
 
-Rows (``ROWS``): GBDT, RNN+DNN, the paper-literal DIPN, DIPN with time, ATRank, RIB, each a preset of
+Rows (``ROWS``): GBDT, the recency rule (``recency_scores``: no training, a fair floor), RNN+DNN, the
+paper-literal DIPN, DIPN with time, ATRank, RIB, each (but the rule) a preset of
 ``dipn.presets``. A row whose preset this branch does not define is listed as such, not run. Every
 row trains ``--seeds`` seeds on the same training subset and is scored on the same eval subset.
 
@@ -63,6 +64,7 @@ from dipn.data.store import SampleStore  # noqa: E402
 from dipn.errors import DipnValidationError  # noqa: E402
 from dipn.evaluation.seeded import seeded_row_metrics  # noqa: E402
 from dipn.evaluation.tables import EvalSet, fit_and_score  # noqa: E402
+from dipn.features.spec import Group  # noqa: E402
 from dipn.presets import PRESETS  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
 from dipn.training.config import TrainConfig  # noqa: E402
@@ -94,12 +96,14 @@ DIPN_WITH_TIME_PRESET = "browse_history"
 # (row label, model, preset); preset None: the model's default configuration on the groups present.
 ROWS = [
     ("GBDT", "gbdt", None),
+    ("Recency rule", "recency", None),
     ("RNN+DNN", "rnn_dnn", None),
     ("DIPN paper-literal", "dipn", PAPER_LITERAL_PRESET),
     ("DIPN with time", "dipn", DIPN_WITH_TIME_PRESET),
     ("ATRank", "atrank", None),
     ("RIB", "rib", None),
 ]
+RULE = "recency"  # a row with no training: ``recency_scores``
 REFERENCES = ("GBDT", "ATRank")  # every paired difference is taken against these rows
 TUNED = "DIPN with time"  # the row whose frequency floor and embedding dropout are chosen on val
 FLOORS = (1, 5)  # build-samples --min-count candidates (1: every value seen)
@@ -189,6 +193,17 @@ def train_seeds(store: SampleStore, model: str, variant: str | None, config: Tra
         seconds.append(row.train_seconds)
         print(f"  seed {seed}: {row.train_seconds:.0f} s", flush=True)
     return runs, seconds
+
+
+def recency_scores(store: SampleStore, evaluation: np.ndarray, tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The recency rule, a fair floor for every model: the more recent the last browse event, the
+    likelier a purchase (score = minus the context's recency_browse bucket, the same for both
+    tasks). Fixed in advance, nothing fitted, no choice: on the tail slice this one input scored
+    about as much as GBDT on the 1 h task (issue 25)."""
+    specs = store.manifest.config.group(Group.CONTEXT)
+    column = next(i for i, spec in enumerate(specs) if spec.name == "recency_browse")
+    ids = np.concatenate([store.batch(chunk)["context"][:, column] for chunk in np.array_split(evaluation, max(1, len(evaluation) // 2048))])
+    return {t: -ids.astype(np.float64) for t in tasks}
 
 
 def choose_embeddings(args: argparse.Namespace, stores: dict[int, SampleStore], config: TrainConfig,
@@ -460,6 +475,11 @@ def main(argv: list[str] | None = None) -> dict:
                                    "skipped": f"preset {variant!r} is not defined on this branch"})
             continue
         print(f"\n=== {label} ({variant or model}) ===", flush=True)
+        if model == RULE:
+            runs[label] = [recency_scores(store, evaluation, tasks)]
+            report["rows"].append({"label": label, "model": model, "variant": "rule: minus recency_browse",
+                                   "train_seconds": [0.0], "embedding_note": ""})  # fmt: skip
+            continue
         tuned = label == TUNED
         row_config = replace(config, embedding_dropout=choice["embedding_dropout"] if tuned else 0.0)
         row_store = stores[choice["min_count"]] if tuned else store
