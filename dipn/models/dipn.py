@@ -183,6 +183,8 @@ VARIANTS: dict[str, DIPNConfig] = {
     # What the public clickstream logs hold (dipn import): a browse view and derived history.
     "browse_history": DIPNConfig(views=("browse",), use_profile=False),
     "browse_history_paper": replace(_FULL, views=("browse",), use_profile=False),
+    # Not the default: on held-out users val chose against it (docs/models.md, "Wide context").
+    "browse_history_wide": DIPNConfig(views=("browse",), use_profile=False, wide_context=True),
 }
 
 
