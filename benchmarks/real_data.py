@@ -63,7 +63,7 @@ from dipn.data.importers import FORMATS, ImportConfig, import_logs  # noqa: E402
 from dipn.data.store import SampleStore  # noqa: E402
 from dipn.errors import DipnValidationError  # noqa: E402
 from dipn.evaluation.seeded import seeded_row_metrics  # noqa: E402
-from dipn.evaluation.tables import EvalSet, fit_and_score  # noqa: E402
+from dipn.evaluation.tables import EvalSet, fit_and_score, saved_scores  # noqa: E402
 from dipn.features.spec import Group  # noqa: E402
 from dipn.presets import PRESETS  # noqa: E402
 from dipn.training.batches import subset  # noqa: E402
@@ -197,13 +197,14 @@ def train_seeds(store: SampleStore, model: str, variant: str | None, config: Tra
 
 def recency_scores(store: SampleStore, evaluation: np.ndarray, tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The recency rule, a fair floor for every model: the more recent the last browse event, the
-    likelier a purchase (score = minus the context's recency_browse bucket, the same for both
-    tasks). Fixed in advance, nothing fitted, no choice: on the tail slice this one input scored
+    likelier a purchase (score = 1 / (1 + the context's recency_browse bucket id), a rank rather
+    than a probability, the same for both tasks). Fixed in advance, nothing fitted, no choice: on the tail slice this one input scored
     about as much as GBDT on the 1 h task (issue 25)."""
     specs = store.manifest.config.group(Group.CONTEXT)
     column = next(i for i, spec in enumerate(specs) if spec.name == "recency_browse")
-    ids = np.concatenate([store.batch(chunk)["context"][:, column] for chunk in np.array_split(evaluation, max(1, len(evaluation) // 2048))])
-    return {t: -ids.astype(np.float64) for t in tasks}
+    chunks = np.array_split(evaluation, max(1, len(evaluation) // 2048))
+    ids = np.concatenate([store.batch(chunk)["context"][:, column] for chunk in chunks]).astype(np.float64)
+    return {t: 1.0 / (1.0 + ids) for t in tasks}  # decreasing in the bucket, inside (0, 1) as metrics want
 
 
 def choose_embeddings(args: argparse.Namespace, stores: dict[int, SampleStore], config: TrainConfig,
@@ -379,6 +380,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-render", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     p.add_argument("--rerender", action="store_true", help="rewrite the Markdown of this slice from its results "
                    "JSON (no training), then RESULTS.md")  # fmt: skip
+    p.add_argument("--rescore", action="store_true", help="recompute every row's metrics of this run from its saved "
+                   "models (no training; give the run's own options), then its JSON, Markdown and RESULTS.md")  # fmt: skip
     args = p.parse_args(argv)
     if args.slice != "custom":
         if args.path:
@@ -421,10 +424,50 @@ def rerender(args: argparse.Namespace) -> dict:
     return report
 
 
+def rescore(args: argparse.Namespace) -> dict:
+    """Every row's metrics of a finished run recomputed from its saved models and the rule (no
+    training), then its JSON and Markdown rewritten: for a fix in scoring or metrics. Give the
+    run's own command line plus ``--rescore``."""
+    name = f"real_data-{args.slice if args.slice != 'custom' else args.format}"
+    report = json.loads((args.out / f"{name}.json").read_text())
+    choice = report.get("choice", {"min_count": 1, "embedding_dropout": 0.0})
+    stores = {floor: prepare(args, floor)[0] for floor in {1, choice["min_count"]}}
+    store, tasks = stores[1], tuple(report["tasks"])
+    evaluation = subset(store.indices("eval"), args.eval_samples, args.seed + 1)
+    ev = EvalSet.of(store, evaluation)
+    runs: dict[str, list[dict]] = {}
+    for row in report["rows"]:
+        if "skipped" in row:
+            continue
+        if row["model"] == RULE:
+            runs[row["label"]] = [recency_scores(store, evaluation, tasks)]
+            row["variant"] = "rule: 1 / (1 + recency_browse)"
+            continue
+        root, tuned = args.work / "runs" / row["label"].replace(" ", "_"), row["label"] == TUNED
+        dirs = [root / f"seed{seed}" for seed in report["seeds"]]
+        if tuned and report.get("ablation"):
+            dirs[0] = args.work / "runs" / "choice" / f"min{choice['min_count']}-edrop{choice['embedding_dropout']}"
+        row_store = stores[choice["min_count"]] if tuned else store
+        runs[row["label"]] = [saved_scores(row_store, row["model"], d, evaluation) for d in dirs]
+    references = {r: runs[r] for r in REFERENCES if r in runs}
+    for row in report["rows"]:
+        if "skipped" not in row:
+            refs = {r: v for r, v in references.items() if r != row["label"]}
+            row["metrics"] = seeded_row_metrics(runs[row["label"]], ev.labels, ev.users, ev.cut_type, refs,
+                                                report["args"]["bootstrap"], report["args"]["seed"])  # fmt: skip
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(report))
+    if not args.no_render:
+        render()
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.rerender:
         return rerender(args)
+    if args.rescore:
+        return rescore(args)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     tasks = SLICES[args.slice].tasks if args.slice in SLICES else TASKS
     floors = FLOORS if not args.no_tune else (1,)
@@ -477,7 +520,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\n=== {label} ({variant or model}) ===", flush=True)
         if model == RULE:
             runs[label] = [recency_scores(store, evaluation, tasks)]
-            report["rows"].append({"label": label, "model": model, "variant": "rule: minus recency_browse",
+            report["rows"].append({"label": label, "model": model, "variant": "rule: 1 / (1 + recency_browse)",
                                    "train_seconds": [0.0], "embedding_note": ""})  # fmt: skip
             continue
         tuned = label == TUNED

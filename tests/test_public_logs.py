@@ -148,6 +148,22 @@ def test_the_real_data_benchmark_prints_aucs_over_seeds_and_users(tmp_path: Path
     assert "Δ vs GBDT" in text and "Δ vs ATRank" in text and "By cut type" in text
 
 
+def test_the_recency_rule_ranks_by_the_last_browse_and_scores_as_its_auc(public_samples: tuple[Path, Path]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from benchmarks import real_data
+    from dipn.evaluation.metrics import task_metrics
+
+    store = SampleStore(public_samples[1])
+    indices = store.indices()
+    scores = real_data.recency_scores(store, indices, ("realtime", "longterm"))
+    column = [s.name for s in store.manifest.config.group("context")].index("recency_browse")
+    ids = store.batch(indices)["context"][:, column]
+    assert ((scores["realtime"] > 0) & (scores["realtime"] < 1)).all()  # metrics clip to (0, 1): ranks must survive
+    labels = store.labels[indices, 0]
+    assert task_metrics(labels, scores["realtime"])["auc"] == pytest.approx(roc_auc_score(labels, -ids))
+
+
 def test_rows_of_the_real_data_benchmark_name_presets_of_the_registry() -> None:
     from benchmarks import real_data
     from dipn.presets import PRESETS
