@@ -131,6 +131,9 @@ class DipnTF(tf.Module):
                                const(f"head.{task}.{i}.b", w[f"heads.branches.{task}.{i}.bias"])))  # fmt: skip
                 i += 2 + (1 if cfg.dropout else 0)  # Linear, ReLU (, Dropout)
             self.heads[task] = layers
+        # The wide path (DIPNConfig.wide_context): a linear term of the context embedding per task.
+        self.wide = {t: (const(f"wide.{t}.w", w[f"wide.{t}.weight"].T), const(f"wide.{t}.b", w[f"wide.{t}.bias"]))
+                     for t in cfg.tasks if f"wide.{t}.weight" in w}  # fmt: skip
 
     # ---- signature ---------------------------------------------------------------------------
     def input_specs(self) -> list[tf.TensorSpec]:
@@ -176,12 +179,15 @@ class DipnTF(tf.Module):
             features += [pooled, _last_states(h[s], mask, d)]
         for a, b in cfg.pairs:
             features.append(self._inter_view(v[a], masks[a], v[b], masks[b]))
+        statics = {}
         for static in STATICS:
             if static in self.input_names:
                 ids = inputs[static] * self.context_keep if static == "context" else inputs[static]
-                features.append(self._embed(static, ids))
-        joined = tf.concat(features, axis=-1)
+                statics[static] = self._embed(static, ids)
+        joined = tf.concat(features + list(statics.values()), axis=-1)
         logits = {t: self._head(t, joined) for t in cfg.tasks}
+        for t, (weight, bias) in self.wide.items():
+            logits[t] = logits[t] + tf.squeeze(tf.matmul(statics["context"], weight) + bias, -1)
         some = logits[cfg.tasks[0]]
         return {f"p_{t}": tf.sigmoid(logits.get(t, tf.zeros_like(some))) for t in ("realtime", "longterm")}
 

@@ -53,6 +53,7 @@ PRESETS: tuple[Preset, ...] = (
     *(Preset(f"only_{s}", "dipn", ("6", f"DIPN w/ {s}")) for s in SOURCES),
     Preset("browse_history", "dipn", None, "DIPN with time on what public logs hold: browse + history"),
     Preset("browse_history_paper", "dipn", None, "the paper's DIPN on what public logs hold: browse + history"),
+    Preset("browse_history_wide", "dipn", None, "browse_history plus a wide path: the context straight to each logit"),
     Preset("atrank", "atrank", None, "ATRank (Zhou et al., AAAI'18), docs/models.md"),
     Preset("rib", "rib", None, "RIB (Zhou et al., WSDM'18) over all three views"),
     Preset("rib_browse", "rib", None, "RIB on the browse view only, the RIB paper's setting"),

@@ -367,8 +367,9 @@ def _random_inputs(model: DIPN, n: int, rng: np.random.Generator) -> dict[str, n
 
 
 @pytest.mark.parametrize(
-    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile", "dipn_paper", "browse_history"]
-)  # dipn: the bundle; dipn_paper: no table for the age columns, no action ages read
+    "variant", ["early_fusion", "no_attention", "no_multitask", "only_profile", "dipn_paper", "browse_history",
+                "browse_history_wide"]
+)  # dipn: the bundle; dipn_paper: no table for the age columns, no action ages read; _wide: the wide path
 def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     from convert.tf_graph import DipnTF
 

@@ -3,6 +3,8 @@ keeps (shapes, padding, gradients, learning, round trips, tracing) is checked in
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -197,3 +199,20 @@ def test_a_source_ablation_reads_no_recency_of_the_views_it_leaves_out(batch256)
     assert torch.equal(torch.stack(model(**inputs)), torch.stack(model(**other)))
     other["context"][:, 2] = 5  # recency of browse: read
     assert not torch.equal(torch.stack(model(**inputs)), torch.stack(model(**other)))
+
+
+def test_the_wide_path_adds_a_linear_term_of_the_context_to_each_logit(batch256):
+    deep = DIPNConfig(views=("browse",), use_profile=False)
+    model = build_model("dipn", replace(deep, wide_context=True)).eval()
+    assert set(model.wide) == {"realtime", "longterm"} and not build_model("dipn", deep).wide
+    inputs = model_inputs(batch256, model.input_names, torch.int64)
+    with torch.no_grad():
+        for branch in model.heads.branches.values():  # silence the deep branches: the wide term alone
+            branch[-1].weight.zero_()
+            branch[-1].bias.zero_()
+        context = model.embeddings["context"](inputs["context"])
+        realtime, longterm = model(**inputs)
+        assert torch.allclose(realtime, model.wide["realtime"](context).squeeze(-1))
+        assert torch.allclose(longterm, model.wide["longterm"](context).squeeze(-1))
+    without_context = build_model("dipn", replace(deep, wide_context=True, use_context=False))
+    assert not without_context.wide  # no context read, no wide path

@@ -13,12 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dipn.samples.build import BuildConfig, build_samples
-from dipn.logs.importers import ImportConfig, import_logs
-from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.features import FeatureManifest
+from dipn.logs.importers import ImportConfig, import_logs
 from dipn.models import VARIANTS, build_model_for_data
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.store import SampleStore
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 
@@ -131,13 +131,15 @@ def test_the_real_data_benchmark_prints_aucs_over_seeds_and_users(tmp_path: Path
                              str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--train-samples", "300",
                              "--eval-samples", "200", "--val-samples", "200", "--epochs", "1", "--bootstrap", "40",
                              "--threads", "1", "--seeds", "2", "--no-tune", "--only", "DIPN with time",
-                             "--no-render"])  # fmt: skip
-    assert [r["label"] for r in report["rows"]] == ["GBDT", "DIPN with time", "ATRank"]  # the references always run
+                             "Recency rule", "--no-render"])  # fmt: skip
+    # the references always run; the recency rule is fitted to nothing: one run stands for every seed
+    assert [r["label"] for r in report["rows"]] == ["GBDT", "Recency rule", "DIPN with time", "ATRank"]
     assert report["seeds"] == [0, 1]
     for row in report["rows"]:
         for task in ("realtime", "longterm"):
             m = row["metrics"][task]
-            assert len(m["auc_seeds"]) == 2 and m["auc"] == pytest.approx(np.mean(m["auc_seeds"]))
+            assert len(m["auc_seeds"]) == (1 if row["model"] == "recency" else 2)
+            assert m["auc"] == pytest.approx(np.mean(m["auc_seeds"]))
             assert m["auc_low"] <= m["auc_high"] or m["auc"] != m["auc"]
             assert set(m["by_cut_type"]) <= {"event", "idle"} and m["by_cut_type"]
             assert {f"vs_{r}" for r in ("GBDT", "ATRank") if r != row["label"]} <= set(m)
@@ -146,14 +148,30 @@ def test_the_real_data_benchmark_prints_aucs_over_seeds_and_users(tmp_path: Path
     assert "Δ vs GBDT" in text and "Δ vs ATRank" in text and "By cut type" in text
 
 
+def test_the_recency_rule_ranks_by_the_last_browse_and_scores_as_its_auc(public_samples: tuple[Path, Path]) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from benchmarks import real_data
+    from dipn.training.metrics import task_metrics
+
+    store = SampleStore(public_samples[1])
+    indices = store.indices()
+    scores = real_data.recency_scores(store, indices, ("realtime", "longterm"))
+    column = [s.name for s in store.manifest.config.group("context")].index("recency_browse")
+    ids = store.batch(indices)["context"][:, column]
+    assert ((scores["realtime"] > 0) & (scores["realtime"] < 1)).all()  # metrics clip to (0, 1): ranks must survive
+    labels = store.labels[indices, 0]
+    assert task_metrics(labels, scores["realtime"])["auc"] == pytest.approx(roc_auc_score(labels, -ids))
+
+
 def test_rows_of_the_real_data_benchmark_name_presets_of_the_registry() -> None:
     from benchmarks import real_data
     from dipn.presets import PRESETS
 
     names = {p.name for p in PRESETS}
     assert real_data.DIPN_WITH_TIME_PRESET in names
-    assert [label for label, _, _ in real_data.ROWS] == ["GBDT", "RNN+DNN", "DIPN paper-literal", "DIPN with time",
-                                                           "ATRank", "RIB"]  # fmt: skip
+    assert [label for label, _, _ in real_data.ROWS] == ["GBDT", "Recency rule", "RNN+DNN", "DIPN paper-literal",
+                                                           "DIPN with time", "ATRank", "RIB"]  # fmt: skip
     for _, model, preset in real_data.ROWS:
         assert preset is None or not real_data.defined(preset) or next(p for p in PRESETS if p.name == preset).model == model
 

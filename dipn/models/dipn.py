@@ -94,6 +94,10 @@ class DIPNConfig(ConfigDict):
     rescale_intra_view: bool = True  # v_t = n a_t h_t (see module docstring); False: v_t = a_t h_t
     head_hidden: tuple[int, ...] = (128, 64)  # each branch: FC layers before the logit
     dropout: float = 0.0
+    # Wide path (ours, docs/models.md "Wide context"): the context embedding (recency, cut hour,
+    # time since each browse action) also reaches each task's logit through one linear layer, as
+    # in wide & deep, so that timing the deep branches may not use well still counts on its own.
+    wide_context: bool = False
     tasks: tuple[str, ...] = TASKS  # ("realtime",) or ("longterm",): no multi-task
 
     def __post_init__(self) -> None:
@@ -178,6 +182,8 @@ VARIANTS: dict[str, DIPNConfig] = {
     # What the public clickstream logs hold (dipn import): a browse view and derived history.
     "browse_history": DIPNConfig(views=("browse",), use_profile=False),
     "browse_history_paper": replace(_FULL, views=("browse",), use_profile=False),
+    # Not the default: on held-out users val chose against it (docs/models.md, "Wide context").
+    "browse_history_wide": DIPNConfig(views=("browse",), use_profile=False, wide_context=True),
 }
 
 
@@ -270,6 +276,9 @@ class DIPN(IntentModel):
         head_in += sum(self.embeddings[s].output_dim for s in STATICS if s in self.input_names)
         self.head_input_dim = head_in
         self.heads = TaskHeads(head_in, config.head_hidden, config.dropout, config.tasks)
+        wide = config.wide_context and "context" in self.input_names
+        self.wide = nn.ModuleDict({t: nn.Linear(self.embeddings["context"].output_dim, 1) for t in config.tasks}
+                                  if wide else {})  # fmt: skip
 
     def _groups_needed(self) -> tuple[Group, ...]:
         views = VIEWS if self.config.early_fusion else self.config.views
@@ -328,10 +337,12 @@ class DIPN(IntentModel):
         attend = inter_view_attention if exporting() else ragged_inter_view_attention
         for x, y in self.config.pairs:
             features.append(attend(v[x], masks[x], v[y], masks[y], self._scale))
-        for static in STATICS:
-            if static in self.input_names:
-                features.append(self.embeddings[static](given[static]))
-        return self.heads(torch.cat(features, dim=-1))
+        statics = {s: self.embeddings[s](given[s]) for s in STATICS if s in self.input_names}
+        realtime, longterm = self.heads(torch.cat(features + list(statics.values()), dim=-1))
+        if self.wide:  # the wide path: a linear term of the context per task
+            wide = {t: layer(statics["context"]).squeeze(-1) for t, layer in self.wide.items()}
+            realtime, longterm = realtime + wide.get("realtime", 0.0), longterm + wide.get("longterm", 0.0)
+        return realtime, longterm
 
 
 __all__ = [
