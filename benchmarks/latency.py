@@ -114,7 +114,7 @@ def markdown(report: dict[str, Any], plot_name: str) -> str:
             else:
                 lines.append(f"| {e['runtime']} | `{e['artifact']}` | {run['threads']} | {e['p50_ms']:.2f} | "
                              f"{e['p90_ms']:.2f} |")  # fmt: skip
-    lines += ["", "Target: int8, 1 thread, p50 <= 5 ms on the host. Phones: see the ARM64 "
+    lines += ["", "Target (docs/design.md): int8, 1 thread, p50 <= 2 ms on the host. Phones: see the ARM64 "
               "emulation section (instruction counts and estimated phone latency).", "",
               f"![latency by backend]({plot_name})", ""]  # fmt: skip
     return "\n".join(lines) + "\n"
