@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig
+from dipn.features.spec import FeatureConfig, merged_layout
 from dipn.models.embeddings import check_group_ids
 
 NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0
@@ -122,17 +122,15 @@ def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inpu
             check_group_ids(feature_config, name, inputs[name], batch)
             continue
         ids = inputs[name]
-        width = sum(feature_config.width(v) for v in VIEWS)
+        layout = merged_layout(feature_config)
+        width = layout[-1][2]
         shape = tuple(ids.shape)
         if len(shape) != 3 or shape[1:] != (feature_config.sequence_length, width) or shape[0] != batch:
             raise DipnValidationError(
                 f"input 'merged' must have shape ({batch}, {feature_config.sequence_length}, {width}), got {shape}"
             )
-        offset = 0
-        for view in VIEWS:
-            w = feature_config.width(view)
-            check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
-            offset += w
+        for view, start, stop in layout:
+            check_group_ids(feature_config, view, ids[..., start:stop], batch)
 
 
 class IntentModel(nn.Module):

@@ -62,7 +62,7 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, VIEWS
-from dipn.features.spec import FeatureConfig, Group, mask_column
+from dipn.features.spec import FeatureConfig, Group, mask_columns, merged_layout
 from dipn.models.base import IntentModel, TaskHeads, TasksConfig, last_states, masked_mean, masked_softmax, step_mask
 from dipn.models.embeddings import embedded_and_projected, group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
@@ -214,20 +214,8 @@ class DIPN(IntentModel):
             {g.value: group_embedding(fc, g, modelled, config.step_ages, config.action_ages) for g in self._groups_needed()}
         )
         # Columns (into the sequence tensor) whose non-zero id marks a real step.
-        self._mask_columns: dict[str, tuple[int, ...]] = {}
-        self._merged_slices: tuple[tuple[str, int, int], ...] = ()
-        if config.early_fusion:
-            offset, slices, columns = 0, [], []
-            for view in VIEWS:
-                width = fc.width(view)
-                slices.append((view, offset, offset + width))
-                columns.append(offset + mask_column(fc, view))
-                offset += width
-            self._merged_slices = tuple(slices)
-            self._mask_columns[MERGED] = tuple(columns)
-        else:
-            for view in config.sequences:
-                self._mask_columns[view] = (mask_column(fc, view),)
+        self._mask_columns = {s: mask_columns(fc, s) for s in config.sequences}
+        self._merged_slices = merged_layout(fc) if config.early_fusion else ()
 
         self.reshape = nn.ModuleDict(
             {
