@@ -37,7 +37,7 @@ class RNNDNNConfig(TasksConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.views != ("browse",):
-            raise DipnValidationError(f"RNN+DNN reads the browse view alone: views must be ('browse',), got {self.views}")
+            raise DipnValidationError(f"RNN+DNN reads the browse view alone (views ('browse',)), not {self.views}")
         if self.cell not in _CELLS:
             raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
 
