@@ -187,11 +187,11 @@ class ConfigDict:
 
 @dataclass(frozen=True)
 class InputsConfig(ConfigDict):
-    """The input groups a torch model reads and the shape of its heads: the fields every model's
-    config starts with (DIPN, RNN+DNN, ATRank, RIB, HEROES), so that each reads, checks and drops
-    the groups a dataset lacks (``restricted_to``) the same way. Each model adds what is its own."""
+    """The static input groups a torch model reads and the shape of its heads: the fields every
+    model's config starts with (DIPN, RNN+DNN, ATRank, RIB, HEROES), so that each reads, checks and
+    drops the groups a dataset lacks (``restricted_to``) the same way. Each model adds what is its
+    own; the views it reads are ``views``: a field of ``ViewsConfig``, a constant of RNN+DNN's."""
 
-    views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
     use_history: bool = True
     use_profile: bool = True
     use_context: bool = True  # recency of each view and the cut's hour (docs/models.md, "Recency")
@@ -199,9 +199,6 @@ class InputsConfig(ConfigDict):
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.views if v not in VIEWS]
-        if unknown or len(set(self.views)) != len(self.views):
-            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
         if not 0.0 <= self.dropout < 1.0:
             raise DipnValidationError("dropout must be in [0, 1)")
 
@@ -213,11 +210,28 @@ class InputsConfig(ConfigDict):
     @property
     def input_names(self) -> tuple[str, ...]:
         """The groups a device feeds: the views in ``VIEWS`` order, then the statics."""
-        return tuple(v for v in VIEWS if v in self.views) + self.statics
+        return tuple(v for v in VIEWS if v in self.views) + self.statics  # type: ignore[attr-defined]
 
     def statics_kept(self, available: Sequence[str]) -> dict[str, bool]:
         """The ``use_*`` switches of this config with the groups ``available`` lacks turned off."""
         return {f"use_{g}": getattr(self, f"use_{g}") and g in available for g in STATICS}
+
+    def restricted_to(self, available: Sequence[str]) -> Self:
+        """This configuration without the static groups the data lacks (public logs have no profile)."""
+        return replace(self, **self.statics_kept(available))
+
+
+@dataclass(frozen=True)
+class ViewsConfig(InputsConfig):
+    """An ``InputsConfig`` whose behaviour views are a choice (DIPN and the alternative models)."""
+
+    views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [v for v in self.views if v not in VIEWS]
+        if unknown or len(set(self.views)) != len(self.views):
+            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
 
     def restricted_to(self, available: Sequence[str]) -> Self:
         """This configuration reading only the ``available`` input groups (a source ablation).

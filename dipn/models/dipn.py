@@ -63,7 +63,8 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, VIEWS
 from dipn.features.spec import FeatureConfig, Group, mask_columns, merged_layout
-from dipn.models.base import IntentModel, TaskHeads, TasksConfig, last_states, masked_mean, masked_softmax, step_mask
+from dipn.models.base import IntentModel, TaskHeads, TasksConfig, ViewsConfig, last_states, masked_mean, masked_softmax
+from dipn.models.base import step_mask
 from dipn.models.embeddings import embedded_and_projected, group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
@@ -73,10 +74,10 @@ INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
 
 
 @dataclass(frozen=True)
-class DIPNConfig(TasksConfig):
-    """Architecture and variant switches besides the inputs and heads every model has (``TasksConfig``:
-    views, use_history, use_profile, use_context, head_hidden, dropout, tasks); defaults are the
-    paper's full DIPN with time at every step."""
+class DIPNConfig(ViewsConfig, TasksConfig):
+    """Architecture and variant switches besides the inputs and heads every model has (``ViewsConfig``
+    and ``TasksConfig``: views, use_history, use_profile, use_context, head_hidden, dropout, tasks);
+    defaults are the paper's full DIPN with time at every step."""
 
     # Time at every step (docs/models.md, "Time at every step"): each view's age column (t - ts of
     # each step) and the context's time since the last purchase, cart, collect and browse. Not in
@@ -125,7 +126,7 @@ class DIPNConfig(TasksConfig):
         return tuple(n for n in INPUT_ORDER if n in self.sequences or n in self.statics)
 
     def restricted_to(self, available: Sequence[str]) -> DIPNConfig:
-        """``TasksConfig.restricted_to``; early fusion cannot drop a view."""
+        """``ViewsConfig.restricted_to``; early fusion cannot drop a view."""
         if self.early_fusion and any(v not in available for v in self.views):
             raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
         return super().restricted_to(available)

@@ -11,8 +11,9 @@ the inputs and the attention layer. Same forward / loss contract as DIPN: keywor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -29,23 +30,15 @@ _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 class RNNDNNConfig(TasksConfig):
     """The inputs and heads every model has (``TasksConfig``), on the browse view alone, and the cell."""
 
-    views: tuple[str, ...] = ("browse",)  # [19] models the browse sequence only
+    views: ClassVar[tuple[str, ...]] = ("browse",)  # [19] models the browse sequence only: not a choice
     cell: str = "lstm"
     hidden_size: int = 32
     reshape_dim: int = 64
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.views != ("browse",):
-            raise DipnValidationError(f"RNN+DNN reads the browse view alone (views ('browse',)), not {self.views}")
         if self.cell not in _CELLS:
             raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
-
-    def restricted_to(self, available: Sequence[str]) -> RNNDNNConfig:
-        """Without the history or profile the data lacks (public logs have no profile); the browse
-        view is not optional: data without it is refused when the model is built."""
-        return replace(self, **self.statics_kept(available))
-
 
 RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
     "rnn_dnn": RNNDNNConfig(),

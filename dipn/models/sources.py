@@ -2,9 +2,9 @@
 
 Each reads the same input groups as DIPN (views ``swipe``, ``tap``, ``browse`` of shape (B, T, F),
 left-padded; ``history`` and ``profile`` of shape (B, F)), embeds them with the same tables
-(``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` is the
-``InputsConfig`` of every torch model (which groups, the task heads), so ``restricted_to`` drops
-groups a dataset lacks the way DIPN does; ``BehaviourModel`` holds the plumbing: masks and the static
+(``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` is a
+``ViewsConfig`` as DIPN's is (which groups, the task heads), so ``restricted_to`` drops groups a
+dataset lacks the way DIPN does; ``BehaviourModel`` holds the plumbing: masks and the static
 embeddings; the keyword ``forward``, input checks and positional wrapper are every model's
 (``dipn.models.base.IntentModel``).
 """
@@ -21,13 +21,13 @@ from torch import Tensor, nn
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS, VIEWS
 from dipn.features.spec import FeatureConfig, mask_column
-from dipn.models.base import InputsConfig, IntentModel, step_mask
+from dipn.models.base import IntentModel, ViewsConfig, step_mask
 from dipn.models.embeddings import group_embedding
 
 
 @dataclass(frozen=True)
-class SourcesConfig(InputsConfig):
-    """Input groups and heads (``InputsConfig``), at least one view: the base of every alternative
+class SourcesConfig(ViewsConfig):
+    """Input groups and heads (``ViewsConfig``), at least one view: the base of every alternative
     model's config. Their heads are fixed (both tasks), so they have no ``tasks`` switch."""
 
     def __post_init__(self) -> None:
