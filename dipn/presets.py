@@ -1,8 +1,8 @@
 """Every trainable preset of every model in one table: what ``dipn train --help``, the benchmark
 tables and the model tests list.
 
-Plain data, no torch and no LightGBM (the group names come from ``dipn.features.spec``, numpy
-only), so that the command line can print its help without loading a framework. A preset's name is what ``dipn train --variant`` takes (for the two GBDT rows, what
+Plain data, no torch and no LightGBM, so that the command line can print its help without loading
+a framework. A preset's name is what ``dipn train --variant`` takes (for the two GBDT rows, what
 ``--model`` takes). Each model module holds the configurations behind its names
 (``dipn.models.dipn.VARIANTS``, ``RNN_DNN_VARIANTS``, ...; the GBDT rows in ``GBDT_MODELS``);
 ``tests/test_presets.py`` checks that both sides name the same presets.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dipn.features.spec import Group
+from dipn.features.spec import Group  # numpy only: the group names, declared once
 
 TORCH_MODELS = ("dipn", "rnn_dnn", "atrank", "rib", "heroes")
 GBDT_MODELS = ("gbdt", "gbdt_touch")
