@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "dipn.outputs": {"dipn.errors"},
     "dipn.logs": {"dipn", "dipn.errors", "dipn.features", "dipn.outputs"},
     "dipn.samples": {"dipn", "dipn.errors", "dipn.features", "dipn.outputs", "dipn.logs"},
-    "dipn.presets": set(),  # plain data: the CLI's help lists it without loading torch
+    "dipn.presets": {"dipn.features", "dipn", "dipn.errors"},  # plain data and group names: no torch
     "dipn.models": {"dipn.errors", "dipn.features", "dipn.presets", "dipn.outputs"},
     "dipn.training": {"dipn", "dipn.errors", "dipn.features", "dipn.samples", "dipn.models", "dipn.presets",
                       "dipn.outputs"},  # fmt: skip

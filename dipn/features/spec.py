@@ -262,3 +262,21 @@ def mask_column(config: FeatureConfig, group: Group | str) -> int:
     """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
     group = Group(group)
     return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])
+
+
+def merged_layout(config: FeatureConfig) -> tuple[tuple[str, int, int], ...]:
+    """Where each view's columns sit in the early-fusion input ``MERGED``: (view, start, stop) in
+    ``VIEWS`` order, swipe|tap|browse, the order ``dipn.features.inputs.merge_by_time`` writes them."""
+    layout, start = [], 0
+    for view in VIEWS:
+        layout.append((view, start, start + config.width(view)))
+        start += config.width(view)
+    return tuple(layout)
+
+
+def mask_columns(config: FeatureConfig, sequence: str) -> tuple[int, ...]:
+    """Columns of a sequence input (a view, or ``MERGED``: one per view) of which one is non-zero
+    exactly on real steps."""
+    if sequence != MERGED:
+        return (mask_column(config, sequence),)
+    return tuple(start + mask_column(config, view) for view, start, _ in merged_layout(config))
