@@ -48,19 +48,19 @@ test-all: setup
 # An emulated ARM64 phone (QEMU user mode, Debian arm64 userlands, instruction counter) under
 # .cache/emulator; needs root for apt-get. Says why and exits 0 where it cannot be built.
 emulator: setup
-	$(BIN)/python benchmarks/emulator/build.py
+	$(BIN)/python -m benchmarks.emulator.build
 
 # The device and endpoint benchmarks of docs/benchmarks.md on the demo's model, then RESULTS.md.
 bench: setup emulator
 	test -f $(DEMO_DIR)/bundle/manifest.json || $(BIN)/dipn demo --out $(DEMO_DIR)
-	$(BIN)/python benchmarks/latency.py
-	$(BIN)/python benchmarks/browser_latency.py
-	$(BIN)/python benchmarks/uplink_cost.py
-	$(BIN)/python benchmarks/emulator/bench.py
-	$(BIN)/python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000 --crash
-	$(BIN)/python benchmarks/endpoint_load.py --postgres --workers 2 --seconds 15 --rate 2000 --crash \
+	$(BIN)/python -m benchmarks.latency
+	$(BIN)/python -m benchmarks.browser_latency
+	$(BIN)/python -m benchmarks.uplink_cost
+	$(BIN)/python -m benchmarks.emulator.bench
+	$(BIN)/python -m benchmarks.endpoint_load --workers 2 --seconds 15 --rate 2000 --crash
+	$(BIN)/python -m benchmarks.endpoint_load --postgres --workers 2 --seconds 15 --rate 2000 --crash \
 		--out benchmarks/results/endpoint_load_postgres.json
-	$(BIN)/python benchmarks/render_results.py
+	$(BIN)/python -m benchmarks.render_results
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis .cache $(WEB)/node_modules $(WEB)/dist

@@ -1,10 +1,10 @@
 """Accuracy of DIPN, its ablations, the baselines and the alternative models on one simulated
 dataset (paper Tables 4, 5), and a side-by-side comparison of the deployable models.
 
-    python benchmarks/accuracy.py                  # 5,000 users x 3 days (the issue's size)
-    python benchmarks/accuracy.py --users 500 ...  # quicker
-    python benchmarks/accuracy.py --models ...     # only the model comparison rows
-    python benchmarks/accuracy.py --only DIPN ... & python benchmarks/accuracy.py --only RIB ...  # one per core
+    python -m benchmarks.accuracy                  # 5,000 users x 3 days (the issue's size)
+    python -m benchmarks.accuracy --users 500 ...  # quicker
+    python -m benchmarks.accuracy --models ...     # only the model comparison rows
+    python -m benchmarks.accuracy --only DIPN ... & python -m benchmarks.accuracy --only RIB ...  # one per core
 
 Simulates (or reuses) a dataset, builds samples (train, val, eval by days; cut at events and at
 idle moments; recency and cut-hour inputs), trains every row of Table 4 plus the single-task rows
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,18 +36,17 @@ import torch
 from filelock import FileLock
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
-from benchmarks.render_results import render  # noqa: E402
-from dipn.data.build import BuildConfig, build_samples  # noqa: E402
-from dipn.data.simulation import SimulationConfig, simulate  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
-from dipn.evaluation.seeded import seeded_difference, seeded_row_metrics  # noqa: E402
-from dipn.evaluation.tables import EvalSet, fit_and_score, format_delta, saved_scores  # noqa: E402
-from dipn.features import TASKS  # noqa: E402
-from dipn.training.batches import subset  # noqa: E402
-from dipn.training.config import TrainConfig  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
+from benchmarks.render_results import render
+from benchmarks.tables import EvalSet, fit_and_score, format_delta, saved_scores
+from dipn.evaluation.seeded import seeded_difference, seeded_row_metrics
+from dipn.features import TASKS
+from dipn.logs.simulation import SimulationConfig, simulate
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.store import SampleStore
+from dipn.training.batches import subset
+from dipn.training.config import TrainConfig
 
 # (row label as in the paper, model, variant, paper AUC of Table 4 / 5: realtime, longterm)
 ROWS = [
@@ -186,7 +184,7 @@ def fmt_interval(m: dict | None) -> str:
 
 
 def command(a: dict) -> str:
-    return (f"python benchmarks/accuracy.py {'--models ' if a.get('models') else ''}--users {a['users']} "
+    return (f"python -m benchmarks.accuracy {'--models ' if a.get('models') else ''}--users {a['users']} "
             f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
             f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --patience {a['patience']} "
             f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}")

@@ -9,7 +9,7 @@ decides once per cut with the score the phone held then. The campaign's grant ra
 report) is compared with the interval the command printed.
 
     # the model and its predictions (commands in docs/serving.md, "Choosing a band")
-    python benchmarks/band_check.py --val runs/tail/val.csv --eval runs/tail/eval.csv --grant-rate 0.1
+    python -m benchmarks.band_check --val runs/tail/val.csv --eval runs/tail/eval.csv --grant-rate 0.1
 
 Writes benchmarks/results/band_check.{json,md}.
 """
@@ -30,14 +30,13 @@ import httpx
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.endpoint_load import start_server  # noqa: E402
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
-from dipn.serving.predictions import read_predictions  # noqa: E402
-from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
-from dipn.serving.intervals import weighted_rate  # noqa: E402
-from dipn.serving.server import free_port  # noqa: E402
+from benchmarks.endpoint_load import start_server
+from benchmarks.machine import machine_info, machine_line
+from dipn.serving.client import DeviceClient, OperatorClient
+from dipn.serving.intervals import weighted_rate
+from dipn.serving.predictions import read_predictions
+from dipn.serving.server import free_port
 
 
 def choose_band(val: Path, grant_rate: float) -> dict:
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     model = report["buckets"]["model"]
     inside = row["grant_rate_low"] <= model["grant_rate"] <= row["grant_rate_high"]
     result = {
-        "command": "python benchmarks/band_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.band_check " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_line(machine_info()), "seconds": time.perf_counter() - started,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "asked_grant_rate": args.grant_rate, "band": band,

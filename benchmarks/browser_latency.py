@@ -1,8 +1,8 @@
 """In-browser inference latency (onnxruntime-web, WebAssembly, 1 thread, headless Chromium) beside
 onnxruntime in Python (CPU, 1 thread) on the same artifact, and what the live page downloads.
 
-    python benchmarks/browser_latency.py                      # runs/demo: bundle and keys
-    python benchmarks/browser_latency.py --bundle B --public-key K --repeat 50 --rounds 2 --out /tmp/bl
+    python -m benchmarks.browser_latency                      # runs/demo: bundle and keys
+    python -m benchmarks.browser_latency --bundle B --public-key K --repeat 50 --rounds 2 --out /tmp/bl
 
 For each ONNX artifact of the bundle (fp32, int8), each round loads the live page of ``dipn shop``
 (mobile_demo/web, against a ``dipn serve`` on loopback) in a fresh Chromium and times ``repeat``
@@ -31,9 +31,8 @@ from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 WEB = ROOT / "mobile_demo" / "web"
 DRIVER = WEB / "dist" / "e2e" / "drive.js"
@@ -196,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     measured = measure(args)
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    command = " ".join(["python benchmarks/browser_latency.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks.browser_latency", *(sys.argv[1:] if argv is None else argv)])
     report = {"command": command, "machine": machine_info(), "chromium": chromium_version(), "node": node,
               "load_average_start": load_start, "load_average_end": os.getloadavg(), "repeat": args.repeat,
               "rounds": args.rounds, **measured}  # fmt: skip

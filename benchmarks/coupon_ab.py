@@ -8,13 +8,13 @@ an assumed uplift that peaks at mid intent, as the paper hypothesises. Reported:
    relative to the all bucket; the budgeted bucket gets the budget the model bucket spends;
 2. a sweep of (t_l, t_u) on the model bucket's users, and the best pair under that budget;
 3. how well each policy's ranking targets the true uplift: Qini coefficient and AUUC (causalml's
-   definitions; from causalml when it is installed, else dipn.serving.uplift_metrics), with the
+   definitions; from causalml when it is installed, else benchmarks.uplift_metrics), with the
    true effect known and as measured from outcomes of the all-vs-none test.
 The metrics, policies, buckets, defaults and the budgeted allocator (dipn.serving.budget) are the
 endpoint's own (dipn.serving).
 
-    python benchmarks/coupon_ab.py                 # writes benchmarks/results/coupon_ab.{json,md}
-    python benchmarks/coupon_ab.py --users 200000 --score-noise 1.0
+    python -m benchmarks.coupon_ab                 # writes benchmarks/results/coupon_ab.{json,md}
+    python -m benchmarks.coupon_ab --users 200000 --score-noise 1.0
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dipn.serving import uplift_metrics
+from benchmarks import uplift_metrics
 from dipn.serving.buckets import bucket_position
 from dipn.serving.budget import cap_in_arrival_order, multiplier_for_budget
 from dipn.serving.config import CampaignConfig, UpliftCurve
 from dipn.serving.metrics import BucketTotals, campaign_report, format_number, format_percent, format_report
 from dipn.serving.policy import budgeted_grants, expected_incremental_gmv, within_thresholds
+from dipn.training.metrics import task_metrics
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -100,13 +101,6 @@ def totals(o: dict[str, np.ndarray], coupon_value: float) -> BucketTotals:
 def expected_incremental(users: dict[str, np.ndarray], granted: np.ndarray) -> float:
     """The simulator's truth: sum over granted users of lift(p) * basket."""
     return float((granted * users["lift"] * users["basket"]).sum())
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    ranks = np.empty(len(score))
-    ranks[np.argsort(score, kind="stable")] = np.arange(1, len(score) + 1)
-    positives = label.sum()
-    return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * (len(label) - positives)))
 
 
 def subset(users: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -204,7 +198,7 @@ def _uplift_scores(rankings: dict, y: np.ndarray, w: np.ndarray, tau: np.ndarray
         import pandas as pd
         from causalml.metrics import auuc_score, qini_score
     except ImportError:
-        return "dipn.serving.uplift_metrics (causalml not installed)", own
+        return "benchmarks.uplift_metrics (causalml not installed)", own
     import warnings
 
     frame = pd.DataFrame({f"m{i}": s for i, s in enumerate(rankings.values())})
@@ -222,7 +216,7 @@ def _uplift_scores(rankings: dict, y: np.ndarray, w: np.ndarray, tau: np.ndarray
         worst = max(worst, *(abs(scores[name][m] - own[name][m]) for m in own[name]))
     from importlib.metadata import version
 
-    return f"causalml {version('causalml')} (max |difference| to dipn.serving.uplift_metrics: {worst:.1e})", scores
+    return f"causalml {version('causalml')} (max |difference| to benchmarks.uplift_metrics: {worst:.1e})", scores
 
 
 def markdown(report: dict) -> str:
@@ -323,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     t7 = table7(a, users, buckets, calibration, config)
     budget = t7["coupons_per_user_budget"]
     report = {
-        "command": "python benchmarks/coupon_ab.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.coupon_ab " + " ".join(argv if argv is not None else sys.argv[1:]),
         "assumptions": asdict(a), "coupon_value": config.coupon_value, "thresholds": [config.t_l, config.t_u],
-        "score_auc": auc(users["score"], users["u"] < users["p"]),
+        "score_auc": task_metrics(users["u"] < users["p"], users["score"])["auc"],
         "table7": t7,
         "sweep": sweep(a, users, buckets, config, budget, t7["lagrange_multiplier"]),
         "uplift": uplift_targeting(a, users, buckets, config, t7["lagrange_multiplier"], rng),

@@ -18,9 +18,9 @@ beside this one, each on its own database, and open loops at --rate alternate be
 (old, new, then new, old, ...) for --compare-rounds rounds: on a machine other work is loading,
 only such a comparison within one run says what a change did.
 
-    python benchmarks/endpoint_load.py --workers 2 --seconds 15 --rate 2000
-    python benchmarks/endpoint_load.py --db postgresql://...   # an existing PostgreSQL
-    python benchmarks/endpoint_load.py --compare-ref 350df9b --sweep '' --seconds 10
+    python -m benchmarks.endpoint_load --workers 2 --seconds 15 --rate 2000
+    python -m benchmarks.endpoint_load --db postgresql://...   # an existing PostgreSQL
+    python -m benchmarks.endpoint_load --compare-ref 350df9b --sweep '' --seconds 10
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def count_stored(db_url: str, requests_acked: int, scores_per_post: int) -> dict
     from sqlalchemy import func, select
 
     from dipn.serving.db import make_engine
-    from dipn.serving.models import scores
+    from dipn.serving.tables import scores
 
     engine = make_engine(db_url, pool_size=1)
     with engine.connect() as conn:
@@ -358,7 +358,7 @@ def run_benchmark(args: argparse.Namespace, db_url: str, comparison: dict | None
         _kill_tree(server, graceful=True)
     report["durability"] = count_stored(db_url, acked, args.scores_per_post)
     print(json.dumps(report["durability"]))
-    report["command"] = "python benchmarks/endpoint_load.py " + " ".join(sys.argv[1:])
+    report["command"] = "python -m benchmarks.endpoint_load " + " ".join(sys.argv[1:])
     report["load_average_1min_at_end"] = os.getloadavg()[0]
     report["uptime_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)

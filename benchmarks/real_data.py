@@ -1,10 +1,10 @@
 """AUC of DIPN and the other models on real public e-commerce logs, leak-free, several seeds per row
 (issues 16 and 25).
 
-    python benchmarks/real_data.py --slice tail      # Taobao tail slice: 114 users, 9 days, both tasks
-    python benchmarks/real_data.py --slice window    # Taobao window slice: 66,454 users, 2 hours, 1 h task
-    python benchmarks/real_data.py --slice tail --seeds 5 --epochs 8      # on a quiet machine
-    python benchmarks/real_data.py --format rees46 --path 2019-Oct.csv    # another public log (split by days)
+    python -m benchmarks.real_data --slice tail      # Taobao tail slice: 114 users, 9 days, both tasks
+    python -m benchmarks.real_data --slice window    # Taobao window slice: 66,454 users, 2 hours, 1 h task
+    python -m benchmarks.real_data --slice tail --seeds 5 --epochs 8      # on a quiet machine
+    python -m benchmarks.real_data --format rees46 --path 2019-Oct.csv    # another public log (split by days)
 
 The slices live in ../shared/data (read each SOURCE.md). A log is imported into our raw contract
 (``dipn import``) and cut into samples (``dipn build-samples``). What a sample holds is what a
@@ -17,7 +17,7 @@ taps or profile), so every model runs on browse + history + context.
   asks for one stops with a one-line reason), and two hours cannot be split by days. The cuts are
   written here and given to ``build-samples --cuts``: event and idle-timer moments from the first
   event to one hour before the last (the 1 h label is observed), at most ``--cuts-per-user`` per
-  user drawn with the seed (``dipn.data.cuts.sample_cuts``), and the users split 70 / 15 / 15 into
+  user drawn with the seed (``dipn.samples.cuts.sample_cuts``), and the users split 70 / 15 / 15 into
   train / val / eval by a seeded permutation: eval users are never seen in training. Only the
   real-time (1 h) task is reported; the samples are built with a 1 h long-term horizon, so the
   long-term head trains on the same label and is not reported.
@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,21 +52,20 @@ import numpy as np
 import polars as pl
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
-from benchmarks.render_results import render  # noqa: E402
-from dipn.data.build import BuildConfig, build_samples  # noqa: E402
-from dipn.data.cuts import CutWindow, sample_cuts  # noqa: E402
-from dipn.data.importers import FORMATS, ImportConfig, import_logs  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
-from dipn.errors import DipnValidationError  # noqa: E402
-from dipn.evaluation.seeded import seeded_row_metrics  # noqa: E402
-from dipn.evaluation.tables import EvalSet, fit_and_score, saved_scores  # noqa: E402
-from dipn.features.spec import Group  # noqa: E402
-from dipn.presets import PRESETS  # noqa: E402
-from dipn.training.batches import subset  # noqa: E402
-from dipn.training.config import TrainConfig  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
+from benchmarks.render_results import render
+from benchmarks.tables import EvalSet, fit_and_score, saved_scores
+from dipn.errors import DipnValidationError
+from dipn.evaluation.seeded import seeded_row_metrics
+from dipn.features.spec import Group
+from dipn.logs.importers import FORMATS, ImportConfig, import_logs
+from dipn.presets import PRESETS
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.cuts import CutWindow, sample_cuts
+from dipn.samples.store import SampleStore
+from dipn.training.batches import subset
+from dipn.training.config import TrainConfig
 
 TASKS = ("realtime", "longterm")
 DATA = HERE.parent.parent / "shared" / "data"
@@ -211,7 +209,7 @@ def choose_embeddings(args: argparse.Namespace, stores: dict[int, SampleStore], 
                       evaluation: np.ndarray, ev: EvalSet, tasks: tuple[str, ...]) -> tuple[dict, list[dict]]:  # fmt: skip
     """The tuned row's (floor, embedding dropout): every candidate trained with the first seed, the
     best val score kept; returns the choice and the ablation rows."""
-    from dipn.evaluation.metrics import task_metrics
+    from dipn.training.metrics import task_metrics
 
     _, model, variant = next(r for r in ROWS if r[0] == TUNED)
     candidates = [(f, 0.0) for f in FLOORS] + [(1, p) for p in EMBEDDING_DROPOUTS]
@@ -252,7 +250,7 @@ def fmt_delta(m: dict | None, reference: str) -> str:
 
 
 def command(a: dict) -> str:
-    parts = ["python benchmarks/real_data.py"]
+    parts = ["python -m benchmarks.real_data"]
     parts += ["--slice", a["slice"]]
     if a["slice"] == "custom":
         parts += ["--format", a["format"], "--path", *(Path(p).name for p in a["path"])]

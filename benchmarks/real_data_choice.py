@@ -1,7 +1,7 @@
 """Val evidence for DIPN-with-time choices on the real Taobao slices (issue 25), on held-out users.
 
-    python benchmarks/real_data_choice.py tail wide '{"wide_context": true}' '{"epochs": 4}' users
-    python benchmarks/real_data_choice.py window base '{}' '{"epochs": 2, "train": 10000, "lr": 0.003, "batch_size": 64}' valsplit
+    python -m benchmarks.real_data_choice tail wide '{"wide_context": true}' '{"epochs": 4}' users
+    python -m benchmarks.real_data_choice window base '{}' '{"epochs": 2, "train": 10000, "lr": 0.003, "batch_size": 64}' valsplit
 
 Why: the tail slice's val split is one later day of the SAME users, which rewards memorizing
 shoppers (the eval day, and the maintainers' larger slice of new users, punish it). Protocol
@@ -16,8 +16,8 @@ benchmarks/results/real_data-choice.jsonl. Needs the samples ``benchmarks/real_d
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from dipn.data.store import SPLITS, SampleStore  # noqa: E402
-from dipn.evaluation.metrics import task_metrics  # noqa: E402
-from dipn.evaluation.tables import fit_and_score  # noqa: E402
-from dipn.models.dipn import VARIANTS  # noqa: E402
-from dipn.training.batches import subset  # noqa: E402
-from dipn.training.config import TrainConfig  # noqa: E402
+from benchmarks.tables import fit_and_score
+from dipn.errors import DipnValidationError
+from dipn.models.dipn import VARIANTS
+from dipn.samples.store import SPLITS, SampleStore
+from dipn.training.batches import subset
+from dipn.training.config import TrainConfig
+from dipn.training.metrics import task_metrics
 
 
 def held_out_users(store: SampleStore, seed: int = 123) -> np.ndarray:
@@ -48,11 +48,37 @@ def held_out_users(store: SampleStore, seed: int = 123) -> np.ndarray:
     return split
 
 
-def main(argv: list[str]) -> dict:
-    slice_, name, spec, options = argv[0], argv[1], json.loads(argv[2]), json.loads(argv[3])
-    protocol = argv[4] if len(argv) > 4 else "users"
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"wants a JSON object, got {text!r}")
+    return value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.real_data_choice", description=__doc__.split("\n\n")[0])
+    p.add_argument("slice", choices=("tail", "window"))
+    p.add_argument("name", help="the run's name (and the variant's, for a DIPN run)")
+    p.add_argument("spec", type=_json_object, help='DIPNConfig fields changed from browse_history, or {"model": "gbdt"}')
+    p.add_argument("options", type=_json_object, help="TrainConfig fields, plus train (samples) and min_count")
+    p.add_argument("protocol", nargs="?", choices=("users", "valsplit"), default="users")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    try:
+        return run(args)
+    except (DipnValidationError, TypeError, KeyError) as exc:  # a field no config has, a missing sample store
+        raise SystemExit(f"real_data_choice: error: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> dict:
+    slice_, name, spec, options, protocol = args.slice, args.name, dict(args.spec), dict(args.options), args.protocol
     store = SampleStore(HERE / "data" / f"real-{slice_}" / f"samples-min{options.pop('min_count', 1)}")
-    original = store.split.copy()
     evaluation = subset(store.indices("eval"), 20_000, 1)
     if protocol == "users":
         store.split = held_out_users(store)
@@ -69,7 +95,8 @@ def main(argv: list[str]) -> dict:
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     tasks = ("realtime", "longterm") if slice_ == "tail" else ("realtime",)
     labels = store.labels[evaluation]
-    out = {"name": name, "slice": slice_, "protocol": protocol, "seed": config.seed, "spec": argv[2], "options": argv[3],
+    out = {"name": name, "slice": slice_, "protocol": protocol, "seed": config.seed, "spec": json.dumps(args.spec),
+           "options": json.dumps(args.options),
            "secs": round(time.time() - started),
            "val_curve": {t: [round(h[t]["auc"], 4) for h in history if t in h] for t in tasks},
            "val_best": {t: max([h[t]["auc"] for h in history if t in h], default=None) for t in tasks},
@@ -81,4 +108,4 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -11,8 +11,8 @@ resident set sizes of the process and all its descendants (the Spark JVM and its
 included), sampled every 0.2 s. Throughput counts the build itself (``build_seconds`` in
 dataset.json): the Spark session start (JVM launch, a few seconds) is in the wall time only.
 
-    nice -n 10 python benchmarks/scale.py          # base: 500 users x 3 days at density 0.2
-    python benchmarks/scale.py --base-users 60 --scales 1 2 --train-samples 128   # a quick look
+    nice -n 10 python -m benchmarks.scale          # base: 500 users x 3 days at density 0.2
+    python -m benchmarks.scale --base-users 60 --scales 1 2 --train-samples 128   # a quick look
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 PAPER_SAMPLES = 300_000_000
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loads = [r["load_before"] for r in builds + training]
     report = {
-        "command": "python benchmarks/scale.py" + (" " + " ".join(argv) if argv else ""),
+        "command": "python -m benchmarks.scale" + (" " + " ".join(argv) if argv else ""),
         "machine": machine_info(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "load_range": f"{min(loads):.1f} to {max(loads):.1f}",

@@ -1,8 +1,8 @@
 """Size, parity and latency of the converted artifacts (issue 5), against the project's targets.
 
-    python benchmarks/size_parity.py                       # converts runs/demo/run/best.pt
-    python benchmarks/size_parity.py --reuse               # measure an existing bundle again
-    python benchmarks/size_parity.py --tflite-runtime-python /tmp/tflrt/bin/python
+    python -m benchmarks.size_parity                       # converts runs/demo/run/best.pt
+    python -m benchmarks.size_parity --reuse               # measure an existing bundle again
+    python -m benchmarks.size_parity --tflite-runtime-python /tmp/tflrt/bin/python
                                                            # also run the TFLite files under
                                                            # tflite-runtime (a numpy<2 venv)
 
@@ -27,11 +27,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
-TARGET_MB, TARGET_DROP, TARGET_P50_MS = 2.5, 0.003, 5.0
+TARGET_MB, TARGET_DROP, TARGET_P50_MS = 0.6, 0.003, 2.0  # docs/design.md, Targets
 
 def latency(bundle: Path, checkpoint: Path, samples: Path, rounds: int, per_round: int) -> dict[str, dict[str, float]]:
     """p50 / p90 / p99 milliseconds of one batch-1 inference per runtime, 1 thread, interleaved rounds."""
@@ -40,7 +39,7 @@ def latency(bundle: Path, checkpoint: Path, samples: Path, rounds: int, per_roun
     from dipn.bundle.manifest import load_bundle
     from dipn.bundle.runners import run_one_calls
     from dipn.bundle.timing import interleaved, percentiles
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
 
     loaded = load_bundle(bundle)
     store = SampleStore(samples)
@@ -109,7 +108,7 @@ def render(report: dict[str, Any]) -> str:
             continue
         diff = f"{fp32['parity']['max_abs_diff']:.1e} / {int8['parity']['max_abs_diff']:.1e}"
         drop = int8["parity"]["worst_auc_drop"]
-        graph = {"onnx": lambda a: f"{a['op_count']} ops, {a['recurrent_ops'].get('GRU', 0)} GRU (fp32 in int8)",
+        graph = {"onnx": lambda a: f"{a['op_count']} ops, {a['recurrent_ops'].get('GRU', 0)} GRU",
                  "tflite": lambda a: f"{a['op_count']} ops, {a['while_loops']} WHILE",
                  "coreml": lambda a: f"{a['op_count']} ops, {a['while_loops']} while_loop"}[fmt](int8)  # fmt: skip
         name = runtime[fmt]
@@ -119,20 +118,20 @@ def render(report: dict[str, Any]) -> str:
                  "coreml": "CoreML (weights-only check)"}[fmt]  # fmt: skip
         lines.append(f"| {label} | {mb(fp32)} | {mb(int8)} | {diff} | {auc_pair(fmt)} | {drop:+.4f} | {lat32} | "
                      f"{lat8} | {graph} | {fp32.get('seconds', 0):.1f} / {int8.get('seconds', 0):.1f} |")  # fmt: skip
-    lines += ["", "Targets: int8 artifact <= 2.5 MB each; AUC drop <= 0.003 for ONNX and "
-              "TFLite int8; p50 <= 5 ms, 1 thread, int8 ONNX and TFLite.", ""]  # fmt: skip
+    lines += ["", f"Targets (docs/design.md): int8 artifact <= {TARGET_MB:g} MB each; AUC drop <= {TARGET_DROP:g} for "
+              f"ONNX and TFLite int8; p50 <= {TARGET_P50_MS:g} ms, 1 thread, int8 ONNX and TFLite.", ""]  # fmt: skip
     checks = []
     for fmt in ("onnx", "tflite", "coreml"):
         a = art.get((fmt, "int8"))
         if a:
-            checks.append(f"{fmt} int8 {a['bytes'] / 1e6:.2f} MB {'<=' if a['bytes'] / 1e6 <= TARGET_MB else '>'} 2.5")
+            checks.append(f"{fmt} int8 {a['bytes'] / 1e6:.2f} MB {'<=' if a['bytes'] / 1e6 <= TARGET_MB else '>'} {TARGET_MB:g}")
     for fmt in ("onnx", "tflite"):
         drop = art[(fmt, "int8")]["parity"]["worst_auc_drop"]
-        checks.append(f"{fmt} AUC drop {drop:+.4f} {'<=' if drop <= TARGET_DROP else '>'} 0.003")
+        checks.append(f"{fmt} AUC drop {drop:+.4f} {'<=' if drop <= TARGET_DROP else '>'} {TARGET_DROP:g}")
     for label in ("onnxruntime int8", "LiteRT int8"):
         if label in lat:
             p50 = lat[label]["p50_ms"]
-            checks.append(f"{label} p50 {p50:.2f} ms {'<=' if p50 <= TARGET_P50_MS else '>'} 5")
+            checks.append(f"{label} p50 {p50:.2f} ms {'<=' if p50 <= TARGET_P50_MS else '>'} {TARGET_P50_MS:g}")
     lines.append("Measured against them: " + "; ".join(checks) + ".")
     old = report.get("tflite_runtime")
     if old:
@@ -166,7 +165,7 @@ def main() -> None:
     from convert.bundle import ConvertOptions, build_bundle
     from dipn.bundle.manifest import load_bundle
 
-    command = "python benchmarks/size_parity.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.size_parity " + " ".join(sys.argv[1:])
     start = time.perf_counter()
     if args.reuse and (args.bundle / "manifest.json").exists():
         manifest = load_bundle(args.bundle).manifest

@@ -1,6 +1,6 @@
 """What the value checks of a sample store cost when it opens (issue 27, item 2).
 
-    python benchmarks/store_open.py [--users 300 --days 3 --repeats 15]
+    python -m benchmarks.store_open [--users 300 --days 3 --repeats 15]
 
 Builds a demo-size sample directory (``dipn demo``'s defaults: 300 shoppers, 3 days, density 1;
 kept in --work for reruns), then opens it ``--repeats`` times with warm page caches and reports
@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.machine import machine_info, machine_line
 
 
 def build(work: Path, users: int, days: int) -> Path:
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.logs.simulation import SimulationConfig, simulate
+    from dipn.samples.build import BuildConfig, build_samples
 
     raw, samples = work / f"raw-{users}-{days}", work / f"samples-{users}-{days}"
     if not (raw / "meta.json").exists():
@@ -38,7 +37,7 @@ def build(work: Path, users: int, days: int) -> Path:
 
 
 def measure(samples: Path, repeats: int) -> dict[str, float]:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
 
     store = SampleStore(samples)  # warms the page cache
     opens, checks = [], []
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load = os.getloadavg()
     samples = build(args.work, args.users, args.days)
-    report = {"command": "python benchmarks/store_open.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python -m benchmarks.store_open " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info(), "load_average": " ".join(f"{x:.2f}" for x in load),
               "repeats": args.repeats, "result": measure(samples, args.repeats)}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,16 @@ autograd node (same sequence number), so a module's time includes its gradient. 
 gets its own label; time outside every torch operator (Python, numpy: the gathering of the batch)
 is "outside torch ops"; what is left (autograd bookkeeping between nodes) is "other".
 
-    python benchmarks/train_profile.py --samples runs/demo/samples        # the DIPN of this tree
+    python -m benchmarks.train_profile --samples runs/demo/samples        # the DIPN of this tree
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -140,9 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.train_speed import StepRunner
-
     runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, args.threads)
     times = runner.profile()
     total = sum(times.values())
@@ -154,3 +153,64 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class StepRunner:
+    """A real ``Trainer`` of whichever ``dipn`` is importable, stepped and timed from outside."""
+
+    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int | None,
+                 compile: bool = False) -> None:  # fmt: skip
+        try:
+            from dipn.samples.store import SampleStore
+        except ModuleNotFoundError:  # the code before issue 28 kept it in dipn.data
+            from dipn.data.store import SampleStore
+        from dipn.training.config import TrainConfig
+        from dipn.training.loop import Trainer
+
+        self._run_dir = tempfile.TemporaryDirectory(prefix="train-speed-")
+        options = {"compile": True} if compile else {}  # a field the baseline's TrainConfig does not have
+        config = TrainConfig(model=model, variant=variant, batch_size=batch_size, threads=threads, epochs=10**6,
+                             checkpoint_every=10**9, **options)  # fmt: skip
+        self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
+        self.batch_size, self.threads = batch_size, threads
+
+    def steps(self, count: int) -> tuple[float, float]:
+        """Wall and CPU seconds (all threads of the process) of ``count`` optimizer steps through
+        ``Trainer.train_epoch``, the loop users run."""
+        trainer, state = self.trainer, self.trainer.state
+        batches = len(trainer.train_indices) // self.batch_size  # full batches only: same work per step
+        if state.step_in_epoch + count > batches:
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+        trainer.config = dataclasses.replace(trainer.config, max_steps=state.global_step + count)
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.train_epoch()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    def profile(self) -> dict[str, float]:
+        """Seconds per module of one warm step (``train_profile``)."""
+        self.steps(1)
+        trainer = self.trainer
+        batch = trainer.train_indices[: self.batch_size]
+        return profile_step(trainer.model, lambda: trainer.train_step(batch))
+
+    def macs_per_sample(self) -> dict[str, float]:
+        """MACs per sample of one forward pass and of one training step (forward + backward)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from dipn.models import multitask_loss
+
+        trainer = self.trainer
+        tensors = trainer.gather(trainer.train_indices[: self.batch_size]) if hasattr(trainer, "gather") else None
+        if tensors is None:  # the baseline's loop has no gather step
+            from dipn.training import batches
+
+            tensors = batches.to_tensors(trainer.store, trainer.train_indices[: self.batch_size], trainer.input_names)
+        model = trainer.model.train()
+        inputs = {n: tensors[n] for n in trainer.input_names}
+        with FlopCounterMode(display=False) as forward:  # with autograd on: FlopCounterMode's module
+            model(**inputs)  # tracker hooks gradients, and no_grad outputs of some models (ATRank) have none
+        with FlopCounterMode(display=False) as training:
+            multitask_loss(model(**inputs), tensors, trainer.tasks).backward()
+        model.zero_grad(set_to_none=True)
+        return {"forward": forward.get_total_flops() / 2 / self.batch_size,
+                "training": training.get_total_flops() / 2 / self.batch_size}  # fmt: skip

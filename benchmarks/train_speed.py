@@ -1,7 +1,7 @@
 """Training throughput per core, peak memory and arithmetic of every torch model, old code beside new.
 
-    python benchmarks/train_speed.py                     # simulated samples, baseline 54134d8
-    python benchmarks/train_speed.py --models dipn --batch-sizes 128 --threads 1 --windows 1   # a quick look
+    python -m benchmarks.train_speed                     # simulated samples, baseline 54134d8
+    python -m benchmarks.train_speed --models dipn --batch-sizes 128 --threads 1 --windows 1   # a quick look
 
 Each measurement is a worker process pinned with ``taskset`` to as many cores as it has threads.
 The worker imports ``dipn`` either from a copy of the baseline revision's ``dipn/`` (``git
@@ -42,7 +42,6 @@ alone writes train_speed_threads.{json,md}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -53,7 +52,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.train_profile import StepRunner
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,73 +75,13 @@ MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baselin
 }
 
 
-class StepRunner:
-    """A real ``Trainer`` of whichever ``dipn`` is importable, stepped and timed from outside."""
-
-    def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int | None,
-                 compile: bool = False) -> None:  # fmt: skip
-        from dipn.data.store import SampleStore
-        from dipn.training.config import TrainConfig
-        from dipn.training.loop import Trainer
-
-        self._run_dir = tempfile.TemporaryDirectory(prefix="train-speed-")
-        options = {"compile": True} if compile else {}  # a field the baseline's TrainConfig does not have
-        config = TrainConfig(model=model, variant=variant, batch_size=batch_size, threads=threads, epochs=10**6,
-                             checkpoint_every=10**9, **options)  # fmt: skip
-        self.trainer = Trainer(SampleStore(samples), config, self._run_dir.name, progress=False)
-        self.batch_size, self.threads = batch_size, threads
-
-    def steps(self, count: int) -> tuple[float, float]:
-        """Wall and CPU seconds (all threads of the process) of ``count`` optimizer steps through
-        ``Trainer.train_epoch``, the loop users run."""
-        trainer, state = self.trainer, self.trainer.state
-        batches = len(trainer.train_indices) // self.batch_size  # full batches only: same work per step
-        if state.step_in_epoch + count > batches:
-            state.epoch, state.step_in_epoch = state.epoch + 1, 0
-        trainer.config = dataclasses.replace(trainer.config, max_steps=state.global_step + count)
-        wall, cpu = time.perf_counter(), time.process_time()
-        trainer.train_epoch()
-        return time.perf_counter() - wall, time.process_time() - cpu
-
-    def profile(self) -> dict[str, float]:
-        """Seconds per module of one warm step (``train_profile``)."""
-        from benchmarks.train_profile import profile_step
-
-        self.steps(1)
-        trainer = self.trainer
-        batch = trainer.train_indices[: self.batch_size]
-        return profile_step(trainer.model, lambda: trainer.train_step(batch))
-
-    def macs_per_sample(self) -> dict[str, float]:
-        """MACs per sample of one forward pass and of one training step (forward + backward)."""
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-
-        from dipn.models import multitask_loss
-
-        trainer = self.trainer
-        tensors = trainer.gather(trainer.train_indices[: self.batch_size]) if hasattr(trainer, "gather") else None
-        if tensors is None:  # the baseline's loop has no gather step
-            from dipn.training import batches
-
-            tensors = batches.to_tensors(trainer.store, trainer.train_indices[: self.batch_size], trainer.input_names)
-        model = trainer.model.train()
-        inputs = {n: tensors[n] for n in trainer.input_names}
-        with FlopCounterMode(display=False) as forward:  # with autograd on: FlopCounterMode's module
-            model(**inputs)  # tracker hooks gradients, and no_grad outputs of some models (ATRank) have none
-        with FlopCounterMode(display=False) as training:
-            multitask_loss(model(**inputs), tensors, trainer.tasks).backward()
-        model.zero_grad(set_to_none=True)
-        return {"forward": forward.get_total_flops() / 2 / self.batch_size,
-                "training": training.get_total_flops() / 2 / self.batch_size}  # fmt: skip
-
-
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration of one code path, in this (pinned) process."""
-    sys.path[:0] = [str(args.code), str(ROOT)]
     if args.keep_freed_memory:
         keep_freed_memory_of_this_tree()
     threads = args.threads or None  # 0: the code's own default
+    from benchmarks.train_profile import StepRunner  # after the worker's path names its dipn
+
     runner = StepRunner(args.samples, args.model, args.variant, args.batch_size, threads, args.compile)
     if args.scoring:
         return scoring_worker(runner, args.scoring, args.windows)
@@ -250,12 +192,15 @@ def run_worker(args: argparse.Namespace, code: Path, threads: int, extra: list[s
     allowed = sorted(os.sched_getaffinity(0))
     cores = ",".join(str(c) for c in (allowed if busy is not None else allowed[:threads]))
     settings = settings or {"warmup": args.warmup, "steps": args.steps, "windows": args.windows}
-    command = ["taskset", "-c", cores, sys.executable, __file__, "--worker", "--code", str(code),
+    # The worker imports dipn from ``code`` (an older revision's dipn/ or this tree) and benchmarks
+    # from this tree: the module runs from "/" with exactly those two on its path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(code), str(ROOT)]))}
+    command = ["taskset", "-c", cores, sys.executable, "-m", "benchmarks.train_speed", "--worker", "--code", str(code),
                "--samples", str(args.samples_of[code]), "--threads", str(threads),
                *(f"--{k}={v}" for k, v in settings.items()), *extra]  # fmt: skip
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd="/", env=env)
     finally:
         if competitor is not None:
             competitor.kill()
@@ -394,12 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         args.threads = args.threads[0]
         print(json.dumps(worker(args)))
         return 0
-    sys.path.insert(0, str(ROOT))
     from benchmarks.machine import machine_info
 
     available = len(os.sched_getaffinity(0))
     threads = [t for t in args.threads if t <= available]
-    command = " ".join(["python benchmarks/train_speed.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks.train_speed", *(sys.argv[1:] if argv is None else argv)])
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dipn-train-speed-") as tmp:
         work = Path(tmp)
@@ -409,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         args.samples_of = {path: (args.samples or simulated_samples(work / name, path)).resolve()
                            for name, path in paths.items()}  # fmt: skip
         peak = json.loads(subprocess.run(["taskset", "-c", str(sorted(os.sched_getaffinity(0))[0]), sys.executable,
-                                          __file__, "--peak-worker"], capture_output=True, text=True,
-                                         check=True).stdout.strip().splitlines()[-1])  # fmt: skip
+                                          "-m", "benchmarks.train_speed", "--peak-worker"], capture_output=True,
+                                         text=True, check=True, cwd=ROOT).stdout.strip().splitlines()[-1])  # fmt: skip
         load_start, uptime_start = os.getloadavg(), _uptime()
         runs = []
         for label in args.models if "models" in args.sections else ():

@@ -1,9 +1,9 @@
 """Bytes per user-day leaving the phone: the device's posted scores, against posting every score and
 against the raw events a cloud model would need; and the coupon decisions the posting policy changes.
 
-    python benchmarks/uplink_cost.py                          # simulator (4 users x 2 days) + the real tail slice
-    python benchmarks/uplink_cost.py --users 4 --days 1 --no-tail --out /tmp/uplink   # a quick look
-    python benchmarks/uplink_cost.py --render                 # the Markdown again from uplink_cost.json
+    python -m benchmarks.uplink_cost                          # simulator (4 users x 2 days) + the real tail slice
+    python -m benchmarks.uplink_cost --users 4 --days 1 --no-tail --out /tmp/uplink   # a quick look
+    python -m benchmarks.uplink_cost --render                 # the Markdown again from uplink_cost.json
 
 Two logs: the simulator at density 1.0 (the paper's Table 1) and the real Taobao tail slice
 (../shared/data/taobao-userbehavior-tail, imported with ``dipn import taobao-userbehavior``; sparse,
@@ -49,9 +49,8 @@ import zstandard
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import machine_info, machine_line  # noqa: E402
+from benchmarks.machine import machine_info, machine_line
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -141,8 +140,8 @@ def small_bundle(raw: Path, work: Path, steps: int) -> Path:
     """A model of this log, trained for ``steps`` steps and converted to ONNX (the scores' dynamics
     come from the log and the model's inputs; a bigger model is ``--sim-bundle`` / ``--tail-bundle``)."""
     from convert.bundle import ConvertOptions, build_bundle
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.data.store import SampleStore
+    from dipn.samples.build import BuildConfig, build_samples
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 
@@ -156,7 +155,7 @@ def small_bundle(raw: Path, work: Path, steps: int) -> Path:
 
 def events_of(raw: Path) -> pl.DataFrame:
     """Every event of the log as the JSON line a cloud model would receive: user, day, line."""
-    from dipn.data.readers import read_dataset
+    from dipn.logs.readers import read_dataset
 
     parts = []
     for view, result in read_dataset(raw, views=[v for v in VIEWS if any(raw.glob(f"{v}.*"))]).items():
@@ -251,7 +250,7 @@ def measure_log(name: str, raw: Path, bundle: Path, post: dict[str, float]) -> d
 
 
 def simulated_raw(users: int, days: int, seed: int, density: float, out: Path) -> Path:
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.logs.simulation import SimulationConfig, simulate
 
     simulate(SimulationConfig(users=users, days=days, seed=seed, density=density), out, progress=False)
     return out
@@ -283,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         report = json.loads((args.out / "uplink_cost.json").read_text())
     else:
-        report = measure(args, " ".join(["python benchmarks/uplink_cost.py", *(sys.argv[1:] if argv is None else argv)]))
+        report = measure(args, " ".join(["python -m benchmarks.uplink_cost", *(sys.argv[1:] if argv is None else argv)]))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "uplink_cost.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "uplink_cost.md").write_text(markdown(report))

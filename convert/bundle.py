@@ -108,13 +108,13 @@ def _versions() -> dict[str, str]:
 class _Conversion:
     """State of one conversion; each ``_<format>`` method adds its artifacts."""
 
-    def __init__(self, checkpoint: Path, samples: Path, out: Path, options: ConvertOptions, progress: Progress) -> None:
-        from dipn.data.store import SampleStore
+    def __init__(self, checkpoint: Path, samples: Path, options: ConvertOptions, progress: Progress) -> None:
+        from dipn.samples.store import SampleStore
         from dipn.training.batches import subset
         from dipn.training.checkpoint import load_model
 
         self.start = time.perf_counter()
-        self.options, self.progress, self.out = options, progress, out
+        self.options, self.progress = options, progress
         self.checkpoint = Path(checkpoint)
         self.model, self.features, self.ckpt = load_model(self.checkpoint)
         self.store = SampleStore(samples)
@@ -295,9 +295,9 @@ class _Conversion:
 
 def scoring_policy_of(samples_info: dict[str, Any]) -> dict[str, Any]:
     """When a device scores this model: at every event, and on the idle timer the samples were cut
-    with (``dipn.data.cuts.cut_moments``; dataset.json's ``build``), ``timer_ms`` None when they were
+    with (``dipn.samples.cuts.cut_moments``; dataset.json's ``build``), ``timer_ms`` None when they were
     cut without idle moments. Samples of a dipn too old to record the rule get its defaults."""
-    from dipn.data.cuts import IdleRule
+    from dipn.samples.cuts import IdleRule
 
     build = samples_info.get("build", {})
     timer = int(build.get("idle_timer_ms", IdleRule.timer_ms))
@@ -354,7 +354,7 @@ def _convert(checkpoint: Path, samples: Path, out: Path, options: ConvertOptions
     # Read the key before the long conversion: a wrong path should fail in a second, not an hour.
     signer = load_private_key(options.signing_key) if options.signing_key else None
     with replacing(out, BUNDLE) as staging:
-        job = _Conversion(checkpoint, samples, out, options, progress)
+        job = _Conversion(checkpoint, samples, options, progress)
         job.tmp = staging
         steps = [("reference", job.reference)] + [(f, getattr(job, f)) for f in FORMATS if f in options.formats]
         for i, (name, step) in enumerate(steps, start=1):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.features import MERGED, OUTPUTS, STATICS, TASKS, VIEWS
 
 

@@ -38,10 +38,9 @@ from torch import nn
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, OUTPUTS, STATICS, VIEWS
 from dipn.features.cut import context_columns_read
+from dipn.features.spec import mask_column
 from dipn.models.base import NEG
 from dipn.models.dipn import DIPN
-from dipn.features.manifest import mask_column
-
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dipn.features.spec import Group  # numpy only: the group names, declared once
+
 TORCH_MODELS = ("dipn", "rnn_dnn", "atrank", "rib", "heroes")
 GBDT_MODELS = ("gbdt", "gbdt_touch")
-SOURCES = ("profile", "history", "browse", "swipe", "tap")  # the input sources of Table 6
+# The input sources of Table 6, in its order.
+SOURCES = tuple(g.value for g in (Group.PROFILE, Group.HISTORY, Group.BROWSE, Group.SWIPE, Group.TAP))
 
 
 @dataclass(frozen=True)

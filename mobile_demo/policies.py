@@ -1,7 +1,7 @@
 """When the device scores, and which scores it posts: the two policies an app port mirrors.
 
 Scoring (``ScoringPolicy``, by default the bundle's ``scoring_policy``: the rule the training
-samples were cut with, ``dipn.data.cuts.cut_moments``): a score at the timestamp of every accepted
+samples were cut with, ``dipn.samples.cuts.cut_moments``): a score at the timestamp of every accepted
 event of any view (the cut at t holds every event with ts <= t; a second event at the same
 millisecond scores that moment again, and the later score supersedes), and, while the app is idle,
 at t0 + k * timer_ms after the last event t0, for k = 1 .. floor(idle_limit_ms / timer_ms), each
@@ -32,7 +32,7 @@ from typing import Any
 
 from mobile_demo.errors import InvalidArgumentError
 
-DEFAULT_TIMER_MS = 60_000  # dipn.data.cuts.IdleRule's defaults: what an older bundle was cut with
+DEFAULT_TIMER_MS = 60_000  # dipn.samples.cuts.IdleRule's defaults: what an older bundle was cut with
 DEFAULT_IDLE_LIMIT_MS = 30 * 60_000
 
 

@@ -4,11 +4,13 @@ post scores (and only scores) to a coupon endpoint; a JSON summary over all phon
     DIPN_ENROLL_TOKEN=... python -m mobile_demo.replay --bundle runs/demo/bundle --raw runs/demo/raw \\
         --url http://127.0.0.1:8000 --public-key runs/demo/keys/dipn-signing.pub --phones 20
 
-The phones register with the endpoint's enrollment token (env DIPN_ENROLL_TOKEN, or a file named by
---enroll-token-file); the replay plays the app backend that vouches for each phone's user.
+The phones register with the endpoint's enrollment token, found as dipn serve finds it
+(``dipn.serving.config.token_from``: --enroll-token-file, else the file named by
+DIPN_ENROLL_TOKEN_FILE, else DIPN_ENROLL_TOKEN); the replay plays the app backend that vouches for
+each phone's user.
 
 Any raw directory dipn writes or reads (``dipn simulate``, ``dipn import``: every view file in CSV,
-JSON Lines or Parquet, checked by ``dipn.data.readers``); a view without a file is an empty stream,
+JSON Lines or Parquet, checked by ``dipn.logs.readers``); a view without a file is an empty stream,
 a user without a profile or history has none. The idle timer is driven from event time: before each
 event of a phone at t its scorer ticks to t - 1, and after its last event to the end of the idle
 limit, so each phone scores at exactly the moments ``dipn build-samples`` cuts at (the bundle's
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from dipn.data.readers import read_dataset
+from dipn.logs.readers import read_dataset
 from dipn.features import VIEWS
 from mobile_demo.events import event_from_row
 from mobile_demo.policies import PostingPolicy
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--post-every-score", action="store_true", help="disable the posting policy")
     p.add_argument("--shift-to-now", action="store_true", help="move the replay in time so that it ends now")
     p.add_argument("--enroll-token-file", type=Path, help="file holding the endpoint's enrollment token (default: "
-                   "env DIPN_ENROLL_TOKEN; neither: the endpoint must have open enrollment)")
+                   "the file named by env DIPN_ENROLL_TOKEN_FILE, else env DIPN_ENROLL_TOKEN; none: the endpoint must "
+                   "have open enrollment)")
     p.add_argument("--scores-out", type=Path, help="CSV of every score: user_id, ts, trigger, p_realtime, "
                    "p_longterm, posted, model_version")
     args = p.parse_args(argv)
@@ -240,11 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--phones and --speed must be >= 0, --max-events >= 1")
     from dipn.errors import DipnValidationError
 
-    from dipn.serving.config import read_token_file
+    from dipn.serving.config import token_from
 
-    try:
-        enroll_token = (read_token_file(str(args.enroll_token_file), "--enroll-token-file") if args.enroll_token_file
-                        else os.environ.get("DIPN_ENROLL_TOKEN"))
+    try:  # the one rule of dipn serve, shop and coupon-report: the option's file, DIPN_ENROLL_TOKEN_FILE, the variable
+        enroll_token = token_from(args.enroll_token_file and str(args.enroll_token_file), "DIPN_ENROLL_TOKEN",
+                                  "--enroll-token-file")
     except ValueError as exc:
         p.error(str(exc))
 

@@ -12,23 +12,15 @@ import numpy as np
 class ViewBuffer:
     def __init__(self, length: int, width: int, dtype: type = np.int32, fill: int = 0) -> None:
         self.length = length
-        self.fill = fill
         self._rows = np.full((2 * length, width), fill, dtype=dtype)
         self._next = 0  # slot of the next row, in [0, length)
-        self.count = 0  # events seen, capped at length
 
     def append(self, row: np.ndarray) -> None:
         i = self._next
         self._rows[i] = row
         self._rows[i + self.length] = row
         self._next = (i + 1) % self.length
-        self.count = min(self.count + 1, self.length)
 
     def window(self) -> np.ndarray:
         """(length, width) rows, oldest first, ``fill`` rows on the left until the buffer is full."""
         return self._rows[self._next : self._next + self.length]
-
-    def clear(self) -> None:
-        self._rows[:] = self.fill
-        self._next = 0
-        self.count = 0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.simulation import SimulationConfig, simulate
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.logs.simulation import SimulationConfig, simulate
 
 TINY = SimulationConfig(users=60, days=2, seed=7, density=0.1)
 
@@ -41,7 +41,7 @@ def tiny_samples(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small DIPN trained for one short epoch on the tiny dataset."""
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 

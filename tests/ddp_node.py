@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.training import distributed
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from dipn.features import MERGED, TASKS, VIEWS
-from dipn.features.manifest import MASK_FEATURE, FeatureManifest
-from dipn.features.spec import FeatureConfig, Group
+from dipn.features.manifest import FeatureManifest
+from dipn.features.spec import FeatureConfig, mask_columns
 from dipn.models import MODEL_CONFIGS, Preset, build_preset, multitask_loss
 from dipn.training import checkpoint
 
@@ -34,14 +34,6 @@ except ImportError:  # pragma: no cover
     from tests.synthetic_batches import labels, make_batch, model_inputs
 
 SHORT = FeatureConfig(sequence_length=32)
-
-
-def mask_columns(name: str, fc: FeatureConfig) -> list[int]:
-    """Columns of a sequence input that mark real steps."""
-    if name != MERGED:
-        return [[s.name for s in fc.group(name)].index(MASK_FEATURE[Group(name)])]
-    offsets = np.cumsum([0] + [fc.width(v) for v in VIEWS])
-    return [int(offsets[k]) + mask_columns(v, fc)[0] for k, v in enumerate(VIEWS)]
 
 
 def upper_bounds(name: str, fc: FeatureConfig) -> list[int]:
@@ -88,7 +80,7 @@ def check_padding_invariance(model: torch.nn.Module, batch: dict[str, np.ndarray
     perturbed = dict(inputs)
     for name in sequences:
         ids = inputs[name].clone()
-        columns = mask_columns(name, fc)
+        columns = list(mask_columns(fc, name))
         padded = (ids[..., columns] == 0).all(dim=-1)
         assert padded.any()
         for column, upper in enumerate(upper_bounds(name, fc)):
@@ -101,7 +93,7 @@ def check_padding_invariance(model: torch.nn.Module, batch: dict[str, np.ndarray
         assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
         if sequences:  # the converse: a real step does count (its event type, read by every model)
             name = sequences[0]
-            column = mask_columns(name, fc)[0]
+            column = mask_columns(fc, name)[0]
             ids = inputs[name].clone()
             ids[:, -1, column] = ids[:, -1, column] % (upper_bounds(name, fc)[column] - 1) + 1
             moved = model(**dict(inputs, **{name: ids}))

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from mobile_demo import IntentScorer
 
 DAY = 86_400_000

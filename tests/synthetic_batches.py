@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dipn.features.manifest import MASK_FEATURE
-from dipn.features.spec import CUT_GROUPS, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig
+from dipn.features.spec import CUT_GROUPS, MASK_FEATURE, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig
 
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
 STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))

@@ -27,7 +27,7 @@ from hypothesis import strategies as st  # noqa: E402
 from sqlalchemy import Engine, event, func, inspect, select, text  # noqa: E402
 
 from dipn import wire  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.client import DeviceClient  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
@@ -79,8 +79,8 @@ def test_the_rate_limit_holds_per_device_across_worker_processes(databases: Data
             assert response.status_code == (404 if i < 9 else 429), (i, response.text)
     engine = make_engine(server.db_url, pool_size=1)
     with engine.connect() as conn:
-        stored = conn.execute(select(func.count()).select_from(models.scores)
-                              .where(models.scores.c.device_id == noisy.device_id)).scalar()
+        stored = conn.execute(select(func.count()).select_from(tables.scores)
+                              .where(tables.scores.c.device_id == noisy.device_id)).scalar()
     engine.dispose()
     assert stored == 10
 
@@ -120,8 +120,8 @@ def test_bodies_over_the_limit_are_refused_declared_or_streamed(endpoint: LiveSe
     for response in (streamed, declared, admin):
         assert response.status_code == 413 and response.json()["error"] == "body_too_large", response.text
     with endpoint.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(models.scores)
-                            .where(models.scores.c.device_id == device.device_id)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(tables.scores)
+                            .where(tables.scores.c.device_id == device.device_id)).scalar() == 0
 
 
 # ---- other users' data ------------------------------------------------------------------------------
@@ -144,8 +144,8 @@ def test_a_device_can_neither_post_nor_read_for_another_user(endpoint: LiveServe
     assert (mismatch.status_code, mismatch.json()["error"]) == (403, "device_mismatch")
     alice.post_scores([alice.score("m", 0.35, 0.5, ts=now)])
     with endpoint.engine.connect() as conn:
-        users = {row.device_id: row.user_id for row in conn.execute(select(models.scores.c.device_id,
-                                                                           models.scores.c.user_id))}
+        users = {row.device_id: row.user_id for row in conn.execute(select(tables.scores.c.device_id,
+                                                                           tables.scores.c.user_id))}
     assert users[alice.device_id] == "iso-alice" and bob.device_id not in users
 
     # Reading: the route has no user parameter; the answer is always the signer's own user's.
@@ -174,11 +174,11 @@ def test_the_database_holds_nothing_that_can_sign_for_a_device(endpoint: LiveSer
     device.post_scores([device.score("m", 0.2, 0.4)])
     dump = []
     with endpoint.engine.connect() as conn:
-        for table in models.metadata.sorted_tables:
+        for table in tables.metadata.sorted_tables:
             for row in conn.execute(select(table)):
                 dump.extend(str(value) for value in row)
-        registered = conn.execute(select(models.devices.c.public_key)
-                                  .where(models.devices.c.device_id == device.device_id)).scalar()
+        registered = conn.execute(select(tables.devices.c.public_key)
+                                  .where(tables.devices.c.device_id == device.device_id)).scalar()
     assert registered == wire.public_key_of(device.secret)
     assert not any(device.secret in value for value in dump)
     assert "secret" not in {c["name"] for c in inspect(endpoint.engine).get_columns("devices")}
@@ -195,17 +195,17 @@ def test_a_version_1_database_loses_its_stored_secrets_on_migration(databases: D
     url = databases.new()
     engine = make_engine(url, pool_size=1)
     with engine.begin() as conn:  # the version-1 layout
-        models.metadata.create_all(conn)
+        tables.metadata.create_all(conn)
         conn.execute(text("ALTER TABLE devices ADD COLUMN secret VARCHAR(64)"))
         conn.execute(text("ALTER TABLE devices DROP COLUMN public_key"))
-        models.rate_counters.drop(conn)
+        tables.rate_counters.drop(conn)
         schema_version.create(conn)
         conn.execute(schema_version.insert().values(version=1, description=MIGRATIONS[0].description, applied_ms=0))
         conn.execute(text("INSERT INTO devices (device_id, user_id, secret, created_ms) VALUES (:d, :u, :s, 0)"),
                      {"d": "b" * 32, "u": "old-user", "s": "ab" * 32})
     assert migrate(engine) == [2, 3]
     columns = {c["name"] for c in inspect(engine).get_columns("devices")}
-    assert columns == {c.name for c in models.devices.columns}
+    assert columns == {c.name for c in tables.devices.columns}
     assert inspect(engine).has_table("rate_counters")
     engine.dispose()
     with LiveServer(url) as live:
@@ -286,14 +286,14 @@ def test_injection_attempts_are_stored_verbatim_and_never_reach_the_sql_text(end
     leaked = [s for s in statements for payload in INJECTIONS.values() if payload in s or "DROP" in s.upper()]
     assert statements and leaked == []
     with endpoint.engine.connect() as conn:
-        assert conn.execute(select(models.devices.c.user_id, models.devices.c.platform)
-                            .where(models.devices.c.device_id == device.device_id)).one() == (
+        assert conn.execute(select(tables.devices.c.user_id, tables.devices.c.platform)
+                            .where(tables.devices.c.device_id == device.device_id)).one() == (
             INJECTIONS["user"], INJECTIONS["platform"])
-        assert conn.execute(select(models.orders.c.order_id)
-                            .where(models.orders.c.campaign_id == campaign["id"])).scalar() == INJECTIONS["order"]
-        assert conn.execute(select(func.count()).select_from(models.grants)
-                            .where(models.grants.c.campaign_id == campaign["id"])).scalar() == 1
-    assert set(models.metadata.tables) <= set(inspect(endpoint.engine).get_table_names())
+        assert conn.execute(select(tables.orders.c.order_id)
+                            .where(tables.orders.c.campaign_id == campaign["id"])).scalar() == INJECTIONS["order"]
+        assert conn.execute(select(func.count()).select_from(tables.grants)
+                            .where(tables.grants.c.campaign_id == campaign["id"])).scalar() == 1
+    assert set(tables.metadata.tables) <= set(inspect(endpoint.engine).get_table_names())
 
 
 # ---- schema-driven fuzzing ---------------------------------------------------------------------------------
@@ -436,7 +436,9 @@ def test_serve_refuses_to_start_with_open_operator_routes_unless_told_to_on_loop
 def test_serve_refuses_invalid_options_with_one_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
     tokens = {"DIPN_ADMIN_TOKEN": ADMIN, "DIPN_ENROLL_TOKEN": "enroll"}
-    assert "--rate-limit must be >= 0" in _one_line_error(_dipn_serve("--db", db, "--rate-limit", "-1", env=tokens))
+    # ServerConfig checks every setting; dipn serve names the option the value came from.
+    assert "--rate-limit: rate_limit must be an integer in [0, " in _one_line_error(
+        _dipn_serve("--db", db, "--rate-limit", "-1", env=tokens))
     assert "max_body_bytes" in _one_line_error(_dipn_serve("--db", db, "--max-body-bytes", "10", env=tokens))
     assert "--signature-window" in _one_line_error(_dipn_serve("--db", db, "--signature-window", "-5", env=tokens))
     not_a_number = _dipn_serve("--db", db, env=tokens | {"DIPN_RATE_LIMIT": "lots"})
@@ -498,7 +500,7 @@ def test_campaign_creation_refuses_unknown_fields_strings_for_numbers_and_zero_c
     endpoint: LiveServer,
 ) -> None:
     http = httpx.Client(base_url=endpoint.url, headers={"authorization": f"Bearer {ADMIN}"})
-    before = endpoint.count(models.campaigns)
+    before = endpoint.count(tables.campaigns)
     for body, named in [
         ({"name": "typo", "buget": 100}, "buget"),
         ({"coupon_value": "10"}, "coupon_value"),
@@ -514,7 +516,7 @@ def test_campaign_creation_refuses_unknown_fields_strings_for_numbers_and_zero_c
         response = http.post("/campaigns", json=body)
         assert response.status_code == 422, (body, response.text)
         assert response.json()["error"] == "invalid_request" and named in response.json()["detail"], response.text
-    assert endpoint.count(models.campaigns) == before
+    assert endpoint.count(tables.campaigns) == before
     created = http.post("/campaigns", json={"name": "strict", "coupon_value": 10, "budget": 50.5, "active": False,
                                             "shares": {"all": 1.0}, "uplift": {"peak": 0.2}})  # fmt: skip
     assert created.status_code == 201, created.text
@@ -540,7 +542,7 @@ def test_every_authenticated_post_counts_against_the_rate_limit(databases: Datab
         over = wire.encode_scores([device.score("m", 0.3, 0.5, ts=now + 1)])
         limited = http.post("/scores", content=over, headers=_signed(device, "POST", "/scores", over))
         assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
-        assert live.count(models.scores) == 1
+        assert live.count(tables.scores) == 1
 
 
 def _raw_request(url: str, head: bytes, filler: int = 0) -> bytes:

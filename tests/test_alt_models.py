@@ -45,7 +45,7 @@ def _build(name: str, variant: str | None = None, seed: int = 0) -> torch.nn.Mod
 
 @pytest.mark.parametrize("name", ALT_MODELS)
 def test_training_on_the_tiny_dataset_lowers_the_loss(name: str, tiny_samples: Path, tmp_path: Path) -> None:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.training.batches import to_tensors
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
@@ -125,7 +125,7 @@ def alt_bundles(tiny_samples: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """Each model trained briefly on the tiny dataset and converted to an fp32 ONNX bundle (HEROES
     on its 64-event window: the unrolled loop of all 256 steps takes a minute to export)."""
     from convert.bundle import ConvertOptions, build_bundle
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 

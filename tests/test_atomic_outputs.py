@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from tests.test_importers import REES46_HEADER
 
 ROOT = Path(__file__).parents[1]

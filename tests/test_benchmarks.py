@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.emulator import rootfs
 
-from benchmarks.emulator import rootfs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_uplink_cost_compares_posted_scores_with_every_score_and_raw_events(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -52,9 +51,9 @@ def test_latency_reports_every_backend_at_one_and_two_threads(
 
 def test_endpoint_load_runs_a_small_sweep_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "endpoint_load.json"
-    command = [sys.executable, str(ROOT / "benchmarks/endpoint_load.py"), "--seconds", "1", "--devices", "10",
+    command = [sys.executable, "-m", "benchmarks.endpoint_load", "--seconds", "1", "--devices", "10",
                "--rate", "100", "--connections", "4", "--sweep", "1,4", "--out", str(out)]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    subprocess.run(command, check=True, capture_output=True, timeout=600, cwd=ROOT)
     report = json.loads(out.read_text())
     assert [p["connections"] for p in report["sweep"]] == [1, 4]
     assert all(p["statuses"] == {"200": p["posts_ok"]} for p in report["phases"] + report["sweep"])  # no 429s

@@ -16,7 +16,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from dipn import wire  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.budget import multiplier_for_budget, paced_multiplier  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient  # noqa: E402
 from dipn.serving.config import CampaignConfig  # noqa: E402
@@ -59,10 +59,10 @@ def _spent(db_url: str, campaign: int) -> tuple[int, int, int]:
     """(grants, their face value, reserved) in cents, read from the database itself."""
     engine = make_engine(db_url, pool_size=1)
     with engine.connect() as conn:
-        grants = conn.execute(select(func.count(), func.coalesce(func.sum(models.grants.c.value_cents), 0))
-                              .where(models.grants.c.campaign_id == campaign)).one()
-        reserved = conn.execute(select(func.sum(models.bucket_budgets.c.reserved_cents))
-                                .where(models.bucket_budgets.c.campaign_id == campaign)).scalar()
+        grants = conn.execute(select(func.count(), func.coalesce(func.sum(tables.grants.c.value_cents), 0))
+                              .where(tables.grants.c.campaign_id == campaign)).one()
+        reserved = conn.execute(select(func.sum(tables.bucket_budgets.c.reserved_cents))
+                                .where(tables.bucket_budgets.c.campaign_id == campaign)).scalar()
     engine.dispose()
     return int(grants[0]), int(grants[1]), int(reserved)
 

@@ -24,7 +24,7 @@ import torch
 
 from dipn.cli import main as dipn_main
 from dipn.cli import make_parser
-from dipn.data.build import BuildConfig, build_samples
+from dipn.samples.build import BuildConfig, build_samples
 from dipn.training import checkpoint
 from dipn.training.config import TrainConfig
 
@@ -343,7 +343,7 @@ ISSUE_27: list[tuple[str, str, str, Case, str]] = [
      "--phone-events: must be in"),
     ("parsing", "simulate", "--users 10**12", lambda c: ["simulate", "--users", str(10**12), "--out", c.path("sim2")],
      "--users: must be in"),
-    # a sample store checks what it holds on open (dipn.data.store)
+    # a sample store checks what it holds on open (dipn.samples.store)
     ("samples", "evaluate", "a bit-flipped bounds.npy", _evaluate(None, "samples-bounds-bitflip"),
      "a window outside its view's events"),
     ("samples", "train", "a bit-flipped bounds.npy", _train("samples-bounds-bitflip"), "a window outside"),
@@ -478,6 +478,12 @@ ENDPOINT_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
      "cannot use it as a database (file is not a database)"),
     ("serve --db an unreachable PostgreSQL", lambda r: ["serve", "--db", "postgresql://nobody@127.0.0.1:1/x",
                                                         *OPEN_ON_LOOPBACK], "cannot use it as a database"),
+    ("serve --workers 0", lambda r: ["serve", "--workers", "0", "--db", f"sqlite:///{r}/empty.db", *OPEN_ON_LOOPBACK],
+     "--workers: workers must be an integer in [1, 1024], got 0"),
+    ("serve --port 65536", lambda r: ["serve", "--port", "65536", "--db", f"sqlite:///{r}/empty.db", *OPEN_ON_LOOPBACK],
+     "--port: port must be an integer in [1, 65535], got 65536"),
+    ("serve --signature-window 0", lambda r: ["serve", "--signature-window", "0", "--migrate-only", "--db",
+                                              f"sqlite:///{r}/empty.db"], "--signature-window: signature_window_ms must"),
     ("serve --migrate-only on a garbage file", lambda r: ["serve", "--migrate-only", "--db", f"sqlite:///{r}/garbage.db"],
      "cannot use it as a database"),
     ("coupon-report --db a garbage file", lambda r: ["coupon-report", "--db", f"sqlite:///{r}/garbage.db"],

@@ -30,7 +30,7 @@ from dipn.bundle.runners.litert import TfliteRunner  # noqa: E402
 from dipn.bundle.runners.onnx import OnnxRunner  # noqa: E402
 from dipn.bundle.runners.versions import check_runtime_version  # noqa: E402
 from dipn.bundle.selftest import self_test  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
+from dipn.samples.store import SampleStore  # noqa: E402
 from dipn.features.spec import FeatureConfig  # noqa: E402
 from dipn.models import DIPN, VARIANTS  # noqa: E402
 from dipn.training import checkpoint  # noqa: E402

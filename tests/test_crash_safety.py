@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from dipn import wire  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
@@ -118,12 +118,12 @@ def test_a_killed_server_keeps_every_acknowledged_write_no_second_coupon_and_the
 
     engine = make_engine(db_url, pool_size=1)
     with engine.connect() as conn:
-        stored = {(r.device_id, r.ts) for r in conn.execute(select(models.scores.c.device_id, models.scores.c.ts))}
-        grants = {r.user_id: r for r in conn.execute(select(models.grants).where(models.grants.c.campaign_id == campaign))}
-        rows = conn.execute(select(func.count()).select_from(models.grants)
-                            .where(models.grants.c.campaign_id == campaign)).scalar()
-        reserved = conn.execute(select(func.sum(models.bucket_budgets.c.reserved_cents))
-                                .where(models.bucket_budgets.c.campaign_id == campaign)).scalar()
+        stored = {(r.device_id, r.ts) for r in conn.execute(select(tables.scores.c.device_id, tables.scores.c.ts))}
+        grants = {r.user_id: r for r in conn.execute(select(tables.grants).where(tables.grants.c.campaign_id == campaign))}
+        rows = conn.execute(select(func.count()).select_from(tables.grants)
+                            .where(tables.grants.c.campaign_id == campaign)).scalar()
+        reserved = conn.execute(select(func.sum(tables.bucket_budgets.c.reserved_cents))
+                                .where(tables.bucket_budgets.c.campaign_id == campaign)).scalar()
     engine.dispose()
     assert set(burst.acked_scores) <= stored, "an acknowledged score was lost"
     for answer in burst.acked_decisions:  # an acknowledged coupon exists, and is the same one afterwards
@@ -164,8 +164,8 @@ def test_a_device_killed_while_draining_its_queue_sends_every_score_once(tmp_pat
 
         def stored() -> int:
             with engine.connect() as conn:
-                return conn.execute(select(func.count()).select_from(models.scores)
-                                    .where(models.scores.c.device_id == device.device_id)).scalar()
+                return conn.execute(select(func.count()).select_from(tables.scores)
+                                    .where(tables.scores.c.device_id == device.device_id)).scalar()
 
         child = subprocess.Popen([sys.executable, "-c", UPLINK_CHILD, server.url, device.device_id, device.secret,
                                   str(queue_path)], cwd=ROOT)  # fmt: skip

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dipn.cli import main as dipn_main
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.training import checkpoint
 

@@ -31,8 +31,8 @@ def slice_of(users: tuple[str, ...] | None, out: Path) -> Path:
 def device_against_evaluate(tmp_path: Path, users: tuple[str, ...] | None) -> None:
     from convert.bundle import ConvertOptions, build_bundle
     from dipn.cli import main as dipn
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.data.store import SampleStore
+    from dipn.samples.build import BuildConfig, build_samples
+    from dipn.samples.store import SampleStore
     from dipn.evaluation.report import evaluate_checkpoint
     from dipn.features import FeatureManifest
     from dipn.training.config import TrainConfig

@@ -23,7 +23,7 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 
 from dipn import wire  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.client import DeviceClient  # noqa: E402
 from dipn.serving.config import ServerConfig  # noqa: E402
 from dipn.serving.server import free_port  # noqa: E402
@@ -97,7 +97,7 @@ def test_a_slow_body_gets_408_and_an_idle_keep_alive_connection_is_closed(quick:
         answer, took = _read_until_closed(sock, 5)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "request_timeout" and took < 3
-    assert quick.count(models.campaigns) == 0
+    assert quick.count(tables.campaigns) == 0
     with _connect(quick.url) as sock:  # one request, then idle: closed after the keep-alive timeout
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         answer, took = _read_until_closed(sock, 5)
@@ -136,7 +136,7 @@ def test_unpaired_surrogates_in_text_fields_are_a_422(databases: Databases) -> N
         assert device.status_code == 422 and set(device.json()) == {"error", "detail"}, device.text
         paired = http.post("/campaigns", content=b'{"name": "\\ud83d\\ude00 sale"}')  # a pair is one emoji
         assert paired.status_code == 201 and paired.json()["config"]["name"] == "\U0001f600 sale"
-        assert live.count(models.campaigns) == 1
+        assert live.count(tables.campaigns) == 1
 
 
 def test_the_signature_covers_the_query_string(quick: LiveServer) -> None:

@@ -17,8 +17,8 @@ import torch
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from torch import nn
 
-from dipn.data.store import SampleStore
-from dipn.evaluation.metrics import _Ranked, bootstrap_intervals, calibration_table, task_metrics
+from dipn.samples.store import SampleStore
+from dipn.training.metrics import _Ranked, bootstrap_intervals, calibration_table, task_metrics
 from dipn.training import checkpoint
 from dipn.training.batches import to_tensors
 from dipn.training.predict import predict

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dipn.data.readers import RawDataError, read_view
+from dipn.logs.readers import RawDataError, read_view
 from dipn.errors import DipnValidationError
 from dipn.features import SEQUENCE_ENCODERS, STATIC_ENCODERS, FeatureManifest, StreamEncoder, Vocabulary
 from dipn.features.contract import SCHEMAS

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dipn.commands import import_logs as import_command
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.importers import FORMATS, PAGE_LOG, STAY_CAP_MS, ImportConfig, import_logs
-from dipn.data.readers import RawDataError, read_dataset
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.logs.importers import FORMATS, PAGE_LOG, STAY_CAP_MS, ImportConfig, import_logs
+from dipn.logs.readers import RawDataError, read_dataset
 from dipn.errors import DipnValidationError
 
 DAY_S = 86_400

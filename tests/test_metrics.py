@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from dipn.evaluation.metrics import bootstrap_auc_interval
+from dipn.training.metrics import bootstrap_auc_interval
 
 
 def test_bootstrap_interval_brackets_the_auc_and_narrows_with_more_users() -> None:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dipn.cli import main as dipn_main
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.store import SampleStore
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
 
 BUILD = BuildConfig(cuts_per_day=10, seed=3, val_days=0.5)

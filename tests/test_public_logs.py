@@ -13,12 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.importers import ImportConfig, import_logs
-from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.features import FeatureManifest
+from dipn.logs.importers import ImportConfig, import_logs
 from dipn.models import VARIANTS, build_model_for_data
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.store import SampleStore
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 
@@ -152,7 +152,7 @@ def test_the_recency_rule_ranks_by_the_last_browse_and_scores_as_its_auc(public_
     from sklearn.metrics import roc_auc_score
 
     from benchmarks import real_data
-    from dipn.evaluation.metrics import task_metrics
+    from dipn.training.metrics import task_metrics
 
     store = SampleStore(public_samples[1])
     indices = store.indices()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dipn.data.readers import RawDataError, ReadResult, read_dataset, read_view, write_view
+from dipn.logs.readers import RawDataError, ReadResult, read_dataset, read_view, write_view
 from dipn.errors import DipnValidationError
 from dipn.features.contract import SCHEMAS
 

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 
 from convert.reference import TorchReference  # noqa: E402
 from dipn.bundle.errors import BundleIntegrityError  # noqa: E402
-from dipn.data.store import SampleStore  # noqa: E402
+from dipn.samples.store import SampleStore  # noqa: E402
 from mobile_demo import (  # noqa: E402
     Browse,
     DeviceError,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.store import SPLITS, SampleStore
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.store import SPLITS, SampleStore
 from dipn.features import SEQUENCE_ENCODERS, StreamEncoder
 from dipn.features.buckets import piecewise_bucket
 from tests.raw_logs import DAY, HOUR, START, write_logs
@@ -109,7 +109,7 @@ def test_no_cut_outside_the_label_observed_window(built) -> None:
 
 
 def test_encoding_in_user_aligned_chunks_changes_nothing(tiny_raw, tmp_path, monkeypatch) -> None:
-    import dipn.data.build as build
+    import dipn.samples.build as build
 
     whole = SampleStore(build_samples(tiny_raw, tmp_path / "whole", BuildConfig(cuts_per_day=5), progress=False)
                         and tmp_path / "whole")  # fmt: skip
@@ -127,7 +127,7 @@ def test_simulated_shoppers_become_samples_with_the_stated_label_rates(tmp_path)
     Bands (docs/simulator.md measures about 7% and 28% at density 1.0 over thousands of users):
     realtime in [2%, 15%], longterm in [12%, 45%], wide enough for 40 users.
     """
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.logs.simulation import SimulationConfig, simulate
 
     simulate(SimulationConfig(users=40, days=2, seed=3, density=1.0), tmp_path / "raw", progress=False)
     info = build_samples(tmp_path / "raw", tmp_path / "s", BuildConfig(cuts_per_day=20, val_days=0.5), progress=False)
@@ -190,7 +190,7 @@ def test_a_cuts_file_that_yields_no_sample_is_an_error_that_says_why(tmp_path, c
 
 def test_cuts_drawn_one_user_range_at_a_time_equal_the_whole_dataset_draw() -> None:
     """What lets the Spark engine sample each shard alone and still pick the default engine's cuts."""
-    from dipn.data.cuts import CutWindow, DrawPosition, draw_counts, sample_cuts
+    from dipn.samples.cuts import CutWindow, DrawPosition, draw_counts, sample_cuts
 
     rng = np.random.default_rng(1)
     window = CutWindow(start_ms=0, end_ms=3 * DAY, val_start_ms=2 * DAY, eval_start_ms=2 * DAY)

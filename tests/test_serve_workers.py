@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from dipn import wire  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.client import DeviceClient, OperatorClient  # noqa: E402
 from dipn.serving.db import make_engine  # noqa: E402
 from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
@@ -133,11 +133,11 @@ def test_two_workers_keep_every_promise_under_load_from_several_processes(endpoi
 
     engine = make_engine(db_url, pool_size=1)
     with engine.connect() as conn:
-        stored = {tuple(row) for row in conn.execute(select(models.scores.c.device_id, models.scores.c.ts))}
-        grants = {name: conn.execute(select(models.grants.c.user_id, models.grants.c.id)
-                                     .where(models.grants.c.campaign_id == cid)).all() for name, cid in campaigns.items()}
-        reserved = {name: conn.execute(select(func.sum(models.bucket_budgets.c.reserved_cents))
-                                       .where(models.bucket_budgets.c.campaign_id == cid)).scalar()
+        stored = {tuple(row) for row in conn.execute(select(tables.scores.c.device_id, tables.scores.c.ts))}
+        grants = {name: conn.execute(select(tables.grants.c.user_id, tables.grants.c.id)
+                                     .where(tables.grants.c.campaign_id == cid)).all() for name, cid in campaigns.items()}
+        reserved = {name: conn.execute(select(func.sum(tables.bucket_budgets.c.reserved_cents))
+                                       .where(tables.bucket_budgets.c.campaign_id == cid)).scalar()
                     for name, cid in campaigns.items()}  # fmt: skip
     engine.dispose()
 

@@ -19,9 +19,10 @@ pytest.importorskip("fastapi", reason="the serve extra (FastAPI, uvicorn, SQLAlc
 import httpx  # noqa: E402
 from sqlalchemy import func, inspect, select  # noqa: E402
 
+from benchmarks import uplift_metrics  # noqa: E402
 from dipn import wire  # noqa: E402
 from dipn.commands import coupon_report  # noqa: E402
-from dipn.serving import models, uplift_metrics  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.serving.buckets import assign_bucket, bucket_caps_cents  # noqa: E402
 from dipn.serving.client import DeviceClient, EndpointError, OperatorClient  # noqa: E402
 from dipn.serving.config import CampaignConfig, UpliftCurve  # noqa: E402
@@ -32,7 +33,6 @@ from dipn.serving.pgtemp import TempPostgres, postgres_unavailable  # noqa: E402
 from dipn.serving.policy import decide, solve_lagrange_multiplier, within_thresholds  # noqa: E402
 from dipn.serving.server import free_port  # noqa: E402
 from tests.serve_process import ADMIN, LiveServer  # noqa: E402
-
 
 # --- servers -------------------------------------------------------------------------------------
 
@@ -171,11 +171,11 @@ def test_uplift_metrics_agree_with_causalml() -> None:
         causalml_metrics.auuc_score(frame, treatment_effect_col="tau")["model"])
 
 
-def test_migrated_schema_has_exactly_the_tables_and_columns_of_the_models(tmp_path: Path) -> None:
+def test_migrated_schema_has_exactly_the_tables_and_columns_of_tables_py(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/m.db")
     assert migrate(engine) == [1, 2, 3]
     assert migrate(engine) == []  # idempotent
-    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
+    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in tables.metadata.sorted_tables}
     engine.dispose()
 
 
@@ -202,9 +202,9 @@ def test_a_database_at_schema_2_migrates_to_3_keeping_its_grants(tmp_path: Path)
         conn.execute(text("INSERT INTO grants (campaign_id, user_id, bucket, value_cents, granted_ms) "
                           "VALUES (1, 'u', 'all', 1000, 5)"))
     assert migrate(engine) == [3]
-    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in models.metadata.sorted_tables}
+    assert _tables(engine) == {t.name: {c.name for c in t.columns} for t in tables.metadata.sorted_tables}
     with engine.connect() as conn:
-        row = conn.execute(select(models.grants)).one()
+        row = conn.execute(select(tables.grants)).one()
     assert (row.user_id, row.value_cents, row.model_version, row.expires_ms) == ("u", 1000, None, None)
     engine.dispose()
 
@@ -215,8 +215,8 @@ def test_score_writer_prunes_nonces_older_than_twice_the_window(tmp_path: Path) 
     engine = make_engine(f"sqlite:///{tmp_path}/n.db")
     migrate(engine)
     with engine.begin() as conn:
-        conn.execute(models.devices.insert().values(device_id="a" * 32, user_id="u", public_key="00" * 32, created_ms=0))
-        conn.execute(models.request_nonces.insert(), [
+        conn.execute(tables.devices.insert().values(device_id="a" * 32, user_id="u", public_key="00" * 32, created_ms=0))
+        conn.execute(tables.request_nonces.insert(), [
             {"device_id": "a" * 32, "nonce": "old-nonce-0123456789", "created_ms": wire.now_ms() - 700_000},
             {"device_id": "a" * 32, "nonce": "new-nonce-0123456789", "created_ms": wire.now_ms() - 100_000}])
     writer = ingest.ScoreWriter(engine, max_batch=8, nonce_ttl_ms=300_000)
@@ -226,7 +226,7 @@ def test_score_writer_prunes_nonces_older_than_twice_the_window(tmp_path: Path) 
     assert writer.submit(post).result(10) == ingest.PostResult(replay=False, accepted=1, duplicates=0)
     writer.stop()
     with engine.connect() as conn:
-        nonces = set(conn.execute(select(models.request_nonces.c.nonce)).scalars())
+        nonces = set(conn.execute(select(tables.request_nonces.c.nonce)).scalars())
     assert nonces == {"new-nonce-0123456789", "fresh-nonce-0123456"}
     engine.dispose()
 
@@ -247,7 +247,7 @@ def test_registered_device_posts_signed_scores_and_a_retry_is_a_duplicate(server
     assert device.post_scores(scores) == {"accepted": 3, "duplicates": 0}
     assert device.post_scores(scores) == {"accepted": 0, "duplicates": 3}  # re-signed retry: stored once
     with server.engine.connect() as conn:
-        stored = conn.execute(select(models.scores).where(models.scores.c.device_id == device.device_id)).all()
+        stored = conn.execute(select(tables.scores).where(tables.scores.c.device_id == device.device_id)).all()
     assert len(stored) == 3 and {r.user_id for r in stored} == {"roundtrip-user"}
 
 
@@ -303,23 +303,23 @@ def test_bad_score_posts_get_4xx_with_a_reason_and_store_no_score(server: LiveSe
     device = DeviceClient.register(server.url, "bad-request-user")
     other = DeviceClient.register(server.url, "other-user")
     http = httpx.Client(base_url=server.url)
-    scores, nonces = server.count(models.scores), server.count(models.request_nonces)
+    scores, nonces = server.count(tables.scores), server.count(tables.request_nonces)
     for name, body, headers, status, code in _bad_request_cases(device, other):
         response = http.post("/scores", content=body, headers={"content-type": "application/json", **headers})
         assert response.status_code == status, (name, response.text)
         assert response.json()["error"] == code, (name, response.text)
         assert response.json()["detail"], name
         nonces += status in (403, 422) or code == "too_many_scores"
-        assert (server.count(models.scores), server.count(models.request_nonces)) == (scores, nonces), name
+        assert (server.count(tables.scores), server.count(tables.request_nonces)) == (scores, nonces), name
     # A replay: the same signed request twice. The first is stored, the second refused, writes nothing.
     body = wire.encode_scores([device.score("dipn-1", 0.3, 0.5)])
     headers = {"content-type": "application/json",
                **wire.signed_headers(device.device_id, device.secret, "POST", "/scores", body)}
     assert http.post("/scores", content=body, headers=headers).status_code == 200
-    after_first = (server.count(models.scores), server.count(models.request_nonces))
+    after_first = (server.count(tables.scores), server.count(tables.request_nonces))
     replay = http.post("/scores", content=body, headers=headers)
     assert replay.status_code == 409 and replay.json()["error"] == "replay"
-    assert (server.count(models.scores), server.count(models.request_nonces)) == after_first
+    assert (server.count(tables.scores), server.count(tables.request_nonces)) == after_first
 
 
 def test_concurrent_retries_grant_one_coupon_per_user(server: LiveServer) -> None:
@@ -332,9 +332,9 @@ def test_concurrent_retries_grant_one_coupon_per_user(server: LiveServer) -> Non
     for user in users:
         assert len({a["coupon_id"] for a in answers if a["user_id"] == user}) == 1
     with server.engine.connect() as conn:
-        rows = conn.execute(select(models.grants.c.user_id).where(models.grants.c.campaign_id == campaign["id"])).all()
-        reserved = conn.execute(select(func.sum(models.bucket_budgets.c.reserved_cents))
-                                .where(models.bucket_budgets.c.campaign_id == campaign["id"])).scalar()
+        rows = conn.execute(select(tables.grants.c.user_id).where(tables.grants.c.campaign_id == campaign["id"])).all()
+        reserved = conn.execute(select(func.sum(tables.bucket_budgets.c.reserved_cents))
+                                .where(tables.bucket_budgets.c.campaign_id == campaign["id"])).scalar()
     assert sorted(r.user_id for r in rows) == sorted(users)
     assert reserved == len(users) * 1000  # one 10.00 coupon each, no reservation leaked by the losers
 
@@ -511,8 +511,7 @@ def test_coupon_report_takes_the_operator_token_from_the_environment_never_from_
 @pytest.mark.slow
 def test_no_acknowledged_score_is_lost_when_the_server_is_killed(tmp_path: Path) -> None:
     """dipn serve with 2 workers, SIGKILLed under load, restarted: every acked score is stored."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import endpoint_load
+    from benchmarks import endpoint_load
 
     db_url = f"sqlite:///{tmp_path}/crash.db"
     port = free_port()
@@ -533,7 +532,7 @@ def test_no_acknowledged_score_is_lost_when_the_server_is_killed(tmp_path: Path)
     assert result["acked"], "nothing was acknowledged before the kill"
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        stored = {(r.device_id, r.ts) for r in conn.execute(select(models.scores.c.device_id, models.scores.c.ts))}
+        stored = {(r.device_id, r.ts) for r in conn.execute(select(tables.scores.c.device_id, tables.scores.c.ts))}
     engine.dispose()
     for index in result["acked"]:
         body = requests[index].split(b"\r\n\r\n", 1)[1]
@@ -542,8 +541,7 @@ def test_no_acknowledged_score_is_lost_when_the_server_is_killed(tmp_path: Path)
 
 
 def test_coupon_ab_benchmark_reports_table7_a_threshold_sweep_and_qini(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import coupon_ab
+    from benchmarks import coupon_ab
 
     assert coupon_ab.main(["--users", "20000", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "coupon_ab.json").read_text())

@@ -44,7 +44,7 @@ def other_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def bundles(keys: tuple[Path, Path], tiny_checkpoint: Path, tiny_samples: Path,
             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two signed ONNX bundles of two different models: A through the CLI, B through the API."""
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
 

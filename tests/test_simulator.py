@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dipn.data.simulation import SimulationConfig, simulate
-from dipn.data.simulation import catalog as cat
-from dipn.data.simulation.config import CHUNK_USERS, DAY_MS, HOUR_MS
+from dipn.logs.simulation import SimulationConfig, simulate
+from dipn.logs.simulation import catalog as cat
+from dipn.logs.simulation.config import CHUNK_USERS, DAY_MS, HOUR_MS
 from dipn.features.contract import CONDITIONAL_REQUIRED, ON_SCREEN, RAW_VIEWS, SCHEMAS, TIME_COLUMN
 from dipn.features.spec import FeatureConfig, Group
 

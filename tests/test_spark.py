@@ -8,14 +8,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.readers import RawDataError, write_view
-from dipn.data.spark import spark_unavailable
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.logs.readers import RawDataError, write_view
+from dipn.samples.spark import spark_unavailable
 
 if spark_unavailable():
     pytest.skip(f"Spark engine not testable: {spark_unavailable()}", allow_module_level=True)
 
-from dipn.data.spark import build_samples_spark, spark_session  # noqa: E402
+from dipn.samples.spark import build_samples_spark, spark_session  # noqa: E402
 
 SMALL_SHARDS = BuildConfig(cuts_per_day=10, seed=3, users_per_shard=16, val_days=0.5)  # 60 users: 4 shards, 4 tasks
 ENGINE_ONLY = ("build_seconds", "engine")  # dataset.json keys that name the engine or its speed

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dipn.cli import main as cli
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.training import runtime
 from dipn.training.checkpoint import load_model
 from dipn.training.config import TrainConfig

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.models import multitask_loss
 from dipn.training import checkpoint
 from dipn.training.batches import to_tensors

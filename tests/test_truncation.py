@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.cuts import IDLE_CUT
-from dipn.data.store import SampleStore
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.cuts import IDLE_CUT
+from dipn.samples.store import SampleStore
 from tests.raw_logs import device_at_cut
 
 INPUTS = ("swipe", "tap", "browse", "history", "profile", "context")

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.wire import WIRE_FIELDS, new_device_key  # noqa: E402
 from mobile_demo import InvalidArgumentError, Score  # noqa: E402
 from mobile_demo.uplink import Uplink, UplinkConfig, UplinkError, register_device  # noqa: E402
@@ -67,7 +67,7 @@ def test_only_the_five_score_fields_go_on_the_wire(live: LiveServer, tmp_path: P
             assert tuple(score) == WIRE_FIELDS or set(score) == set(WIRE_FIELDS)
         assert not any(secret.encode() in body for secret in RAW_SECRETS)
     assert uplink.bytes_sent == sum(len(b) for b in bodies)
-    assert uplink.counts["acknowledged"] == 10 and live.count(models.scores) >= 10
+    assert uplink.counts["acknowledged"] == 10 and live.count(tables.scores) >= 10
     uplink.close()
 
 
@@ -83,11 +83,11 @@ def test_offline_queue_survives_a_restart_and_drains_in_order(live: LiveServer, 
     assert sleeps == [0.2, 0.4]  # exponential backoff between the three attempts
     offline.close()  # the app is killed while offline
 
-    before = live.count(models.scores)
+    before = live.count(tables.scores)
     back = Uplink(live.url, device.device_id, device.secret, tmp_path / "q.db", UplinkConfig(batch_size=5))
     assert len(back.queue) == 12
     assert back.flush() == 12 and len(back.queue) == 0
-    assert live.count(models.scores) == before + 12
+    assert live.count(tables.scores) == before + 12
     assert back.flush() == 0  # nothing left, nothing sent twice
     back.close()
 
@@ -173,7 +173,7 @@ def test_a_refused_score_costs_only_itself_and_a_batch_over_the_limit_is_split(t
                           "ts": now - 10})  # fmt: skip
         assert uplink.flush() == 10 and len(uplink.queue) == 0
         assert uplink.counts["acknowledged"] == 10 and uplink.counts["rejected_422"] == 2
-        assert uplink.counts["split_413"] >= 1 and server.count(models.scores) == 10
+        assert uplink.counts["split_413"] >= 1 and server.count(tables.scores) == 10
         # A refusal that names no score (here: the endpoint does not know the device) keeps the queue.
         stranger = Uplink(server.url, "e" * 32, device.secret, tmp_path / "q2.db")
         stranger.submit(make_score(0.3, 0.5, now))

@@ -11,15 +11,15 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dipn.data.build import BuildConfig, build_samples
-from dipn.data.cuts import cut_window
-from dipn.data.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.evaluation.seeded import seeded_auc, seeded_difference
 from dipn.features import FeatureManifest, Kind, Vocabulary, vocab_key
 from dipn.features.spec import OOV_ID, TABLE3
 from dipn.models import build_model_for_data
 from dipn.models.embeddings import GroupEmbedding, set_embedding_dropout
+from dipn.samples.build import BuildConfig, build_samples
+from dipn.samples.cuts import cut_window
+from dipn.samples.store import SampleStore
 from dipn.training.config import TrainConfig
 from tests.raw_logs import DAY, HOUR, START
 
@@ -40,8 +40,8 @@ def test_a_frequency_floor_keeps_the_frequent_values_in_the_same_order() -> None
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    from dipn.logs.importers import ImportConfig, import_logs
     from tests.test_public_logs import write_userbehavior
-    from dipn.data.importers import ImportConfig, import_logs
 
     root = tmp_path_factory.mktemp("vocab")
     import_logs("taobao-userbehavior", [write_userbehavior(root / "UserBehavior.csv", users=12)], root / "raw",

@@ -9,12 +9,13 @@
   * the endpoint's enrollment is closed: ``dipn shop`` adds the enrollment token (from
     --enroll-token-file) to the registration it forwards, and the token never reaches the page;
   * which scores were posted, and why, is what mobile_demo.policies decides for the same scores;
-  * a screenshot is saved under docs/img/.
+  * a screenshot is saved under docs/img/ when DIPN_UPDATE_SCREENSHOTS is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ from dipn.bundle.manifest import load_bundle  # noqa: E402
 from dipn.bundle.runners.onnx import OnnxRunner  # noqa: E402
 from dipn.bundle.selftest import encode_case  # noqa: E402
 from dipn.features import VIEWS, FeatureManifest  # noqa: E402
-from dipn.serving import models  # noqa: E402
+from dipn.serving import tables  # noqa: E402
 from dipn.wire import WIRE_FIELDS  # noqa: E402
 from mobile_demo.policies import PostingPolicy, ScoringPolicy  # noqa: E402
 from tests.serve_process import LiveServer  # noqa: E402
@@ -102,13 +103,15 @@ def shop_run(onnx_bundle: Path, signing_keys, web_build: Path, tmp_path_factory:
             line = shop.stdout.readline()
             assert line.startswith("dipn shop: http://127.0.0.1:"), line + shop.stderr.read()
             url = line.split()[2]
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            # The committed picture changes only when asked: a test run leaves the tree as it found it.
+            shot = SCREENSHOT if os.environ.get("DIPN_UPDATE_SCREENSHOTS") else work / "web-shop.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
             out = work / "drive.json"
             done = subprocess.run(["node", str(web_build / "e2e" / "drive.js"), "--url", url, "--out", str(out),
-                                   "--screenshot", str(SCREENSHOT)], capture_output=True, text=True, timeout=600)  # fmt: skip
+                                   "--screenshot", str(shot)], capture_output=True, text=True, timeout=600)  # fmt: skip
             assert done.returncode == 0, done.stderr
             with endpoint.engine.connect() as conn:
-                stored = [dict(r._mapping) for r in conn.execute(select(models.scores).order_by(models.scores.c.id))]
+                stored = [dict(r._mapping) for r in conn.execute(select(tables.scores).order_by(tables.scores.c.id))]
             return json.loads(out.read_text()), url, stored
         finally:
             shop.terminate()

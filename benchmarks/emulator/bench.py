@@ -1,7 +1,7 @@
 """The device wrapper on an emulated ARM64 phone CPU: do the artifacts run and agree, and what do they cost?
 
-    python benchmarks/emulator/build.py      # once (make emulator)
-    python benchmarks/emulator/bench.py      # runs/demo/bundle; writes benchmarks/results/emulator.{json,md,png}
+    python -m benchmarks.emulator.build      # once (make emulator)
+    python -m benchmarks.emulator.bench      # runs/demo/bundle; writes benchmarks/results/emulator.{json,md,png}
 
 Three measurements, each on the same bundle and the same golden inputs:
   1. agreement: ``guest.py runtime`` loads every ONNX and TFLite artifact through the wrapper's own
@@ -37,11 +37,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.emulator import rootfs  # noqa: E402
-from benchmarks.emulator.report import render  # noqa: E402
-from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.emulator import rootfs
+from benchmarks.emulator.report import render
+from benchmarks.machine import machine_info
 
 GUEST_SCRIPT = HERE / "guest.py"
 DEVICE_PACKAGES = ("dipn", "mobile_demo")  # pure Python; the device imports no convert, and the guest has no torch
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         counts = instruction_counts(modern, args.bundle, artifacts, args.count_n, args.jobs, Path(tmp))
     report = {
-        "command": " ".join(["python benchmarks/emulator/bench.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m benchmarks.emulator.bench", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_info(), "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "seconds": round(time.perf_counter() - started), "bundle": str(args.bundle),
         "model_version": manifest.get("model_version"), "signed": public_key is not None,

@@ -1,7 +1,7 @@
 """Build the emulated ARM64 phone (``make emulator``): host tools, two userlands, the instruction counter.
 
-    python benchmarks/emulator/build.py            # builds what is missing (about 1-2 minutes, ~400 MB)
-    python benchmarks/emulator/build.py --rebuild  # from scratch
+    python -m benchmarks.emulator.build            # builds what is missing (about 1-2 minutes, ~400 MB)
+    python -m benchmarks.emulator.build --rebuild  # from scratch
 
 Where it cannot be built (not root and tools missing, no room), it says why and exits 0: the
 emulator benchmark then skips with the same reason, and nothing else depends on it.
@@ -14,11 +14,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.emulator import rootfs  # noqa: E402
+from benchmarks.emulator import rootfs
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ def render(report: dict[str, Any], plot_path: Path) -> str:
         f"Bundle: `{report['bundle']}` ({report['model_version']}, "
         f"{'signature checked in the guest' if report['signed'] else 'loaded unsigned'})  ",
         f"Emulator: {v['qemu']}, user mode, `-cpu cortex-a76` for wall time; Debian arm64 userlands built by "
-        "`python benchmarks/emulator/build.py`  ",
+        "`python -m benchmarks.emulator.build`  ",
         f"Guest (bookworm, Python {guest['python']}): numpy {site['numpy']}, onnxruntime {site['onnxruntime']}, "
         f"ai-edge-litert {site['ai-edge-litert']} (the newest with an aarch64 wheel for Python 3.11), cryptography "
         f"{site['cryptography']}. Host: numpy {v['host']['numpy']}, onnxruntime {v['host']['onnxruntime']}, "

@@ -151,12 +151,12 @@ def not_built_reason() -> str | None:
     """Why the benchmark cannot run now (nothing is downloaded to find out), or None."""
     for land in (bookworm(), bullseye()):
         if not land.built():
-            return f"the {land.name} userland is not built ({land.path}): run `python benchmarks/emulator/build.py`"
+            return f"the {land.name} userland is not built ({land.path}): run `python -m benchmarks.emulator.build`"
     for tool in ("qemu-aarch64-static", "qemu-aarch64", "valgrind"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed: run `python benchmarks/emulator/build.py`"
+            return f"{tool} is not installed: run `python -m benchmarks.emulator.build`"
     if not PLUGIN.exists():
-        return f"the instruction-count plugin {PLUGIN} is not built: run `python benchmarks/emulator/build.py`"
+        return f"the instruction-count plugin {PLUGIN} is not built: run `python -m benchmarks.emulator.build`"
     return None
 
 

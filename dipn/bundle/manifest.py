@@ -11,7 +11,7 @@ dtype, shape with the batch axis first, in the artifact's signature order), ``ou
 (``p_realtime``, ``p_longterm``), ``features`` (the encoder's spec, ``features.json``), ``golden``,
 ``artifacts`` (format, precision, path, minimum runtime versions), ``default_precision``, and
 ``scoring_policy``: ``{"on_event": true, "timer_ms": 60000 | null, "idle_limit_ms": 1800000}``, the
-moments the training samples were cut at (``dipn.data.cuts.cut_moments``; docs/device.md). A
+moments the training samples were cut at (``dipn.samples.cuts.cut_moments``; docs/device.md). A
 bundle without it (older than issue 24) is scored with those defaults.
 """
 

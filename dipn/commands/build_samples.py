@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dipn.commands.options import (
     finite_float,
@@ -13,8 +16,66 @@ from dipn.commands.options import (
     spark_master,
     utc_offset_minutes,
 )
-from dipn.data.build import BuildConfig
+from dipn.commands.render import format_summary
 from dipn.errors import DipnValidationError
+from dipn.samples.build import BuildConfig
+
+
+@dataclass(frozen=True)
+class _Flag:
+    """One option of a ``BuildConfig`` field: the config holds milliseconds where a person types
+    seconds or minutes, so ``scale`` converts the typed value (and the default shown back)."""
+
+    field: str
+    parse: Callable[[str], Any]
+    text: str
+    unit: str = ""
+    scale: float = 1.0
+
+    @property
+    def option(self) -> str:
+        return self.field.removesuffix("_ms").replace("_", "-") + (f"-{self.unit}" if self.unit else "")
+
+    def help(self, default: Any) -> str:
+        shown = "none" if default is None else f"{default / self.scale:g}"
+        return self.text.replace("{default}", shown)
+
+    def value(self, typed: Any) -> Any:
+        return round(typed * self.scale) if self.scale != 1 else typed
+
+
+# Every BuildConfig field but `lenient` (a switch), in --help order; tests hold the two in step.
+_FLAGS = (
+    _Flag("cuts_per_day", finite_float, "cuts per user-day (default {default}, the paper's ~400 per 14 days)"),
+    _Flag("eval_days", finite_float, "days at the end of the cut window used for evaluation, the test (default {default})"),
+    _Flag("val_days", finite_float, "days before the evaluation days used for validation: early stopping, model choice "
+          "(default {default})"),
+    _Flag("realtime_hours", finite_float, "label horizon of the real-time task: purchase within this many hours "
+          "(default {default})"),
+    _Flag("longterm_hours", finite_float, "label horizon of the long-term task (default {default}); cuts stop this long "
+          "before the logs end"),
+    _Flag("idle_timer_ms", finite_float, "idle cuts: a device timer fires this often after the last event (default "
+          "{default} s)", "seconds", 1000),
+    _Flag("idle_limit_ms", finite_float, "...until this long after it, when the app counts as closed (default {default} "
+          "min; 0: no idle cuts)", "minutes", 60_000),
+    _Flag("idle_share", finite_float, "share of each user-day's cuts taken at idle moments (default: as the timer would "
+          "score them, i.e. drawn from event and idle moments alike)"),
+    _Flag("seed", seed, "seed of the cut sampling (default {default})"),
+    _Flag("min_count", int_in(1, 10**9), "vocabularies (pages, buttons, categories) keep values seen at least this many "
+          "times in the training logs; rarer ones encode as out-of-vocabulary. Embedding tables are sized to the "
+          "vocabulary built (default {default}: every value seen)"),
+    _Flag("users_per_shard", int_in(1, 10**9), "users per shard directory (default {default})"),
+    _Flag("utc_offset_minutes", utc_offset_minutes, "time zone of the hour-of-day feature (default: meta.json's, as dipn "
+          "import writes it; else UTC)"),
+)  # fmt: skip
+
+
+def build_config(args: argparse.Namespace) -> BuildConfig:
+    """The BuildConfig the flags given name; a flag left out keeps the config's default."""
+    given = {flag.field: flag.value(getattr(args, flag.field)) for flag in _FLAGS if hasattr(args, flag.field)}
+    if getattr(args, "lenient", False):
+        given["lenient"] = True
+    return BuildConfig(**given)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,43 +93,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("raw_dir", type=Path, help="directory with swipe.*, tap.*, browse.*, history.*, profile.*")
     p.add_argument("--out", type=Path, required=True, help="output sample directory")
-    p.add_argument("--cuts-per-day", type=finite_float, default=d.cuts_per_day,
-                   help=f"cuts per user-day (default {d.cuts_per_day:g}, the paper's ~400 per 14 days)")
-    p.add_argument("--eval-days", type=finite_float, default=d.eval_days,
-                   help=f"days at the end of the cut window used for evaluation, the test (default {d.eval_days:g})")
-    p.add_argument("--val-days", type=finite_float, default=d.val_days,
-                   help=f"days before the evaluation days used for validation: early stopping, model "
-                   f"choice (default {d.val_days:g})")
-    p.add_argument("--realtime-hours", type=finite_float, default=d.realtime_hours,
-                   help=f"label horizon of the real-time task: purchase within this many hours (default {d.realtime_hours:g})")
-    p.add_argument("--longterm-hours", type=finite_float, default=d.longterm_hours,
-                   help=f"label horizon of the long-term task (default {d.longterm_hours:g}); cuts stop "
-                   "this long before the logs end")
-    p.add_argument("--idle-timer-seconds", type=finite_float, default=d.idle_timer_ms / 1000,
-                   help=f"idle cuts: a device timer fires this often after the last event (default "
-                   f"{d.idle_timer_ms / 1000:g} s)")
-    p.add_argument("--idle-limit-minutes", type=finite_float, default=d.idle_limit_ms / 60_000,
-                   help=f"...until this long after it, when the app counts as closed (default "
-                   f"{d.idle_limit_ms / 60_000:g} min; 0: no idle cuts)")
-    p.add_argument("--idle-share", type=finite_float, default=d.idle_share,
-                   help="share of each user-day's cuts taken at idle moments (default: as the timer "
-                   "would score them, i.e. drawn from event and idle moments alike)")
-    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the cut sampling")
-    p.add_argument("--min-count", type=int_in(1, 10**9), default=d.min_count,
-                   help=f"vocabularies (pages, buttons, categories) keep values seen at least this many times in "
-                   f"the training logs; rarer ones encode as out-of-vocabulary. Embedding tables are sized to "
-                   f"the vocabulary built (default {d.min_count}: every value seen)")
-    p.add_argument("--users-per-shard", type=int_in(1, 10**9), default=d.users_per_shard,
-                   help=f"users per shard directory (default {d.users_per_shard})")
-    p.add_argument("--utc-offset-minutes", type=utc_offset_minutes, default=d.utc_offset_minutes,
-                   help="time zone of the hour-of-day feature (default: meta.json's, as dipn import writes it; else UTC)")
+    for flag in _FLAGS:
+        p.add_argument(f"--{flag.option}", dest=flag.field, metavar=flag.option.replace("-", "_").upper(),
+                       type=flag.parse, default=argparse.SUPPRESS, help=flag.help(getattr(d, flag.field)))
     p.add_argument("--manifest", type=regular_file, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
     p.add_argument("--cuts", type=regular_file, default=None,
                    help="CSV with columns user_id, ts (integer ms since the epoch, as the raw logs) "
                    "and optionally split (train|val|eval): build samples exactly at these cut times "
                    "instead of random ones; without split, the cut's day decides it")
-    p.add_argument("--lenient", action="store_true",
+    p.add_argument("--lenient", action="store_true", default=argparse.SUPPRESS,
                    help="drop and count malformed rows instead of stopping at the first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=("default", "spark"), default="default",
@@ -83,24 +117,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.build import build_samples
     from dipn.features import FeatureManifest
+    from dipn.samples.build import build_samples
 
-    config = BuildConfig(
-        cuts_per_day=args.cuts_per_day,
-        eval_days=args.eval_days,
-        val_days=args.val_days,
-        realtime_hours=args.realtime_hours,
-        longterm_hours=args.longterm_hours,
-        idle_timer_ms=round(args.idle_timer_seconds * 1000),
-        idle_limit_ms=round(args.idle_limit_minutes * 60_000),
-        idle_share=args.idle_share,
-        seed=args.seed,
-        users_per_shard=args.users_per_shard,
-        lenient=args.lenient,
-        utc_offset_minutes=args.utc_offset_minutes,
-        min_count=args.min_count,
-    )
+    config = build_config(args)
     manifest = FeatureManifest.load(args.manifest) if args.manifest else None
     if args.engine == "spark":
         info = _build_on_spark(args, config, manifest)
@@ -111,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build_on_spark(args: argparse.Namespace, config: BuildConfig, manifest) -> dict:
-    from dipn.data.spark import build_samples_spark, spark_session, spark_unavailable
+    from dipn.samples.spark import build_samples_spark, spark_session, spark_unavailable
 
     reason = spark_unavailable()
     if reason:
@@ -127,18 +147,3 @@ def _key_value(item: str) -> tuple[str, str]:
     if not sep or not key:
         raise DipnValidationError(f"--spark-conf wants KEY=VALUE, got {item!r}")
     return key.strip(), value.strip()
-
-
-def format_summary(info: dict) -> str:
-    lines = [f"users: {info['users']}   events: " + ", ".join(f"{v} {n:,}" for v, n in info["events"].items())]
-    hours = (info["build"]["realtime_hours"], info["build"]["longterm_hours"])
-    for split, s in info["splits"].items():
-        lines.append(
-            f"{split:5s}: {s['samples']:>9,} samples ({s['event_cuts']:,} at events, {s['idle_cuts']:,} idle)"
-            f"   realtime ({hours[0]:g} h) rate {s['realtime_rate']:.3f}   longterm ({hours[1]:g} h) rate {s['longterm_rate']:.3f}"
-        )
-    lines.append(f"built in {info['build_seconds']:.1f} s")
-    for view, report in info.get("read_reports", {}).items():
-        if "dropped" in report and "dropped: {}" not in report:
-            lines.append(f"{view}: {report}")
-    return "\n".join(lines)

@@ -71,14 +71,12 @@ class Stages:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.commands.build_samples import format_summary
-    from dipn.commands.inspect import render_sample
-    from dipn.data.build import BuildConfig, build_samples
-    from dipn.commands.train import describe_model
-    from dipn.data.simulation import SimulationConfig, simulate
-    from dipn.data.store import SampleStore
+    from dipn.commands.render import describe_model, format_summary, render_sample
     from dipn.evaluation.report import evaluate_checkpoint
+    from dipn.logs.simulation import SimulationConfig, simulate
     from dipn.outputs import DEMO, existing_output, make_directory, write_text
+    from dipn.samples.build import BuildConfig, build_samples
+    from dipn.samples.store import SampleStore
     from dipn.training.config import TrainConfig
     from dipn.training.loop import Trainer
     from dipn.training.run_dir import prepare_run_dir
@@ -136,8 +134,8 @@ def choose_band(run_dir: Path, samples: Path, grant_rate: float, cuts: int, seed
     95% interval over users."""
     import numpy as np
 
-    from dipn.data.store import SampleStore
     from dipn.evaluation.report import write_predictions
+    from dipn.samples.store import SampleStore
     from dipn.serving.band import Band, candidate_rows, resolve
     from dipn.serving.config import CampaignConfig
     from dipn.serving.predictions import read_predictions

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dipn.commands.options import float_in, regular_file, utc_offset_minutes
-from dipn.data.importers import FORMATS, STAY_CAP_MS
+from dipn.logs.importers import FORMATS, STAY_CAP_MS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.importers import ImportConfig, import_logs
+    from dipn.logs.importers import ImportConfig, import_logs
 
     config = ImportConfig(
         lenient=args.lenient,

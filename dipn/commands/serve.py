@@ -10,9 +10,25 @@ that starts them.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from dipn.commands.tokens import refuse_on_argv
+
+# The option each server setting comes from, to name it when ServerConfig refuses its value.
+FLAGS = {"port": "--port", "workers": "--workers", "max_body_bytes": "--max-body-bytes",
+         "signature_window_ms": "--signature-window", "rate_limit": "--rate-limit"}
+
+
+def milliseconds(text: str) -> int:
+    """Seconds on the command line, as the whole milliseconds ``ServerConfig`` holds and checks."""
+    value = float(text) * 1000
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
+    return round(value)
+
+
+milliseconds.__name__ = "float"  # argparse's "invalid float value: 'x'"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--insecure-open-enrollment", action="store_true",
                    help="let anyone register a device for any user id (a warning says so at start): for demos")
     refuse_on_argv(p, "--admin-token", "--enroll-token")
-    p.add_argument("--signature-window", type=float, default=300.0,
+    p.add_argument("--signature-window", type=milliseconds, default=300_000, dest="signature_window_ms",
                    help="seconds a signed request stays valid either side of the server clock (default 300)")
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (default 65536)")
     p.add_argument("--rate-limit", type=int, default=os.environ.get("DIPN_RATE_LIMIT") or "120",
@@ -56,26 +72,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every setting is checked by ``ServerConfig`` (a refusal names the option) before the
+    database is touched; the tokens are read only when the server is to start."""
+    from dataclasses import replace
+
     from dipn.errors import DipnValidationError
-    from dipn.serving.config import ServerConfig, token_from
+    from dipn.serving.config import ServerConfig, SettingError, token_from
     from dipn.serving.server import migrate_database, run_server
 
-    if args.workers < 1 or not 0 < args.port < 65536 or not 0 < args.signature_window <= 86_400:
-        raise DipnValidationError("--workers >= 1, --port in 1..65535, --signature-window in (0, 86400] seconds")
-    if args.rate_limit < 0:
-        raise DipnValidationError(f"--rate-limit must be >= 0 (0: no limit), got {args.rate_limit}")
+    try:
+        config = ServerConfig(db_url=args.db, host=args.host, port=args.port, workers=args.workers,
+                              open_operator_routes=args.insecure_open_operator_routes,
+                              open_enrollment=args.insecure_open_enrollment, max_body_bytes=args.max_body_bytes,
+                              signature_window_ms=args.signature_window_ms, rate_limit=args.rate_limit)
+    except SettingError as exc:
+        raise DipnValidationError(f"{FLAGS[exc.setting]}: {exc}" if exc.setting in FLAGS else str(exc)) from None
     if args.migrate_only:
-        applied = migrate_database(args.db)
+        applied = migrate_database(config.db_url)
         print(f"applied migrations {applied}" if applied else "schema already current")
         return 0
     try:
-        config = ServerConfig(db_url=args.db,
-                              admin_token=token_from(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file"),
-                              enroll_token=token_from(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file"),
-                              open_operator_routes=args.insecure_open_operator_routes,
-                              open_enrollment=args.insecure_open_enrollment, max_body_bytes=args.max_body_bytes,
-                              signature_window_ms=round(args.signature_window * 1000), rate_limit=args.rate_limit)
+        config = replace(config,
+                         admin_token=token_from(args.admin_token_file, "DIPN_ADMIN_TOKEN", "--admin-token-file"),
+                         enroll_token=token_from(args.enroll_token_file, "DIPN_ENROLL_TOKEN", "--enroll-token-file"))
     except ValueError as exc:
         raise DipnValidationError(str(exc)) from None
-    run_server(config, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
+    run_server(config, access_log=args.access_log)
     return 0

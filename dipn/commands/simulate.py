@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.simulation import SimulationConfig, simulate
+    from dipn.logs.simulation import SimulationConfig, simulate
 
     config = SimulationConfig(users=args.users, days=args.days, seed=args.seed, density=args.density)
     summary = simulate(config, args.out, progress=not args.quiet)

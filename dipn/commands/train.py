@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 from pathlib import Path
 
 from dipn.commands.options import regular_file, seed, torch_device
+from dipn.commands.render import describe_model
 from dipn.presets import models_help, variants_help
 from dipn.training.config import TrainConfig
 
@@ -76,7 +76,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dipn.data.store import SampleStore
+    from dipn.samples.store import SampleStore
     from dipn.presets import GBDT_MODELS
 
     config = resolve_config(args)
@@ -135,42 +135,3 @@ def run_gbdt(args: argparse.Namespace, config: TrainConfig, store) -> int:
     aucs = ", ".join(f"{t} AUC {best[t]['auc']:.4f}" for t in ("realtime", "longterm") if t in best)
     print(f"val: {aucs} after {best['rounds']} rounds; model {result['model_path']}")
     return 0
-
-
-def describe_model(config: TrainConfig, store) -> str:
-    from dipn.models import build_model_for_data, parameter_counts, size_estimate_mb
-
-    model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present)
-    counts = parameter_counts(model)
-    total = sum(counts.values())
-    lines = [f"model {config.model} / variant {config.variant or 'default'}; inputs {', '.join(model.input_names)}",
-             f"{'component':28s} {'parameters':>12s} {'share':>7s}"]  # fmt: skip
-    lines += [f"{k:28s} {v:12,d} {v / total:7.1%}" for k, v in counts.items()]
-    sizes = size_estimate_mb(model)
-    lines.append(f"{'total':28s} {total:12,d}")
-    lines.append(f"size: fp32 {sizes['fp32_mb']:.2f} MB, int8 estimate {sizes['int8_mb']:.2f} MB")
-    lines += vocabulary_lines(model, store.manifest)
-    lines.append("training config: " + json.dumps(config.to_dict()))
-    lines.append(f"samples: {store.split_counts()}")
-    return "\n".join(lines)
-
-
-def vocabulary_lines(model, manifest) -> list[str]:  # noqa: ANN001
-    """The vocabulary tables the model holds: rows against the values built and Table 3's cap, so a
-    reader sees that the tables are sized to the data (docs/models.md, "Embedding tables")."""
-    from torch import nn
-
-    from dipn.features import Kind, vocab_key
-    from dipn.features.spec import TABLE3
-
-    cap = {vocab_key(s): s.vocab_size for s in TABLE3}
-    lines = []
-    for name, module in model.named_modules():
-        for record, table in zip(getattr(module, "records", ()), getattr(module, "tables", ())):
-            spec = manifest.config.spec(record.group, record.feature)
-            if spec.kind is Kind.VOCABULARY and isinstance(table, nn.Embedding):
-                key = vocab_key(spec)
-                lines.append(f"  {name}.{record.feature}: {table.num_embeddings:,} rows x {table.embedding_dim} = "
-                             f"{len(manifest.vocabularies.get(key, ())):,} values + padding + OOV (Table 3 cap "
-                             f"{cap.get(key, spec.vocab_size):,})")  # fmt: skip
-    return ["vocabulary tables:"] + lines if lines else []

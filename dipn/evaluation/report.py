@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from dipn.data.cuts import CUT_TYPES
-from dipn.data.store import SampleStore
+from dipn.samples.cuts import CUT_TYPES
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn.evaluation.metrics import METRICS, bootstrap_intervals, calibration_table, task_metrics
+from dipn.training.metrics import METRICS, bootstrap_intervals, calibration_table, task_metrics
 from dipn.evaluation.plots import reliability_plot, score_histograms
 from dipn.features import TASKS
 from dipn.outputs import EVALUATION, replacing, staged, writing_file

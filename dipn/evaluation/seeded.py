@@ -5,7 +5,7 @@ One training run is one draw of the initialisation and batch order; on a small r
 seeds of the same model differ by as much as two models do. A table row therefore trains each
 seed on the same data and scores them on the same evaluation samples. Each bootstrap round
 resamples users with replacement (a user's samples are not independent, see
-``dipn.evaluation.metrics``) and the seeds with replacement, and takes the mean AUC of the drawn
+``dipn.training.metrics``) and the seeds with replacement, and takes the mean AUC of the drawn
 seeds on the drawn users: the interval covers both sources of chance. A paired difference draws
 the same users and the same seed positions for both rows, so the user-level noise they share
 cancels. With one seed these reduce to the plain user bootstrap.
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from dipn.data.cuts import CUT_TYPES
-from dipn.evaluation.metrics import task_metrics
+from dipn.samples.cuts import CUT_TYPES
+from dipn.training.metrics import task_metrics
 
 
 def _resamples(labels: np.ndarray, users: np.ndarray, seeds: int, rounds: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -83,7 +83,7 @@ def seeded_row_metrics(runs: Sequence[dict[str, np.ndarray]], labels: dict[str, 
                        cut_type: np.ndarray, references: dict[str, Sequence[dict[str, np.ndarray]]] | None = None,
                        rounds: int = 200, seed: int = 0) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per task: ``seeded_auc``, the paired difference against each named reference row
-    (``vs_<name>``; ``vs_reference`` for the first, as ``dipn.evaluation.tables.row_metrics``
+    (``vs_<name>``; ``vs_reference`` for the first, as ``benchmarks.tables.row_metrics``
     names it) and the same by cut type. ``runs``: per seed, task -> scores on the evaluation samples."""
     out: dict[str, dict[str, Any]] = {}
     for task in runs[0]:

@@ -4,18 +4,25 @@ inputs, shared by training (batch) and devices (incremental), and the names of i
 Depends on numpy only: the device side imports this package and nothing heavier.
 """
 
-from dipn.features.buckets import step_bucket, stay_time_bucket
+from dipn.features.buckets import stay_time_bucket, step_bucket
 from dipn.features.columns import Factorized, factorize
 from dipn.features.contract import VIEW_COLUMNS
+from dipn.features.encoders import SEQUENCE_ENCODERS, STATIC_ENCODERS
 from dipn.features.inputs import inputs_at_cut, left_pad, merge_by_time, static_ids
-from dipn.features.manifest import MASK_FEATURE, FeatureManifest, vocab_key
-from dipn.features.names import MERGED, OUTPUTS, STATICS, TASK_OF_OUTPUT, TASKS, VIEWS
+from dipn.features.manifest import FeatureManifest, vocab_key
 from dipn.features.spec import (
+    MASK_FEATURE,
+    MERGED,
     OOV_ID,
+    OUTPUTS,
     PAD_ID,
     SEQUENCE_GROUPS,
     SEQUENCE_LENGTH,
+    STATICS,
     TABLE3,
+    TASK_OF_OUTPUT,
+    TASKS,
+    VIEWS,
     FeatureConfig,
     FeatureSpec,
     Group,
@@ -23,7 +30,6 @@ from dipn.features.spec import (
 )
 from dipn.features.stream import StreamEncoder
 from dipn.features.timing import previous_timestamps
-from dipn.features.views import SEQUENCE_ENCODERS, STATIC_ENCODERS
 from dipn.features.vocabulary import Vocabulary
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The raw event contract, declared once: every view's columns, types and rules.
 
-The readers of logs (``dipn.data.readers``) enforce it on whole files, the device's sanitizer
+The readers of logs (``dipn.logs.readers``) enforce it on whole files, the device's sanitizer
 (``mobile_demo.sanitize``) on one event at a time, and the encoder reads the columns it names; so a
 column or a rule changed here changes for all three. Timestamps are integer milliseconds since the
 epoch; user ids are read as strings so that the views join whatever the source used.

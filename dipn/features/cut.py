@@ -1,6 +1,6 @@
 """What a phone knows at the moment t it scores: the one place that turns a cut time into inputs.
 
-Training samples (``dipn.data.store``), golden vectors (``dipn.bundle.selftest``) and the device wrapper
+Training samples (``dipn.samples.store``), golden vectors (``dipn.bundle.selftest``) and the device wrapper
 (``mobile_demo.runtime``) all call these functions (through ``dipn.features.inputs_at_cut``), so a sample cut at t and a phone scoring at t
 see the same ids, and neither sees anything that happens after t:
 
@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from dipn.features import buckets
-from dipn.features.manifest import FeatureManifest, mask_column
-from dipn.features.spec import BROWSE_ACTIONS, PAD_ID, FeatureConfig, FeatureSpec, Group, Kind, value_to_id
+from dipn.features.manifest import FeatureManifest
+from dipn.features.spec import BROWSE_ACTIONS, PAD_ID, FeatureConfig, FeatureSpec, Group, Kind, mask_column, value_to_id
 
 OPEN_STAY = -1  # stored stay of a browse page whose end is not in the log: still open
 NO_EVENT_TS = np.iinfo(np.int64).min  # timestamp of a padded step
@@ -58,9 +58,10 @@ def browse_at_cut(
     """
     cfg = manifest.config
     column = [s.name for s in cfg.group(Group.BROWSE)].index("stay_time")
-    real = ids[..., 0] != 0
+    action = ids[..., mask_column(cfg, Group.BROWSE)]  # the action type: 0 exactly on padding
+    real = action != 0
     elapsed = np.asarray(cut_ts, dtype=np.int64)[:, None] - np.where(real, ts, 0)
-    is_browse = ids[..., 0] == _BROWSE
+    is_browse = action == _BROWSE
     still_open = real & is_browse & ((stay == OPEN_STAY) | (stay > elapsed))
     if not still_open.any():
         return ids

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
 from dipn.features.manifest import FeatureManifest
-from dipn.features.spec import OOV_ID, PAD_ID, FeatureSpec, Kind
+from dipn.features.spec import PAD_ID, FeatureSpec, Kind
 
 
 def _step_range(y: int, f_s: float, f_b: float) -> str:
@@ -52,7 +54,7 @@ def describe(spec: FeatureSpec, feature_id: int, manifest: FeatureManifest) -> s
     if feature_id == PAD_ID:
         return "-"
     if spec.kind is Kind.VOCABULARY:
-        return "<oov>" if feature_id == OOV_ID else manifest.vocabulary(spec).values[feature_id - 2]
+        return manifest.vocabulary(spec).decode(np.array([feature_id]))[0]
     v = feature_id - 1
     cfg = manifest.config
     match spec.kind:

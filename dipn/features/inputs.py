@@ -14,9 +14,9 @@ import numpy as np
 
 from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.cut import browse_at_cut, context_ids, last_action_ts, step_ages
+from dipn.features.encoders import STATIC_ENCODERS
 from dipn.features.manifest import FeatureManifest
-from dipn.features.names import MERGED, VIEWS
-from dipn.features.views import STATIC_ENCODERS
+from dipn.features.spec import MERGED, VIEWS
 
 
 def left_pad(rows: np.ndarray, length: int, fill: int = 0) -> np.ndarray:

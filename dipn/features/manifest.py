@@ -16,6 +16,7 @@ from dipn.errors import DipnValidationError
 from dipn.features.buckets import STAY_TIME_BUCKETS, STEP_BUCKETS
 from dipn.features.port_spec import feature_port_fields, port_rules
 from dipn.features.spec import (
+    MASK_FEATURE,
     OOV_ID,
     PAD_ID,
     SEQUENCE_GROUPS,
@@ -29,16 +30,6 @@ from dipn.features.spec import (
 from dipn.features.vocabulary import Vocabulary
 
 MANIFEST_FORMAT = 3  # 3: step ages and action ages (issue 25); 2: the context group (recency, cut hour) and open-page stays
-
-# The column whose id is non-zero exactly on real (non-padded) steps of each view.
-MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
-
-
-def mask_column(config: FeatureConfig, group: Group | str) -> int:
-    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
-    group = Group(group)
-    return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])
-
 
 def vocab_key(spec: FeatureSpec) -> str:
     return f"{spec.group.value}.{spec.name}"
@@ -148,19 +139,20 @@ class FeatureManifest:
                     "f_b": cfg.duration.f_b,
                     "buckets": STEP_BUCKETS,
                 },
-                "step": "y = floor(x/f_s) if x < f_b; floor(x/f_b + 9) if x < 10 f_b; else 19",
+                "step": "floor(x / f_s) if x < f_b; floor(x / f_b + 9) if x < 10 * f_b; else 19",
                 "screen": {
                     "segments_x": cfg.screen_segments_x,
                     "segments_y": cfg.screen_segments_y,
-                    "rule": "floor(coord / screen_extent * segments), clamped to the screen",
+                    "rule": "clip(floor(coord / extent * segments), 0, segments - 1)",
                 },
-                "swipe_length": "floor(|end - start| / extent * segments) clamped to segments-1, "
-                "plus segments when end < start (left / up)",
-                "direction": "0 when end >= start (right / down), 1 otherwise",
+                "swipe_length": "clip(floor(abs(end - start) / extent * segments), 0, segments - 1) + segments "
+                "if end < start; else clip(floor(abs(end - start) / extent * segments), 0, segments - 1)",
+                "direction": "1 if end < start; else 0",
                 "stay_time": {
                     "buckets": STAY_TIME_BUCKETS,
-                    "rule": "seconds s: floor(s) below 120; 120 + floor((s-120)/10) below 600; "
-                    "168 + floor((s-600)/60) below 1200; else 178",
+                    "rule": "floor(s) if s < 120; 120 + floor((s - 120) / 10) if s < 600; "
+                    "168 + floor((s - 600) / 60) if s < 1200; else 178",
+                    "input": "s: the stay in seconds, negative read as 0",
                 },
                 "hour": {"rule": "hour of day of ts", "utc_offset_minutes": cfg.utc_offset_minutes},
                 "recency": {
@@ -186,8 +178,10 @@ class FeatureManifest:
                 "since_A the action_age of t minus the ts of the last browse-window row (in the window's order) whose "
                 "type is A (rules.last_event_when). "
                 "The per-event encoding leaves the age columns at 0 until then",
-                "count": "min(count, vocab_size - 1)",
+                "count": "clip(count, 0, vocab_size - 1)",
                 "level": "clip(level, 0, vocab_size - 1)",
+                "formulas": "each formula above is 'value if condition; ...; else value', read left to right, "
+                "with floor, abs and clip(x, low, high) as usual; the value before the +1 of ids.value_to_id",
                 **port_rules(),
             },
             "features": features,

@@ -241,3 +241,42 @@ class FeatureConfig:
 def value_to_id(values: np.ndarray) -> np.ndarray:
     """The one place where a 0-based value becomes a 1-based id, keeping 0 free for padding."""
     return np.asarray(values, dtype=np.int32) + 1
+
+
+# The names every layer agrees on, declared once: samples are batched under them, models read them,
+# artifacts are exported with them as their signature and the device feeds its runner by them.
+VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)  # ("swipe", "tap", "browse"): the behaviour sequences
+STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))  # ("history", "profile", "context")
+MERGED = "merged"  # early fusion: the three views merged by timestamp, columns swipe|tap|browse
+TASKS = ("realtime", "longterm")  # a sample's labels, in order; the order of a model's logits
+OUTPUTS = ("p_realtime", "p_longterm")  # an artifact's outputs: each task's probability
+TASK_OF_OUTPUT = dict(zip(OUTPUTS, TASKS, strict=True))
+
+
+# The column whose id is non-zero exactly on real (non-padded) steps of each view: the one fact every
+# reader of a window (the cut, the models, the GBDT summaries, inspect) asks for padding.
+MASK_FEATURE = {Group.SWIPE: "action", Group.TAP: "event", Group.BROWSE: "type"}
+
+
+def mask_column(config: FeatureConfig, group: Group | str) -> int:
+    """Column of a view whose id is non-zero exactly on real (non-padded) steps."""
+    group = Group(group)
+    return [spec.name for spec in config.group(group)].index(MASK_FEATURE[group])
+
+
+def merged_layout(config: FeatureConfig) -> tuple[tuple[str, int, int], ...]:
+    """Where each view's columns sit in the early-fusion input ``MERGED``: (view, start, stop) in
+    ``VIEWS`` order, swipe|tap|browse, the order ``dipn.features.inputs.merge_by_time`` writes them."""
+    layout, start = [], 0
+    for view in VIEWS:
+        layout.append((view, start, start + config.width(view)))
+        start += config.width(view)
+    return tuple(layout)
+
+
+def mask_columns(config: FeatureConfig, sequence: str) -> tuple[int, ...]:
+    """Columns of a sequence input (a view, or ``MERGED``: one per view) of which one is non-zero
+    exactly on real steps."""
+    if sequence != MERGED:
+        return (mask_column(config, sequence),)
+    return tuple(start + mask_column(config, view) for view, start, _ in merged_layout(config))

@@ -15,7 +15,7 @@ from dipn.errors import DipnValidationError
 from dipn.features.contract import VIEW_COLUMNS
 from dipn.features.manifest import FeatureManifest
 from dipn.features.timing import NO_PREVIOUS, checked_timestamps
-from dipn.features.views import SEQUENCE_ENCODERS
+from dipn.features.encoders import SEQUENCE_ENCODERS
 
 _SCALARS = (str, int, float, np.integer, np.floating, np.bool_, type(None))
 

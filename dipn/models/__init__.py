@@ -90,9 +90,7 @@ def build_model_for_data(
     padding everywhere.
     """
     if variant is None:
-        default = build_model(name, None, feature_config).config
-        if hasattr(default, "restricted_to"):
-            variant = default.restricted_to(available)
+        variant = build_model(name, None, feature_config).config.restricted_to(available)
     if overrides:
         config = variant if variant is not None and not isinstance(variant, str) else build_model(name, variant, feature_config).config
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(config)})

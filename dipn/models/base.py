@@ -11,7 +11,7 @@ real steps, a finite -1e9 for "minus infinity") are those of ``dipn.models.dipn`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Self
 
 import torch
@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features import MERGED, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig
+from dipn.features import MERGED, STATICS, TASKS, VIEWS
+from dipn.features.spec import FeatureConfig, merged_layout
 from dipn.models.embeddings import check_group_ids
 
 NEG = -1e9  # finite "minus infinity": an all-padding row gives a uniform softmax, then * 0
@@ -122,17 +122,15 @@ def check_inputs(feature_config: FeatureConfig, input_names: Sequence[str], inpu
             check_group_ids(feature_config, name, inputs[name], batch)
             continue
         ids = inputs[name]
-        width = sum(feature_config.width(v) for v in VIEWS)
+        layout = merged_layout(feature_config)
+        width = layout[-1][2]
         shape = tuple(ids.shape)
         if len(shape) != 3 or shape[1:] != (feature_config.sequence_length, width) or shape[0] != batch:
             raise DipnValidationError(
                 f"input 'merged' must have shape ({batch}, {feature_config.sequence_length}, {width}), got {shape}"
             )
-        offset = 0
-        for view in VIEWS:
-            w = feature_config.width(view)
-            check_group_ids(feature_config, view, ids[..., offset : offset + w], batch)
-            offset += w
+        for view, start, stop in layout:
+            check_group_ids(feature_config, view, ids[..., start:stop], batch)
 
 
 class IntentModel(nn.Module):
@@ -175,8 +173,8 @@ class IntentModel(nn.Module):
 
 
 class ConfigDict:
-    """``to_dict`` / ``from_dict`` of a frozen config dataclass, and the static groups it keeps on
-    data that lacks some (its fields ``use_history``, ``use_profile``, ``use_context``)."""
+    """``to_dict`` / ``from_dict`` of a frozen config dataclass: a checkpoint stores its model's
+    config as a dict by field name and reads it back with these."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -186,9 +184,85 @@ class ConfigDict:
         """Inverse of ``to_dict``, also after a JSON round trip (lists back to tuples)."""
         return config_from_dict(cls, data)
 
+
+@dataclass(frozen=True)
+class InputsConfig(ConfigDict):
+    """The static input groups a torch model reads and the shape of its heads: the fields every
+    model's config starts with (DIPN, RNN+DNN, ATRank, RIB, HEROES), so that each reads, checks and
+    drops the groups a dataset lacks (``restricted_to``) the same way. Each model adds what is its
+    own; the views it reads are ``views``: a field of ``ViewsConfig``, a constant of RNN+DNN's."""
+
+    use_history: bool = True
+    use_profile: bool = True
+    use_context: bool = True  # recency of each view and the cut's hour (docs/models.md, "Recency")
+    head_hidden: tuple[int, ...] = (128, 64)  # each branch: FC layers before the logit
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise DipnValidationError("dropout must be in [0, 1)")
+
+    @property
+    def statics(self) -> tuple[str, ...]:
+        """The static inputs used, in ``STATICS`` order."""
+        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile, self.use_context), strict=True) if used)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The groups a device feeds: the views in ``VIEWS`` order, then the statics."""
+        return tuple(v for v in VIEWS if v in self.views) + self.statics  # type: ignore[attr-defined]
+
     def statics_kept(self, available: Sequence[str]) -> dict[str, bool]:
         """The ``use_*`` switches of this config with the groups ``available`` lacks turned off."""
-        return {f"use_{g}": getattr(self, f"use_{g}") and g in available for g in ("history", "profile", "context")}
+        return {f"use_{g}": getattr(self, f"use_{g}") and g in available for g in STATICS}
+
+    def restricted_to(self, available: Sequence[str]) -> Self:
+        """This configuration without the static groups the data lacks (public logs have no profile)."""
+        return replace(self, **self.statics_kept(available))
+
+
+@dataclass(frozen=True)
+class ViewsConfig(InputsConfig):
+    """An ``InputsConfig`` whose behaviour views are a choice (DIPN and the alternative models)."""
+
+    views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [v for v in self.views if v not in VIEWS]
+        if unknown or len(set(self.views)) != len(self.views):
+            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
+
+    def restricted_to(self, available: Sequence[str]) -> Self:
+        """This configuration reading only the ``available`` input groups (a source ablation).
+
+        A dataset imported from a public log has no swipe, tap or profile: training on all-padding
+        inputs would spend parameters on nothing, so the model drops the absent groups (Table 6)
+        and its ``input_names`` say which groups a device must feed.
+        """
+        return replace(self, views=tuple(v for v in self.views if v in available), **self.statics_kept(available))
+
+
+@dataclass(frozen=True)
+class TasksConfig(InputsConfig):
+    """An ``InputsConfig`` whose heads are one independent branch per task (DIPN, RNN+DNN): a
+    single-task variant (``tasks`` of one element) builds one branch (``TaskHeads``)."""
+
+    tasks: tuple[str, ...] = TASKS  # ("realtime",) or ("longterm",): no multi-task
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.tasks or any(t not in TASKS for t in self.tasks) or len(set(self.tasks)) != len(self.tasks):
+            raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
+
+
+def step_mask(ids: Tensor, *columns: int) -> Tensor:
+    """(B, T) float: 1 on the real steps of a sequence input (any of its mask ``columns`` non-zero,
+    ``dipn.features.spec.mask_column``; several for the merged view), 0 on padding."""
+    real = ids[..., columns[0]] != 0
+    for column in columns[1:]:
+        real = real | (ids[..., column] != 0)
+    return real.to(torch.float32)
 
 
 def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:

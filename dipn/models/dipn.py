@@ -61,10 +61,10 @@ import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features import MERGED, STATICS, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig, Group
-from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states, masked_mean, masked_softmax
-from dipn.features.manifest import mask_column
+from dipn.features import MERGED, STATICS, VIEWS
+from dipn.features.spec import FeatureConfig, Group, mask_columns, merged_layout
+from dipn.models.base import IntentModel, TaskHeads, TasksConfig, ViewsConfig, last_states, masked_mean, masked_softmax
+from dipn.models.base import step_mask
 from dipn.models.embeddings import embedded_and_projected, group_embedding
 from dipn.models.ragged_attention import exporting, ragged_inter_view_attention
 from dipn.models.recurrence import bidirectional_grus
@@ -74,13 +74,11 @@ INTER_VIEW_PAIRS = (("swipe", "browse"), ("swipe", "tap"), ("tap", "browse"))
 
 
 @dataclass(frozen=True)
-class DIPNConfig(ConfigDict):
-    """Architecture and variant switches; defaults are the paper's full DIPN with time at every step."""
+class DIPNConfig(ViewsConfig, TasksConfig):
+    """Architecture and variant switches besides the inputs and heads every model has (``ViewsConfig``
+    and ``TasksConfig``: views, use_history, use_profile, use_context, head_hidden, dropout, tasks);
+    defaults are the paper's full DIPN with time at every step."""
 
-    views: tuple[str, ...] = VIEWS  # behaviour sequences used (Table 6 source ablations)
-    use_history: bool = True
-    use_profile: bool = True
-    use_context: bool = True  # recency of each view and the cut's hour (docs/models.md, "Recency")
     # Time at every step (docs/models.md, "Time at every step"): each view's age column (t - ts of
     # each step) and the context's time since the last purchase, cart, collect and browse. Not in
     # the paper: off in its rows (``dipn_paper`` and the Table 4-6 ablations).
@@ -93,23 +91,16 @@ class DIPNConfig(ConfigDict):
     inter_view_attention: bool = True  # eq. (4)
     inter_view_pairs: tuple[tuple[str, str], ...] = INTER_VIEW_PAIRS
     rescale_intra_view: bool = True  # v_t = n a_t h_t (see module docstring); False: v_t = a_t h_t
-    head_hidden: tuple[int, ...] = (128, 64)  # each branch: FC layers before the logit
-    dropout: float = 0.0
     # Wide path (ours, docs/models.md "Wide context"): the context embedding (recency, cut hour,
     # time since each browse action) also reaches each task's logit through one linear layer, as
     # in wide & deep, so that timing the deep branches may not use well still counts on its own.
     wide_context: bool = False
-    tasks: tuple[str, ...] = TASKS  # ("realtime",) or ("longterm",): no multi-task
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.views if v not in VIEWS]
-        if unknown or len(set(self.views)) != len(self.views):
-            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
+        super().__post_init__()
         for pair in self.inter_view_pairs:
             if len(pair) != 2 or pair[0] == pair[1] or any(v not in VIEWS for v in pair):
                 raise DipnValidationError(f"inter_view_pairs: {pair} is not a pair of two views")
-        if not self.tasks or any(t not in TASKS for t in self.tasks) or len(set(self.tasks)) != len(self.tasks):
-            raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
         if self.early_fusion and (set(self.views) != set(VIEWS) or self.inter_view_attention):
             raise DipnValidationError(
                 "early_fusion merges all three views into one sequence: it needs views = "
@@ -117,8 +108,8 @@ class DIPNConfig(ConfigDict):
             )
         if not (self.views or self.use_history or self.use_profile or self.use_context):
             raise DipnValidationError("the configuration uses no input at all")
-        if self.hidden_size < 1 or self.reshape_dim < 1 or not 0.0 <= self.dropout < 1.0:
-            raise DipnValidationError("hidden_size and reshape_dim must be >= 1, dropout in [0, 1)")
+        if self.hidden_size < 1 or self.reshape_dim < 1:
+            raise DipnValidationError("hidden_size and reshape_dim must be >= 1")
 
     @property
     def sequences(self) -> tuple[str, ...]:
@@ -135,25 +126,14 @@ class DIPNConfig(ConfigDict):
         return tuple(p for p in self.inter_view_pairs if p[0] in self.views and p[1] in self.views)
 
     @property
-    def statics(self) -> tuple[str, ...]:
-        """The static inputs used, in ``STATICS`` order."""
-        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile, self.use_context), strict=True) if used)
-
-    @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(n for n in INPUT_ORDER if n in self.sequences or n in self.statics)
 
     def restricted_to(self, available: Sequence[str]) -> DIPNConfig:
-        """This configuration reading only the ``available`` input groups (a source ablation).
-
-        A dataset imported from a public log has no swipe, tap or profile: training the full model
-        on all-padding inputs would spend parameters on nothing, so the model drops the absent
-        groups (Table 6) and its ``input_names`` say which groups a device must feed.
-        """
-        views = tuple(v for v in self.views if v in available)
-        if self.early_fusion and views != self.views:
+        """``ViewsConfig.restricted_to``; early fusion cannot drop a view."""
+        if self.early_fusion and any(v not in available for v in self.views):
             raise DipnValidationError(f"early fusion needs all three views; the data has only {sorted(available)}")
-        return replace(self, views=views, **self.statics_kept(available))
+        return super().restricted_to(available)
 
 
 _FULL = DIPNConfig(step_ages=False, action_ages=False)  # the paper's DIPN: Table 3 columns (+ recency, cut hour)
@@ -241,20 +221,8 @@ class DIPN(IntentModel):
             {g.value: group_embedding(fc, g, modelled, config.step_ages, config.action_ages) for g in self._groups_needed()}
         )
         # Columns (into the sequence tensor) whose non-zero id marks a real step.
-        self._mask_columns: dict[str, tuple[int, ...]] = {}
-        self._merged_slices: tuple[tuple[str, int, int], ...] = ()
-        if config.early_fusion:
-            offset, slices, columns = 0, [], []
-            for view in VIEWS:
-                width = fc.width(view)
-                slices.append((view, offset, offset + width))
-                columns.append(offset + mask_column(fc, view))
-                offset += width
-            self._merged_slices = tuple(slices)
-            self._mask_columns[MERGED] = tuple(columns)
-        else:
-            for view in config.sequences:
-                self._mask_columns[view] = (mask_column(fc, view),)
+        self._mask_columns = {s: mask_columns(fc, s) for s in config.sequences}
+        self._merged_slices = merged_layout(fc) if config.early_fusion else ()
 
         self.reshape = nn.ModuleDict(
             {
@@ -305,11 +273,7 @@ class DIPN(IntentModel):
         return torch.relu_(embedded_and_projected(self.embeddings[sequence], fc, ids))
 
     def _mask(self, sequence: str, ids: Tensor) -> Tensor:
-        real = None
-        for column in self._mask_columns[sequence]:
-            nonzero = ids[..., column] != 0
-            real = nonzero if real is None else real | nonzero
-        return real.to(torch.float32)
+        return step_mask(ids, *self._mask_columns[sequence])
 
     def encode_sequences(self, given: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Embeddings -> FC (zeroed on padding) -> Bi-GRU, per sequence: outputs h (B, T, 2d), masks (B, T).

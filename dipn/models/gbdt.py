@@ -1,6 +1,6 @@
 """GBDT baselines (paper section 6.1, after Romov & Sokolov [15]): LightGBM on session summaries.
 
-Two rows, as two names of ``GBDT_MODELS``:
+Two rows, the two names of ``dipn.presets.GBDT_MODELS``:
   * ``gbdt``, the paper's: browse session features plus history and profile, "to see the benefit
     of the touch behaviour" that DIPN reads and this baseline does not;
   * ``gbdt_touch``: the same plus swipe and tap summaries, a stronger baseline of our own.
@@ -35,11 +35,10 @@ import numpy as np
 
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
-from dipn.features.manifest import MASK_FEATURE
-from dipn.features.spec import SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.features.spec import MASK_FEATURE, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, Group
+from dipn.presets import GBDT_MODELS
 
-# name (dipn.presets.GBDT_MODELS) -> whether the row summarizes the touch views (swipe, tap)
-GBDT_MODELS = {"gbdt": False, "gbdt_touch": True}
+TOUCH_ROW = "gbdt_touch"  # the row of dipn.presets.GBDT_MODELS that also summarizes swipe and tap
 GBDT_FORMAT = 1
 
 
@@ -74,7 +73,7 @@ def gbdt_config_for_data(name: str, available: Sequence[str], **settings: object
     """
     if name not in GBDT_MODELS:
         raise DipnValidationError(f"unknown GBDT model {name!r}; known: {sorted(GBDT_MODELS)}")
-    config = GBDTConfig(touch=GBDT_MODELS[name], **settings)  # type: ignore[arg-type]
+    config = GBDTConfig(touch=name == TOUCH_ROW, **settings)  # type: ignore[arg-type]
     missing = [g.value for g in config.views if g.value not in available]
     if missing:
         raise DipnValidationError(

@@ -11,49 +11,34 @@ the inputs and the attention layer. Same forward / loss contract as DIPN: keywor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features import TASKS
-from dipn.features.spec import FeatureConfig, Group
-from dipn.models.base import ConfigDict, IntentModel, TaskHeads, last_states
-from dipn.features.manifest import mask_column
+from dipn.features.spec import FeatureConfig, Group, mask_column
+from dipn.models.base import IntentModel, TaskHeads, TasksConfig, last_states, step_mask
 from dipn.models.embeddings import group_embedding
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 @dataclass(frozen=True)
-class RNNDNNConfig(ConfigDict):
+class RNNDNNConfig(TasksConfig):
+    """The inputs and heads every model has (``TasksConfig``), on the browse view alone, and the cell."""
+
+    views: ClassVar[tuple[str, ...]] = ("browse",)  # [19] models the browse sequence only: not a choice
     cell: str = "lstm"
-    use_history: bool = True
-    use_profile: bool = True
-    use_context: bool = True  # browse recency and the cut hour, as every model of ours gets
     hidden_size: int = 32
     reshape_dim: int = 64
-    head_hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.0
-    tasks: tuple[str, ...] = TASKS
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.cell not in _CELLS:
             raise DipnValidationError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
-        if not self.tasks or any(t not in TASKS for t in self.tasks):
-            raise DipnValidationError(f"tasks must be a non-empty subset of {TASKS}, got {self.tasks}")
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        used = (self.use_history, self.use_profile, self.use_context)
-        return ("browse", *(g for g, on in zip(("history", "profile", "context"), used, strict=True) if on))
-
-    def restricted_to(self, available: Sequence[str]) -> RNNDNNConfig:
-        """Without the history or profile the data lacks (public logs have no profile)."""
-        return replace(self, **self.statics_kept(available))
-
 
 RNN_DNN_VARIANTS: dict[str, RNNDNNConfig] = {
     "rnn_dnn": RNNDNNConfig(),
@@ -68,7 +53,7 @@ class RNNDNN(IntentModel):
         self.feature_config = fc = feature_config or FeatureConfig()
         self.tasks = config.tasks
         self.input_names = config.input_names
-        self.statics = self.input_names[1:]
+        self.statics = config.statics
         d = config.hidden_size
         self.embeddings = nn.ModuleDict({g: group_embedding(fc, g, ("browse",)) for g in self.input_names})
         self._mask_column = mask_column(fc, Group.BROWSE)
@@ -83,7 +68,7 @@ class RNNDNN(IntentModel):
     def logits(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """browse (B, T, 7) and the history (B, 6), profile (B, 6) and context (B, 8) it uses."""
         browse = inputs["browse"]
-        mask = (browse[..., self._mask_column] != 0).float()
+        mask = step_mask(browse, self._mask_column)
         x = self.reshape(self.embeddings["browse"](browse)) * mask.unsqueeze(-1)
         h, _ = self.rnns["browse"](x)
         features = [last_states(h, mask, self.config.hidden_size), *(self.embeddings[g](inputs[g]) for g in self.statics)]

@@ -2,9 +2,9 @@
 
 Each reads the same input groups as DIPN (views ``swipe``, ``tap``, ``browse`` of shape (B, T, F),
 left-padded; ``history`` and ``profile`` of shape (B, F)), embeds them with the same tables
-(``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` holds the
-switches every one of them has (which groups, the task heads), so ``restricted_to`` drops groups a
-dataset lacks the way DIPN does, and ``BehaviourModel`` the plumbing: masks and the static
+(``GroupEmbedding``), and returns (logit_realtime, logit_longterm). ``SourcesConfig`` is a
+``ViewsConfig`` as DIPN's is (which groups, the task heads), so ``restricted_to`` drops groups a
+dataset lacks the way DIPN does; ``BehaviourModel`` holds the plumbing: masks and the static
 embeddings; the keyword ``forward``, input checks and positional wrapper are every model's
 (``dipn.models.base.IntentModel``).
 """
@@ -12,54 +12,34 @@ embeddings; the keyword ``forward``, input checks and positional wrapper are eve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Self
 
 import torch
 from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
-from dipn.features import STATICS, TASKS, VIEWS
-from dipn.features.spec import FeatureConfig
-from dipn.models.base import ConfigDict, IntentModel
-from dipn.features.manifest import mask_column
+from dipn.features import TASKS, VIEWS
+from dipn.features.spec import FeatureConfig, mask_column
+from dipn.models.base import IntentModel, ViewsConfig, step_mask
 from dipn.models.embeddings import group_embedding
 
 
 @dataclass(frozen=True)
-class SourcesConfig(ConfigDict):
-    """Input groups and heads; the fields every alternative model's config starts with."""
-
-    views: tuple[str, ...] = VIEWS
-    use_history: bool = True
-    use_profile: bool = True
-    use_context: bool = True
-    head_hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.0
+class SourcesConfig(ViewsConfig):
+    """Input groups and heads (``ViewsConfig``), at least one view: the base of every alternative
+    model's config. Their heads are fixed (both tasks), so they have no ``tasks`` switch."""
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.views if v not in VIEWS]
-        if unknown or len(set(self.views)) != len(self.views):
-            raise DipnValidationError(f"views must be distinct names from {VIEWS}, got {self.views}")
+        super().__post_init__()
         if not self.views:
             raise DipnValidationError(f"{type(self).__name__} models behaviour sequences: it needs at least one view")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DipnValidationError("dropout must be in [0, 1)")
-
-    @property
-    def statics(self) -> tuple[str, ...]:
-        return tuple(s for s, used in zip(STATICS, (self.use_history, self.use_profile, self.use_context), strict=True) if used)
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return tuple(v for v in VIEWS if v in self.views) + self.statics
 
     def restricted_to(self, available: Sequence[str]) -> Self:
         """This configuration without the groups a dataset lacks (public logs: browse + history)."""
-        views = tuple(v for v in self.views if v in available)
-        if not views:
+        if not any(v in available for v in self.views):
             raise DipnValidationError(f"{type(self).__name__} needs a behaviour view; the data has {sorted(available)}")
-        return replace(self, views=views, **self.statics_kept(available))
+        return super().restricted_to(available)
 
 
 class BehaviourModel(IntentModel):
@@ -93,7 +73,7 @@ class BehaviourModel(IntentModel):
 
     def mask(self, view: str, ids: Tensor) -> Tensor:
         """(B, T) float: 1 on real steps (mask column non-zero), 0 on padding."""
-        return (ids[..., self._mask_columns[view]] != 0).to(torch.float32)
+        return step_mask(ids, self._mask_columns[view])
 
     def logits(self, given: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         views = {v: given[v] for v in self.views}

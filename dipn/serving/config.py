@@ -192,11 +192,25 @@ def token_from(file: str | None, env: str, what: str, environ: dict[str, str] | 
     return token
 
 
+class SettingError(ValueError):
+    """A server setting out of its range; ``setting`` names the field, so that a command can name
+    the option the value came from (``dipn serve --rate-limit``)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    """Settings of one server process; ``from_env`` lets every uvicorn worker read the same."""
+    """Settings of the server, checked here for every caller (``dipn serve``, ``from_env``, the
+    demo, the tests); ``from_env`` lets every uvicorn worker read the same."""
 
     db_url: str = "sqlite:///dipn-serve.db"
+    # Where ``dipn serve`` listens, and how many worker processes it supervises (one per core).
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
     admin_token: str | None = None  # Bearer token for campaign, decision, order and metrics routes
     # Without an admin token the app refuses to start unless this is set: a loopback demo's choice.
     open_operator_routes: bool = False
@@ -246,8 +260,9 @@ class ServerConfig:
         for name in ("admin_token", "enroll_token"):
             token = getattr(self, name)
             if token is not None and not token.strip():
-                raise ValueError(f"{name}: an empty token would guard nothing; give a token or none")
-        bounds = {"max_body_bytes": (1024, 2**31), "max_scores_per_post": (1, MAX_SCORES_PER_POST),
+                raise SettingError(name, f"{name}: an empty token would guard nothing; give a token or none")
+        bounds = {"port": (1, 65535), "workers": (1, 1024),
+                  "max_body_bytes": (1024, 2**31), "max_scores_per_post": (1, MAX_SCORES_PER_POST),
                   "max_header_bytes": (1024, 2**20), "max_headers": (8, 1024),
                   "signature_window_ms": (1, 24 * 3_600_000), "max_write_batch": (1, 100_000),
                   "rate_limit": (0, 10**9), "rate_window_ms": (1, 24 * 3_600_000),
@@ -256,7 +271,7 @@ class ServerConfig:
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+                raise SettingError(name, f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:

@@ -15,19 +15,14 @@ asks for itself on the 401.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 import math
 import time
-from typing import Annotated
 
-from fastapi import FastAPI, Path, Request
 from fastapi.responses import HTMLResponse
 
-from dipn import wire
-from dipn.serving import auth, report, store
-from dipn.serving.config import BUCKETS, ServerConfig
+from dipn.serving import report
+from dipn.serving.config import BUCKETS, CampaignConfig
 from dipn.serving.metrics import format_number, format_percent
 
 COLORS = {"none": "#7f7f7f", "all": "#1f77b4", "model": "#d62728", "budgeted": "#2ca02c"}
@@ -35,58 +30,24 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 W, H, PAD = 560, 220, 58
 
 
-def _check_operator(request: Request, token: str | None) -> HTMLResponse | None:
-    """None when the request carries the operator token (Bearer, or Basic's password); else a 401/403
-    page that makes a browser ask for it."""
-    header = request.headers.get("authorization") or ""
-    if header.startswith("Basic "):
-        try:
-            _, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            password = ""
-        header = f"Bearer {password}"
-    try:
-        auth.check_bearer(header or None, token, "admin")
-    except auth.AuthError as exc:
-        page = _page("dipn: operator token needed", f"<p>{html.escape(exc.detail)}</p>")
-        return HTMLResponse(page, status_code=exc.status,
-                            headers={"www-authenticate": 'Basic realm="dipn operator", charset="UTF-8"'})
-    return None
+def render_campaigns(campaigns: list[tuple[int, int, CampaignConfig]], now_ms: int) -> str:
+    """The campaign list: (id, created_ms, config) each, with its status at ``now_ms``."""
+    rows = "".join(
+        f"<tr><td><a href='/dashboard/campaigns/{i}'>{i}</a></td><td>{html.escape(c.name)}</td>"
+        f"<td>{report.status_of(c, now_ms)}</td><td>[{c.t_l:.4g}, {c.t_u:.4g}]</td>"
+        f"<td>{_money(c.budget)}</td><td>{_when(created)}</td></tr>"
+        for i, created, c in campaigns)
+    body = ("<table><tr><th>id</th><th>name</th><th>status</th><th>band</th><th>budget</th><th>created</th></tr>"
+            f"{rows}</table>" if rows else "<p>No campaigns yet.</p>")
+    return page("dipn campaigns", body)
 
 
-def add_routes(app: FastAPI, config: ServerConfig) -> None:
-    @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    def campaigns_page(request: Request) -> HTMLResponse:
-        refused = _check_operator(request, config.admin_token)
-        if refused is not None:
-            return refused
-        now = wire.now_ms()
-        rows = "".join(
-            f"<tr><td><a href='/dashboard/campaigns/{i}'>{i}</a></td><td>{html.escape(c.name)}</td>"
-            f"<td>{report.status_of(c, now)}</td><td>[{c.t_l:.4g}, {c.t_u:.4g}]</td>"
-            f"<td>{_money(c.budget)}</td><td>{_when(created)}</td></tr>"
-            for i, created, c in store.list_campaigns(request.app.state.engine))
-        body = ("<table><tr><th>id</th><th>name</th><th>status</th><th>band</th><th>budget</th><th>created</th></tr>"
-                f"{rows}</table>" if rows else "<p>No campaigns yet.</p>")
-        return _html(_page("dipn campaigns", body))
-
-    @app.get("/dashboard/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
-    def campaign_page(campaign_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request) -> HTMLResponse:
-        refused = _check_operator(request, config.admin_token)
-        if refused is not None:
-            return refused
-        try:
-            data = report.campaign_full_report(request.app.state.engine, campaign_id, wire.now_ms())
-        except store.StoreError as exc:
-            return _html(_page("dipn: no such campaign", f"<p>{html.escape(exc.detail)}</p>"), exc.status)
-        return _html(render_campaign(data))
+def html_response(text: str, status: int = 200) -> HTMLResponse:
+    """A page with the dashboard's headers: nothing may load from elsewhere, nothing is cached."""
+    return HTMLResponse(text, status_code=status, headers={"content-security-policy": CSP, "cache-control": "no-store"})
 
 
-def _html(page: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(page, status_code=status, headers={"content-security-policy": CSP, "cache-control": "no-store"})
-
-
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body{{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}}
@@ -127,7 +88,7 @@ def render_campaign(data: dict) -> str:
     parts.append(f"<p class='muted'>coupon {config['coupon_value']:g} &middot; shares "
                  + html.escape(", ".join(f"{k} {v:g}" for k, v in config["shares"].items()))
                  + " &middot; <a href='/dashboard'>all campaigns</a></p>")
-    return _page(f"Campaign {data['campaign_id']}: {data['name']}", "".join(parts))
+    return page(f"Campaign {data['campaign_id']}: {data['name']}", "".join(parts))
 
 
 def _card(title: str, inner: str) -> str:

@@ -28,9 +28,9 @@ from sqlalchemy import Engine
 
 from dipn.serving import ratelimit
 from dipn.serving.db import write_tx
-from dipn.serving.models import request_nonces, scores
 from dipn.serving.ratelimit import RateLimit
 from dipn.serving.store import insert_ignore
+from dipn.serving.tables import request_nonces, scores
 
 log = logging.getLogger(__name__)
 

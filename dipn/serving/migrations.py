@@ -3,9 +3,9 @@
 ``schema_version`` records what has been applied. ``dipn serve`` migrates once before it starts
 its workers; each worker then only checks the version (``require_current``), so workers never race
 on DDL. On PostgreSQL an advisory lock also serializes two hosts migrating at once; on SQLite the
-write transaction does. To change the schema: edit ``models.py`` and append a migration that takes
+write transaction does. To change the schema: edit ``tables.py`` and append a migration that takes
 an existing database there (``ALTER TABLE ...``); never edit an applied one. A test checks that
-a migrated database has exactly the tables and columns of ``models.py``.
+a migrated database has exactly the tables and columns of ``tables.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, MetaData, String, Table, inspect, select, text
 
 from dipn.errors import DipnValidationError
-from dipn.serving import models
+from dipn.serving import tables
 from dipn.serving.db import write_tx
 
 _version_metadata = MetaData()
@@ -40,7 +40,7 @@ class Migration:
 
 
 def _v1_initial(conn: Connection) -> None:
-    models.metadata.create_all(conn)
+    tables.metadata.create_all(conn)
 
 
 def _v2_device_keys_and_rate_counters(conn: Connection) -> None:
@@ -52,7 +52,7 @@ def _v2_device_keys_and_rate_counters(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE devices ADD COLUMN public_key VARCHAR(64)"))
     if "secret" in columns:
         conn.execute(text("ALTER TABLE devices DROP COLUMN secret"))
-    models.rate_counters.create(conn, checkfirst=True)
+    tables.rate_counters.create(conn, checkfirst=True)
 
 
 def _v3_decisions_and_coupon_expiry(conn: Connection) -> None:
@@ -63,7 +63,7 @@ def _v3_decisions_and_coupon_expiry(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE grants ADD COLUMN model_version VARCHAR(64)"))
     if "expires_ms" not in columns:
         conn.execute(text("ALTER TABLE grants ADD COLUMN expires_ms BIGINT"))
-    models.decisions.create(conn, checkfirst=True)
+    tables.decisions.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from dipn.serving.db import write_tx
-from dipn.serving.models import rate_counters, request_nonces
 from dipn.serving.store import insert_ignore
+from dipn.serving.tables import rate_counters, request_nonces
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dipn.serving.config import BUCKETS, CampaignConfig
 from dipn.serving.db import read_tx
 from dipn.serving.intervals import ROUNDS, percentile_interval, user_weights
 from dipn.serving.metrics import BucketTotals, campaign_report, format_percent
-from dipn.serving.models import assignments, bucket_budgets, campaigns, decisions, grants, orders
+from dipn.serving.tables import assignments, bucket_budgets, campaigns, decisions, grants, orders
 
 TIME_POINTS = 8
 # Resamples are (rounds x users) weights: fewer rounds for very large campaigns bound the memory.

@@ -94,8 +94,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_operator_access(config: ServerConfig, host: str) -> None:
+def check_operator_access(config: ServerConfig) -> None:
     """Refuse open operator routes, and open ones on an address other machines can reach."""
+    host = config.host
     if config.admin_token is not None:
         return
     if not config.open_operator_routes:
@@ -165,12 +166,13 @@ def _serve_worker(config: ServerConfig, sock: socket.socket, announce: bool, acc
                                   log_level=log_level)).run(sockets=[sock])  # fmt: skip
 
 
-def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-               access_log: bool = False, log_level: str = "info") -> None:
-    """Check, migrate, then supervise ``workers`` processes until SIGTERM or SIGINT; a worker that
-    dies is started again (a worker that fails at start-up stops the server: it would fail again)."""
+def run_server(config: ServerConfig, *, access_log: bool = False, log_level: str = "info") -> None:
+    """Check, migrate, then supervise ``config.workers`` processes on ``config.host:config.port``
+    until SIGTERM or SIGINT; a worker that dies is started again (a worker that fails at start-up
+    stops the server: it would fail again)."""
     config = replace(config, db_url=normalize_url(config.db_url))
-    check_operator_access(config, host)
+    host, port, workers = config.host, config.port, config.workers
+    check_operator_access(config)
     check_enrollment(config)
     check_workers(config.db_url, workers)
     migrate_database(config.db_url)
@@ -222,7 +224,8 @@ def run_server(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 800
 
 
 class ThreadedServer:
-    """The app under uvicorn in a thread of this process, on loopback: for the demo and tests."""
+    """The app under uvicorn in a thread of this process, on loopback and the port given (``config.host``,
+    ``config.port`` and ``config.workers`` are ``dipn serve``'s): for the demo and tests."""
 
     def __init__(self, config: ServerConfig, port: int) -> None:
         import uvicorn

@@ -23,8 +23,8 @@ from dipn.serving.budget import paced_multiplier
 from dipn.serving.config import BUCKETS, CampaignConfig, UpliftCurve
 from dipn.serving.db import read_tx, write_tx
 from dipn.serving.metrics import BucketTotals
-from dipn.serving.models import assignments, bucket_budgets, campaigns, decisions, devices, grants, orders, scores
 from dipn.serving.policy import decide
+from dipn.serving.tables import assignments, bucket_budgets, campaigns, decisions, devices, grants, orders, scores
 
 
 class StoreError(Exception):

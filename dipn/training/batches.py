@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
 from dipn.features import TASKS
 

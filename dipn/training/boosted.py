@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn.evaluation.metrics import task_metrics
+from dipn.training.metrics import task_metrics
 from dipn.features import TASKS, FeatureManifest
 from dipn.models.gbdt import GBDTBaseline, gbdt_config_for_data
 from dipn.outputs import write_text

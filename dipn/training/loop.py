@@ -15,9 +15,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dipn import outputs
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.errors import DipnValidationError
-from dipn.evaluation.metrics import task_metrics
+from dipn.training.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
 from dipn.models.embeddings import set_embedding_dropout

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dipn.data.store import SampleStore
+from dipn.samples.store import SampleStore
 from dipn.features import TASKS
 from dipn.training.batches import eval_batches, to_tensors
 

@@ -6,7 +6,7 @@
  * ts <= t; a second event at the same millisecond scores that moment again, and the later score
  * supersedes), and at idle ticks: after the latest event at t0, at t0 + k * timer_ms for
  * k = 1 .. floor(idle_limit_ms / timer_ms), each strictly before the next event; exactly the
- * moments dipn build-samples cuts (dipn.data.cuts.cut_moments). The app drives the ticks with
+ * moments dipn build-samples cuts (dipn.samples.cuts.cut_moments). The app drives the ticks with
  * tick(now); a tick it never drove before the next event arrived is skipped (counted), not
  * scored late.
  *

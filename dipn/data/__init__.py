@@ -1,1 +1,0 @@
-"""Raw event logs in, samples out: readers, the behaviour simulator and the sample builder."""
