@@ -160,9 +160,14 @@ class StepRunner:
 
     def __init__(self, samples: Path, model: str, variant: str | None, batch_size: int, threads: int | None,
                  compile: bool = False) -> None:  # fmt: skip
-        try:
+        import dipn
+
+        # The code before issue 28 kept the store in dipn.data. Ask the package measured, not the
+        # import system: an editable install resolves a child name the old package lacks
+        # (dipn.samples) from the installed tree, which would mix two revisions in one process.
+        if (Path(dipn.__path__[0]) / "samples").is_dir():
             from dipn.samples.store import SampleStore
-        except ModuleNotFoundError:  # the code before issue 28 kept it in dipn.data
+        else:
             from dipn.data.store import SampleStore
         from dipn.training.config import TrainConfig
         from dipn.training.loop import Trainer
