@@ -60,7 +60,7 @@ from dipn.errors import DipnValidationError
 from dipn.evaluation.seeded import seeded_row_metrics
 from dipn.features.spec import Group
 from dipn.logs.importers import FORMATS, ImportConfig, import_logs
-from dipn.presets import PRESETS
+from dipn.presets import PRESETS, preset
 from dipn.samples.build import BuildConfig, build_samples
 from dipn.samples.cuts import CutWindow, sample_cuts
 from dipn.samples.store import SampleStore
@@ -86,24 +86,18 @@ SLICES = {
                     "Taobao UserBehavior, 2-hour window slice (66,454 users)"),
 }  # fmt: skip
 
-# The two DIPN rows, by preset name. The paper-literal preset is added on the model branch (issue 25,
-# item 1; there "browse_history_paper" is the paper's DIPN on what public logs hold, "dipn_paper" the
-# one reading all five groups, which a browse-only log refuses); adjust these names at merge.
+# The two DIPN rows, by preset name: the paper's DIPN and ours (time at every step), both on what
+# public logs hold (browse + history).
 PAPER_LITERAL_PRESET = "browse_history_paper"
 DIPN_WITH_TIME_PRESET = "browse_history"
-# (row label, model, preset); preset None: the model's default configuration on the groups present.
-ROWS = [
-    ("GBDT", "gbdt", None),
-    ("Recency rule", "recency", None),
-    ("RNN+DNN", "rnn_dnn", None),
-    ("DIPN paper-literal", "dipn", PAPER_LITERAL_PRESET),
-    ("DIPN with time", "dipn", DIPN_WITH_TIME_PRESET),
-    ("ATRank", "atrank", None),
-    ("RIB", "rib", None),
-]
 RULE = "recency"  # a row with no training: ``recency_scores``
-REFERENCES = ("GBDT", "ATRank")  # every paired difference is taken against these rows
-TUNED = "DIPN with time"  # the row whose frequency floor and embedding dropout are chosen on val
+# Rows in table order, by preset name (labels from ``dipn.presets``), and the rule.
+ROW_PRESETS = ("gbdt", RULE, "rnn_dnn", PAPER_LITERAL_PRESET, DIPN_WITH_TIME_PRESET, "atrank", "rib")
+# (row label, model, preset); preset None: the model's default configuration on the groups present.
+ROWS = [("Recency rule", RULE, None) if name == RULE else (preset(name).title, preset(name).model, preset(name).config_name)
+        for name in ROW_PRESETS]  # fmt: skip
+REFERENCES = (preset("gbdt").title, preset("atrank").title)  # every paired difference is taken against these rows
+TUNED = preset(DIPN_WITH_TIME_PRESET).title  # the row whose frequency floor and embedding dropout are chosen on val
 FLOORS = (1, 5)  # build-samples --min-count candidates (1: every value seen)
 EMBEDDING_DROPOUTS = (0.2,)  # train --embedding-dropout candidates beside 0
 
@@ -332,7 +326,7 @@ def verdicts(report: dict) -> list[str]:
     """DIPN with time against each reference per task, as the paired interval says."""
     rows = {r["label"]: r for r in report["rows"] if "skipped" not in r}
     out = []
-    for label in ("DIPN with time", "DIPN paper-literal"):
+    for label in (TUNED, preset(PAPER_LITERAL_PRESET).title):
         for task in report["tasks"]:
             for ref in REFERENCES:
                 d = rows.get(label, {}).get("metrics", {}).get(task, {}).get(f"vs_{ref}")

@@ -61,18 +61,17 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BASELINE_REV = "54134d8"  # main before issue 19: the code path this benchmark compares against
 THREADS_BASELINE_REV = "350df9b"  # main before issue 25: the thread defaults and scoring it compares against
-MODELS = {  # label -> (model, variant): DIPN, its Table 4 variants, the baseline and the alternatives
-    "dipn": ("dipn", None),
-    "early_fusion": ("dipn", "early_fusion"),
-    "no_attention": ("dipn", "no_attention"),
-    "no_inter_view": ("dipn", "no_inter_view"),
-    "no_intra_view": ("dipn", "no_intra_view"),
-    "no_multitask": ("dipn", "no_multitask"),
-    "rnn_dnn": ("rnn_dnn", None),
-    "atrank": ("atrank", None),
-    "rib": ("rib", None),
-    "heroes": ("heroes", None),
-}
+# DIPN, its Table 4 variants, the baseline and the alternatives, by preset name (``dipn.presets``)
+MODELS = ("dipn", "early_fusion", "no_attention", "no_inter_view", "no_intra_view", "no_multitask", "rnn_dnn", "atrank",
+          "rib", "heroes")  # fmt: skip
+
+
+def model_and_variant(name: str) -> tuple[str, str | None]:
+    """The --model and --variant of a preset, read in the parent only: workers run older code, whose
+    ``dipn`` may not have this tree's preset table."""
+    from dipn.presets import preset
+
+    return preset(name).model, preset(name).config_name
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -358,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         load_start, uptime_start = os.getloadavg(), _uptime()
         runs = []
         for label in args.models if "models" in args.sections else ():
-            model, variant = MODELS[label]
+            model, variant = model_and_variant(label)
             for batch in args.batch_sizes:
                 for count in threads:
                     row: dict[str, Any] = {"label": label, "model": model, "variant": variant, "batch_size": batch,

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from dipn.samples.store import SampleStore
-from dipn.features import MERGED, OUTPUTS, STATICS, TASKS, VIEWS
+from dipn.features import MERGED, OUTPUTS, STATICS, TASKS
+from dipn.features.spec import input_shape as feature_input_shape
 
 
 class ScoreModule(nn.Module):
@@ -38,12 +39,7 @@ class ScoreModule(nn.Module):
 
 
 def input_shape(model: nn.Module, name: str, batch: int | str = 1) -> list[int | str]:
-    fc = model.feature_config
-    if name == MERGED:
-        return [batch, fc.sequence_length, sum(fc.width(v) for v in VIEWS)]
-    if name in STATICS:
-        return [batch, fc.width(name)]
-    return [batch, fc.sequence_length, fc.width(name)]
+    return feature_input_shape(model.feature_config, name, batch)
 
 
 def input_signature(model: nn.Module, batch: int | str = 1) -> list[dict[str, Any]]:

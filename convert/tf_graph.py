@@ -38,7 +38,7 @@ from torch import nn
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, OUTPUTS, STATICS, VIEWS
 from dipn.features.cut import context_columns_read
-from dipn.features.spec import mask_column
+from dipn.features.spec import input_shape, mask_columns, merged_layout
 from dipn.models.base import NEG
 from dipn.models.dipn import DIPN
 
@@ -89,17 +89,8 @@ class DipnTF(tf.Module):
         modelled = VIEWS if cfg.early_fusion else cfg.views
         self.context_keep = (tf.constant(context_columns_read(fc, modelled, cfg.action_ages), tf.int32)
                              if "context" in groups else None)  # fmt: skip
-        self.mask_columns: dict[str, tuple[int, ...]] = {}
-        self.merged_slices: tuple[tuple[str, int, int], ...] = ()
-        if cfg.early_fusion:
-            offset, slices, columns = 0, [], []
-            for view in VIEWS:
-                slices.append((view, offset, offset + fc.width(view)))
-                columns.append(offset + mask_column(fc, view))
-                offset += fc.width(view)
-            self.merged_slices, self.mask_columns[MERGED] = tuple(slices), tuple(columns)
-        else:
-            self.mask_columns = {s: (mask_column(fc, s),) for s in cfg.sequences}
+        self.mask_columns = {s: mask_columns(fc, s) for s in cfg.sequences}
+        self.merged_slices = merged_layout(fc) if cfg.early_fusion else ()
 
         self.reshape = {s: (const(f"reshape.{s}.w", w[f"reshape.{s}.0.weight"].T),
                             const(f"reshape.{s}.b", w[f"reshape.{s}.0.bias"])) for s in cfg.sequences}  # fmt: skip
@@ -137,17 +128,8 @@ class DipnTF(tf.Module):
 
     # ---- signature ---------------------------------------------------------------------------
     def input_specs(self) -> list[tf.TensorSpec]:
-        fc = self.feature_config
-        specs = []
-        for name in self.input_names:
-            if name == MERGED:
-                shape = [self.batch_size, fc.sequence_length, sum(fc.width(v) for v in VIEWS)]
-            elif name in STATICS:
-                shape = [self.batch_size, fc.width(name)]
-            else:
-                shape = [self.batch_size, fc.sequence_length, fc.width(name)]
-            specs.append(tf.TensorSpec(shape, tf.int32, name=name))
-        return specs
+        return [tf.TensorSpec(input_shape(self.feature_config, n, self.batch_size), tf.int32, name=n)
+                for n in self.input_names]  # fmt: skip
 
     def serving_function(self) -> tf.types.experimental.ConcreteFunction:
         """The ``serving_default`` signature: named int32 inputs -> {p_realtime, p_longterm}."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dipn.features.spec import CUT_GROUPS, MASK_FEATURE, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig
+from dipn.features.spec import CUT_GROUPS, MASK_FEATURE, SEQUENCE_GROUPS, STATIC_GROUPS, FeatureConfig, merged_layout
 
 VIEWS = tuple(g.value for g in SEQUENCE_GROUPS)
 STATICS = tuple(g.value for g in (*STATIC_GROUPS, *CUT_GROUPS))
@@ -61,12 +61,11 @@ def make_batch(
         for v in VIEWS:
             views[v].append(_left_pad(events[v], seq_len))
         # Early fusion: merge by timestamp, each row keeps its own view's columns.
-        widths = [fc.width(v) for v in VIEWS]
-        offsets = np.cumsum([0, *widths])
+        layout = merged_layout(fc)
         rows, stamps = [], []
-        for k, v in enumerate(VIEWS):
-            block = np.zeros((lengths[v], offsets[-1]), np.int32)
-            block[:, offsets[k] : offsets[k + 1]] = events[v]
+        for v, start, stop in layout:
+            block = np.zeros((lengths[v], layout[-1][2]), np.int32)
+            block[:, start:stop] = events[v]
             rows.append(block)
             stamps.append(np.sort(rng.random(lengths[v])))
         order = np.argsort(np.concatenate(stamps), kind="stable")

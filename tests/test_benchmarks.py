@@ -91,7 +91,7 @@ def test_accuracy_checks_each_paper_ordering_from_the_paper_aucs() -> None:
         if delta is not None:  # the paper ranks ``better`` above ``worse`` by ``delta``
             assert delta == paper[better][k] - paper[worse][k] > 0
     realtime = [(b, w) for t, b, w, _ in checked if t == "realtime"]
-    assert ("DIPN", "DIPN-no-intra-view-attention") in realtime and ("GBDT", "DIPN-early-fusion") in realtime
+    assert ("DIPN paper-literal", "DIPN-no-intra-view-attention") in realtime and ("GBDT", "DIPN-early-fusion") in realtime
     assert {("DIPN", w) for w in ("GBDT", "GBDT+touch", "RNN+DNN")} <= {(b, w) for t, b, w, _ in checked if t == "longterm"}
 
 

@@ -170,8 +170,9 @@ def test_rows_of_the_real_data_benchmark_name_presets_of_the_registry() -> None:
 
     names = {p.name for p in PRESETS}
     assert real_data.DIPN_WITH_TIME_PRESET in names
-    assert [label for label, _, _ in real_data.ROWS] == ["GBDT", "Recency rule", "RNN+DNN", "DIPN paper-literal",
-                                                           "DIPN with time", "ATRank", "RIB"]  # fmt: skip
+    assert [label for label, _, _ in real_data.ROWS] == ["GBDT", "Recency rule", "RNN+DNN",
+                                                           "DIPN paper-literal (browse + history)", "DIPN with time",
+                                                           "ATRank", "RIB"]  # fmt: skip
     for _, model, preset in real_data.ROWS:
         assert preset is None or not real_data.defined(preset) or next(p for p in PRESETS if p.name == preset).model == model
 

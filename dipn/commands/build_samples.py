@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dipn.commands.options import (
+    ConfigFlag,
+    add_config_flags,
     finite_float,
+    given_fields,
     int_in,
     regular_file,
     seed,
@@ -21,58 +21,35 @@ from dipn.errors import DipnValidationError
 from dipn.samples.build import BuildConfig
 
 
-@dataclass(frozen=True)
-class _Flag:
-    """One option of a ``BuildConfig`` field: the config holds milliseconds where a person types
-    seconds or minutes, so ``scale`` converts the typed value (and the default shown back)."""
-
-    field: str
-    parse: Callable[[str], Any]
-    text: str
-    unit: str = ""
-    scale: float = 1.0
-
-    @property
-    def option(self) -> str:
-        return self.field.removesuffix("_ms").replace("_", "-") + (f"-{self.unit}" if self.unit else "")
-
-    def help(self, default: Any) -> str:
-        shown = "none" if default is None else f"{default / self.scale:g}"
-        return self.text.replace("{default}", shown)
-
-    def value(self, typed: Any) -> Any:
-        return round(typed * self.scale) if self.scale != 1 else typed
-
-
 # Every BuildConfig field but `lenient` (a switch), in --help order; tests hold the two in step.
-_FLAGS = (
-    _Flag("cuts_per_day", finite_float, "cuts per user-day (default {default}, the paper's ~400 per 14 days)"),
-    _Flag("eval_days", finite_float, "days at the end of the cut window used for evaluation, the test (default {default})"),
-    _Flag("val_days", finite_float, "days before the evaluation days used for validation: early stopping, model choice "
+FLAGS = (
+    ConfigFlag("cuts_per_day", finite_float, "cuts per user-day (default {default}, the paper's ~400 per 14 days)"),
+    ConfigFlag("eval_days", finite_float, "days at the end of the cut window used for evaluation, the test (default {default})"),
+    ConfigFlag("val_days", finite_float, "days before the evaluation days used for validation: early stopping, model choice "
           "(default {default})"),
-    _Flag("realtime_hours", finite_float, "label horizon of the real-time task: purchase within this many hours "
+    ConfigFlag("realtime_hours", finite_float, "label horizon of the real-time task: purchase within this many hours "
           "(default {default})"),
-    _Flag("longterm_hours", finite_float, "label horizon of the long-term task (default {default}); cuts stop this long "
+    ConfigFlag("longterm_hours", finite_float, "label horizon of the long-term task (default {default}); cuts stop this long "
           "before the logs end"),
-    _Flag("idle_timer_ms", finite_float, "idle cuts: a device timer fires this often after the last event (default "
+    ConfigFlag("idle_timer_ms", finite_float, "idle cuts: a device timer fires this often after the last event (default "
           "{default} s)", "seconds", 1000),
-    _Flag("idle_limit_ms", finite_float, "...until this long after it, when the app counts as closed (default {default} "
+    ConfigFlag("idle_limit_ms", finite_float, "...until this long after it, when the app counts as closed (default {default} "
           "min; 0: no idle cuts)", "minutes", 60_000),
-    _Flag("idle_share", finite_float, "share of each user-day's cuts taken at idle moments (default: as the timer would "
+    ConfigFlag("idle_share", finite_float, "share of each user-day's cuts taken at idle moments (default: as the timer would "
           "score them, i.e. drawn from event and idle moments alike)"),
-    _Flag("seed", seed, "seed of the cut sampling (default {default})"),
-    _Flag("min_count", int_in(1, 10**9), "vocabularies (pages, buttons, categories) keep values seen at least this many "
+    ConfigFlag("seed", seed, "seed of the cut sampling (default {default})"),
+    ConfigFlag("min_count", int_in(1, 10**9), "vocabularies (pages, buttons, categories) keep values seen at least this many "
           "times in the training logs; rarer ones encode as out-of-vocabulary. Embedding tables are sized to the "
           "vocabulary built (default {default}: every value seen)"),
-    _Flag("users_per_shard", int_in(1, 10**9), "users per shard directory (default {default})"),
-    _Flag("utc_offset_minutes", utc_offset_minutes, "time zone of the hour-of-day feature (default: meta.json's, as dipn "
+    ConfigFlag("users_per_shard", int_in(1, 10**9), "users per shard directory (default {default})"),
+    ConfigFlag("utc_offset_minutes", utc_offset_minutes, "time zone of the hour-of-day feature (default: meta.json's, as dipn "
           "import writes it; else UTC)"),
 )  # fmt: skip
 
 
 def build_config(args: argparse.Namespace) -> BuildConfig:
     """The BuildConfig the flags given name; a flag left out keeps the config's default."""
-    given = {flag.field: flag.value(getattr(args, flag.field)) for flag in _FLAGS if hasattr(args, flag.field)}
+    given = given_fields(args, FLAGS)
     if getattr(args, "lenient", False):
         given["lenient"] = True
     return BuildConfig(**given)
@@ -93,9 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("raw_dir", type=Path, help="directory with swipe.*, tap.*, browse.*, history.*, profile.*")
     p.add_argument("--out", type=Path, required=True, help="output sample directory")
-    for flag in _FLAGS:
-        p.add_argument(f"--{flag.option}", dest=flag.field, metavar=flag.option.replace("-", "_").upper(),
-                       type=flag.parse, default=argparse.SUPPRESS, help=flag.help(getattr(d, flag.field)))
+    add_config_flags(p, FLAGS, d)
     p.add_argument("--manifest", type=regular_file, default=None,
                    help="reuse this features.json (vocabularies) instead of building one")
     p.add_argument("--cuts", type=regular_file, default=None,

@@ -12,8 +12,10 @@ import argparse
 import math
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def finite_float(text: str) -> float:
@@ -121,3 +123,43 @@ def spark_master(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a Spark master URL: {text!r} (local[N], local[*], spark://HOST:PORT, "
                                          "yarn, k8s://URL)")  # fmt: skip
     return text
+
+
+@dataclass(frozen=True)
+class ConfigFlag:
+    """The option of one config field (``BuildConfig``, ``TrainConfig``): its name, parser and help
+    come from here, its default from the config, so the two cannot drift. Where the config holds
+    milliseconds and a person types seconds or minutes, ``unit`` names the typed unit and ``scale``
+    converts it (and the default shown back). ``parse=bool`` makes a switch."""
+
+    field: str
+    parse: Callable[[str], Any]
+    text: str
+    unit: str = ""
+    scale: float = 1.0
+
+    @property
+    def option(self) -> str:
+        return self.field.removesuffix("_ms").replace("_", "-") + (f"-{self.unit}" if self.unit else "")
+
+    def help(self, default: Any) -> str:
+        shown = "none" if default is None else f"{default / self.scale:g}" if self.scale != 1 else f"{default}"
+        return self.text.replace("{default}", shown) if "{default}" in self.text else f"{self.text} (default {shown})"
+
+    def value(self, typed: Any) -> Any:
+        return round(typed * self.scale) if self.scale != 1 else typed
+
+
+def add_config_flags(parser: argparse.ArgumentParser, flags: Iterable[ConfigFlag], defaults: Any) -> None:
+    """One option per flag; a flag left out is absent from the namespace (``given_fields``), so the
+    config's own default, or a --config file's value, holds."""
+    for flag in flags:
+        kind = {"action": "store_true"} if flag.parse is bool else {
+            "type": flag.parse, "metavar": flag.option.replace("-", "_").upper()}
+        parser.add_argument(f"--{flag.option}", dest=flag.field, default=argparse.SUPPRESS,
+                            help=flag.help(getattr(defaults, flag.field)), **kind)  # fmt: skip
+
+
+def given_fields(args: argparse.Namespace, flags: Iterable[ConfigFlag]) -> dict[str, Any]:
+    """The config fields the command line set, in the config's units."""
+    return {flag.field: flag.value(getattr(args, flag.field)) for flag in flags if hasattr(args, flag.field)}

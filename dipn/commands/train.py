@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
 
-from dipn.commands.options import regular_file, seed, torch_device
+from dipn.commands.options import ConfigFlag, add_config_flags, given_fields, regular_file, seed, torch_device
 from dipn.commands.render import describe_model
 from dipn.presets import models_help, variants_help
 from dipn.training.config import TrainConfig
 
-_FLAGS = {  # option -> (type, help); defaults come from TrainConfig, then --config, then flags
-    "model": (str, models_help()),
-    "variant": (str, variants_help()),
-    "epochs": (int, "passes over the training split"),
-    "batch_size": (int, "global batch size (split across torchrun processes)"),
-    "lr": (float, "Adam learning rate"),
-    "adam_eps": (float, "Adam epsilon (paper: 1e-3)"),
-    "patience": (int, "epochs without a better val AUC before a task retires at its best epoch, and before stopping"),
-    "seed": (seed, "seed of initialization and batch order"),
-    "max_steps": (int, "stop after this many optimizer steps"),
-    "max_train_samples": (int, "train on a fixed random subset of this size"),
-    "max_eval_samples": (int, "score the validation split each epoch on a fixed random subset of this size"),
-    "checkpoint_every": (int, "steps between resumable checkpoints"),
-    "threads": (int, "torch threads per process (default: chosen while training by timing steps with 1 thread and with the "
-                "process's share of the cores, so a busy machine never makes the default slower than 1 thread)"),
-    "device": (torch_device, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
-    "amp": (bool, "mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA"),
-    "compile": (bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),
-    "weight_decay": (float, "Adam L2 penalty (the paper names none)"),
-    "dropout": (float, "dropout of the model's head layers, overriding its preset"),
-    "embedding_dropout": (float, "training only: each page, button or category id is read as out-of-vocabulary with "
-                          "this probability"),
-}  # fmt: skip
+FLAGS = (  # defaults come from TrainConfig, then --config, then flags
+    ConfigFlag("model", str, models_help()),
+    ConfigFlag("variant", str, variants_help()),
+    ConfigFlag("epochs", int, "passes over the training split"),
+    ConfigFlag("batch_size", int, "global batch size (split across torchrun processes)"),
+    ConfigFlag("lr", float, "Adam learning rate"),
+    ConfigFlag("adam_eps", float, "Adam epsilon (paper: 1e-3)"),
+    ConfigFlag("patience", int, "epochs without a better val AUC before a task retires at its best epoch, and "
+               "before stopping"),
+    ConfigFlag("seed", seed, "seed of initialization and batch order"),
+    ConfigFlag("max_steps", int, "stop after this many optimizer steps"),
+    ConfigFlag("max_train_samples", int, "train on a fixed random subset of this size"),
+    ConfigFlag("max_eval_samples", int, "score the validation split each epoch on a fixed random subset of this size"),
+    ConfigFlag("checkpoint_every", int, "steps between resumable checkpoints"),
+    ConfigFlag("threads", int, "torch threads per process (default {default}: chosen while training by timing steps with 1 "
+               "thread and with the process's share of the cores, so a busy machine never makes the default slower than 1 thread)"),
+    ConfigFlag("device", torch_device, "cpu, cuda (the local GPU under torchrun) or cuda:N (docs/deploy.md)"),
+    ConfigFlag("amp", bool, "mixed precision: bfloat16 autocast on CPU, float16 with loss scaling on CUDA"),
+    ConfigFlag("compile", bool, "torch.compile the model; falls back to eager with a one-line warning if that fails"),
+    ConfigFlag("weight_decay", float, "Adam L2 penalty (the paper names none)"),
+    ConfigFlag("dropout", float, "dropout of the model's head layers, overriding its preset"),
+    ConfigFlag("embedding_dropout", float, "training only: each page, button or category id is read as "
+               "out-of-vocabulary with this probability"),
+)  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,11 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "metrics are deleted first)")
     p.add_argument("--dry-run", action="store_true", help="build the model, print parameters by component and sizes, exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    for name, (kind, text) in _FLAGS.items():
-        default = getattr(d, name)
-        kind_or_switch = {"action": "store_true"} if kind is bool else {"type": kind}
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, **kind_or_switch, default=argparse.SUPPRESS,
-                       help=f"{text} (default {default})")  # fmt: skip
+    add_config_flags(p, FLAGS, d)
     p.set_defaults(run=run)
 
 
@@ -71,7 +67,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     values = TrainConfig().to_dict()
     if args.config:
         values |= TrainConfig.load(args.config).to_dict()
-    values |= {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values |= given_fields(args, FLAGS)
     return TrainConfig.from_dict(values)
 
 

@@ -274,6 +274,15 @@ def merged_layout(config: FeatureConfig) -> tuple[tuple[str, int, int], ...]:
     return tuple(layout)
 
 
+def input_shape(config: FeatureConfig, name: str, batch: int | str = 1) -> list[int | str]:
+    """Shape of the int32 tensor of the input group ``name`` (a view, ``MERGED`` or a static group):
+    what exporters declare, manifests list and ports allocate."""
+    if name in STATICS:
+        return [batch, config.width(name)]
+    width = merged_layout(config)[-1][2] if name == MERGED else config.width(name)
+    return [batch, config.sequence_length, width]
+
+
 def mask_columns(config: FeatureConfig, sequence: str) -> tuple[int, ...]:
     """Columns of a sequence input (a view, or ``MERGED``: one per view) of which one is non-zero
     exactly on real steps."""
