@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import uplift_metrics
+from benchmarks.machine import machine_info, machine_line
 from dipn.serving.buckets import bucket_position
 from dipn.serving.budget import cap_in_arrival_order, multiplier_for_budget
 from dipn.serving.config import CampaignConfig, UpliftCurve
@@ -223,8 +224,8 @@ def markdown(report: dict) -> str:
     a, t7, sw, up = report["assumptions"], report["table7"], report["sweep"], report["uplift"]
     lines = [
         "# Coupon A/B policy simulation (paper section 6.3, Table 7)", "",
-        f"`{report['command']}`, {report['seconds']:.0f} s. Metrics, policies, buckets and defaults are the "
-        "endpoint's own (`dipn.serving`).", "",
+        f"`{report['command']}`, {report['seconds']:.0f} s, {machine_line(report['machine'])}. Metrics, policies, "
+        "buckets and defaults are the endpoint's own (`dipn.serving`).", "",
         "## Assumptions (a simulation, not the paper's data)", "",
         f"- {a['users']:,} users in four stable-hash buckets of equal share; true real-time intent "
         f"p ~ Beta({a['intent_a']}, {a['intent_b']}) (mean {a['intent_a'] / (a['intent_a'] + a['intent_b']):.2f}).",
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "uplift": uplift_targeting(a, users, buckets, config, t7["lagrange_multiplier"], rng),
     }
     report["seconds"] = time.perf_counter() - started
+    report["machine"] = machine_info()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "coupon_ab.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     (args.out / "coupon_ab.md").write_text(markdown(report))

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.machine import machine_info, machine_line
 from dipn import wire
 from dipn.serving.client import DeviceClient
 from dipn.serving.server import free_port
@@ -360,6 +361,7 @@ def run_benchmark(args: argparse.Namespace, db_url: str, comparison: dict | None
     print(json.dumps(report["durability"]))
     report["command"] = "python -m benchmarks.endpoint_load " + " ".join(sys.argv[1:])
     report["load_average_1min_at_end"] = os.getloadavg()[0]
+    report["machine"] = machine_info()
     report["uptime_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
@@ -379,6 +381,7 @@ def markdown(report: dict, plot_name: str) -> str:
         f"the load generator and with whatever else runs (1-minute load average at the end: "
         f"{report['load_average_1min_at_end']:.1f}). 'From CPU' = what two free cores would sustain at the "
         "measured server CPU per post (the PostgreSQL server's own CPU is not counted).", "",
+        f"Machine: {machine_line(report['machine'])}", "",
         "| phase | posts/s | p50 ms | p90 ms | p99 ms | max ms | server CPU ms/post | posts/s from CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
