@@ -143,7 +143,8 @@ class ConfigFlag:
         return self.field.removesuffix("_ms").replace("_", "-") + (f"-{self.unit}" if self.unit else "")
 
     def help(self, default: Any) -> str:
-        shown = "none" if default is None else f"{default / self.scale:g}" if self.scale != 1 else f"{default}"
+        numeric = isinstance(default, float) or self.scale != 1  # build-samples shows 28, not 28.0
+        shown = "none" if default is None else f"{default / self.scale:g}" if numeric else f"{default}"
         return self.text.replace("{default}", shown) if "{default}" in self.text else f"{self.text} (default {shown})"
 
     def value(self, typed: Any) -> Any:
