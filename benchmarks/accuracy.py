@@ -133,8 +133,9 @@ def fmt(x: float | None) -> str:
 
 def markdown(report: dict) -> str:
     a, d = report["args"], report["data"]
+    at_size = "" if a.get("name", "accuracy") == "accuracy" else f", at {d['train_used']:,} training samples"
     lines = [
-        "## Accuracy: Tables 4 and 5 on simulated data",
+        "## Accuracy: Tables 4 and 5 on simulated data" + at_size,
         "",
         f"Command: `{command(a)}`  ",
         f"Machine: {machine_line(report['machine'])}  ",
@@ -176,10 +177,14 @@ def fmt_interval(m: dict | None) -> str:
 
 
 def command(a: dict) -> str:
+    epoch_samples = f"--epoch-samples {a['epoch_samples']} " if a.get("epoch_samples") else ""
     return (f"python -m benchmarks.accuracy {'--models ' if a.get('models') else ''}--users {a['users']} "
             f"--days {a['days']} --seed {a['seed']} --train-samples {a['train_samples']} "
-            f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} --patience {a['patience']} "
-            f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}")
+            f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} {epoch_samples}--patience {a['patience']} "
+            f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}"
+            + (f" --threads {a['threads']}" if a.get("threads") else "")
+            + (f" --name {a['name']} --only {' '.join(repr(o) if ' ' in o else o for o in a['only'])}"
+               if a.get("name", "accuracy") != "accuracy" and a.get("only") else ""))
 
 
 def models_markdown(report: dict) -> str:
@@ -233,12 +238,16 @@ def claims() -> list[tuple[str, str, str, float | None]]:
     return out
 
 
-def check_claims(store: SampleStore, ev: EvalSet, data: Path, rounds: int, seeds: list[int]) -> list[dict]:
-    """Each claim's difference on our data with a paired interval over users and seeds, and a verdict."""
+def check_claims(store: SampleStore, ev: EvalSet, data: Path, rounds: int, seeds: list[int],
+                 ran: set[str] | None = None) -> list[dict]:  # fmt: skip
+    """Each claim's difference on our data with a paired interval over users and seeds, and a verdict;
+    with ``ran``, the claims both of whose rows are among those labels."""
     where = {label: (model, variant) for label, model, variant, _ in ROWS}
     scores: dict[str, list[dict[str, np.ndarray]]] = {}
     out = []
     for task, better, worse, paper in claims():
+        if ran is not None and not {better, worse} <= ran:
+            continue
         for label in (better, worse):
             if label not in scores:
                 model, variant = where[label]
@@ -302,6 +311,8 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=8000)
     p.add_argument("--eval-samples", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=2, help="at most this many epochs (default 2)")
+    p.add_argument("--epoch-samples", type=int, default=None, help="training samples per epoch (default: the whole "
+                   "training subset); val, early stopping and each task's best epoch act within a pass")
     p.add_argument("--patience", type=int, default=2, help="epochs without a better val AUC before stopping (default 2)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds over users (default 200)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -310,6 +321,9 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="row labels or variants to run (default: all)")
     p.add_argument("--models", action="store_true", help="only the model comparison rows "
                    f"({', '.join(COMPARED)}): writes models.{{json,md}}, leaves accuracy.{{json,md}} alone")  # fmt: skip
+    p.add_argument("--name", default="accuracy", help="results stem: NAME.json and NAME.md (default accuracy, the main "
+                   "table, which also writes models.*); another name writes only those two, as a section of its own, "
+                   "e.g. DIPN and the GBDT rows at a larger training size")
     p.add_argument("--data", type=Path, default=HERE / "data")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
@@ -317,7 +331,8 @@ def main() -> None:
     store = SampleStore(dataset(args))
     train = subset(store.indices("train"), args.train_samples, args.seed)
     ev = EvalSet.of(store, subset(store.indices("eval"), args.eval_samples, args.seed + 1))
-    config = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+    config = TrainConfig(epochs=args.epochs, epoch_samples=args.epoch_samples, patience=args.patience,
+                         batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
                          threads=args.threads)  # fmt: skip
     rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only or r[0] == REFERENCE]
@@ -331,7 +346,7 @@ def main() -> None:
                        "eval_realtime_rate": float(ev.labels["realtime"].mean()),
                        "eval_longterm_rate": float(ev.labels["longterm"].mean())},
               "rows": []}  # fmt: skip
-    name = "models" if args.models else "accuracy"
+    name = "models" if args.models else args.name
     previous = _previous_rows(args.out / f"{name}.json", report["args"])
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -347,10 +362,16 @@ def main() -> None:
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
         _save(args.out / f"{name}.json", report)
-    if not args.only and not args.models:  # every row finished: the paper's orderings, paired
+    if (not args.only or args.name != "accuracy") and not args.models:  # the paper's orderings, paired
         print("\nchecking the paper's orderings (paired bootstrap) ...", flush=True)
-        report["claims"] = check_claims(store, ev, args.data, args.bootstrap, seeds)
+        ran = None if not args.only else {row["label"] for row in report["rows"]}
+        report["claims"] = check_claims(store, ev, args.data, args.bootstrap, seeds, ran)
         _save(args.out / f"{name}.json", report)
+    if args.name != "accuracy":  # a section of its own: the main table and the model comparison stay
+        (args.out / f"{name}.md").write_text(markdown(report))
+        render()
+        print("\n" + markdown(report))
+        return
     compared = {k: v for k, v in report.items() if k not in ("rows", "claims")} | {
         "rows": [row for row in report["rows"] if row["label"] in COMPARED]}  # fmt: skip
     md = models_markdown(compared)

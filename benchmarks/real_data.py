@@ -250,9 +250,9 @@ def command(a: dict) -> str:
         parts += ["--format", a["format"], "--path", *(Path(p).name for p in a["path"])]
     if a["cuts"]:
         parts += ["--cuts", Path(a["cuts"]).name]
-    flags = ["seeds", "train_samples", "eval_samples", "val_samples", "epochs", "patience", "batch_size", "lr",
+    flags = ["seeds", "train_samples", "eval_samples", "val_samples", "epochs", "epoch_samples", "patience", "batch_size", "lr",
              "bootstrap", "seed", "threads"] + (["cuts_per_user"] if a["slice"] == "window" else [])  # fmt: skip
-    parts += [f"--{f.replace('_', '-')} {a[f]}" for f in flags if a[f] is not None]
+    parts += [f"--{f.replace('_', '-')} {a[f]}" for f in flags if a.get(f) is not None]
     parts += ["--no-tune"] if a["no_tune"] else []
     return " ".join(parts)
 
@@ -354,6 +354,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-samples", type=int, default=10_000, help="fixed val subset scored each epoch (default 10,000)")
     p.add_argument("--eval-samples", type=int, default=20_000, help="fixed evaluation subset (default 20,000)")
     p.add_argument("--epochs", type=int, default=6, help="at most this many epochs (default 6)")
+    p.add_argument("--epoch-samples", type=int, default=None, help="training samples per epoch (default: the whole "
+                   "training subset); val, early stopping and each task's best epoch act within a pass")
     p.add_argument("--patience", type=int, default=2, help="epochs without a better val AUC before stopping (default 2)")
     p.add_argument("--batch-size", type=int, default=256, help="default 256, the training default")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, the training default)")
@@ -476,7 +478,8 @@ def main(argv: list[str] | None = None) -> dict:
     ev = EvalSet.of(store, evaluation)
     for other in stores.values():  # a floor changes ids, never the cuts: every row scores the same samples
         assert np.array_equal(EvalSet.of(other, evaluation).users, ev.users)
-    config = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+    config = TrainConfig(epochs=args.epochs, epoch_samples=args.epoch_samples, patience=args.patience,
+                         batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.val_samples,
                          threads=args.threads)  # fmt: skip
     facts = data_facts(store, train, min(args.val_samples, len(store.indices("val"))), ev, tasks)

@@ -125,6 +125,10 @@ class DipnTF(tf.Module):
         # The wide path (DIPNConfig.wide_context): a linear term of the context embedding per task.
         self.wide = {t: (const(f"wide.{t}.w", w[f"wide.{t}.weight"].T), const(f"wide.{t}.b", w[f"wide.{t}.bias"]))
                      for t in cfg.tasks if f"wide.{t}.weight" in w}  # fmt: skip
+        # The ordinal wide path (DIPNConfig.wide_ordinal): the context's bucket ids as numbers, scaled.
+        self.ordinal = {t: (const(f"ordinal.{t}.w", w[f"ordinal.{t}.weight"].T), const(f"ordinal.{t}.b", w[f"ordinal.{t}.bias"]))
+                        for t in cfg.tasks if f"ordinal.{t}.weight" in w}  # fmt: skip
+        self.ordinal_scale = const("ordinal_scale", w["ordinal_scale"]) if self.ordinal else None
 
     # ---- signature ---------------------------------------------------------------------------
     def input_specs(self) -> list[tf.TensorSpec]:
@@ -170,6 +174,10 @@ class DipnTF(tf.Module):
         logits = {t: self._head(t, joined) for t in cfg.tasks}
         for t, (weight, bias) in self.wide.items():
             logits[t] = logits[t] + tf.squeeze(tf.matmul(statics["context"], weight) + bias, -1)
+        if self.ordinal:
+            numbers = tf.cast(inputs["context"], tf.float32) * self.ordinal_scale
+            for t, (weight, bias) in self.ordinal.items():
+                logits[t] = logits[t] + tf.squeeze(tf.matmul(numbers, weight) + bias, -1)
         some = logits[cfg.tasks[0]]
         return {f"p_{t}": tf.sigmoid(logits.get(t, tf.zeros_like(some))) for t in ("realtime", "longterm")}
 

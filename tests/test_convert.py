@@ -381,6 +381,19 @@ def test_tf_graph_matches_torch_on_every_kind_of_variant(variant: str) -> None:
     np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
 
 
+def test_tf_graph_matches_torch_with_the_ordinal_wide_path() -> None:
+    from convert.tf_graph import DipnTF
+
+    torch.manual_seed(0)
+    config = replace(VARIANTS["browse_history"], wide_ordinal=True)
+    model = DIPN(config, replace(FeatureConfig(), sequence_length=12)).eval()
+    with torch.no_grad():  # a term large enough that a missing or mis-scaled path would show
+        for layer in model.ordinal.values():
+            layer.weight.normal_(0.0, 2.0)
+    inputs = _random_inputs(model, 9, np.random.default_rng(4))
+    np.testing.assert_allclose(DipnTF(model).jit_scores(inputs), torch_scores(model, inputs), atol=2e-6, rtol=0)
+
+
 # The commands that drive the converter or the device side import them inside ``run`` only.
 ORCHESTRATORS = {"dipn/commands/convert.py", "dipn/commands/demo.py", "dipn/commands/keygen.py"}
 

@@ -216,3 +216,30 @@ def test_the_wide_path_adds_a_linear_term_of_the_context_to_each_logit(batch256)
         assert torch.allclose(longterm, model.wide["longterm"](context).squeeze(-1))
     without_context = build_model("dipn", replace(deep, wide_context=True, use_context=False))
     assert not without_context.wide  # no context read, no wide path
+
+
+def test_the_ordinal_wide_path_reads_recency_and_action_ages_as_ordered_numbers(batch256):
+    deep = DIPNConfig(views=("browse",), use_profile=False)
+    model = build_model("dipn", replace(deep, wide_ordinal=True)).eval()
+    assert set(model.ordinal) == {"realtime", "longterm"} and not build_model("dipn", deep).ordinal
+    names = [spec.name for spec in model.feature_config.group("context")]
+    read = {n for n, scale in zip(names, model.ordinal_scale.tolist()) if scale > 0}
+    # the browse view's recency and the time since each action; not the cyclic hour, not absent views
+    assert read == {"recency_browse", "since_purchase", "since_cart", "since_collect", "since_browse"}
+    inputs = model_inputs(batch256, model.input_names, torch.int64)
+    with torch.no_grad():
+        for branch in model.heads.branches.values():  # silence the deep branches: the ordinal term alone
+            branch[-1].weight.zero_()
+            branch[-1].bias.zero_()
+        model.ordinal["realtime"].weight.fill_(-1.0)
+        model.ordinal["realtime"].bias.zero_()
+        column = names.index("recency_browse")
+        newer, older = (dict(inputs, context=inputs["context"].clone()) for _ in range(2))
+        newer["context"][:, column], older["context"][:, column] = 3, 4  # one bucket older: 1 / (largest id) lower
+        difference = model(**newer)[0] - model(**older)[0]
+        assert torch.allclose(difference, model.ordinal_scale[column].expand_as(difference), atol=1e-6)
+        numbers = inputs["context"].float() * model.ordinal_scale
+        assert torch.allclose(model(**inputs)[1], model.ordinal["longterm"](numbers).squeeze(-1), atol=1e-6)
+    paper = build_model("dipn", replace(deep, wide_ordinal=True, action_ages=False))
+    names_read = {n for n, scale in zip(names, paper.ordinal_scale.tolist()) if scale > 0}
+    assert names_read == {"recency_browse"}  # no action ages read, none on the ordinal path either

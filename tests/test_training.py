@@ -15,7 +15,7 @@ import torch
 from dipn.samples.store import SampleStore
 from dipn.models import multitask_loss
 from dipn.training import checkpoint
-from dipn.training.batches import to_tensors
+from dipn.training.batches import epoch_batches, to_tensors
 from dipn.training.config import TrainConfig
 from dipn.training.loop import Trainer
 
@@ -43,6 +43,22 @@ def test_one_epoch_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_samples
     assert ckpt["train_state"]["global_step"] == result["global_step"] == steps
     assert set(ckpt["metrics"]) >= {"realtime", "longterm"} and ckpt["git_revision"]
     assert _loss_on(model, store, probe) == pytest.approx(after, rel=1e-6)
+
+
+def test_shorter_epochs_split_each_pass_and_validate_within_it(tiny_samples: Path, tmp_path: Path) -> None:
+    indices = np.arange(100, 197)
+    parts = [epoch_batches(indices, 8, 5, epoch, epoch_samples=40) for epoch in range(6)]
+    assert [sum(map(len, p)) for p in parts] == [40, 40, 17, 40, 40, 17]  # two passes of three epochs
+    for first in (0, 3):  # each pass holds every sample once, in its own order
+        seen = np.concatenate([b for p in parts[first : first + 3] for b in p])
+        assert sorted(seen.tolist()) == indices.tolist()
+    assert not np.array_equal(np.concatenate(parts[0]), np.concatenate(parts[3]))
+    assert [len(b) for b in epoch_batches(indices, 8, 5, 0)] == [8] * 12 + [1]  # default: the whole set
+    store = SampleStore(tiny_samples)
+    trainer = Trainer(store, replace(QUICK, epochs=3, patience=5, epoch_samples=32, max_train_samples=64), tmp_path,
+                      progress=False)  # fmt: skip
+    trainer.fit()
+    assert [h["step"] for h in trainer.state.history] == [2, 4, 6]  # val after every 32 samples (2 batches), into a second pass
 
 
 def test_resume_after_interruption_continues_from_the_saved_step(tiny_samples: Path, tmp_path: Path) -> None:

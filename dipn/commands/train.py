@@ -13,7 +13,9 @@ from dipn.training.config import TrainConfig
 FLAGS = (  # defaults come from TrainConfig, then --config, then flags
     ConfigFlag("model", str, models_help()),
     ConfigFlag("variant", str, variants_help()),
-    ConfigFlag("epochs", int, "passes over the training split"),
+    ConfigFlag("epochs", int, "epochs: passes over the training split, or parts of a pass with --epoch-samples"),
+    ConfigFlag("epoch_samples", int, "training samples per epoch (default {default}: the whole split); val, early "
+               "stopping and each task's best epoch then act within a pass, as a large set needs"),
     ConfigFlag("batch_size", int, "global batch size (split across torchrun processes)"),
     ConfigFlag("lr", float, "Adam learning rate"),
     ConfigFlag("adam_eps", float, "Adam epsilon (paper: 1e-3)"),

@@ -62,7 +62,8 @@ from torch import Tensor, nn
 
 from dipn.errors import DipnValidationError
 from dipn.features import MERGED, STATICS, VIEWS
-from dipn.features.spec import FeatureConfig, Group, mask_columns, merged_layout
+from dipn.features.cut import context_columns_read
+from dipn.features.spec import FeatureConfig, Group, Kind, mask_columns, merged_layout
 from dipn.models.base import IntentModel, TaskHeads, TasksConfig, ViewsConfig, last_states, masked_mean, masked_softmax
 from dipn.models.base import step_mask
 from dipn.models.embeddings import embedded_and_projected, group_embedding
@@ -95,6 +96,12 @@ class DIPNConfig(ViewsConfig, TasksConfig):
     # time since each browse action) also reaches each task's logit through one linear layer, as
     # in wide & deep, so that timing the deep branches may not use well still counts on its own.
     wide_context: bool = False
+    # Ordinal wide path (ours, docs/models.md "Wide context"): each recency and time-since-action
+    # bucket id of the context read as a number (over its number of values), one linear term per
+    # task. The buckets are ordered in time; one weight per column learns "more recent, likelier"
+    # from a few hundred buyers, where an embedding row per bucket needs many (on the real slices
+    # the recency of the last browse event alone, read this way, scored above every fitted model).
+    wide_ordinal: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -248,6 +255,11 @@ class DIPN(IntentModel):
         wide = config.wide_context and "context" in self.input_names
         self.wide = nn.ModuleDict({t: nn.Linear(self.embeddings["context"].output_dim, 1) for t in config.tasks}
                                   if wide else {})  # fmt: skip
+        ordinal = config.wide_ordinal and "context" in self.input_names
+        self.ordinal = nn.ModuleDict({t: nn.Linear(len(fc.group(Group.CONTEXT)), 1) for t in config.tasks}
+                                     if ordinal else {})  # fmt: skip
+        if ordinal:  # saved with the weights: the TensorFlow re-expression reads the same scale
+            self.register_buffer("ordinal_scale", ordinal_scale(fc, modelled, config.action_ages))
 
     def _groups_needed(self) -> tuple[Group, ...]:
         views = VIEWS if self.config.early_fusion else self.config.views
@@ -307,7 +319,22 @@ class DIPN(IntentModel):
         if self.wide:  # the wide path: a linear term of the context per task
             wide = {t: layer(statics["context"]).squeeze(-1) for t, layer in self.wide.items()}
             realtime, longterm = realtime + wide.get("realtime", 0.0), longterm + wide.get("longterm", 0.0)
+        if self.ordinal:  # the ordinal wide path: a linear term of the context's bucket ids as numbers
+            numbers = given["context"].to(self.ordinal_scale.dtype) * self.ordinal_scale
+            terms = {t: layer(numbers).squeeze(-1) for t, layer in self.ordinal.items()}
+            realtime, longterm = realtime + terms.get("realtime", 0.0), longterm + terms.get("longterm", 0.0)
         return realtime, longterm
+
+
+def ordinal_scale(feature_config: FeatureConfig, views: Sequence[str], action_ages: bool) -> Tensor:
+    """Per context column, what its bucket id is multiplied by on the ordinal wide path: 1 / (its
+    largest id) for the recency and time-since-action columns the model reads (ids 1..max map into
+    (0, 1], later buckets larger), 0 for the rest (the cut hour is cyclic, not ordered; the columns
+    of views the model does not read stay out, as in ``ContextEmbedding``)."""
+    read = context_columns_read(feature_config, views, action_ages)
+    specs = feature_config.group(Group.CONTEXT)
+    return torch.tensor([1.0 / (spec.num_embeddings - 1) if keep and spec.kind in (Kind.RECENCY, Kind.SINCE) else 0.0
+                         for keep, spec in zip(read, specs)], dtype=torch.float32)  # fmt: skip
 
 
 __all__ = [

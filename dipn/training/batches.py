@@ -34,9 +34,17 @@ def fit_splits(store: SampleStore, max_train: int | None, max_val: int | None, s
     return train, val
 
 
-def epoch_batches(indices: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The epoch's global batches; the same on every process (seeded by seed and epoch)."""
-    order = np.random.default_rng([seed, epoch]).permutation(indices)
+def epoch_batches(indices: np.ndarray, batch_size: int, seed: int, epoch: int,
+                  epoch_samples: int | None = None) -> list[np.ndarray]:  # fmt: skip
+    """The epoch's global batches; the same on every process (seeded by seed and pass).
+
+    With ``epoch_samples``, an epoch is the next ``epoch_samples`` samples of a pass over the
+    training set (the last part of a pass may be shorter), so val, early stopping and each task's
+    best epoch act within a pass: on a large training set one pass can already overfit a task."""
+    size = len(indices) if epoch_samples is None else min(epoch_samples, len(indices))
+    parts = -(-len(indices) // max(size, 1))
+    order = np.random.default_rng([seed, epoch // parts]).permutation(indices)
+    order = order[(epoch % parts) * size : (epoch % parts + 1) * size]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 

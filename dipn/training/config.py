@@ -16,6 +16,10 @@ class TrainConfig:
     model: str = "dipn"  # dipn.models.MODELS (dipn, rnn_dnn, atrank, rib, heroes) or gbdt, gbdt_touch
     variant: str | None = None  # a preset of the model (e.g. "no_tap"); None = the full model
     epochs: int = 5
+    # Training samples per epoch (None: the whole training set). Val, early stopping and each
+    # task's best epoch act at every epoch, so on a large set a shorter epoch lets them act within
+    # a pass; epochs (and patience) then count these shorter epochs.
+    epoch_samples: int | None = None
     batch_size: int = 256  # global: split across processes under torchrun
     lr: float = 1e-3
     # Section 6.1: "Adam optimizer with initial hyper-parameters of eps = 1e-3, beta1 = 0.9,
@@ -51,7 +55,7 @@ class TrainConfig:
                 raise DipnValidationError(f"training option {name} must be {wanted}, got {value!r}")
             if kinds == (float,) and not _finite(value):
                 raise DipnValidationError(f"training option {name} must be a finite number, got {value!r}")
-        for name in ("epochs", "batch_size", "patience", "checkpoint_every", "max_steps", "max_train_samples",
+        for name in ("epochs", "epoch_samples", "batch_size", "patience", "checkpoint_every", "max_steps", "max_train_samples",
                      "max_eval_samples", "threads"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 1:

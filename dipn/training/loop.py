@@ -129,7 +129,7 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, float]:
         cfg, state = self.config, self.state
-        plan = batches.epoch_batches(self.train_indices, cfg.batch_size, cfg.seed, state.epoch)
+        plan = batches.epoch_batches(self.train_indices, cfg.batch_size, cfg.seed, state.epoch, cfg.epoch_samples)
         losses, seen, started = [], 0, time.perf_counter()
         bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not self.progress,
                    desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)  # fmt: skip
