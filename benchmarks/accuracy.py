@@ -183,8 +183,8 @@ def command(a: dict) -> str:
             f"--eval-samples {a['eval_samples']} --epochs {a['epochs']} {epoch_samples}--patience {a['patience']} "
             f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}"
             + (f" --threads {a['threads']}" if a.get("threads") else "")
-            + (f" --name {a['name']} --only {' '.join(repr(o) if ' ' in o else o for o in a['only'])}"
-               if a.get("name", "accuracy") != "accuracy" and a.get("only") else ""))
+            + (f" --name {a['name']}" if a.get("name", "accuracy") != "accuracy" else "")
+            + (f" --only {' '.join(repr(o) if ' ' in o else o for o in a['only'])}" if a.get("only") else ""))
 
 
 def models_markdown(report: dict) -> str:
@@ -368,9 +368,10 @@ def main() -> None:
         report["claims"] = check_claims(store, ev, args.data, args.bootstrap, seeds, ran)
         _save(args.out / f"{name}.json", report)
     if args.name != "accuracy":  # a section of its own: the main table and the model comparison stay
-        (args.out / f"{name}.md").write_text(markdown(report))
+        md = markdown(report)
+        (args.out / f"{name}.md").write_text(md)
         render()
-        print("\n" + markdown(report))
+        print("\n" + md)
         return
     compared = {k: v for k, v in report.items() if k not in ("rows", "claims")} | {
         "rows": [row for row in report["rows"] if row["label"] in COMPARED]}  # fmt: skip

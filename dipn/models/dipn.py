@@ -316,12 +316,15 @@ class DIPN(IntentModel):
             features.append(attend(v[x], masks[x], v[y], masks[y], self._scale))
         statics = {s: self.embeddings[s](given[s]) for s in STATICS if s in self.input_names}
         realtime, longterm = self.heads(torch.cat(features + list(statics.values()), dim=-1))
-        if self.wide:  # the wide path: a linear term of the context per task
-            wide = {t: layer(statics["context"]).squeeze(-1) for t, layer in self.wide.items()}
-            realtime, longterm = realtime + wide.get("realtime", 0.0), longterm + wide.get("longterm", 0.0)
-        if self.ordinal:  # the ordinal wide path: a linear term of the context's bucket ids as numbers
-            numbers = given["context"].to(self.ordinal_scale.dtype) * self.ordinal_scale
-            terms = {t: layer(numbers).squeeze(-1) for t, layer in self.ordinal.items()}
+        # Wide terms per task, added to the deep logits: the context embedding (wide_context) and the
+        # context's bucket ids as numbers (wide_ordinal).
+        wide = []
+        if self.wide:
+            wide.append((self.wide, statics["context"]))
+        if self.ordinal:
+            wide.append((self.ordinal, given["context"].to(self.ordinal_scale.dtype) * self.ordinal_scale))
+        for layers, x in wide:
+            terms = {t: layer(x).squeeze(-1) for t, layer in layers.items()}
             realtime, longterm = realtime + terms.get("realtime", 0.0), longterm + terms.get("longterm", 0.0)
         return realtime, longterm
 
