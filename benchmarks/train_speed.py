@@ -215,7 +215,9 @@ def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[s
     ("busy"), old code (``--threads-baseline-rev``) and new. The whole grid runs ``--thread-rounds``
     times; within a round the thread counts of one column run back to back, so a ratio of two
     counts compares cells minutes apart at most, and the spread of the per-round ratios says how
-    much the machine's other load moved them. A cell's figures are the median over the windows of
+    much the machine's other load moved them. Odd rounds run the counts in reverse order: a cell
+    that always ran first (a cooler cache, a competitor just started, the load of the previous
+    cell's last seconds) would otherwise carry that edge into every ratio. A cell's figures are the median over the windows of
     all its rounds. Training runs enough steps for ``adapt_threads`` to check its choice within
     the timed windows when ``--thread-warmup`` + windows x steps exceeds its first period."""
     counts = [c for c in args.thread_counts if c <= len(os.sched_getaffinity(0))]
@@ -225,7 +227,7 @@ def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[s
         for task in ("training", "scoring"):
             for code in ("old", "new"):
                 for busy in (False, True):
-                    for count in counts:
+                    for count in counts if number % 2 == 0 else counts[::-1]:
                         extra = ["--model", "dipn", "--batch-size", "128"]
                         extra += ["--scoring", str(args.scoring_samples)] if task == "scoring" else []
                         cell = f"{code}_{'busy' if busy else 'idle'}"

@@ -123,7 +123,7 @@ def _threads(report: dict[str, Any]) -> list[str]:
         f"{t['training_steps']} steps of `Trainer.train_epoch`. Scoring: the code's own `predict` (what `dipn "
         f"evaluate` runs, at its default batch size) over {t['scoring_samples']:,} eval samples, {t['windows']} "
         f"passes after a warm-up batch. The grid ran {t.get('rounds', 1)} time(s), the thread counts of a column "
-        "back to back within a round; a cell is the median over the windows of all its rounds. Every worker may "
+        "back to back within a round, in reverse order in every second round; a cell is the median over the windows of all its rounds. Every worker may "
         "use all cores, as a user's process does; "
         "\"default\" is the code's own choice (old: training from the idle cores at the start, scoring torch's "
         "default of all cores; new: `dipn.training.runtime.adapt_threads`, from one thread). Busy: one CPU-bound process "
