@@ -278,13 +278,14 @@ def claims_markdown(checked: list[dict]) -> list[str]:
     return lines
 
 
-def _previous_rows(path: Path, args: dict) -> dict[str, dict]:
-    """Rows an earlier or a concurrent run with identical settings already finished (resume after a kill)."""
+def _previous_rows(path: Path, args: dict, revision: str) -> dict[str, dict]:
+    """Rows an earlier or a concurrent run with identical settings already finished on the same
+    code (resume after a kill); a row of another git revision is run again, not reused."""
     if not path.exists():
         return {}
     earlier = json.loads(path.read_text())
     same = {k: v for k, v in earlier.get("args", {}).items() if k != "only"} == {k: v for k, v in args.items() if k != "only"}
-    return {row["label"]: row for row in earlier.get("rows", [])} if same else {}
+    return {row["label"]: row for row in earlier.get("rows", []) if row.get("git_revision") == revision} if same else {}
 
 
 def _save(path: Path, report: dict) -> None:
@@ -294,7 +295,8 @@ def _save(path: Path, report: dict) -> None:
     run without ``--only`` then finds every row finished and renders the whole table."""
     with FileLock(str(path) + ".lock"):
         mine = {row["label"] for row in report["rows"]}
-        others = [row for row in _previous_rows(path, report["args"]).values() if row["label"] not in mine]
+        others = [row for row in _previous_rows(path, report["args"], report["machine"]["git_revision"]).values()
+                  if row["label"] not in mine]  # fmt: skip
         order = {label: i for i, (label, *_) in enumerate(ROWS)}
         rows = sorted(report["rows"] + others, key=lambda row: order.get(row["label"], len(order)))
         tmp = path.with_suffix(".json.tmp")
@@ -347,7 +349,7 @@ def main() -> None:
                        "eval_longterm_rate": float(ev.labels["longterm"].mean())},
               "rows": []}  # fmt: skip
     name = "models" if args.models else args.name
-    previous = _previous_rows(args.out / f"{name}.json", report["args"])
+    previous = _previous_rows(args.out / f"{name}.json", report["args"], report["machine"]["git_revision"])
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds))
     reference: list[dict] | None = None
@@ -359,7 +361,8 @@ def main() -> None:
         result, scored = run_row(store, model, variant, config, args.data, ev, reference, args.bootstrap, seeds,
                                  deployment=label in COMPARED)  # fmt: skip
         reference = scored if label == REFERENCE else reference
-        report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result})
+        report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result,
+                               "git_revision": report["machine"]["git_revision"]})  # fmt: skip
         print(json.dumps({k: v["auc"] for k, v in result["metrics"].items()}), flush=True)
         _save(args.out / f"{name}.json", report)
     if (not args.only or args.name != "accuracy") and not args.models:  # the paper's orderings, paired

@@ -121,3 +121,17 @@ def test_emulator_benchmark_agrees_with_the_host_and_counts_instructions(tiny_bu
         assert report["instructions"]["guest"][core]["model.int8.onnx"]["per_inference"] > 0
     assert report["instructions"]["host"]["model.int8.onnx"]["per_inference"] > 0
     assert (tmp_path / "emulator.png").stat().st_size > 0
+
+
+def test_accuracy_resumes_only_rows_of_the_same_settings_and_code(tmp_path: Path) -> None:
+    """A killed run's finished rows are reused; a row trained by other code is trained again."""
+    from benchmarks.accuracy import _previous_rows
+
+    args = {"users": 2000, "only": ["DIPN"]}
+    rows = [{"label": "DIPN", "git_revision": "abc1234"}, {"label": "GBDT+touch", "git_revision": "0ld0000"},
+            {"label": "RIB"}]  # fmt: skip
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps({"args": args, "rows": rows}))
+    assert list(_previous_rows(path, args | {"only": ["RIB"]}, "abc1234")) == ["DIPN"]
+    assert _previous_rows(path, args | {"users": 500}, "abc1234") == {}
+    assert _previous_rows(tmp_path / "absent.json", args, "abc1234") == {}
