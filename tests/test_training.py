@@ -228,27 +228,6 @@ def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trai
                           after["p_realtime"])  # best.pt: the mean val AUC chose this model
 
 
-def test_the_trunk_freezes_at_the_best_epoch_of_the_task_that_stopped_improving(tiny_samples: Path, tmp_path: Path) -> None:
-    """Not at the best mean epoch: the task due first keeps its own best epoch, exactly; best.pt stays
-    the model of best mean val AUC until a later one beats it."""
-    from dipn.training.predict import predict
-
-    store = SampleStore(tiny_samples)
-    trainer = Trainer(store, replace(QUICK, epochs=6, patience=2, lr=3e-3), tmp_path, progress=False)
-    for aucs in ((0.60, 0.70), (0.70, 0.68)):  # longterm peaks at epoch 1, the mean at epoch 2
-        trainer.train_epoch()
-        assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": aucs[0]}, "longterm": {"auc": aucs[1]}})
-    trainer.train_epoch()
-    assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.72}, "longterm": {"auc": 0.66}})
-    assert trainer.task_epochs.trunk_epoch == 1 and trainer.task_epochs.retired == ["longterm"]
-    frozen = predict(trainer.model, store, trainer.eval_indices)
-    epoch1 = predict(checkpoint.load_model(tmp_path / "best_longterm.pt")[0], store, trainer.eval_indices)
-    epoch2 = predict(checkpoint.load_model(tmp_path / "best.pt")[0], store, trainer.eval_indices)
-    assert np.array_equal(frozen["p_longterm"], epoch1["p_longterm"]) and np.array_equal(frozen["p_realtime"], epoch1["p_realtime"])
-    assert checkpoint.load(tmp_path / "best.pt")["train_state"]["epoch"] == 2  # saved after epoch 2: still the best mean
-    assert not np.array_equal(epoch2["p_longterm"], epoch1["p_longterm"])
-
-
 def test_task_records_retire_a_task_after_patience_and_score_it_at_its_best() -> None:
     from dipn.training.task_epochs import TaskEpochs
 
@@ -261,9 +240,3 @@ def test_task_records_retire_a_task_after_patience_and_score_it_at_its_best() ->
     assert records.trunk_epoch == 1 and records.best == {"realtime": 0.60, "longterm": 0.70}
     assert records.active(tasks) == ("realtime",)
     assert records.score({"realtime": 0.64, "longterm": 0.50}, tasks) == pytest.approx((0.64 + 0.70) / 2)
-    # tasks due at once: the trunk freezes at the best epoch of higher mean score; none without a val AUC
-    both = TaskEpochs(best_epoch={"realtime": 3, "longterm": 1})
-    scored = [{"epoch": 1, "score": 0.66}, {"epoch": 3, "score": 0.68}]
-    assert both.freeze_owner(["longterm", "realtime"], scored) == "realtime"
-    assert both.freeze_owner(["longterm"], scored) == "longterm"
-    assert TaskEpochs().freeze_owner(["longterm"], scored) is None

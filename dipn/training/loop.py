@@ -198,16 +198,14 @@ class Trainer:
         tasks = self.task_epochs
         if not due:
             return
-        if tasks.trunk_epoch is None:  # the first time: back to the due task's best epoch, the trunk freezes there
-            owner = tasks.freeze_owner(due, self.state.history)
-            back_to = self._best_epoch() if owner is None else tasks.best_epoch[owner]
-            source = "best.pt" if owner is None else f"best_{owner}.pt"
-            self.model.load_state_dict(checkpoint.load(self.run_dir / source)["model_state"])
+        if tasks.trunk_epoch is None:  # the first time: back to best.pt, the trunk freezes there
+            back_to = self._best_epoch()
+            self.model.load_state_dict(checkpoint.load(self.run_dir / "best.pt")["model_state"])
             at_best = [t for t in self.tasks if tasks.best_epoch.get(t) == back_to]
             tasks.freeze_trunk(self.state.history, back_to, self.tasks, at_best)
             for task in tasks.active(self.tasks):  # their best so far is this model's
                 self.save(self.run_dir / f"best_{task}.pt")
-            message = f"back to epoch {back_to} ({source}), trunk frozen"
+            message = f"back to epoch {back_to} (best.pt), trunk frozen"
         else:  # a branch on the frozen trunk: its best epoch's weights
             best = {t: checkpoint.load(self.run_dir / f"best_{t}.pt")["model_state"] for t in due}
             for task in due:

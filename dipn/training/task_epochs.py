@@ -5,21 +5,17 @@ The two tasks share a trunk (embeddings, recurrences, attention) and end in thei
 while the 1 h task keeps improving. Choosing one epoch by the mean of both AUCs gives up some of
 both. Here, once a task has gone ``patience`` epochs without a better val AUC:
 
-  * the model goes back to that task's best epoch (``best_<task>.pt``) and its trunk freezes
-    there: the task retires with its branch frozen too, so its scores are exactly those of its
-    best epoch, in this model, for good (as does any other task whose best epoch that is);
+  * the model goes back to ``best.pt`` (the epoch of best mean val AUC) and its trunk freezes;
+  * a task whose best epoch that is retires there: its branch freezes too, so its scores are
+    exactly those of its best epoch, in this model, for good;
   * the branches of the other tasks train on (their loss only) on the frozen trunk, each from its
     weights of that epoch; a branch that goes ``patience`` epochs without a better val AUC gets
     the weights of its best epoch back and retires; the run stops when every task has retired.
 
-Why that task's epoch and not the epoch of best mean val AUC: a trunk trained on past the first
-task's peak serves that task worse for good (on the simulator at 100,000 samples, the long-term
-task peaked after 25,000 and the mean after 75,000, where the long-term eval AUC had fallen from
-about 0.79 to 0.75), while the tasks still improving keep training their branches on the frozen
-trunk. Which model is kept is still decided by val: every epoch's model is one consistent network
-(one trunk, one branch per task), and ``best.pt`` is the one of best mean val AUC over all epochs,
-before and after the freeze (a retired task counting its best AUC, exactly what its frozen branch
-scores): a single artifact, never worse on val than the choice by mean AUC alone. Models whose heads are not one branch per task (HEROES' entire-space heads) and
+Every epoch's model is one consistent network (one trunk, one branch per task), so ``best.pt``
+(chosen as before by the mean val AUC, where a retired task counts its best AUC, exactly what its
+frozen branch scores) is a single artifact, and never scores worse on val than the choice by mean
+AUC alone. Models whose heads are not one branch per task (HEROES' entire-space heads) and
 single-task models keep the plain choice by mean AUC.
 """
 
@@ -77,21 +73,6 @@ class TaskEpochs:
     def due(self, tasks: Sequence[str], patience: int) -> list[str]:
         """Active tasks that have gone ``patience`` epochs without improving."""
         return [t for t in self.active(tasks) if self.bad.get(t, 0) >= patience]
-
-    def freeze_owner(self, due: Sequence[str], history: Sequence[dict[str, Any]]) -> str | None:
-        """Of the tasks due at once, the one whose best epoch the trunk freezes at: the best epoch
-        with the higher mean val score (the earlier on a tie); None when no due task ever had a
-        val AUC (a val split of one class)."""
-        score = {h["epoch"]: h["score"] for h in history}
-        owners = [t for t in due if t in self.best_epoch]
-        if not owners:
-            return None
-
-        def rank(task: str) -> tuple[float, int]:
-            value = score.get(self.best_epoch[task], math.nan)
-            return (-math.inf if math.isnan(value) else value, -self.best_epoch[task])
-
-        return max(owners, key=rank)
 
     def freeze_trunk(self, history: Sequence[dict[str, Any]], epoch: int, tasks: Sequence[str],
                      at_best: Sequence[str]) -> None:  # fmt: skip
