@@ -171,6 +171,20 @@ test_a_damaged_sample_store_is_refused_in_one_line_or_read_whole = _given_store(
 test_a_damaged_sample_store_long = pytest.mark.slow(_given_store(LONG))
 
 
+def test_a_user_id_outside_unicode_is_refused_in_one_line(tiny_samples: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """A flipped high bit of a users.npy code unit: numpy reads it, and printing the id wrote bytes
+    no UTF-8 reader decodes (found by the damage test above, which then broke pytest's capture)."""
+    root = tmp_path / "samples"
+    shutil.copytree(tiny_samples, root)
+    data = bytearray((root / "users.npy").read_bytes())
+    data[-1] ^= 0x80  # the last code unit's top byte: far above U+10FFFF
+    (root / "users.npy").write_bytes(bytes(data))
+    with pytest.raises(DipnValidationError, match="not text"):
+        SampleStore(root)
+    _one_line_or_success(["inspect", str(root), "--split", "eval", "--events", "2"], capsys)
+
+
 def _given_checkpoint(config: settings) -> Callable:
     def test(tiny_checkpoint: Path) -> None:
         @config

@@ -106,6 +106,15 @@ def _check_manifest(root: Path, files: dict[str, Any]) -> None:
         )
 
 
+def _text(users: np.ndarray) -> bool:
+    """Whether every id of a unicode array is text. numpy reads any 32-bit code unit; one outside
+    Unicode (a flipped bit) becomes a Python string that breaks whatever prints or encodes it."""
+    if users.dtype.kind != "U" or not users.size:
+        return True
+    codes = np.asarray(users).view(users.dtype.byteorder.replace("|", "=") + "u4")
+    return bool(codes.max() <= 0x10FFFF and not ((codes >= 0xD800) & (codes <= 0xDFFF)).any())
+
+
 def read_index(root: Path) -> dict[str, Any]:
     """dataset.json, checked for the format and the fields a store needs."""
     index = root / "dataset.json"
@@ -270,6 +279,9 @@ class SampleStore:
         self.shards = [Shard(self.root, s["name"], files) for s in self.info["shards"]]
         if self._users.ndim != 1 or self._users.dtype.kind not in "US":
             raise DipnValidationError(f"{self.root / 'users.npy'}: not a list of user ids; {_REBUILD}")
+        if not _text(self._users):
+            raise DipnValidationError(f"{self.root / 'users.npy'}: holds a user id that is not text (a code point "
+                                      f"outside Unicode: a damaged file); {_REBUILD}")  # fmt: skip
         for shard in self.shards:
             shard.check_values(self.manifest, len(self._users))
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
