@@ -37,3 +37,29 @@ def test_the_applied_offset_is_recorded_when_the_option_was_left_unset(tiny_samp
     """None in the build config means "meta.json's, else UTC": dataset.json names the one applied."""
     build = json.loads((tiny_samples / "dataset.json").read_text())["build"]
     assert isinstance(build["utc_offset_minutes"], int)
+
+
+@pytest.mark.parametrize("array", ["cut_ts", "browse_ts"])
+def test_a_time_outside_the_calendar_is_printed_as_it_is(tiny_samples: Path, tmp_path: Path, array: str,
+                                                         capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    """A damaged store's timestamp (year 0, found by the damaged-store property test) is shown in
+    milliseconds or refused in one line, never a traceback."""
+    import shutil
+
+    import numpy as np
+
+    from dipn.commands.render import when
+
+    assert when(-10**17) == f"{-10**17} ms since 1970 (outside the calendar)" and when(0) == "1970-01-01 00:00:00.000Z"
+    root = tmp_path / "samples"
+    shutil.copytree(tiny_samples, root)
+    values = np.load(root / "shard-00000" / f"{array}.npy")
+    values[:] = -(10**17)
+    np.save(root / "shard-00000" / f"{array}.npy", values)
+    status = main(["inspect", str(root), "--split", "eval", "--events", "2"])
+    out, err = capsys.readouterr()
+    assert status in (0, 2) and "Traceback" not in err
+    if status == 2:
+        assert err.strip().splitlines()[-1].startswith("dipn: error: ")
+    elif array == "cut_ts":  # the cut's time heads what inspect prints
+        assert "outside the calendar" in out.splitlines()[0]

@@ -26,7 +26,10 @@ def when(ms: int, utc_offset_minutes: int = 0) -> str:
     """A timestamp in the time zone the hour-of-day ids were made in, so the cut and the hours
     printed beside it agree."""
     zone = dt.timezone(dt.timedelta(minutes=utc_offset_minutes))
-    text = dt.datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        text = dt.datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (ValueError, OverflowError, OSError):  # a damaged store's time: shown as it is, not a crash
+        return f"{ms} ms since 1970 (outside the calendar)"
     if not utc_offset_minutes:
         return text + "Z"
     sign, minutes = ("+" if utc_offset_minutes > 0 else "-"), abs(utc_offset_minutes)
