@@ -217,8 +217,8 @@ def thread_runs(args: argparse.Namespace, codes: dict[str, Path]) -> list[dict[s
     counts compares cells minutes apart at most, and the spread of the per-round ratios says how
     much the machine's other load moved them. Odd rounds run the counts in reverse order: a cell
     that always ran first (a cooler cache, a competitor just started, the load of the previous
-    cell's last seconds) would otherwise carry that edge into every ratio. A cell's figures are the median over the windows of
-    all its rounds. Training runs enough steps for ``adapt_threads`` to check its choice within
+    cell's last seconds) would otherwise carry that edge into every ratio. A cell's figures are the
+    median over the windows of all its rounds. Training runs enough steps for ``adapt_threads`` to check its choice within
     the timed windows when ``--thread-warmup`` + windows x steps exceeds its first period."""
     counts = [c for c in args.thread_counts if c <= len(os.sched_getaffinity(0))]
     training = {"warmup": args.thread_warmup, "steps": args.thread_steps, "windows": args.windows}

@@ -4,11 +4,14 @@ prints a cut in the time zone its hour-of-day ids were made in."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dipn.cli import main
+from dipn.commands.render import when
 from dipn.samples.build import BuildConfig, build_samples
 
 
@@ -44,12 +47,6 @@ def test_a_time_outside_the_calendar_is_printed_as_it_is(tiny_samples: Path, tmp
                                                          capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     """A damaged store's timestamp (year 0, found by the damaged-store property test) is shown in
     milliseconds or refused in one line, never a traceback."""
-    import shutil
-
-    import numpy as np
-
-    from dipn.commands.render import when
-
     assert when(-10**17) == f"{-10**17} ms since 1970 (outside the calendar)" and when(0) == "1970-01-01 00:00:00.000Z"
     root = tmp_path / "samples"
     shutil.copytree(tiny_samples, root)
