@@ -77,6 +77,62 @@ def test_resume_after_interruption_continues_from_the_saved_step(tiny_samples: P
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_weight_averaging_scores_and_saves_the_moving_average_of_the_trained_weights(tiny_samples: Path,
+                                                                                    tmp_path: Path) -> None:  # fmt: skip
+    store = SampleStore(tiny_samples)
+    cfg = replace(QUICK, epochs=2, patience=5, max_train_samples=48, lr=3e-3)
+    plain = Trainer(store, cfg, tmp_path / "plain", progress=False)
+    averaged = Trainer(store, replace(cfg, ema_decay=0.6), tmp_path / "averaged", progress=False)
+    expected: dict[str, torch.Tensor] = {}
+    for epoch in range(2):  # the same batches: averaging does not change what trains
+        for batch in epoch_batches(plain.train_indices, cfg.batch_size, cfg.seed, epoch):
+            plain.train_step(batch)
+            averaged.train_step(batch)
+            for name, value in plain.model.named_parameters():
+                value = value.detach()
+                expected[name] = value.clone() if name not in expected else 0.6 * expected[name] + 0.4 * value
+    for (name, a), b in zip(plain.model.state_dict().items(), averaged.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)  # the trained weights: as without
+    for name, value in averaged.scored.named_parameters():
+        torch.testing.assert_close(value, expected[name], msg=name)
+        assert not torch.equal(value, dict(plain.model.named_parameters())[name]) or "embeddings" in name
+
+    run = tmp_path / "run"
+    trainer = Trainer(store, replace(cfg, ema_decay=0.6), run, progress=False)
+    trainer.fit()
+    ckpt = checkpoint.load(run / "best.pt")
+    assert ckpt["averaged_steps"] == ckpt["train_state"]["global_step"] > 0
+    for (name, a), b in zip(trainer.scored.state_dict().items(), ckpt["model_state"].values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)  # best.pt (the last, best epoch) holds the average
+    model, _, _ = checkpoint.load_model(run / "best.pt")
+    probe = trainer.eval_indices[:32]
+    assert _loss_on(model, store, probe) == pytest.approx(_loss_on(trainer.scored, store, probe), rel=1e-6)
+    assert _loss_on(model, store, probe) != pytest.approx(_loss_on(trainer.model, store, probe), rel=1e-6)
+
+
+def test_a_run_averaging_weights_resumes_with_its_average(tiny_samples: Path, tmp_path: Path) -> None:
+    store = SampleStore(tiny_samples)
+    cfg = replace(QUICK, epochs=2, max_train_samples=64, checkpoint_every=1, ema_decay=0.7)
+    straight = Trainer(store, replace(cfg, max_steps=6), tmp_path / "a", progress=False)
+    straight.fit()
+    Trainer(store, replace(cfg, max_steps=3), tmp_path / "b", progress=False).fit()
+    resumed = Trainer(store, replace(cfg, max_steps=6), tmp_path / "b", progress=False)
+    resumed.resume(tmp_path / "b" / "last.pt")
+    resumed.fit()
+    for model in ("model", "scored"):
+        a, b = getattr(straight, model).state_dict(), getattr(resumed, model).state_dict()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=f"{model}: {name}")
+
+
+def test_ema_decay_outside_zero_to_one_is_refused_by_name() -> None:
+    from dipn.errors import DipnValidationError
+
+    for decay in (0.0, 1.0, -0.5, 1.5):
+        with pytest.raises(DipnValidationError, match="ema_decay must be in"):
+            replace(QUICK, ema_decay=decay)
+
+
 def test_dropout_and_weight_decay_options_reach_the_model_and_the_optimizer(tiny_samples: Path, tmp_path: Path) -> None:
     from dipn.errors import DipnValidationError
 
@@ -194,14 +250,16 @@ def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path: Path) -> None:
     assert checkpoint.load(saved)["metrics"] == {"auc": 0.7}
 
 
+@pytest.mark.parametrize("ema_decay", [None, 0.5], ids=["trained weights", "averaged weights"])
 def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trains_on(
-    tiny_samples: Path, tmp_path: Path
+    tiny_samples: Path, tmp_path: Path, ema_decay: float | None
 ) -> None:
-    """Issue 25, item 3: one model, each task at its best val epoch (dipn.training.task_epochs)."""
+    """Issue 25, item 3: one model, each task at its best val epoch (dipn.training.task_epochs);
+    with weight averaging the average is what is scored, saved and frozen."""
     from dipn.training.predict import predict
 
     store = SampleStore(tiny_samples)
-    trainer = Trainer(store, replace(QUICK, epochs=3, patience=1, lr=3e-3), tmp_path, progress=False)
+    trainer = Trainer(store, replace(QUICK, epochs=3, patience=1, lr=3e-3, ema_decay=ema_decay), tmp_path, progress=False)
     trainer.train_epoch()
     # epoch 1: both tasks at their best (the tiny val split has no buyer: its AUCs are given here)
     trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.6}, "longterm": {"auc": 0.7}})
@@ -209,12 +267,12 @@ def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trai
     trainer.train_epoch()  # epoch 2 moves the whole model; longterm does not improve: back to epoch 1
     assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.62}, "longterm": {"auc": 0.65}})
     assert trainer.task_epochs.retired == ["longterm"] and trainer.task_epochs.active(trainer.tasks) == ("realtime",)
-    at_best = predict(trainer.model, store, trainer.eval_indices)
+    at_best = predict(trainer.scored, store, trainer.eval_indices)
     best_longterm, _, _ = checkpoint.load_model(tmp_path / "best_longterm.pt")
     assert np.array_equal(at_best["p_longterm"], predict(best_longterm, store, trainer.eval_indices)["p_longterm"])
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train_epoch()
-    after = predict(trainer.model, store, trainer.eval_indices)
+    after = predict(trainer.scored, store, trainer.eval_indices)
     assert np.array_equal(after["p_longterm"], at_best["p_longterm"])  # bit for bit: frozen
     assert not np.array_equal(after["p_realtime"], at_best["p_realtime"])
     moved = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
@@ -222,7 +280,7 @@ def test_a_retired_task_keeps_its_best_epochs_scores_while_the_other_branch_trai
     assert not trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.62}, "longterm": {"auc": 0.7}})
     trainer.train_epoch()  # realtime's branch moves on, does not improve, gets its best weights back
     assert trainer.checkpoint_and_earlystop({"realtime": {"auc": 0.61}, "longterm": {"auc": 0.7}})  # all retired
-    final = predict(trainer.model, store, trainer.eval_indices)
+    final = predict(trainer.scored, store, trainer.eval_indices)
     assert np.array_equal(final["p_realtime"], after["p_realtime"]) and np.array_equal(final["p_longterm"], at_best["p_longterm"])
     assert np.array_equal(predict(checkpoint.load_model(tmp_path / "best.pt")[0], store, trainer.eval_indices)["p_realtime"],
                           after["p_realtime"])  # best.pt: the mean val AUC chose this model

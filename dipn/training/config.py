@@ -40,6 +40,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam's L2 penalty; the paper names none
     dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
     embedding_dropout: float = 0.0  # training only: a vocabulary id (page, button, category) is read as OOV with this probability
+    # Weight averaging (ours, docs/models.md): val, best.pt and the artifact hold an exponential
+    # moving average of the weights, this decay per step; training goes on from the trained weights.
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse what would crash later or, worse, run and mean nothing (``max_steps=-5`` wrote an
@@ -65,6 +68,8 @@ class TrainConfig:
         if not (self.lr > 0 and self.adam_eps > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise DipnValidationError(f"lr and adam_eps must be > 0, beta1 and beta2 in [0, 1): lr {self.lr}, "
                                       f"adam_eps {self.adam_eps}, beta1 {self.beta1}, beta2 {self.beta2}")  # fmt: skip
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise DipnValidationError(f"training option ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0 <= self.embedding_dropout < 1:
             raise DipnValidationError(f"training option embedding_dropout must be in [0, 1), got {self.embedding_dropout}")
         if self.weight_decay < 0 or not (self.dropout is None or 0 <= self.dropout < 1):

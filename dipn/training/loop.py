@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from dipn import outputs
@@ -63,6 +65,9 @@ class Trainer:
         self.model = model.to(self.device)
         if config.threads is None and self.device.type == "cpu" and not config.compile:
             runtime.adapt_threads(self.model)  # the default: chosen from the steps' own wall time
+        # The weights' moving average (--ema-decay): its copy of the model shares the thread hook.
+        self.average = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+                        if config.ema_decay is not None else None)  # fmt: skip
         self.tasks = tuple(getattr(self.model.config, "tasks", LABELS))
         self.branches = task_branches(self.model, self.tasks)  # None: one epoch for all tasks
         self.task_epochs = TaskEpochs()
@@ -104,6 +109,8 @@ class Trainer:
             loss = self._forward_backward(tensors)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.state.global_step += 1
         self.state.step_in_epoch += 1
         value = float(loss.detach())
@@ -150,8 +157,14 @@ class Trainer:
         return {"train_loss": float(np.mean(losses)) if losses else float("nan"),
                 "samples_per_s": seen / elapsed if elapsed > 0 else 0.0, "epoch_complete": finished}  # fmt: skip
 
+    @property
+    def scored(self) -> nn.Module:
+        """The weights val scores and every checkpoint's ``model_state`` holds (what is exported and
+        shipped): their moving average when averaging (``TrainConfig.ema_decay``), else the trained ones."""
+        return self.average.module if self.average is not None else self.model
+
     def evaluate(self) -> dict[str, Any]:
-        preds = predict(self.model, self.store, self.eval_indices, device=self.device)
+        preds = predict(self.scored, self.store, self.eval_indices, device=self.device)
         return {task: task_metrics(preds[task], preds[f"p_{task}"]) for task in self.tasks}
 
     def checkpoint_and_earlystop(self, metrics: dict[str, Any]) -> bool:
@@ -201,6 +214,7 @@ class Trainer:
         if tasks.trunk_epoch is None:  # the first time: back to best.pt, the trunk freezes there
             back_to = self._best_epoch()
             self.model.load_state_dict(checkpoint.load(self.run_dir / "best.pt")["model_state"])
+            self._restart_average()
             at_best = [t for t in self.tasks if tasks.best_epoch.get(t) == back_to]
             tasks.freeze_trunk(self.state.history, back_to, self.tasks, at_best)
             for task in tasks.active(self.tasks):  # their best so far is this model's
@@ -213,12 +227,19 @@ class Trainer:
                     {k.removeprefix(f"heads.branches.{task}."): v for k, v in best[task].items()
                      if k.startswith(f"heads.branches.{task}.")})  # fmt: skip
             tasks.retired.extend(due)
+            self._restart_average()
             message = "branch back to its best epoch and frozen"
         freeze_all_but(self.model, self.branches, tasks.active(self.tasks))
         if self.progress:
             tqdm.write(f"{', '.join(due)}: no better val AUC for {self.config.patience} epoch(s); {message}; "
                        f"retired {', '.join(tasks.retired) or 'none'}; training "
                        f"{', '.join(tasks.active(self.tasks)) or 'nothing'} on")  # fmt: skip
+
+    def _restart_average(self) -> None:
+        """After weights were put back to a best epoch's (which hold that epoch's average), the
+        average goes on from them: a frozen trunk or branch then scores exactly as at that epoch."""
+        if self.average is not None:
+            self.average.module.load_state_dict(self.model.state_dict())
 
     # ---- the whole run -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -275,7 +296,9 @@ class Trainer:
         return checkpoint.save(path, {
             "model_name": self.config.model,
             "model_config": checkpoint.model_config_dict(self.model),
-            "model_state": self.model.state_dict(),
+            "model_state": self.scored.state_dict(),
+            **({"trained_state": self.model.state_dict(), "averaged_steps": int(self.average.n_averaged)}
+               if self.average is not None else {}),
             "feature_manifest": self.store.manifest.to_dict(),
             "train_config": self.config.to_dict(),
             "optimizer_state": self.optimizer.state_dict(),
@@ -294,7 +317,10 @@ class Trainer:
         checkpoint.require_keys(ckpt, Path(path), checkpoint.RESUME_KEYS)
         checkpoint.require_same_run(ckpt, path, self.config.model, checkpoint.model_config_dict(self.model),
                                     self.store.manifest)  # fmt: skip
-        self.model.load_state_dict(ckpt["model_state"])
+        self.model.load_state_dict(ckpt.get("trained_state", ckpt["model_state"]))
+        if self.average is not None:
+            self.average.module.load_state_dict(ckpt["model_state"])
+            self.average.n_averaged.fill_(int(ckpt.get("averaged_steps", 1)))
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.state = TrainState(**ckpt["train_state"])
         self.task_epochs = TaskEpochs(**self.state.tasks)
