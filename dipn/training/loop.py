@@ -237,7 +237,9 @@ class Trainer:
 
     def _restart_average(self) -> None:
         """After weights were put back to a best epoch's (which hold that epoch's average), the
-        average goes on from them: a frozen trunk or branch then scores exactly as at that epoch."""
+        average starts again from the model as it now is: a frozen trunk or branch then scores
+        exactly as at that epoch (its average of equal weights stays equal), and a branch still
+        training averages its steps from here on."""
         if self.average is not None:
             self.average.module.load_state_dict(self.model.state_dict())
 
