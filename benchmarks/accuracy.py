@@ -78,17 +78,17 @@ def runs_root(data: Path, ema_decay: float | None) -> Path:
     return data / ("runs" if ema_decay is None else f"runs-ema{ema_decay:g}")
 
 
-def run_dir_of(runs: Path, model: str, variant: str | None, seed: int) -> Path:
+def run_dir_of(runs_dir: Path, model: str, variant: str | None, seed: int) -> Path:
     """Where a row's seed trains, so that a later run (resume, the orderings) finds its model."""
-    return runs / f"{model}-{variant or 'default'}" / f"seed{seed}"
+    return runs_dir / f"{model}-{variant or 'default'}" / f"seed{seed}"
 
 
-def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, root: Path, ev: EvalSet,
+def run_row(store: SampleStore, model: str, variant: str | None, config: TrainConfig, runs_dir: Path, ev: EvalSet,
             reference: list[dict] | None, bootstrap: int, seeds: list[int], deployment: bool) -> tuple[dict, list[dict]]:  # fmt: skip
     """One row trained with each of ``seeds``: the mean AUC over seeds with an interval over users
     and seeds, the seeds' spread, the paired difference to the reference row's seeds; the
     deployment figures of the first seed's model."""
-    rows = [fit_and_score(store, model, variant, replace(config, seed=s), run_dir_of(root, model, variant, s), ev.indices)
+    rows = [fit_and_score(store, model, variant, replace(config, seed=s), run_dir_of(runs_dir, model, variant, s), ev.indices)
             for s in seeds]  # fmt: skip
     runs = [row.scores for row in rows]
     references = {REFERENCE: reference} if reference is not None else None
@@ -96,7 +96,7 @@ def run_row(store: SampleStore, model: str, variant: str | None, config: TrainCo
               "inputs": list(rows[0].inputs), "train_seconds": float(np.median([r.train_seconds for r in rows])),
               "samples_per_s": rows[0].samples_per_s, "parameters": rows[0].parameters}  # fmt: skip
     if deployment and rows[0].model is not None:
-        result["deployment"] = deployment_figures(rows[0].model, store, ev.indices, run_dir_of(root, model, variant, seeds[0]) / "onnx")
+        result["deployment"] = deployment_figures(rows[0].model, store, ev.indices, run_dir_of(runs_dir, model, variant, seeds[0]) / "onnx")
     return result, runs
 
 
@@ -246,7 +246,7 @@ def claims() -> list[tuple[str, str, str, float | None]]:
     return out
 
 
-def check_claims(store: SampleStore, ev: EvalSet, runs: Path, rounds: int, seeds: list[int],
+def check_claims(store: SampleStore, ev: EvalSet, runs_dir: Path, rounds: int, seeds: list[int],
                  ran: set[str] | None = None) -> list[dict]:  # fmt: skip
     """Each claim's difference on our data with a paired interval over users and seeds, and a verdict;
     with ``ran``, the claims both of whose rows are among those labels."""
@@ -259,7 +259,7 @@ def check_claims(store: SampleStore, ev: EvalSet, runs: Path, rounds: int, seeds
         for label in (better, worse):
             if label not in scores:
                 model, variant = where[label]
-                scores[label] = [saved_scores(store, model, run_dir_of(runs, model, variant, s), ev.indices) for s in seeds]
+                scores[label] = [saved_scores(store, model, run_dir_of(runs_dir, model, variant, s), ev.indices) for s in seeds]
         d = seeded_difference(ev.labels[task], [s[task] for s in scores[better]], [s[task] for s in scores[worse]],
                               ev.users, rounds, seeds[0])  # fmt: skip
         verdict = ("holds" if d["low"] > 0 else "reversed" if d["high"] < 0 else
@@ -340,6 +340,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
 
+    if args.ema_decay is not None and not 0 < args.ema_decay < 1:
+        p.error(f"--ema-decay must be in (0, 1), got {args.ema_decay}")
     store = SampleStore(dataset(args))
     train = subset(store.indices("train"), args.train_samples, args.seed)
     ev = EvalSet.of(store, subset(store.indices("eval"), args.eval_samples, args.seed + 1))
@@ -347,7 +349,7 @@ def main() -> None:
                          batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
                          threads=args.threads, ema_decay=args.ema_decay)  # fmt: skip
-    runs = runs_root(args.data, args.ema_decay)
+    runs_dir = runs_root(args.data, args.ema_decay)
     rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only or r[0] == REFERENCE]
     if args.models:
         rows = [r for r in rows if r[0] in COMPARED or r[0] == REFERENCE]
@@ -369,7 +371,7 @@ def main() -> None:
             report["rows"].append(previous[label])
             continue
         print(f"\n=== {label} ===", flush=True)
-        result, scored = run_row(store, model, variant, config, runs, ev, reference, args.bootstrap, seeds,
+        result, scored = run_row(store, model, variant, config, runs_dir, ev, reference, args.bootstrap, seeds,
                                  deployment=label in COMPARED)  # fmt: skip
         reference = scored if label == REFERENCE else reference
         report["rows"].append({"label": label, "model": model, "variant": variant, "paper": paper, **result,
@@ -379,7 +381,7 @@ def main() -> None:
     if (not args.only or args.name != "accuracy") and not args.models:  # the paper's orderings, paired
         print("\nchecking the paper's orderings (paired bootstrap) ...", flush=True)
         ran = None if not args.only else {row["label"] for row in report["rows"]}
-        report["claims"] = check_claims(store, ev, runs, args.bootstrap, seeds, ran)
+        report["claims"] = check_claims(store, ev, runs_dir, args.bootstrap, seeds, ran)
         _save(args.out / f"{name}.json", report)
     if args.name != "accuracy":  # a section of its own: the main table and the model comparison stay
         md = markdown(report)

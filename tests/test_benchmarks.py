@@ -135,3 +135,19 @@ def test_accuracy_resumes_only_rows_of_the_same_settings_and_code(tmp_path: Path
     assert list(_previous_rows(path, args | {"only": ["RIB"]}, "abc1234")) == ["DIPN"]
     assert _previous_rows(path, args | {"users": 500}, "abc1234") == {}
     assert _previous_rows(tmp_path / "absent.json", args, "abc1234") == {}
+
+
+def test_accuracy_with_averaged_weights_trains_apart_and_says_so(tmp_path: Path) -> None:
+    """--ema-decay rows never reuse or overwrite the plain rows' models, and the section names it."""
+    from benchmarks.accuracy import command, run_dir_of, runs_root
+
+    plain, averaged = runs_root(tmp_path, None), runs_root(tmp_path, 0.995)
+    assert plain == tmp_path / "runs" and averaged != plain
+    assert run_dir_of(averaged, "dipn", None, 0) == averaged / "dipn-default" / "seed0"
+    args = {"users": 2000, "days": 4, "seed": 0, "train_samples": 100000, "eval_samples": 10000, "epochs": 8,
+            "patience": 2, "batch_size": 128, "lr": 0.002, "bootstrap": 200, "seeds": 2, "name": "x"}  # fmt: skip
+    assert "--ema-decay 0.995" in command(args | {"ema_decay": 0.995}) and "--ema-decay" not in command(args)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--ema-decay", "1"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--ema-decay must be in (0, 1)" in done.stderr.strip().splitlines()[-1]
