@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 from benchmarks.machine import machine_info, machine_line
 from benchmarks.render_results import render
 from benchmarks.tables import EvalSet, fit_and_score, format_delta, saved_scores
+from dipn.errors import DipnValidationError
 from dipn.evaluation.seeded import seeded_difference, seeded_row_metrics
 from dipn.features import TASKS
 from dipn.logs.simulation import SimulationConfig, simulate
@@ -340,15 +341,16 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
 
-    if args.ema_decay is not None and not 0 < args.ema_decay < 1:
-        p.error(f"--ema-decay must be in (0, 1), got {args.ema_decay}")
+    try:  # TrainConfig's own checks, before any data is simulated: one line, not a traceback
+        config = TrainConfig(epochs=args.epochs, epoch_samples=args.epoch_samples, patience=args.patience,
+                             batch_size=args.batch_size, lr=args.lr,
+                             seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
+                             threads=args.threads, ema_decay=args.ema_decay)  # fmt: skip
+    except DipnValidationError as exc:
+        p.error(str(exc))
     store = SampleStore(dataset(args))
     train = subset(store.indices("train"), args.train_samples, args.seed)
     ev = EvalSet.of(store, subset(store.indices("eval"), args.eval_samples, args.seed + 1))
-    config = TrainConfig(epochs=args.epochs, epoch_samples=args.epoch_samples, patience=args.patience,
-                         batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
-                         threads=args.threads, ema_decay=args.ema_decay)  # fmt: skip
     runs_dir = runs_root(args.data, args.ema_decay)
     rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only or r[0] == REFERENCE]
     if args.models:

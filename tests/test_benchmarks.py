@@ -150,4 +150,4 @@ def test_accuracy_with_averaged_weights_trains_apart_and_says_so(tmp_path: Path)
     done = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--ema-decay", "1"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "--ema-decay must be in (0, 1)" in done.stderr.strip().splitlines()[-1]
+    assert "ema_decay must be in (0, 1), got 1.0" in done.stderr.strip().splitlines()[-1]
