@@ -14,6 +14,7 @@ from dipn.errors import DipnValidationError
 from dipn.features import MERGED, VIEWS
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models import VARIANTS, DIPNConfig, GroupEmbedding, build_model, multitask_loss, parameter_counts, size_estimate_mb
+from dipn.models.embeddings import tie_rows
 
 try:  # tests/ is not a package; pytest puts it on sys.path (or, as a package, its parent)
     from synthetic_batches import make_batch, model_inputs, plant_signal
@@ -243,3 +244,46 @@ def test_the_ordinal_wide_path_reads_recency_and_action_ages_as_ordered_numbers(
     paper = build_model("dipn", replace(deep, wide_ordinal=True, action_ages=False))
     names_read = {n for n, scale in zip(names, paper.ordinal_scale.tolist()) if scale > 0}
     assert names_read == {"recency_browse"}  # no action ages read, none on the ordinal path either
+
+
+def test_an_action_age_horizon_reads_every_id_beyond_it_as_none(batch256):
+    """Beyond the horizon the time since an action reads as "none", in training (the lookup) and in
+    scoring (the tied rows), with the graph unchanged: what an export traces is a plain lookup."""
+    config = DIPNConfig(views=("browse",), use_profile=False, action_age_horizon_hours=24.0, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model("dipn", config)
+    names = [spec.name for spec in model.feature_config.group("context")]
+    column, none = names.index("since_purchase"), model.feature_config.spec("context", "since_purchase").num_embeddings - 1
+    inputs = model_inputs(batch256, model.input_names, torch.int64)
+
+    def scored(since_id: int, train: bool) -> torch.Tensor:
+        model.train(train)
+        given = dict(inputs, context=inputs["context"].clone())
+        given["context"][:, column] = since_id
+        return torch.stack(model(**given))
+
+    for train in (True, False):
+        assert torch.equal(scored(25, train), scored(none, train))  # 1-2 days ago: beyond 24 h
+        assert torch.equal(scored(34, train), scored(none, train))  # 10 days or more
+        assert not torch.equal(scored(24, train), scored(none, train))  # 23-24 h ago: inside
+    # In training the lookup goes to the "none" row: it learns, the tied rows get no gradient ...
+    model.train()
+    scored(30, True).sum().backward()
+    grad = model.embeddings["context"].tables[column].weight.grad
+    assert grad[none].abs().sum() > 0 and grad[25:none].abs().sum() == 0
+    # ... and a step of the optimizer is followed by tie_rows, which copies it back.
+    with torch.no_grad():
+        model.embeddings["context"].tables[column].weight[none] += 1.0
+    tie_rows(model)
+    assert torch.equal(scored(30, False), scored(none, False))
+    without = build_model("dipn", replace(config, action_age_horizon_hours=None))
+    assert not without.embeddings["context"].ties
+    assert build_model("dipn", "dipn").embeddings["context"].ties  # the default: 24 h
+    assert not build_model("dipn", "dipn_paper").embeddings["context"].ties  # reads no action ages
+
+
+def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
+    with pytest.raises(DipnValidationError, match=r"30 h is not a bucket edge.*24, 48, 72"):
+        build_model("dipn", DIPNConfig(action_age_horizon_hours=30.0))
+    with pytest.raises(DipnValidationError, match="must be > 0"):
+        DIPNConfig(action_age_horizon_hours=-1.0)

@@ -43,6 +43,13 @@ def test_one_epoch_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_samples
     assert ckpt["train_state"]["global_step"] == result["global_step"] == steps
     assert set(ckpt["metrics"]) >= {"realtime", "longterm"} and ckpt["git_revision"]
     assert _loss_on(model, store, probe) == pytest.approx(after, rel=1e-6)
+    # The default reads the time since each action up to 24 h: every table keeps its later ids on the
+    # "none" row through training, so the checkpoint (and all exported from it) reads them as none.
+    context = model.embeddings["context"]
+    assert context.ties
+    for column, first, none in context.ties:
+        table = context.tables[column].weight
+        assert torch.equal(table[first:none], table[none].expand(none - first, -1))
 
 
 def test_shorter_epochs_split_each_pass_and_validate_within_it(tiny_samples: Path, tmp_path: Path) -> None:

@@ -113,6 +113,23 @@ class PiecewiseRule:
             lower = upper
         return total + 1
 
+    @property
+    def edges(self) -> tuple[float, ...]:
+        """Every bucket edge in ms, from the first step up to the last upper edge."""
+        lower, edges = 0.0, []
+        for upper, step in self.pieces:
+            edges += [lower + step * (k + 1) for k in range(int((upper - lower) / step))]
+            lower = upper
+        return tuple(edges)
+
+    def values_below(self, ms: float) -> int:
+        """How many values lie wholly below ``ms``, which must be a bucket edge (a horizon cannot
+        split a bucket: the ids would not say on which side of it an event was)."""
+        if ms not in self.edges:
+            hours = ", ".join(f"{e / 3_600_000:g}" for e in self.edges)
+            raise ValueError(f"{ms / 3_600_000:g} h is not a bucket edge; the edges in hours: {hours}")
+        return self.edges.index(ms) + 1
+
 
 _S, _MIN, _H, _D = 1_000.0, 60_000.0, 3_600_000.0, 86_400_000.0
 # Step ages: 10 s steps within the minute, then minutes to 10 min, 10 min to the hour, hours to the

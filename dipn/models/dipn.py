@@ -85,6 +85,10 @@ class DIPNConfig(ViewsConfig, TasksConfig):
     # the paper: off in its rows (``dipn_paper`` and the Table 4-6 ablations).
     step_ages: bool = True
     action_ages: bool = True
+    # How far back the time since each browse action is read; beyond it, as "none" (docs/models.md,
+    # "Time since each action, up to a horizon"): what "none" means then does not depend on how many
+    # days of log precede a cut. A bucket edge of the features' action-age rule; None: all of it.
+    action_age_horizon_hours: float | None = 24.0
     early_fusion: bool = False  # one Bi-GRU over the timestamp-merged sequence ("merged")
     hidden_size: int = 32  # d of the Bi-GRU (section 6.1)
     reshape_dim: int = 64  # width of the FC after the concatenated embeddings (section 4.1)
@@ -117,6 +121,8 @@ class DIPNConfig(ViewsConfig, TasksConfig):
             raise DipnValidationError("the configuration uses no input at all")
         if self.hidden_size < 1 or self.reshape_dim < 1:
             raise DipnValidationError("hidden_size and reshape_dim must be >= 1")
+        if self.action_age_horizon_hours is not None and not self.action_age_horizon_hours > 0:
+            raise DipnValidationError(f"action_age_horizon_hours must be > 0 hours, got {self.action_age_horizon_hours}")
 
     @property
     def sequences(self) -> tuple[str, ...]:
@@ -225,7 +231,8 @@ class DIPN(IntentModel):
 
         modelled = VIEWS if config.early_fusion else config.views
         self.embeddings = nn.ModuleDict(
-            {g.value: group_embedding(fc, g, modelled, config.step_ages, config.action_ages) for g in self._groups_needed()}
+            {g.value: group_embedding(fc, g, modelled, config.step_ages, config.action_ages,
+                                     config.action_age_horizon_hours) for g in self._groups_needed()}
         )
         # Columns (into the sequence tensor) whose non-zero id marks a real step.
         self._mask_columns = {s: mask_columns(fc, s) for s in config.sequences}

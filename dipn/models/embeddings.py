@@ -126,15 +126,65 @@ def embedded_and_projected(embedding: GroupEmbedding, linear: nn.Linear, ids: Te
 class ContextEmbedding(GroupEmbedding):
     """The context group (recency per view, cut hour, time since each browse action) with the columns
     the model does not read set to padding: a source ablation learns nothing from an absent view's
-    timing, and a model without action ages (the paper-literal DIPN) nothing from them."""
+    timing, and a model without action ages (the paper-literal DIPN) nothing from them.
 
-    def __init__(self, feature_config: FeatureConfig, views: Sequence[str], action_ages: bool = True) -> None:
+    With an action-age horizon, the time since each browse action is read only up to it: every id
+    at or beyond the horizon reads as "none" (docs/models.md, "Time since each action, up to a
+    horizon"). Why: "none" means "not in the browse window", and how far back the window reaches
+    grows with the log (a cut on a log's second day cannot see a purchase three days before it),
+    so on short logs the day-scale ids and "none" change meaning between the training days and
+    the days scored. Up to a horizon that nearly every training cut observes, they do not. It is
+    done in the weights, not the graph: in training those ids are looked up as "none" (their rows
+    get no gradient), and ``tie_rows`` copies the "none" row into their rows after every step, so
+    the scored model, the exported artifacts and the phone read them as "none" with the graph and
+    the encoder contract unchanged."""
+
+    def __init__(
+        self,
+        feature_config: FeatureConfig,
+        views: Sequence[str],
+        action_ages: bool = True,
+        action_age_horizon_hours: float | None = None,
+    ) -> None:
         super().__init__(table_configs(feature_config, Group.CONTEXT))
         keep = torch.tensor(context_columns_read(feature_config, views, action_ages), dtype=torch.int64)
         self.register_buffer("keep", keep, persistent=False)
+        # Per column: the first id read as "none", and the "none" id (untied columns: never reached).
+        first = [t.num_embeddings for t in self.records]
+        none = [t.num_embeddings - 1 for t in self.records]
+        if action_ages and action_age_horizon_hours is not None:
+            try:
+                below = feature_config.action_age.values_below(action_age_horizon_hours * 3_600_000.0)
+            except ValueError as exc:
+                raise DipnValidationError(f"action_age_horizon_hours: {exc}") from None
+            for i, spec in enumerate(feature_config.group(Group.CONTEXT)):
+                if spec.kind is Kind.SINCE:
+                    first[i] = below + 1  # ids are values + 1
+        self.register_buffer("first_tied", torch.tensor(first, dtype=torch.int64), persistent=False)
+        self.register_buffer("none_id", torch.tensor(none, dtype=torch.int64), persistent=False)
+        self.ties = tuple((i, f, n) for i, (f, n) in enumerate(zip(first, none)) if f < n + 1)
+        self.tie_rows()
 
     def forward(self, ids: Tensor) -> Tensor:
-        return super().forward(ids * self.keep.to(ids.dtype))
+        ids = ids * self.keep.to(ids.dtype)
+        if self.ties and self.training:
+            ids = torch.where(ids >= self.first_tied.to(ids.dtype), self.none_id.to(ids.dtype), ids)
+        return super().forward(ids)
+
+    @torch.no_grad()
+    def tie_rows(self) -> None:
+        """Rows of the ids beyond the horizon := the "none" row (after every optimizer step)."""
+        for column, first, none in self.ties:
+            weight = self.tables[column].weight
+            weight[first:none] = weight[none]
+
+
+def tie_rows(model: nn.Module) -> None:
+    """``ContextEmbedding.tie_rows`` for every context embedding of a model: what the trainer runs
+    after each optimizer step, so scoring and checkpoints always hold tied rows."""
+    for module in model.modules():
+        if isinstance(module, ContextEmbedding) and module.ties:
+            module.tie_rows()
 
 
 def _dropped_to_oov(ids: Tensor, p: float) -> Tensor:
@@ -159,13 +209,15 @@ def group_embedding(
     views: Sequence[str],
     step_ages: bool = True,
     action_ages: bool = True,
+    action_age_horizon_hours: float | None = None,
 ) -> GroupEmbedding:
     """The embedding of one input group of a model that models ``views``; without ``step_ages`` a
     view's age column gets no table (the paper's Table 3 columns only), without ``action_ages`` the
-    context's time since each browse action is read as padding."""
+    context's time since each browse action is read as padding, with ``action_age_horizon_hours``
+    only up to that horizon (``ContextEmbedding``)."""
     group = Group(group)
     if group is Group.CONTEXT:
-        return ContextEmbedding(feature_config, views, action_ages)
+        return ContextEmbedding(feature_config, views, action_ages, action_age_horizon_hours)
     if group in SEQUENCE_GROUPS and not step_ages:
         ages = feature_config.at_cut_columns(group)
         return GroupEmbedding(tuple(t for t in table_configs(feature_config, group) if t.column not in ages))

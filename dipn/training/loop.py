@@ -22,7 +22,7 @@ from dipn.errors import DipnValidationError
 from dipn.training.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
-from dipn.models.embeddings import set_embedding_dropout
+from dipn.models.embeddings import set_embedding_dropout, tie_rows
 from dipn.training import batches, checkpoint, distributed, runtime
 from dipn.training.compiled import Forward
 from dipn.training.config import TrainConfig
@@ -109,6 +109,7 @@ class Trainer:
             loss = self._forward_backward(tensors)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        tie_rows(self.model)  # ids beyond an action-age horizon keep reading as "none"
         if self.average is not None:
             self.average.update_parameters(self.model)
         self.state.global_step += 1
