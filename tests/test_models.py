@@ -287,3 +287,12 @@ def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
         build_model("dipn", DIPNConfig(action_age_horizon_hours=30.0))
     with pytest.raises(DipnValidationError, match="must be > 0"):
         DIPNConfig(action_age_horizon_hours=-1.0)
+
+
+def test_a_checkpoint_config_from_before_the_horizon_reads_all_of_it():
+    """A config without the field was written by a dipn that read every action age: loading it must
+    not give the model a horizon its weights never had (its rows are not tied)."""
+    saved = DIPNConfig().to_dict()
+    del saved["action_age_horizon_hours"]
+    assert DIPNConfig.from_dict(saved).action_age_horizon_hours is None
+    assert DIPNConfig.from_dict(DIPNConfig().to_dict()).action_age_horizon_hours == 24.0

@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +124,11 @@ class DIPNConfig(ViewsConfig, TasksConfig):
             raise DipnValidationError("hidden_size and reshape_dim must be >= 1")
         if self.action_age_horizon_hours is not None and not self.action_age_horizon_hours > 0:
             raise DipnValidationError(f"action_age_horizon_hours must be > 0 hours, got {self.action_age_horizon_hours}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DIPNConfig:
+        """A checkpoint's config; one written before the horizon existed read all of it."""
+        return super().from_dict({"action_age_horizon_hours": None} | dict(data))
 
     @property
     def sequences(self) -> tuple[str, ...]:
