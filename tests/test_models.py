@@ -278,8 +278,9 @@ def test_an_action_age_horizon_reads_every_id_beyond_it_as_none(batch256):
     assert torch.equal(scored(30, False), scored(none, False))
     without = build_model("dipn", replace(config, action_age_horizon_hours=None))
     assert not without.embeddings["context"].ties
-    assert build_model("dipn", "dipn").embeddings["context"].ties  # the default: 24 h
-    assert not build_model("dipn", "dipn_paper").embeddings["context"].ties  # reads no action ages
+    assert not build_model("dipn", "dipn").embeddings["context"].ties  # the default reads all of it
+    paper = build_model("dipn", replace(VARIANTS["dipn_paper"], action_age_horizon_hours=24.0))
+    assert not paper.embeddings["context"].ties  # reads no action ages: nothing to tie
 
 
 def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
@@ -288,11 +289,3 @@ def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
     with pytest.raises(DipnValidationError, match="must be > 0"):
         DIPNConfig(action_age_horizon_hours=-1.0)
 
-
-def test_a_checkpoint_config_from_before_the_horizon_reads_all_of_it():
-    """A config without the field was written by a dipn that read every action age: loading it must
-    not give the model a horizon its weights never had (its rows are not tied)."""
-    saved = DIPNConfig().to_dict()
-    del saved["action_age_horizon_hours"]
-    assert DIPNConfig.from_dict(saved).action_age_horizon_hours is None
-    assert DIPNConfig.from_dict(DIPNConfig().to_dict()).action_age_horizon_hours == 24.0

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dipn.samples.store import SampleStore
-from dipn.models import multitask_loss
+from dipn.models import VARIANTS, multitask_loss
 from dipn.training import checkpoint
 from dipn.training.batches import epoch_batches, to_tensors
 from dipn.training.config import TrainConfig
@@ -43,13 +43,25 @@ def test_one_epoch_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_samples
     assert ckpt["train_state"]["global_step"] == result["global_step"] == steps
     assert set(ckpt["metrics"]) >= {"realtime", "longterm"} and ckpt["git_revision"]
     assert _loss_on(model, store, probe) == pytest.approx(after, rel=1e-6)
-    # The default reads the time since each action up to 24 h: every table keeps its later ids on the
-    # "none" row through training, so the checkpoint (and all exported from it) reads them as none.
+
+
+def test_rows_beyond_an_action_age_horizon_stay_tied_to_none_through_training(
+    tiny_samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every step is followed by ``tie_rows``: best.pt (and all exported from it) reads the ids beyond
+    the horizon as "none", after rows that were trained."""
+    monkeypatch.setitem(VARIANTS, "horizon_24h", replace(VARIANTS["dipn"], action_age_horizon_hours=24.0))
+    trainer = Trainer(SampleStore(tiny_samples), replace(QUICK, variant="horizon_24h"), tmp_path, progress=False)
+    start = {c: trainer.model.embeddings["context"].tables[c].weight.detach().clone()
+             for c, _, _ in trainer.model.embeddings["context"].ties}  # fmt: skip
+    trainer.fit()
+    model, _, _ = checkpoint.load_model(tmp_path / "best.pt")
     context = model.embeddings["context"]
-    assert context.ties
+    assert context.ties and model.config.action_age_horizon_hours == 24.0
     for column, first, none in context.ties:
         table = context.tables[column].weight
-        assert torch.equal(table[first:none], table[none].expand(none - first, -1))
+        assert not torch.equal(table[none], start[column][none])  # the none row trained ...
+        assert torch.equal(table[first:none], table[none].expand(none - first, -1))  # ... and its copies follow
 
 
 def test_shorter_epochs_split_each_pass_and_validate_within_it(tiny_samples: Path, tmp_path: Path) -> None:

@@ -56,7 +56,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -88,8 +87,9 @@ class DIPNConfig(ViewsConfig, TasksConfig):
     action_ages: bool = True
     # How far back the time since each browse action is read; beyond it, as "none" (docs/models.md,
     # "Time since each action, up to a horizon"): what "none" means then does not depend on how many
-    # days of log precede a cut. A bucket edge of the features' action-age rule; None: all of it.
-    action_age_horizon_hours: float | None = 24.0
+    # days of log precede a cut. A bucket edge of the features' action-age rule; None (the default,
+    # which val and eval kept): all of it.
+    action_age_horizon_hours: float | None = None
     early_fusion: bool = False  # one Bi-GRU over the timestamp-merged sequence ("merged")
     hidden_size: int = 32  # d of the Bi-GRU (section 6.1)
     reshape_dim: int = 64  # width of the FC after the concatenated embeddings (section 4.1)
@@ -124,11 +124,6 @@ class DIPNConfig(ViewsConfig, TasksConfig):
             raise DipnValidationError("hidden_size and reshape_dim must be >= 1")
         if self.action_age_horizon_hours is not None and not self.action_age_horizon_hours > 0:
             raise DipnValidationError(f"action_age_horizon_hours must be > 0 hours, got {self.action_age_horizon_hours}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DIPNConfig:
-        """A checkpoint's config; one written before the horizon existed read all of it."""
-        return super().from_dict({"action_age_horizon_hours": None} | dict(data))
 
     @property
     def sequences(self) -> tuple[str, ...]:
