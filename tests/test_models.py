@@ -279,8 +279,6 @@ def test_an_action_age_horizon_reads_every_id_beyond_it_as_none(batch256):
     without = build_model("dipn", replace(config, action_age_horizon_hours=None))
     assert not without.embeddings["context"].ties
     assert not build_model("dipn", "dipn").embeddings["context"].ties  # the default reads all of it
-    paper = build_model("dipn", replace(VARIANTS["dipn_paper"], action_age_horizon_hours=24.0))
-    assert not paper.embeddings["context"].ties  # reads no action ages: nothing to tie
 
 
 def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
@@ -288,4 +286,7 @@ def test_an_action_age_horizon_off_a_bucket_edge_is_refused_naming_the_edges():
         build_model("dipn", DIPNConfig(action_age_horizon_hours=30.0))
     with pytest.raises(DipnValidationError, match="must be > 0"):
         DIPNConfig(action_age_horizon_hours=-1.0)
+    for reads_none in ("dipn_paper", "no_browse"):  # no action ages, or no browse window to take them from
+        with pytest.raises(DipnValidationError, match="reads no time since a browse action"):
+            replace(VARIANTS[reads_none], action_age_horizon_hours=24.0)
 

@@ -53,6 +53,20 @@ def test_train_flags_reach_the_config(tiny_samples: Path, tmp_path: Path) -> Non
     assert ckpt["train_config"]["compile"] is False
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--action-age-horizon-hours", "30"], "30 h is not a bucket edge; the edges in hours: 1, 2,"),
+     (["--action-age-horizon-hours", "0"], "action_age_horizon_hours must be > 0"),
+     (["--action-age-horizon-hours", "24", "--model", "atrank"], "has no setting ['action_age_horizon_hours']")],
+)  # fmt: skip
+def test_an_action_age_horizon_the_model_cannot_take_is_refused_in_one_line(
+    tiny_samples: Path, tmp_path: Path, capsys, argv: list[str], message: str
+) -> None:
+    code = cli(["train", str(tiny_samples), "--out", str(tmp_path / "run"), "--max-steps", "1", "--quiet", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
 @pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:DeprecationWarning")  # torch's own imports
 def test_a_failing_compile_falls_back_to_eager_with_one_warning(
     tiny_samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

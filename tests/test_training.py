@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dipn.samples.store import SampleStore
-from dipn.models import VARIANTS, multitask_loss
+from dipn.models import multitask_loss
 from dipn.training import checkpoint
 from dipn.training.batches import epoch_batches, to_tensors
 from dipn.training.config import TrainConfig
@@ -45,13 +45,10 @@ def test_one_epoch_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_samples
     assert _loss_on(model, store, probe) == pytest.approx(after, rel=1e-6)
 
 
-def test_rows_beyond_an_action_age_horizon_stay_tied_to_none_through_training(
-    tiny_samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every step is followed by ``tie_rows``: best.pt (and all exported from it) reads the ids beyond
-    the horizon as "none", after rows that were trained."""
-    monkeypatch.setitem(VARIANTS, "horizon_24h", replace(VARIANTS["dipn"], action_age_horizon_hours=24.0))
-    trainer = Trainer(SampleStore(tiny_samples), replace(QUICK, variant="horizon_24h"), tmp_path, progress=False)
+def test_rows_beyond_an_action_age_horizon_stay_tied_to_none_through_training(tiny_samples: Path, tmp_path: Path) -> None:
+    """``--action-age-horizon-hours``: every step is followed by ``tie_rows``, so best.pt (and all
+    exported from it) reads the ids beyond the horizon as "none", after rows that were trained."""
+    trainer = Trainer(SampleStore(tiny_samples), replace(QUICK, action_age_horizon_hours=24.0), tmp_path, progress=False)
     start = {c: trainer.model.embeddings["context"].tables[c].weight.detach().clone()
              for c, _, _ in trainer.model.embeddings["context"].ties}  # fmt: skip
     trainer.fit()

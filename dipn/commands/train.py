@@ -35,6 +35,9 @@ FLAGS = (  # defaults come from TrainConfig, then --config, then flags
     ConfigFlag("dropout", float, "dropout of the model's head layers, overriding its preset"),
     ConfigFlag("embedding_dropout", float, "training only: each page, button or category id is read as "
                "out-of-vocabulary with this probability"),
+    ConfigFlag("action_age_horizon_hours", float, "DIPN: read the time since each browse action (purchase, cart, "
+               "collect, browse) up to this many hours, later as none: a bucket edge, 1-24 or whole days to 240 "
+               "(default: all of it; for logs of a few days, docs/models.md)"),
     ConfigFlag("ema_decay", float, "average the weights over steps (an exponential moving average with this decay "
                "per step, e.g. 0.995): val, best.pt and what is exported hold the average (default {default}: off)"),
 )  # fmt: skip

@@ -124,6 +124,9 @@ class DIPNConfig(ViewsConfig, TasksConfig):
             raise DipnValidationError("hidden_size and reshape_dim must be >= 1")
         if self.action_age_horizon_hours is not None and not self.action_age_horizon_hours > 0:
             raise DipnValidationError(f"action_age_horizon_hours must be > 0 hours, got {self.action_age_horizon_hours}")
+        if self.action_age_horizon_hours is not None and not (self.action_ages and "browse" in self.views):
+            raise DipnValidationError("action_age_horizon_hours: this variant reads no time since a browse action "
+                                      "(action_ages off or no browse view), so it has no horizon to apply")  # fmt: skip
 
     @property
     def sequences(self) -> tuple[str, ...]:

@@ -152,7 +152,7 @@ class ContextEmbedding(GroupEmbedding):
         # Per column: the first id read as "none", and the "none" id (untied columns: never reached).
         first = [t.num_embeddings for t in self.records]
         none = [t.num_embeddings - 1 for t in self.records]
-        if action_ages and action_age_horizon_hours is not None:
+        if action_age_horizon_hours is not None:
             try:
                 below = feature_config.action_age.values_below(action_age_horizon_hours * 3_600_000.0)
             except ValueError as exc:

@@ -40,6 +40,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam's L2 penalty; the paper names none
     dropout: float | None = None  # overrides the model's dropout (DIPN: before each head layer); None: the model's
     embedding_dropout: float = 0.0  # training only: a vocabulary id (page, button, category) is read as OOV with this probability
+    # Overrides DIPN's action_age_horizon_hours (docs/models.md, "Time since each action, up to a
+    # horizon"): read the time since each browse action up to this many hours; None: the model's.
+    action_age_horizon_hours: float | None = None
     # Weight averaging (ours, docs/models.md): val, best.pt and the artifact hold an exponential
     # moving average of the weights, this decay per step; training goes on from the trained weights.
     ema_decay: float | None = None
@@ -72,6 +75,9 @@ class TrainConfig:
             raise DipnValidationError(f"training option ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0 <= self.embedding_dropout < 1:
             raise DipnValidationError(f"training option embedding_dropout must be in [0, 1), got {self.embedding_dropout}")
+        if self.action_age_horizon_hours is not None and not self.action_age_horizon_hours > 0:
+            raise DipnValidationError(f"training option action_age_horizon_hours must be > 0, got "
+                                      f"{self.action_age_horizon_hours}")  # fmt: skip
         if self.weight_decay < 0 or not (self.dropout is None or 0 <= self.dropout < 1):
             raise DipnValidationError(f"training option weight_decay must be >= 0 and dropout in [0, 1), got "
                                       f"{self.weight_decay}, {self.dropout}")  # fmt: skip

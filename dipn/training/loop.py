@@ -58,7 +58,8 @@ class Trainer:
         self.threads = runtime.set_threads(config.threads)
         runtime.keep_freed_memory()
         torch.manual_seed(config.seed)
-        overrides = {"dropout": config.dropout} if config.dropout is not None else None
+        overrides = {name: getattr(config, name) for name in ("dropout", "action_age_horizon_hours")
+                     if getattr(config, name) is not None} or None  # fmt: skip
         model = build_model_for_data(config.model, config.variant, store.manifest.config, store.groups_present,
                                      overrides)  # fmt: skip
         set_embedding_dropout(model, config.embedding_dropout)
