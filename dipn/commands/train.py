@@ -37,7 +37,7 @@ FLAGS = (  # defaults come from TrainConfig, then --config, then flags
                "out-of-vocabulary with this probability"),
     ConfigFlag("action_age_horizon_hours", float, "DIPN: read the time since each browse action (purchase, cart, "
                "collect, browse) up to this many hours, later as none: a bucket edge, 1-24 or whole days to 240 "
-               "(default: all of it; for logs of a few days, docs/models.md)"),
+               "(default {default}: all of it; for logs of a few days, docs/models.md)"),
     ConfigFlag("ema_decay", float, "average the weights over steps (an exponential moving average with this decay "
                "per step, e.g. 0.995): val, best.pt and what is exported hold the average (default {default}: off)"),
 )  # fmt: skip
