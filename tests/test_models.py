@@ -14,7 +14,6 @@ from dipn.errors import DipnValidationError
 from dipn.features import MERGED, VIEWS
 from dipn.features.spec import FeatureConfig, Group
 from dipn.models import VARIANTS, DIPNConfig, GroupEmbedding, build_model, multitask_loss, parameter_counts, size_estimate_mb
-from dipn.models.embeddings import tie_rows
 
 try:  # tests/ is not a package; pytest puts it on sys.path (or, as a package, its parent)
     from synthetic_batches import make_batch, model_inputs, plant_signal
@@ -274,7 +273,7 @@ def test_an_action_age_horizon_reads_every_id_beyond_it_as_none(batch256):
     # ... and a step of the optimizer is followed by tie_rows, which copies it back.
     with torch.no_grad():
         model.embeddings["context"].tables[column].weight[none] += 1.0
-    tie_rows(model)
+    model.embeddings["context"].tie_rows()
     assert torch.equal(scored(30, False), scored(none, False))
     without = build_model("dipn", replace(config, action_age_horizon_hours=None))
     assert not without.embeddings["context"].ties

@@ -125,10 +125,11 @@ class PiecewiseRule:
     def values_below(self, ms: float) -> int:
         """How many values lie wholly below ``ms``, which must be a bucket edge (a horizon cannot
         split a bucket: the ids would not say on which side of it an event was)."""
-        if ms not in self.edges:
-            hours = ", ".join(f"{e / 3_600_000:g}" for e in self.edges)
+        edges = self.edges
+        if ms not in edges:
+            hours = ", ".join(f"{e / 3_600_000:g}" for e in edges)
             raise ValueError(f"{ms / 3_600_000:g} h is not a bucket edge; the edges in hours: {hours}")
-        return self.edges.index(ms) + 1
+        return edges.index(ms) + 1
 
 
 _S, _MIN, _H, _D = 1_000.0, 60_000.0, 3_600_000.0, 86_400_000.0

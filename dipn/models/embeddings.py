@@ -162,7 +162,7 @@ class ContextEmbedding(GroupEmbedding):
                     first[i] = below + 1  # ids are values + 1
         self.register_buffer("first_tied", torch.tensor(first, dtype=torch.int64), persistent=False)
         self.register_buffer("none_id", torch.tensor(none, dtype=torch.int64), persistent=False)
-        self.ties = tuple((i, f, n) for i, (f, n) in enumerate(zip(first, none)) if f < n + 1)
+        self.ties = tuple((i, f, n) for i, (f, n) in enumerate(zip(first, none)) if f <= n)
         self.tie_rows()
 
     def forward(self, ids: Tensor) -> Tensor:
@@ -179,12 +179,10 @@ class ContextEmbedding(GroupEmbedding):
             weight[first:none] = weight[none]
 
 
-def tie_rows(model: nn.Module) -> None:
-    """``ContextEmbedding.tie_rows`` for every context embedding of a model: what the trainer runs
-    after each optimizer step, so scoring and checkpoints always hold tied rows."""
-    for module in model.modules():
-        if isinstance(module, ContextEmbedding) and module.ties:
-            module.tie_rows()
+def tied_embeddings(model: nn.Module) -> tuple[ContextEmbedding, ...]:
+    """The context embeddings of a model that tie rows (an action-age horizon): the trainer runs
+    their ``tie_rows`` after each optimizer step, so scoring and checkpoints always hold tied rows."""
+    return tuple(m for m in model.modules() if isinstance(m, ContextEmbedding) and m.ties)
 
 
 def _dropped_to_oov(ids: Tensor, p: float) -> Tensor:

@@ -22,7 +22,7 @@ from dipn.errors import DipnValidationError
 from dipn.training.metrics import task_metrics
 from dipn.features import TASKS as LABELS
 from dipn.models import build_model_for_data, multitask_loss
-from dipn.models.embeddings import set_embedding_dropout, tie_rows
+from dipn.models.embeddings import set_embedding_dropout, tied_embeddings
 from dipn.training import batches, checkpoint, distributed, runtime
 from dipn.training.compiled import Forward
 from dipn.training.config import TrainConfig
@@ -64,6 +64,7 @@ class Trainer:
                                      overrides)  # fmt: skip
         set_embedding_dropout(model, config.embedding_dropout)
         self.model = model.to(self.device)
+        self.tied = tied_embeddings(self.model)  # found once: the step loop only runs their tie_rows
         if config.threads is None and self.device.type == "cpu" and not config.compile:
             runtime.adapt_threads(self.model)  # the default: chosen from the steps' own wall time
         # The weights' moving average (--ema-decay): its copy of the model shares the thread hook.
@@ -110,7 +111,8 @@ class Trainer:
             loss = self._forward_backward(tensors)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        tie_rows(self.model)  # ids beyond an action-age horizon keep reading as "none"
+        for embedding in self.tied:  # ids beyond an action-age horizon keep reading as "none"
+            embedding.tie_rows()
         if self.average is not None:
             self.average.update_parameters(self.model)
         self.state.global_step += 1
