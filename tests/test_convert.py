@@ -394,6 +394,25 @@ def test_tf_graph_matches_torch_with_the_ordinal_wide_path() -> None:
     np.testing.assert_allclose(DipnTF(model).jit_scores(inputs), torch_scores(model, inputs), atol=2e-6, rtol=0)
 
 
+def test_tf_graph_reads_action_ages_beyond_a_horizon_as_none_like_torch() -> None:
+    """The horizon lives in the weights (tied rows), so the TensorFlow re-expression, which looks the
+    tables up as they are, must score ids beyond it as "none", as torch does."""
+    from convert.tf_graph import DipnTF
+
+    torch.manual_seed(0)
+    model = DIPN(replace(VARIANTS["browse_history"], action_age_horizon_hours=24.0),
+                 replace(FeatureConfig(), sequence_length=12)).eval()  # fmt: skip
+    inputs = _random_inputs(model, 9, np.random.default_rng(5))
+    names = [spec.name for spec in model.feature_config.group("context")]
+    since = [i for i, name in enumerate(names) if name.startswith("since_")]
+    none = model.feature_config.spec("context", "since_purchase").num_embeddings - 1
+    beyond, as_none = (dict(inputs, context=inputs["context"].copy()) for _ in range(2))
+    beyond["context"][:, since], as_none["context"][:, since] = 30, none  # 6-7 days ago, and "none"
+    tf_model = DipnTF(model)
+    np.testing.assert_allclose(tf_model.jit_scores(beyond), tf_model.jit_scores(as_none), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(tf_model.jit_scores(beyond), torch_scores(model, beyond), atol=2e-6, rtol=0)
+
+
 # The commands that drive the converter or the device side import them inside ``run`` only.
 ORCHESTRATORS = {"dipn/commands/convert.py", "dipn/commands/demo.py", "dipn/commands/keygen.py"}
 
