@@ -74,9 +74,11 @@ def dataset(args: argparse.Namespace) -> Path:
     return samples
 
 
-def runs_root(data: Path, ema_decay: float | None) -> Path:
-    """Where this run's rows train: runs whose weights are averaged (``--ema-decay``) apart."""
-    return data / ("runs" if ema_decay is None else f"runs-ema{ema_decay:g}")
+def runs_root(data: Path, ema_decay: float | None, embedding_dropout: float = 0.0) -> Path:
+    """Where this run's rows train: runs whose weights are averaged (``--ema-decay``) or whose
+    vocabulary ids are dropped (``--embedding-dropout``) apart, so no option reuses another's models."""
+    parts = ([f"ema{ema_decay:g}"] if ema_decay is not None else []) + ([f"edrop{embedding_dropout:g}"] if embedding_dropout else [])
+    return data / "-".join(["runs", *parts])
 
 
 def run_dir_of(runs_dir: Path, model: str, variant: str | None, seed: int) -> Path:
@@ -142,6 +144,8 @@ def markdown(report: dict) -> str:
     at_size = "" if a.get("name", "accuracy") == "accuracy" else f", at {d['train_used']:,} training samples"
     if a.get("ema_decay") is not None:
         at_size += f", torch weights averaged over steps (decay {a['ema_decay']:g})"
+    if a.get("embedding_dropout"):
+        at_size += f", torch rows with embedding dropout {a['embedding_dropout']:g}"
     lines = [
         "## Accuracy: Tables 4 and 5 on simulated data" + at_size,
         "",
@@ -192,6 +196,7 @@ def command(a: dict) -> str:
             f"--batch-size {a['batch_size']} --lr {a['lr']} --bootstrap {a['bootstrap']} --seeds {a.get('seeds', 1)}"
             + (f" --threads {a['threads']}" if a.get("threads") else "")
             + (f" --ema-decay {a['ema_decay']:g}" if a.get("ema_decay") is not None else "")
+            + (f" --embedding-dropout {a['embedding_dropout']:g}" if a.get("embedding_dropout") else "")
             + (f" --name {a['name']}" if a.get("name", "accuracy") != "accuracy" else "")
             + (f" --only {' '.join(repr(o) if ' ' in o else o for o in a['only'])}" if a.get("only") else ""))
 
@@ -331,6 +336,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--ema-decay", type=float, default=None, help="torch rows average their weights over steps "
                    "(dipn train --ema-decay); they train apart, in DATA/runs-emaDECAY (default: off)")
+    p.add_argument("--embedding-dropout", type=float, default=0.0,
+                   help="torch rows read each page, button and category id as OOV with this probability in "
+                   "training (dipn train --embedding-dropout); they train apart, in DATA/runs-edropP (default: 0, off)")
     p.add_argument("--only", nargs="*", help="row labels or variants to run (default: all)")
     p.add_argument("--models", action="store_true", help="only the model comparison rows "
                    f"({', '.join(COMPARED)}): writes models.{{json,md}}, leaves accuracy.{{json,md}} alone")  # fmt: skip
@@ -345,13 +353,14 @@ def main() -> None:
         config = TrainConfig(epochs=args.epochs, epoch_samples=args.epoch_samples, patience=args.patience,
                              batch_size=args.batch_size, lr=args.lr,
                              seed=args.seed, max_train_samples=args.train_samples, max_eval_samples=args.eval_samples,
-                             threads=args.threads, ema_decay=args.ema_decay)  # fmt: skip
+                             threads=args.threads, ema_decay=args.ema_decay,
+                             embedding_dropout=args.embedding_dropout)  # fmt: skip
     except DipnValidationError as exc:
         p.error(str(exc))
     store = SampleStore(dataset(args))
     train = subset(store.indices("train"), args.train_samples, args.seed)
     ev = EvalSet.of(store, subset(store.indices("eval"), args.eval_samples, args.seed + 1))
-    runs_dir = runs_root(args.data, args.ema_decay)
+    runs_dir = runs_root(args.data, args.ema_decay, args.embedding_dropout)
     rows = [r for r in ROWS if not args.only or r[0] in args.only or (r[2] or r[1]) in args.only or r[0] == REFERENCE]
     if args.models:
         rows = [r for r in rows if r[0] in COMPARED or r[0] == REFERENCE]

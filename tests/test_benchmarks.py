@@ -138,7 +138,8 @@ def test_accuracy_resumes_only_rows_of_the_same_settings_and_code(tmp_path: Path
 
 
 def test_accuracy_with_averaged_weights_trains_apart_and_says_so(tmp_path: Path) -> None:
-    """--ema-decay rows never reuse or overwrite the plain rows' models, and the section names it."""
+    """--ema-decay and --embedding-dropout rows never reuse or overwrite the plain rows' models, and
+    the section names them."""
     from benchmarks.accuracy import command, run_dir_of, runs_root
 
     plain, averaged = runs_root(tmp_path, None), runs_root(tmp_path, 0.995)
@@ -147,6 +148,10 @@ def test_accuracy_with_averaged_weights_trains_apart_and_says_so(tmp_path: Path)
     args = {"users": 2000, "days": 4, "seed": 0, "train_samples": 100000, "eval_samples": 10000, "epochs": 8,
             "patience": 2, "batch_size": 128, "lr": 0.002, "bootstrap": 200, "seeds": 2, "name": "x"}  # fmt: skip
     assert "--ema-decay 0.995" in command(args | {"ema_decay": 0.995}) and "--ema-decay" not in command(args)
+    dropped = runs_root(tmp_path, None, 0.3)
+    assert len({plain, averaged, dropped, runs_root(tmp_path, 0.995, 0.3)}) == 4 and runs_root(tmp_path, None, 0.0) == plain
+    assert "--embedding-dropout 0.3" in command(args | {"embedding_dropout": 0.3})
+    assert "--embedding-dropout" not in command(args | {"embedding_dropout": 0.0})
     done = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--ema-decay", "1"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
