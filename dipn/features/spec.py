@@ -106,12 +106,8 @@ class PiecewiseRule:
 
     @property
     def buckets(self) -> int:
-        """Values 0..buckets-1, the last one the open bucket."""
-        lower, total = 0.0, 0
-        for upper, step in self.pieces:
-            total += int((upper - lower) / step)
-            lower = upper
-        return total + 1
+        """Values 0..buckets-1, the last one the open bucket (beyond the last edge)."""
+        return len(self.edges) + 1
 
     @property
     def edges(self) -> tuple[float, ...]:
